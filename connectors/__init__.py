@@ -1,0 +1,16 @@
+"""Inbeeld connector: what a tenant runs beside its own case system.
+
+Public API::
+
+    from connectors import Connector, InboxMessage
+
+    async with Connector(tenant="GM0518", amqp_url=..., system="leerlingzaken") as c:
+        await c.send("nl.leerplicht.ping", {"text": "hello"}, recipients=["GM0599"])
+        async for message in c.inbox():
+            ...
+            await message.ack()
+"""
+
+from connectors.client import Connector, ConnectorError, InboxMessage
+
+__all__ = ["Connector", "ConnectorError", "InboxMessage"]

@@ -1,0 +1,142 @@
+"""The demo as a sequence of steps. Each flow adds its step to `STEPS`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from connectors import Connector, InboxMessage
+from hub import provisioning, registry
+from hub.config import Settings
+from hub.provisioning import BrokerCredentials
+from hub.router import Router
+from hub.services import amqp_channel, ensure_deployment, management, open_database
+from hub.store.db import Database
+
+TENANT_SYSTEMS = {"GM0518": "leerlingzaken", "GM0599": "leerplicht", "GM0307": "leerplicht",
+                  "GM0957": "leerplicht", "ingrado": "sjablonen"}
+
+
+@dataclass
+class DemoContext:
+    settings: Settings
+    out: Path
+    console: Console
+    db: Database
+    router: Router
+    names: dict[str, str]
+    connectors: dict[str, Connector] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+Step = tuple[str, Callable[[DemoContext], Awaitable[None]]]
+
+
+async def collect(connector: Connector, want: int, timeout: float = 15.0) -> list[InboxMessage]:
+    """Read `want` messages from a connector's inbox (acking them), or fail after `timeout`."""
+    got: list[InboxMessage] = []
+
+    async def read() -> None:
+        async for message in connector.inbox(idle_timeout=timeout):
+            await message.ack()
+            got.append(message)
+            if len(got) >= want:
+                return
+
+    await asyncio.wait_for(read(), timeout)
+    return got
+
+
+async def step_hello(ctx: DemoContext) -> None:
+    """Every tenant greets the next one through the hub; show who sent what to whom."""
+    codes = sorted(ctx.connectors)
+    pairs = [(a, codes[(i + 1) % len(codes)]) for i, a in enumerate(codes)]
+    sent = {}
+    for sender, recipient in pairs:
+        ev = await ctx.connectors[sender].send(
+            "nl.leerplicht.ping", {"text": f"hello from {ctx.names[sender]}"}, [recipient]
+        )
+        sent[ev.id] = (sender, recipient)
+    arrived = {}
+    for code in codes:
+        for m in await collect(ctx.connectors[code], 1):
+            arrived[m.event.id] = (code, m.event.sequence, m.event.data["text"])
+    table = Table("from", "to", "type", "arrived", "seq", "text", title="hello through the hub")
+    rows = []
+    for event_id, (sender, recipient) in sent.items():
+        got = arrived.get(event_id)
+        ok = got is not None and got[0] == recipient
+        table.add_row(ctx.names[sender], ctx.names[recipient], "ping",
+                      "[green]yes[/]" if ok else "[red]no[/]", str(got[1]) if got else "",
+                      got[2] if got else "")
+        rows.append({"event_id": event_id, "from": sender, "to": recipient, "arrived": ok,
+                     "sequence": got[1] if got else None})
+    ctx.console.print(table)
+    ctx.results["hello"] = rows
+    if not all(r["arrived"] for r in rows):
+        raise RuntimeError("not every hello arrived")
+
+
+STEPS: list[Step] = [("Every tenant says hello through the hub", step_hello)]
+
+
+async def _reset(settings: Settings, out: Path) -> None:
+    async with management(settings) as mgmt:
+        await mgmt.overview()
+        await mgmt.delete_vhost(settings.vhost)
+        for user in await mgmt.list_users():
+            if user["name"].startswith(settings.vhost + "."):
+                await mgmt.delete_user(user["name"])
+        await ensure_deployment(settings, mgmt)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+async def play(base: Settings, out: Path, vhost: str, console: Console) -> None:
+    out = out.resolve()
+    settings = base.model_copy(
+        update={"vhost": vhost, "database_url": f"sqlite+aiosqlite:///{out / 'hub.db'}"}
+    )
+    await _reset(settings, out)
+    console.rule("[bold]Inbeeld demo[/] — keeping every pupil in view")
+    db = await open_database(settings)
+    creds: dict[str, BrokerCredentials] = {}
+    async with management(settings) as mgmt, amqp_channel(settings) as channel:
+        async with db.session() as s, s.begin():
+            tenants = await registry.seed(s)
+            for t in tenants:
+                creds[t.code] = await provisioning.provision_tenant(s, mgmt, channel, settings,
+                                                                    t.code)
+    names = {t.code: f"{t.name.removeprefix('Gemeente ').split(',')[0]} ({t.code})"
+             for t in tenants}
+    console.print(f"hub on vhost [bold]{vhost}[/], database {out / 'hub.db'}; "
+                  f"{len(tenants)} tenants provisioned: " + ", ".join(names.values()))
+    router = Router(settings, db)
+    await router.start()
+    ctx = DemoContext(settings, out, console, db, router, names)
+    try:
+        for t in tenants:
+            c = Connector(t.code, settings.amqp_url_for(user=creds[t.code].username,
+                                                        password=creds[t.code].password),
+                          system=TENANT_SYSTEMS.get(t.code, "connector"))
+            await c.connect()
+            ctx.connectors[t.code] = c
+        for number, (title, step) in enumerate(STEPS, 1):
+            console.rule(f"step {number}: {title}")
+            await step(ctx)
+        (out / "demo.json").write_text(json.dumps(ctx.results, indent=2, default=str))
+        console.print(f"[green]demo complete[/]; artefacts in {out}")
+    finally:
+        for c in ctx.connectors.values():
+            await c.close()
+        await router.stop()
+        await db.close()

@@ -1,0 +1,1 @@
+"""The Inbeeld hub: API, router, broker topology and provisioning, store, audit, CLI."""

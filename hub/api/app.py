@@ -1,0 +1,39 @@
+"""The FastAPI application. Routes are thin; services live in hub.* modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hub.api import errors
+from hub.api.routes import health, ledger, tenants
+from hub.config import Settings
+from hub.store.db import Database
+
+DESCRIPTION = """Inbeeld hub API: tenants, groups, ledger and dead letters.
+
+Authenticate with `Authorization: Bearer inb_...` (an operator or a tenant token).
+Tenants see only their own records. The message contract (AsyncAPI) is served at
+[/asyncapi.yaml](/asyncapi.yaml)."""
+
+
+def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
+    owns_db = db is None
+    database = db or Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_db:
+            await database.close()
+
+    app = FastAPI(title="Inbeeld hub", version="0.1.0", description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = database
+    errors.install(app)
+    for module in (health, tenants, ledger):
+        app.include_router(module.router)
+    return app

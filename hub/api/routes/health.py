@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aio_pika
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from hub.api.deps import DbDep, SettingsDep
+from hub.store.db import head_revision
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Broker and database status")
+async def health(db: DbDep, settings: SettingsDep) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        await asyncio.wait_for(db.ping(), 5)
+        revision = await db.current_revision()
+        checks["database"] = "ok" if revision == head_revision() else f"migration {revision} behind"
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+    try:
+        conn = await asyncio.wait_for(aio_pika.connect(settings.amqp_url_for(), timeout=5), 5)
+        await conn.close()
+        checks["broker"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["broker"] = f"unreachable ({type(exc).__name__})"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "degraded", **checks},
+                        status_code=200 if healthy else 503)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from hub import ledger
+from hub.api.deps import CurrentPrincipal, Operator, SessionDep
+from hub.store.models import DeadLetter
+from schemas.errors import NotFound
+
+router = APIRouter(tags=["ledger"])
+
+
+class LedgerItem(BaseModel):
+    event_id: str
+    type: str
+    sender: str
+    recipients: list[str]
+    status: str
+    reason: str | None
+    received_at: datetime
+    routed_at: datetime | None
+    subject: str | None
+    sequence: int | None
+
+
+class DeadLetterItem(BaseModel):
+    id: int
+    reason: str
+    detail: str
+    sender: str | None
+    received_at: datetime
+    replayed_at: datetime | None
+    size: int
+
+
+@router.get("/ledger", summary="Events you sent or received (operator: all)")
+async def list_ledger(
+    s: SessionDep,
+    who: CurrentPrincipal,
+    direction: Literal["all", "sent", "received"] = "all",
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> list[LedgerItem]:
+    views = await ledger.list_for(s, who.tenant, limit=limit, offset=offset, direction=direction)
+    return [LedgerItem(**v.__dict__) for v in views]
+
+
+@router.get("/ledger/{event_id}", summary="One event of yours")
+async def get_ledger(event_id: str, s: SessionDep, who: CurrentPrincipal) -> LedgerItem:
+    view = await ledger.get_for(s, who.tenant, event_id)
+    if view is None:
+        raise NotFound(f"no event {event_id}")
+    return LedgerItem(**view.__dict__)
+
+
+@router.get("/ledger-counts", summary="Events per status (operator)")
+async def ledger_counts(s: SessionDep, _op: Operator) -> dict[str, int]:
+    return await ledger.counts(s)
+
+
+def _dl(row: DeadLetter) -> DeadLetterItem:
+    return DeadLetterItem(id=row.id, reason=row.reason, detail=row.detail, sender=row.sender,
+                          received_at=row.received_at, replayed_at=row.replayed_at,
+                          size=len(row.body))
+
+
+@router.get("/dead-letters", summary="Messages the hub could not route (tenants: their own)")
+async def list_dead_letters(
+    s: SessionDep, who: CurrentPrincipal, limit: int = Query(100, ge=1, le=1000)
+) -> list[DeadLetterItem]:
+    q = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+    if who.tenant is not None:
+        q = q.where(DeadLetter.sender == who.tenant)
+    return [_dl(r) for r in await s.scalars(q)]
+
+
+@router.get("/dead-letters/{dl_id}/body", summary="The raw body, base64 (operator)")
+async def dead_letter_body(dl_id: int, s: SessionDep, _op: Operator) -> dict[str, str]:
+    row = await s.get(DeadLetter, dl_id)
+    if row is None:
+        raise NotFound(f"no dead letter {dl_id}")
+    return {"body_b64": base64.b64encode(row.body).decode()}

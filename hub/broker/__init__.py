@@ -1,0 +1,1 @@
+"""RabbitMQ at the hub's edge: topology, management-API provisioning, connections."""

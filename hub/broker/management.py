@@ -1,0 +1,132 @@
+"""A small client for the RabbitMQ management HTTP API (httpx): vhosts, users, permissions,
+connections. The hub provisions tenants through it; tests make their own vhosts with it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from hub.errors import ManagementUnavailable
+from schemas.errors import InbeeldError
+
+
+class ManagementError(InbeeldError):
+    reason = "broker_management_error"
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+class Management:
+    def __init__(self, base_url: str, user: str, password: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url + "/api", auth=(user, password), timeout=timeout
+        )
+
+    async def __aenter__(self) -> Management:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, json: Any = None) -> Any:
+        try:
+            resp = await self._client.request(method, path, json=json)
+        except httpx.TransportError as exc:
+            raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+        if resp.status_code == 401:
+            raise ManagementError("the management API refused the hub's credentials")
+        if resp.status_code == 404 and method in ("GET", "DELETE"):
+            return None
+        if resp.status_code >= 400:
+            raise ManagementError(f"{method} {path} failed: {resp.status_code} {resp.text[:200]}")
+        return resp.json() if resp.content else None
+
+    async def overview(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/overview")
+        return result
+
+    async def create_vhost(self, vhost: str) -> None:
+        await self._call("PUT", f"/vhosts/{_q(vhost)}", {"description": "inbeeld"})
+
+    async def delete_vhost(self, vhost: str) -> None:
+        await self._call("DELETE", f"/vhosts/{_q(vhost)}")
+
+    async def vhost_exists(self, vhost: str) -> bool:
+        return await self._call("GET", f"/vhosts/{_q(vhost)}") is not None
+
+    async def put_user(self, user: str, password: str, tags: str = "") -> None:
+        await self._call("PUT", f"/users/{_q(user)}", {"password": password, "tags": tags})
+
+    async def delete_user(self, user: str) -> None:
+        await self._call("DELETE", f"/users/{_q(user)}")
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._call("GET", "/users") or []
+        return result
+
+    async def set_permissions(
+        self, vhost: str, user: str, configure: str, write: str, read: str
+    ) -> None:
+        await self._call(
+            "PUT",
+            f"/permissions/{_q(vhost)}/{_q(user)}",
+            {"configure": configure, "write": write, "read": read},
+        )
+
+    async def get_permissions(self, vhost: str, user: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._call(
+            "GET", f"/permissions/{_q(vhost)}/{_q(user)}"
+        )
+        return result
+
+    async def clear_permissions(self, vhost: str, user: str) -> None:
+        await self._call("DELETE", f"/permissions/{_q(vhost)}/{_q(user)}")
+
+    async def set_topic_permissions(
+        self, vhost: str, user: str, exchange: str, write: str, read: str
+    ) -> None:
+        await self._call(
+            "PUT",
+            f"/topic-permissions/{_q(vhost)}/{_q(user)}",
+            {"exchange": exchange, "write": write, "read": read},
+        )
+
+    async def connections_of(self, user: str) -> list[dict[str, Any]]:
+        conns: list[dict[str, Any]] = await self._call("GET", "/connections") or []
+        return [c for c in conns if c.get("user") == user]
+
+    async def close_connections_of(self, user: str, reason: str = "access revoked") -> int:
+        """Close every connection of `user`; returns how many were closed."""
+        closed = 0
+        for conn in await self.connections_of(user):
+            headers = {"X-Reason": reason}
+            try:
+                resp = await self._client.delete(f"/connections/{_q(conn['name'])}", headers=headers)
+            except httpx.TransportError as exc:
+                raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+            if resp.status_code < 400 or resp.status_code == 404:
+                closed += 1
+        return closed
+
+    async def queue(self, vhost: str, name: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._call(
+            "GET", f"/queues/{_q(vhost)}/{_q(name)}"
+        )
+        return result
+
+    async def exchange(self, vhost: str, name: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._call(
+            "GET", f"/exchanges/{_q(vhost)}/{_q(name)}"
+        )
+        return result

@@ -1,0 +1,307 @@
+"""`inbeeld`: the hub and its operator's tools."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub import auth, provisioning, registry
+from hub.config import Settings, get_settings
+from hub.errors import ServiceUnavailable
+from hub.services import amqp_channel, ensure_deployment, management, open_database
+from schemas.errors import InbeeldError
+from schemas.observability import configure_logging
+
+app = typer.Typer(
+    help="Inbeeld hub: routes events between municipalities and partners; never reads personal data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+tenant_app = typer.Typer(help="Register, list, provision and suspend tenants.", no_args_is_help=True)
+group_app = typer.Typer(help="Named groups of tenants (regions, custom lists).", no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens (shown once, stored hashed).", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(group_app, name="group")
+app.add_typer(token_app, name="token")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Run a command; service outages become one line and exit 2, refusals exit 1."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except ServiceUnavailable as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except InbeeldError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the hub's database schema."""
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        console.print(f"database at revision [bold]{await db.current_revision()}[/]")
+        await db.close()
+
+    run(go)
+
+
+@app.command()
+def seed() -> None:
+    """Load the five seed tenants and seed groups (existing ones are kept)."""
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        async with db.session() as s, s.begin():
+            tenants = await registry.seed(s)
+        await db.close()
+        console.print(f"{len(tenants)} tenants registered")
+
+    run(go)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (INBEELD_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (INBEELD_API_PORT)")] = None,
+    router: Annotated[bool, typer.Option("--router/--no-router", help="Run the router here too")] = True,
+) -> None:
+    """Run the HTTP API (and, unless --no-router, the router) in one process."""
+    import uvicorn
+
+    from hub.api.app import create_app
+    from hub.router import Router
+
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        mgmt = management(settings)
+        await ensure_deployment(settings, mgmt)
+        await mgmt.aclose()
+        the_router = Router(settings, db) if router else None
+        if the_router is not None:
+            await the_router.start()
+        config = uvicorn.Config(create_app(settings, db), host=host or settings.api_host,
+                                port=port or settings.api_port, log_config=None)
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            if the_router is not None:
+                await the_router.stop()
+            await db.close()
+
+    run(go)
+
+
+@app.command("router")
+def router_cmd() -> None:
+    """Run only the router (several may run side by side as competing consumers)."""
+    from hub.router import Router
+
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        mgmt = management(settings)
+        await ensure_deployment(settings, mgmt)
+        await mgmt.aclose()
+        try:
+            await Router(settings, db).run_forever()
+        finally:
+            await db.close()
+
+    run(go)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes its artefacts")] = Path("demo-out"),
+    vhost: Annotated[str, typer.Option(help="Demo vhost (reset at start)")] = "inbeeld-demo",
+) -> None:
+    """Play the mission's story end to end on a fresh demo vhost and database."""
+    settings = get_settings()
+    if settings.log_level.upper() == "INFO":  # keep the story readable; INBEELD_LOG_LEVEL wins
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+    try:
+        from demo.story import play
+    except ImportError:  # pragma: no cover - installed without the demo package
+        err.print("error: the demo package is not installed")
+        raise typer.Exit(1) from None
+    run(lambda: play(settings, out, vhost, console), settings)
+
+
+# -- tenants ---------------------------------------------------------------------------------
+
+
+def _tenant_table(tenants: list[registry.TenantInfo]) -> Table:
+    table = Table("code", "name", "kind", "OIN", "active", "broker user")
+    for t in tenants:
+        table.add_row(t.code, t.name, t.kind, t.oin or "", "yes" if t.active else "[red]no[/]",
+                      t.broker_username or "")
+    return table
+
+
+@tenant_app.command("add")
+def tenant_add(
+    code: str,
+    name: str,
+    kind: Annotated[str, typer.Option(help="municipality | regional_bureau | association")] = "municipality",
+    oin: Annotated[str | None, typer.Option(help="20-digit government organisation number")] = None,
+) -> None:
+    """Register a tenant."""
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        async with db.session() as s, s.begin():
+            t = await registry.add_tenant(s, code, name, kind, oin)
+        await db.close()
+        console.print(_tenant_table([t]))
+
+    run(go)
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List tenants."""
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        async with db.session() as s:
+            tenants = await registry.list_tenants(s)
+        await db.close()
+        console.print(_tenant_table(tenants))
+
+    run(go)
+
+
+@tenant_app.command("provision")
+def tenant_provision(code: str) -> None:
+    """Create the tenant's broker user and inbox; prints its credentials ONCE."""
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        async with management(settings) as mgmt:
+            await ensure_deployment(settings, mgmt)
+            async with amqp_channel(settings) as channel, db.session() as s, s.begin():
+                creds = await provisioning.provision_tenant(s, mgmt, channel, settings, code)
+        await db.close()
+        console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
+        console.print(f"password (shown once, not stored): [bold]{creds.password}[/]")
+
+    run(go)
+
+
+@tenant_app.command("suspend")
+def tenant_suspend(code: str) -> None:
+    """Suspend a tenant: revoke broker access and close its connections at once."""
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        async with management(settings) as mgmt, db.session() as s, s.begin():
+            closed = await provisioning.suspend_tenant(s, mgmt, settings, code)
+        await db.close()
+        console.print(f"{code} suspended; {closed} connection(s) closed")
+
+    run(go)
+
+
+# -- groups ----------------------------------------------------------------------------------
+
+
+@group_app.command("add")
+def group_add(
+    name: str,
+    members: Annotated[list[str], typer.Argument(help="Tenant codes")],
+    description: str = "",
+) -> None:
+    """Create a group of tenants."""
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        async with db.session() as s, s.begin():
+            added = await registry.add_group(s, name, members, description)
+        await db.close()
+        console.print(f"group {name}: {', '.join(added)}")
+
+    run(go)
+
+
+@group_app.command("list")
+def group_list() -> None:
+    """List groups and their members."""
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        async with db.session() as s:
+            groups = await registry.list_groups(s)
+        await db.close()
+        table = Table("group", "members")
+        for name, members in groups.items():
+            table.add_row(name, ", ".join(members))
+        console.print(table)
+
+    run(go)
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str | None, typer.Option(help="Tenant code; omit with --operator")] = None,
+    operator: Annotated[bool, typer.Option(help="An operator token")] = False,
+    label: str = "",
+) -> None:
+    """Create an API token; prints it ONCE."""
+    if operator == (tenant is not None):
+        err.print("error: give either --operator or --tenant CODE")
+        raise typer.Exit(2)
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        async with db.session() as s, s.begin():
+            token_id, token = await auth.issue(
+                s, "operator" if operator else "tenant", tenant, label
+            )
+        await db.close()
+        console.print(f"token {token_id} (shown once, stored hashed): [bold]{token}[/]")
+
+    run(go)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by its id."""
+
+    async def go() -> None:
+        db = await open_database(get_settings())
+        async with db.session() as s, s.begin():
+            await auth.revoke(s, token_id)
+        await db.close()
+        console.print(f"token {token_id} revoked")
+
+    run(go)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,81 @@
+"""The hub's one settings object. Every value comes from an `INBEELD_*` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INBEELD_", extra="ignore")
+
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        description="RabbitMQ server the hub uses (its own admin user); the vhost comes from INBEELD_VHOST.",
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./inbeeld.db",
+        description="SQLAlchemy async URL: SQLite (embedded default) or postgresql+asyncpg://...",
+    )
+    rabbitmq_api_url: str = Field(
+        "http://127.0.0.1:15672", description="RabbitMQ management API, used to provision tenants."
+    )
+    rabbitmq_api_user: str | None = Field(
+        None, description="Management API user; defaults to the user in INBEELD_AMQP_URL."
+    )
+    rabbitmq_api_password: str | None = Field(
+        None, description="Management API password; defaults to the one in INBEELD_AMQP_URL."
+    )
+    vhost: str = Field("inbeeld", description="RabbitMQ virtual host of this deployment.")
+    log_format: Literal["auto", "console", "json"] = Field(
+        "auto", description="console on a terminal, JSON lines otherwise (auto), or forced."
+    )
+    log_level: str = Field("INFO", description="Minimum log level.")
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    api_port: int = Field(8080, description="Port of the HTTP API.")
+    delivery_limit: int = Field(
+        5, description="Redeliveries of a message before it is dead-lettered (x-delivery-limit)."
+    )
+    inbox_max_length: int = Field(
+        100_000, description="Per-tenant inbox length limit; beyond it the sender is refused."
+    )
+    hub_source: str = Field(
+        "urn:nld:cbs:inbeeld:systeem:hub",
+        description="CloudEvents `source` of events the hub itself sends (use the operator's OIN).",
+    )
+    publish_timeout: float = Field(10.0, description="Seconds to wait for a publisher confirm.")
+
+    def amqp_url_for(self, vhost: str | None = None, user: str | None = None,
+                     password: str | None = None) -> str:
+        """The AMQP URL for `vhost` (default: ours), optionally as another user."""
+        parts = urlsplit(self.amqp_url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        cred_user = user if user is not None else (parts.username or "guest")
+        cred_pass = password if password is not None else (parts.password or "guest")
+        netloc = f"{quote(cred_user, safe='')}:{quote(cred_pass, safe='')}@{netloc}"
+        return urlunsplit((parts.scheme, netloc, "/" + quote(vhost or self.vhost, safe=""), "", ""))
+
+    @property
+    def api_credentials(self) -> tuple[str, str]:
+        parts = urlsplit(self.amqp_url)
+        return (
+            self.rabbitmq_api_user or parts.username or "guest",
+            self.rabbitmq_api_password or parts.password or "guest",
+        )
+
+    def redacted(self, url: str) -> str:
+        """A URL with its password hidden, for messages to the operator."""
+        parts = urlsplit(url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

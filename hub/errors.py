@@ -1,0 +1,53 @@
+"""Hub-side errors that are about the deployment rather than the contract.
+
+    InbeeldError (schemas.errors)
+    └── ServiceUnavailable       RabbitMQ, its management API or the database cannot be reached
+        ├── BrokerUnavailable
+        ├── ManagementUnavailable
+        └── DatabaseUnavailable
+
+The CLI turns a ServiceUnavailable into one line naming the URL and how to start the service,
+and exit code 2; the API reports it in `/health`.
+"""
+
+from __future__ import annotations
+
+from schemas.errors import InbeeldError
+
+
+class ServiceUnavailable(InbeeldError):
+    reason = "service_unavailable"
+    hint = ""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        self.url = url
+        self.detail = detail
+        message = f"{self.service} is not reachable at {url}"
+        if detail:
+            message += f" ({detail})"
+        if self.hint:
+            message += f"; {self.hint}"
+        super().__init__(message)
+
+    service = "a service"
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    service = "RabbitMQ"
+    hint = "start it with `rabbitmq-server -detached` or set INBEELD_AMQP_URL"
+
+
+class ManagementUnavailable(ServiceUnavailable):
+    service = "The RabbitMQ management API"
+    hint = (
+        "enable it with `rabbitmq-plugins enable rabbitmq_management` "
+        "or set INBEELD_RABBITMQ_API_URL"
+    )
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    service = "The database"
+    hint = (
+        "start PostgreSQL with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+        "or set INBEELD_DATABASE_URL"
+    )

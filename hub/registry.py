@@ -1,0 +1,147 @@
+"""The tenant registry: tenants and named groups of tenants (service layer over the store)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.store.models import Group, GroupMember, Tenant
+from schemas.envelope import source_urn
+from schemas.errors import InbeeldError, NotFound
+
+TenantKind = Literal["municipality", "regional_bureau", "association"]
+TENANT_KINDS: tuple[str, ...] = ("municipality", "regional_bureau", "association")
+_CODE = re.compile(r"^(?:GM\d{4}|[a-z][a-z0-9-]{1,31})$")
+_GROUP = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+_OIN = re.compile(r"^\d{20}$")
+
+
+class RegistryError(InbeeldError):
+    reason = "registry_error"
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    code: str
+    name: str
+    kind: str
+    oin: str | None
+    active: bool
+    broker_username: str | None
+
+    @property
+    def source_prefix(self) -> str:
+        """Every `source` this tenant may use starts with this."""
+        return source_urn(system="", oin=self.oin, cbs=None if self.oin else self.code)
+
+    def owns_source(self, source: str) -> bool:
+        return source.startswith(self.source_prefix) and len(source) > len(self.source_prefix)
+
+    @classmethod
+    def of(cls, t: Tenant) -> TenantInfo:
+        return cls(t.code, t.name, t.kind, t.oin, t.active, t.broker_username)
+
+
+def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
+    if not _CODE.match(code):
+        raise RegistryError(
+            f"tenant code {code!r} must be a CBS code like GM0518 or a lowercase slug like ingrado",
+            field="code",
+        )
+    if kind not in TENANT_KINDS:
+        raise RegistryError(f"kind must be one of {', '.join(TENANT_KINDS)}", field="kind")
+    if not name.strip() or len(name) > 200:
+        raise RegistryError("name must be 1 to 200 characters", field="name")
+    if oin is not None and not _OIN.match(oin):
+        raise RegistryError("an OIN is 20 digits", field="oin")
+
+
+async def add_tenant(
+    s: AsyncSession, code: str, name: str, kind: str, oin: str | None = None
+) -> TenantInfo:
+    validate_tenant(code, name, kind, oin)
+    if await s.get(Tenant, code) is not None:
+        raise RegistryError(f"tenant {code} already exists", field="code")
+    tenant = Tenant(code=code, name=name, kind=kind, oin=oin, active=True)
+    s.add(tenant)
+    await s.flush()
+    return TenantInfo.of(tenant)
+
+
+async def get_tenant(s: AsyncSession, code: str) -> TenantInfo:
+    tenant = await s.get(Tenant, code)
+    if tenant is None:
+        raise NotFound(f"no tenant {code}")
+    return TenantInfo.of(tenant)
+
+
+async def list_tenants(s: AsyncSession) -> list[TenantInfo]:
+    rows = await s.scalars(select(Tenant).order_by(Tenant.code))
+    return [TenantInfo.of(t) for t in rows]
+
+
+async def tenant_by_broker_user(s: AsyncSession, username: str) -> TenantInfo | None:
+    tenant = await s.scalar(select(Tenant).where(Tenant.broker_username == username))
+    return TenantInfo.of(tenant) if tenant else None
+
+
+async def set_active(s: AsyncSession, code: str, active: bool) -> TenantInfo:
+    tenant = await s.get(Tenant, code)
+    if tenant is None:
+        raise NotFound(f"no tenant {code}")
+    tenant.active = active
+    await s.flush()
+    return TenantInfo.of(tenant)
+
+
+async def set_broker_username(s: AsyncSession, code: str, username: str) -> None:
+    tenant = await s.get(Tenant, code)
+    if tenant is None:
+        raise NotFound(f"no tenant {code}")
+    tenant.broker_username = username
+    await s.flush()
+
+
+async def add_group(
+    s: AsyncSession, name: str, members: list[str], description: str = ""
+) -> list[str]:
+    if not _GROUP.match(name):
+        raise RegistryError(f"group name {name!r} must be a lowercase slug", field="name")
+    if await s.get(Group, name) is not None:
+        raise RegistryError(f"group {name} already exists", field="name")
+    unknown = [m for m in members if await s.get(Tenant, m) is None]
+    if unknown:
+        raise RegistryError(f"unknown tenant(s): {', '.join(unknown)}", field="members")
+    group = Group(name=name, description=description)
+    group.members = [GroupMember(tenant_code=m) for m in dict.fromkeys(members)]
+    s.add(group)
+    await s.flush()
+    return sorted(dict.fromkeys(members))
+
+
+async def list_groups(s: AsyncSession) -> dict[str, list[str]]:
+    rows = await s.scalars(select(Group).order_by(Group.name))
+    return {g.name: sorted(m.tenant_code for m in g.members) for g in rows}
+
+
+async def group_members(s: AsyncSession, name: str) -> list[str] | None:
+    group = await s.get(Group, name)
+    return None if group is None else sorted(m.tenant_code for m in group.members)
+
+
+async def seed(s: AsyncSession) -> list[TenantInfo]:
+    """Load the five seed tenants and the seed groups (skipping what exists)."""
+    data = json.loads(resources.files("hub").joinpath("seed/tenants.json").read_text("utf-8"))
+    for t in data["tenants"]:
+        if await s.get(Tenant, t["code"]) is None:
+            await add_tenant(s, t["code"], t["name"], t["kind"], t.get("oin"))
+    for g in data["groups"]:
+        if await s.get(Group, g["name"]) is None:
+            await add_group(s, g["name"], g["members"], g.get("description", ""))
+    return await list_tenants(s)

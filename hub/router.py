@@ -1,0 +1,331 @@
+"""The hub router (DESIGN section 5): the AMQP edge that turns ingress messages into
+deliveries. The decision to ack, retry or dead-letter is made here and nowhere else.
+
+    consume inbeeld.router
+      -> sender from the broker-validated user_id
+      -> parse envelope -> ledger (dedupe by source+id) -> authorise -> sequence per recipient
+      -> publish to each inbox with publisher confirms -> mark routed -> ack
+    refusal            -> hub.rejected to the sender, ack
+    unparseable/orphan -> inbeeld.dlx with the reason in its headers, ack
+    store unreachable  -> keep the message, back off, try again (never dead-letter for that)
+    a bug              -> nack+requeue; the queue's delivery limit dead-letters it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import DeliveryError, PublishError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import ledger, registry
+from hub.broker.connection import connect
+from hub.broker.topology import DEAD, DELIVERY, DLX, declare_core
+from hub.config import Settings
+from hub.registry import TenantInfo
+from hub.routing import check_source, resolve_recipients
+from hub.store.db import Database
+from hub.store.models import GroupMember
+from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event
+from schemas.errors import InbeeldError, NotAuthorised
+from schemas.events import EVENTS, HubRejected, spec_for
+from schemas.validation import validate_payload
+
+log = structlog.get_logger("inbeeld.router")
+
+HUB_NAMESPACE = uuid.UUID("6f3c1b8e-2d4a-4c8e-9b7a-1e5d3c2b1a00")
+HEADER_REASON = "x-inbeeld-reason"
+HEADER_DETAIL = "x-inbeeld-detail"
+HEADER_SENDER = "x-inbeeld-sender"
+
+
+class RecipientBusy(InbeeldError):
+    reason = "recipient_busy"
+
+
+class _DbDirectory:
+    """`hub.routing.Directory` over one store session."""
+
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def tenant(self, code: str) -> TenantInfo | None:
+        try:
+            return await registry.get_tenant(self.s, code)
+        except InbeeldError:
+            return None
+
+    async def group_members(self, name: str) -> list[str] | None:
+        return await registry.group_members(self.s, name)
+
+    async def groups_of(self, code: str) -> list[str]:
+        rows = await self.s.scalars(
+            select(GroupMember.group_name).where(GroupMember.tenant_code == code)
+        )
+        return list(rows)
+
+
+def _id_guess(body: bytes) -> str:
+    """The event id if the body is JSON with a sensible one, for the rejection."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else ""
+
+
+class Router:
+    def __init__(self, settings: Settings, db: Database, *, prefetch: int = 64) -> None:
+        self.settings = settings
+        self.db = db
+        self.prefetch = prefetch
+        self.hub_source = settings.hub_source
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._delivery: AbstractExchange | None = None
+        self._dlx: AbstractExchange | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._stopped = asyncio.Event()
+        self.handled = 0
+
+    async def start(self) -> None:
+        url = self.settings.amqp_url_for()
+        self._connection = await connect(url, self.settings.redacted(url))
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await self._channel.set_qos(prefetch_count=self.prefetch)
+        self._queue = await declare_core(self._channel, self.settings.delivery_limit)
+        self._delivery = await self._channel.get_exchange(DELIVERY)
+        self._dlx = await self._channel.get_exchange(DLX)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+        dead = await self._channel.get_queue(DEAD, ensure=False)
+        await dead.consume(self._on_dead)
+        log.info("router.started", vhost=self.settings.vhost)
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception:  # noqa: BLE001 - the connection may already be gone
+                log.debug("router.cancel_failed")
+        if self._connection is not None:
+            await self._connection.close()
+        log.info("router.stopped", handled=self.handled)
+
+    async def run_forever(self) -> None:
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop()
+
+    # -- the one place where ack / retry / dead-letter is decided ---------------------------
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.handle(message)
+                await message.ack()
+                self.handled += 1
+                return
+            except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+                # The store or the broker is briefly away: keep the message, try again.
+                if self._stopped.is_set():
+                    return
+                log.warning("router.retry", error=type(exc).__name__, delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception:
+                log.exception("router.bug", message_id=message.message_id)
+                await message.nack(requeue=True)
+                return
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        body = message.body
+        user = message.user_id
+        async with self.db.session() as s, s.begin():
+            sender = await registry.tenant_by_broker_user(s, user) if user else None
+        if sender is None:
+            await self._dead_letter(message, "unknown_sender",
+                                    f"no tenant for broker user {user!r}", None)
+            return
+        try:
+            event = parse_event(body)
+        except InbeeldError as exc:
+            event_id = _id_guess(body)
+            if not event_id:
+                await self._dead_letter(message, exc.reason, exc.message, sender.code)
+                return
+            await self._reject_unrecorded(sender, event_id, exc)
+            return
+        await self._route(sender, event, len(body))
+
+    async def _route(self, sender: TenantInfo, event: CloudEvent, size: int) -> None:
+        async with self.db.session() as s, s.begin():
+            row, is_new = await ledger.record(s, event, sender.code, size)
+            if not is_new and row.status != ledger.RECEIVED:
+                log.info("router.duplicate", event_id=event.id, sender=sender.code)
+                return
+            try:
+                if not sender.active:
+                    raise NotAuthorised(f"tenant {sender.code} is suspended")
+                check_source(sender, event)
+                spec = spec_for(event.type)
+                if spec.protection == "none":
+                    validate_payload(event.type, event.data)
+                recipients = await resolve_recipients(sender, event, _DbDirectory(s))
+            except InbeeldError as exc:
+                ledger.mark(row, ledger.REJECTED, exc.reason)
+                rejection = self._rejection(sender, event.id, exc)
+                seqs = await ledger.assign_sequences(
+                    s, await self._hub_row(s, rejection), [sender.code]
+                )
+                log.info("router.rejected", event_id=event.id, sender=sender.code,
+                         reason=exc.reason)
+            else:
+                seqs = await ledger.assign_sequences(s, row, recipients)
+                rejection = None
+        # Publish outside the transaction: a crash after it redelivers, and the stored
+        # sequences make the republished copies identical (receivers drop them by id).
+        if rejection is not None:
+            await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)
+            return
+        busy: list[str] = []
+        for code, seq in seqs.items():
+            try:
+                await self._publish(event.with_sequence(seq), code)
+            except RecipientBusy:
+                busy.append(code)
+        async with self.db.session() as s, s.begin():
+            row2 = await ledger.find(s, event.source, event.id)
+            assert row2 is not None
+            ledger.mark(row2, ledger.ROUTED, "recipient_busy" if busy else None)
+        if busy:
+            exc = RecipientBusy(f"the inbox of {', '.join(busy)} is full; send again later",
+                                field="recipients")
+            await self._send_rejection(sender, event.id, exc)
+        log.info("router.routed", event_id=event.id, type=event.type, sender=sender.code,
+                 recipients=list(seqs))
+
+    async def _on_dead(self, message: AbstractIncomingMessage) -> None:
+        """Keep what reached inbeeld.dead in the store, where the operator lists and replays it."""
+        headers = {k: str(v)[:500] for k, v in (message.headers or {}).items()
+                   if k.startswith("x-inbeeld-") or k == "x-first-death-reason"}
+        reason = headers.get(HEADER_REASON) or headers.get("x-first-death-reason", "dead")
+        sender = headers.get(HEADER_SENDER) or None
+        if sender is None and message.user_id:
+            async with self.db.session() as s, s.begin():
+                tenant = await registry.tenant_by_broker_user(s, message.user_id)
+                sender = tenant.code if tenant else None
+        try:
+            async with self.db.session() as s, s.begin():
+                await ledger.add_dead_letter(s, reason=reason[:32],
+                                             detail=headers.get(HEADER_DETAIL, ""),
+                                             sender=sender, body=message.body, headers=headers)
+        except (OperationalError, DBAPIError, OSError):
+            await message.nack(requeue=True)
+            await asyncio.sleep(1)
+            return
+        await message.ack()
+
+    # -- hub-originated events ----------------------------------------------------------------
+
+    def _rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> CloudEvent:
+        payload = HubRejected(event_id=event_id or "unknown", reason=exc.reason,
+                              message=exc.message[:500], field=exc.field)
+        return self.hub_event("hub.rejected", payload.model_dump(exclude_none=True),
+                              sender.code, about=f"{sender.code}:{event_id}:{exc.reason}",
+                              subject=event_id or None)
+
+    def hub_event(self, short_type: str, data: dict[str, Any], recipient: str, *, about: str,
+                  subject: str | None = None) -> CloudEvent:
+        """A hub event with an id derived from what it is about, so a retry is a duplicate."""
+        spec = EVENTS["nl.leerplicht." + short_type]
+        return CloudEvent(
+            id=str(uuid.uuid5(HUB_NAMESPACE, f"{short_type}:{about}")),
+            source=self.hub_source,
+            type=spec.type,
+            dataschema=spec.dataschema,
+            subject=subject if subject and len(subject) <= 100 else None,
+            recipients=[recipient],
+            data=data,
+        )
+
+    async def _hub_row(self, s: AsyncSession, event: CloudEvent) -> Any:
+        row, _ = await ledger.record(s, event, "hub", len(event.to_bytes()))
+        ledger.mark(row, ledger.ROUTED)
+        return row
+
+    async def _send_rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
+        rejection = self._rejection(sender, event_id, exc)
+        async with self.db.session() as s, s.begin():
+            seqs = await ledger.assign_sequences(s, await self._hub_row(s, rejection),
+                                                 [sender.code])
+        await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)
+
+    async def _reject_unrecorded(self, sender: TenantInfo, event_id: str,
+                                 exc: InbeeldError) -> None:
+        log.info("router.rejected", event_id=event_id, sender=sender.code, reason=exc.reason)
+        await self._send_rejection(sender, event_id, exc)
+
+    async def publish_hub_event(self, event: CloudEvent) -> None:
+        """Record and deliver a hub-originated event (hub.*, key.rotated, transfer.expired)."""
+        async with self.db.session() as s, s.begin():
+            seqs = await ledger.assign_sequences(s, await self._hub_row(s, event),
+                                                 list(event.recipients))
+        for code, seq in seqs.items():
+            await self._publish(event.with_sequence(seq), code)
+
+    # -- transport --------------------------------------------------------------------------
+
+    async def _publish(self, event: CloudEvent, recipient: str) -> None:
+        assert self._delivery is not None
+        message = aio_pika.Message(
+            event.to_bytes(),
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.id,
+            type=event.type,
+        )
+        try:
+            await self._delivery.publish(
+                message, routing_key=recipient, mandatory=True,
+                timeout=self.settings.publish_timeout,
+            )
+        except PublishError:
+            raise RecipientBusy(f"{recipient} has no inbox on this hub yet") from None
+        except DeliveryError:
+            # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish).
+            raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str,
+                           sender: str | None) -> None:
+        assert self._dlx is not None
+        headers = {HEADER_REASON: reason, HEADER_DETAIL: detail[:500],
+                   HEADER_SENDER: sender or ""}
+        await self._dlx.publish(
+            aio_pika.Message(message.body, headers=headers,
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                             content_type=message.content_type),
+            routing_key="", timeout=self.settings.publish_timeout,
+        )
+        log.warning("router.dead_letter", reason=reason, sender=sender)

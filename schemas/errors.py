@@ -1,0 +1,84 @@
+"""The project's domain error tree.
+
+    InbeeldError
+    ├── ContractError            a message or payload breaks the contract
+    │   ├── EnvelopeInvalid      the CloudEvents envelope is malformed        (envelope_invalid)
+    │   ├── UnknownType          the event type is not one we know            (unknown_type)
+    │   ├── SchemaInvalid        the payload does not match its schema        (schema_invalid)
+    │   └── TooLarge             the message exceeds the size limit           (too_large)
+    ├── RoutingRefused           the hub refuses to route a valid event
+    │   ├── SourceMismatch       `source` does not belong to the broker user  (source_mismatch)
+    │   ├── UnknownRecipient     a recipient or group does not exist/active   (unknown_recipient)
+    │   ├── NotAuthorised        the sender may not send this to them         (not_authorised)
+    │   ├── InvalidTransition    a workflow step that its state forbids       (invalid_transition)
+    │   └── BadSignature         signature missing, wrong or key unknown      (bad_signature)
+    ├── CryptoError              sealing/opening failed (never says why to a peer beyond this)
+    └── NotFound                 a record does not exist (or is not yours)
+
+Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
+never contains personal data. The HTTP and AMQP edges map this tree to status codes and to
+ack/reject decisions in exactly one place each (`hub.api.errors`, `hub.router`).
+"""
+
+from __future__ import annotations
+
+
+class InbeeldError(Exception):
+    reason: str = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ContractError(InbeeldError):
+    reason = "contract_error"
+
+
+class EnvelopeInvalid(ContractError):
+    reason = "envelope_invalid"
+
+
+class UnknownType(ContractError):
+    reason = "unknown_type"
+
+
+class SchemaInvalid(ContractError):
+    reason = "schema_invalid"
+
+
+class TooLarge(ContractError):
+    reason = "too_large"
+
+
+class RoutingRefused(InbeeldError):
+    reason = "refused"
+
+
+class SourceMismatch(RoutingRefused):
+    reason = "source_mismatch"
+
+
+class UnknownRecipient(RoutingRefused):
+    reason = "unknown_recipient"
+
+
+class NotAuthorised(RoutingRefused):
+    reason = "not_authorised"
+
+
+class InvalidTransition(RoutingRefused):
+    reason = "invalid_transition"
+
+
+class BadSignature(RoutingRefused):
+    reason = "bad_signature"
+
+
+class CryptoError(InbeeldError):
+    reason = "crypto_error"
+
+
+class NotFound(InbeeldError):
+    reason = "not_found"
