@@ -124,13 +124,12 @@ class Connector:
         await self._ingress.publish(message, routing_key=event.type, timeout=self.publish_timeout)
         return event
 
-    async def send(
-        self, event_type: str, data: Any, recipients: Sequence[str], **kwargs: Any
-    ) -> CloudEvent:
+    async def send(self, event_type: str, data: Any, recipients: Sequence[str], **kwargs: Any) -> CloudEvent:
         return await self.publish(self.event(event_type, data, recipients, **kwargs))
 
-    async def inbox(self, *, prefetch: int = 32,
-                    idle_timeout: float | None = None) -> AsyncIterator[InboxMessage]:
+    async def inbox(
+        self, *, prefetch: int = 32, idle_timeout: float | None = None
+    ) -> AsyncIterator[InboxMessage]:
         """Events addressed to this tenant, in arrival order. Stops after `idle_timeout`
         seconds without a message (None: never)."""
         if self._connection is None:

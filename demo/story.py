@@ -21,8 +21,13 @@ from hub.router import Router
 from hub.services import amqp_channel, ensure_deployment, management, open_database
 from hub.store.db import Database
 
-TENANT_SYSTEMS = {"GM0518": "leerlingzaken", "GM0599": "leerplicht", "GM0307": "leerplicht",
-                  "GM0957": "leerplicht", "ingrado": "sjablonen"}
+TENANT_SYSTEMS = {
+    "GM0518": "leerlingzaken",
+    "GM0599": "leerplicht",
+    "GM0307": "leerplicht",
+    "GM0957": "leerplicht",
+    "ingrado": "sjablonen",
+}
 
 
 @dataclass
@@ -74,11 +79,23 @@ async def step_hello(ctx: DemoContext) -> None:
     for event_id, (sender, recipient) in sent.items():
         got = arrived.get(event_id)
         ok = got is not None and got[0] == recipient
-        table.add_row(ctx.names[sender], ctx.names[recipient], "ping",
-                      "[green]yes[/]" if ok else "[red]no[/]", str(got[1]) if got else "",
-                      got[2] if got else "")
-        rows.append({"event_id": event_id, "from": sender, "to": recipient, "arrived": ok,
-                     "sequence": got[1] if got else None})
+        table.add_row(
+            ctx.names[sender],
+            ctx.names[recipient],
+            "ping",
+            "[green]yes[/]" if ok else "[red]no[/]",
+            str(got[1]) if got else "",
+            got[2] if got else "",
+        )
+        rows.append(
+            {
+                "event_id": event_id,
+                "from": sender,
+                "to": recipient,
+                "arrived": ok,
+                "sequence": got[1] if got else None,
+            }
+        )
     ctx.console.print(table)
     ctx.results["hello"] = rows
     if not all(r["arrived"] for r in rows):
@@ -114,20 +131,22 @@ async def play(base: Settings, out: Path, vhost: str, console: Console) -> None:
         async with db.session() as s, s.begin():
             tenants = await registry.seed(s)
             for t in tenants:
-                creds[t.code] = await provisioning.provision_tenant(s, mgmt, channel, settings,
-                                                                    t.code)
-    names = {t.code: f"{t.name.removeprefix('Gemeente ').split(',')[0]} ({t.code})"
-             for t in tenants}
-    console.print(f"hub on vhost [bold]{vhost}[/], database {out / 'hub.db'}; "
-                  f"{len(tenants)} tenants provisioned: " + ", ".join(names.values()))
+                creds[t.code] = await provisioning.provision_tenant(s, mgmt, channel, settings, t.code)
+    names = {t.code: f"{t.name.removeprefix('Gemeente ').split(',')[0]} ({t.code})" for t in tenants}
+    console.print(
+        f"hub on vhost [bold]{vhost}[/], database {out / 'hub.db'}; "
+        f"{len(tenants)} tenants provisioned: " + ", ".join(names.values())
+    )
     router = Router(settings, db)
     await router.start()
     ctx = DemoContext(settings, out, console, db, router, names)
     try:
         for t in tenants:
-            c = Connector(t.code, settings.amqp_url_for(user=creds[t.code].username,
-                                                        password=creds[t.code].password),
-                          system=TENANT_SYSTEMS.get(t.code, "connector"))
+            c = Connector(
+                t.code,
+                settings.amqp_url_for(user=creds[t.code].username, password=creds[t.code].password),
+                system=TENANT_SYSTEMS.get(t.code, "connector"),
+            )
             await c.connect()
             ctx.connectors[t.code] = c
         for number, (title, step) in enumerate(STEPS, 1):

@@ -36,9 +36,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue(
-    s: AsyncSession, scope: Scope, tenant: str | None = None, label: str = ""
-) -> tuple[int, str]:
+async def issue(s: AsyncSession, scope: Scope, tenant: str | None = None, label: str = "") -> tuple[int, str]:
     """Create a token; returns (id, plaintext). The plaintext is not kept anywhere."""
     if scope == "tenant":
         if tenant is None:

@@ -99,8 +99,12 @@ def serve(
         the_router = Router(settings, db) if router else None
         if the_router is not None:
             await the_router.start()
-        config = uvicorn.Config(create_app(settings, db), host=host or settings.api_host,
-                                port=port or settings.api_port, log_config=None)
+        config = uvicorn.Config(
+            create_app(settings, db),
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            log_config=None,
+        )
         try:
             await uvicorn.Server(config).serve()
         finally:
@@ -154,8 +158,9 @@ def demo(
 def _tenant_table(tenants: list[registry.TenantInfo]) -> Table:
     table = Table("code", "name", "kind", "OIN", "active", "broker user")
     for t in tenants:
-        table.add_row(t.code, t.name, t.kind, t.oin or "", "yes" if t.active else "[red]no[/]",
-                      t.broker_username or "")
+        table.add_row(
+            t.code, t.name, t.kind, t.oin or "", "yes" if t.active else "[red]no[/]", t.broker_username or ""
+        )
     return table
 
 
@@ -280,9 +285,7 @@ def token_create(
     async def go() -> None:
         db = await open_database(get_settings())
         async with db.session() as s, s.begin():
-            token_id, token = await auth.issue(
-                s, "operator" if operator else "tenant", tenant, label
-            )
+            token_id, token = await auth.issue(s, "operator" if operator else "tenant", tenant, label)
         await db.close()
         console.print(f"token {token_id} (shown once, stored hashed): [bold]{token}[/]")
 

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     )
     publish_timeout: float = Field(10.0, description="Seconds to wait for a publisher confirm.")
 
-    def amqp_url_for(self, vhost: str | None = None, user: str | None = None,
-                     password: str | None = None) -> str:
+    def amqp_url_for(
+        self, vhost: str | None = None, user: str | None = None, password: str | None = None
+    ) -> str:
         """The AMQP URL for `vhost` (default: ours), optionally as another user."""
         parts = urlsplit(self.amqp_url)
         netloc = parts.netloc.rsplit("@", 1)[-1]

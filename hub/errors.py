@@ -39,10 +39,7 @@ class BrokerUnavailable(ServiceUnavailable):
 
 class ManagementUnavailable(ServiceUnavailable):
     service = "The RabbitMQ management API"
-    hint = (
-        "enable it with `rabbitmq-plugins enable rabbitmq_management` "
-        "or set INBEELD_RABBITMQ_API_URL"
-    )
+    hint = "enable it with `rabbitmq-plugins enable rabbitmq_management` or set INBEELD_RABBITMQ_API_URL"
 
 
 class DatabaseUnavailable(ServiceUnavailable):

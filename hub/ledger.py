@@ -16,9 +16,7 @@ from schemas.envelope import CloudEvent
 RECEIVED, ROUTED, REJECTED = "received", "routed", "rejected"
 
 
-async def record(
-    s: AsyncSession, event: CloudEvent, sender: str, size: int
-) -> tuple[LedgerEvent, bool]:
+async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> tuple[LedgerEvent, bool]:
     """Insert the event (status `received`) or find it again. Returns (row, is_new)."""
     existing = await find(s, event.source, event.id)
     if existing is not None:
@@ -67,11 +65,10 @@ async def _next_sequence(s: AsyncSession, tenant_code: str) -> int:
         return await _next_sequence(s, tenant_code)
 
 
-async def assign_sequences(
-    s: AsyncSession, row: LedgerEvent, recipients: list[str]
-) -> dict[str, int]:
+async def assign_sequences(s: AsyncSession, row: LedgerEvent, recipients: list[str]) -> dict[str, int]:
     """The sequence of `row` in each recipient's inbox; stable across redeliveries."""
-    have = {d.recipient: d.sequence for d in row.deliveries}
+    rows = await s.scalars(select(Delivery).where(Delivery.ledger_id == row.id))
+    have = {d.recipient: d.sequence for d in rows}
     for code in recipients:
         if code not in have:
             seq = await _next_sequence(s, code)
@@ -81,8 +78,7 @@ async def assign_sequences(
     return {code: have[code] for code in recipients}
 
 
-def mark(row: LedgerEvent, status: str, reason: str | None = None,
-         when: datetime | None = None) -> None:
+def mark(row: LedgerEvent, status: str, reason: str | None = None, when: datetime | None = None) -> None:
     row.status = status
     row.reason = reason
     row.routed_at = when or utcnow()
@@ -113,30 +109,40 @@ class LedgerView:
 def _view(row: LedgerEvent, viewer: str | None) -> LedgerView:
     recipients = sorted(d.recipient for d in row.deliveries)
     seq = next((d.sequence for d in row.deliveries if d.recipient == viewer), None)
-    return LedgerView(row.event_id, row.type, row.sender, recipients, row.status, row.reason,
-                      row.received_at, row.routed_at, row.subject, seq)
+    return LedgerView(
+        row.event_id,
+        row.type,
+        row.sender,
+        recipients,
+        row.status,
+        row.reason,
+        row.received_at,
+        row.routed_at,
+        row.subject,
+        seq,
+    )
 
 
 async def list_for(
-    s: AsyncSession, tenant: str | None, *, limit: int = 100, offset: int = 0,
+    s: AsyncSession,
+    tenant: str | None,
+    *,
+    limit: int = 100,
+    offset: int = 0,
     direction: str = "all",
 ) -> list[LedgerView]:
     """Events a tenant sent or received (or all, for the operator: tenant=None)."""
     q = select(LedgerEvent).order_by(LedgerEvent.id.desc()).limit(limit).offset(offset)
     if tenant is not None:
         sent = LedgerEvent.sender == tenant
-        received = LedgerEvent.id.in_(
-            select(Delivery.ledger_id).where(Delivery.recipient == tenant)
-        )
+        received = LedgerEvent.id.in_(select(Delivery.ledger_id).where(Delivery.recipient == tenant))
         q = q.where({"sent": sent, "received": received}.get(direction, sent | received))
     return [_view(r, tenant) for r in await s.scalars(q)]
 
 
 async def get_for(s: AsyncSession, tenant: str | None, event_id: str) -> LedgerView | None:
     for row in await s.scalars(select(LedgerEvent).where(LedgerEvent.event_id == event_id)):
-        if tenant is None or row.sender == tenant or any(
-            d.recipient == tenant for d in row.deliveries
-        ):
+        if tenant is None or row.sender == tenant or any(d.recipient == tenant for d in row.deliveries):
             return _view(row, tenant)
     return None
 
@@ -147,11 +153,15 @@ async def counts(s: AsyncSession) -> dict[str, int]:
 
 
 async def add_dead_letter(
-    s: AsyncSession, *, reason: str, detail: str, sender: str | None, body: bytes,
+    s: AsyncSession,
+    *,
+    reason: str,
+    detail: str,
+    sender: str | None,
+    body: bytes,
     headers: dict[str, str],
 ) -> DeadLetter:
-    row = DeadLetter(reason=reason, detail=detail[:2000], sender=sender, body=body,
-                     headers=headers)
+    row = DeadLetter(reason=reason, detail=detail[:2000], sender=sender, body=body, headers=headers)
     s.add(row)
     await s.flush()
     return row

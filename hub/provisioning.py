@@ -83,6 +83,4 @@ async def reinstate_tenant(
 ) -> None:
     tenant = await registry.set_active(session, tenant_code, True)
     if tenant.broker_username is not None:
-        await mgmt.set_permissions(
-            settings.vhost, tenant.broker_username, **permissions_for(tenant.code)
-        )
+        await mgmt.set_permissions(settings.vhost, tenant.broker_username, **permissions_for(tenant.code))

@@ -62,9 +62,7 @@ def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
         raise RegistryError("an OIN is 20 digits", field="oin")
 
 
-async def add_tenant(
-    s: AsyncSession, code: str, name: str, kind: str, oin: str | None = None
-) -> TenantInfo:
+async def add_tenant(s: AsyncSession, code: str, name: str, kind: str, oin: str | None = None) -> TenantInfo:
     validate_tenant(code, name, kind, oin)
     if await s.get(Tenant, code) is not None:
         raise RegistryError(f"tenant {code} already exists", field="code")
@@ -108,9 +106,7 @@ async def set_broker_username(s: AsyncSession, code: str, username: str) -> None
     await s.flush()
 
 
-async def add_group(
-    s: AsyncSession, name: str, members: list[str], description: str = ""
-) -> list[str]:
+async def add_group(s: AsyncSession, name: str, members: list[str], description: str = "") -> list[str]:
     if not _GROUP.match(name):
         raise RegistryError(f"group name {name!r} must be a lowercase slug", field="name")
     if await s.get(Group, name) is not None:

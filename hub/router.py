@@ -73,9 +73,7 @@ class _DbDirectory:
         return await registry.group_members(self.s, name)
 
     async def groups_of(self, code: str) -> list[str]:
-        rows = await self.s.scalars(
-            select(GroupMember.group_name).where(GroupMember.tenant_code == code)
-        )
+        rows = await self.s.scalars(select(GroupMember.group_name).where(GroupMember.tenant_code == code))
         return list(rows)
 
 
@@ -102,14 +100,16 @@ class Router:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._stopped = asyncio.Event()
+        # aio-pika runs consumer callbacks concurrently; one message at a time keeps each
+        # inbox's sequence in publish order and a redelivered copy behind its original.
+        # Scale out with more router processes (competing consumers), not concurrency here.
+        self._serial = asyncio.Lock()
         self.handled = 0
 
     async def start(self) -> None:
         url = self.settings.amqp_url_for()
         self._connection = await connect(url, self.settings.redacted(url))
-        self._channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
+        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await self._channel.set_qos(prefetch_count=self.prefetch)
         self._queue = await declare_core(self._channel, self.settings.delivery_limit)
         self._delivery = await self._channel.get_exchange(DELIVERY)
@@ -124,7 +124,7 @@ class Router:
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
-            except Exception:  # noqa: BLE001 - the connection may already be gone
+            except Exception:
                 log.debug("router.cancel_failed")
         if self._connection is not None:
             await self._connection.close()
@@ -140,6 +140,10 @@ class Router:
     # -- the one place where ack / retry / dead-letter is decided ---------------------------
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        async with self._serial:
+            await self._process(message)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
         delay = 0.5
         while True:
             try:
@@ -165,8 +169,7 @@ class Router:
         async with self.db.session() as s, s.begin():
             sender = await registry.tenant_by_broker_user(s, user) if user else None
         if sender is None:
-            await self._dead_letter(message, "unknown_sender",
-                                    f"no tenant for broker user {user!r}", None)
+            await self._dead_letter(message, "unknown_sender", f"no tenant for broker user {user!r}", None)
             return
         try:
             event = parse_event(body)
@@ -190,17 +193,14 @@ class Router:
                     raise NotAuthorised(f"tenant {sender.code} is suspended")
                 check_source(sender, event)
                 spec = spec_for(event.type)
+                recipients = await resolve_recipients(sender, event, _DbDirectory(s))
                 if spec.protection == "none":
                     validate_payload(event.type, event.data)
-                recipients = await resolve_recipients(sender, event, _DbDirectory(s))
             except InbeeldError as exc:
                 ledger.mark(row, ledger.REJECTED, exc.reason)
                 rejection = self._rejection(sender, event.id, exc)
-                seqs = await ledger.assign_sequences(
-                    s, await self._hub_row(s, rejection), [sender.code]
-                )
-                log.info("router.rejected", event_id=event.id, sender=sender.code,
-                         reason=exc.reason)
+                seqs = await ledger.assign_sequences(s, await self._hub_row(s, rejection), [sender.code])
+                log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)
             else:
                 seqs = await ledger.assign_sequences(s, row, recipients)
                 rejection = None
@@ -220,16 +220,21 @@ class Router:
             assert row2 is not None
             ledger.mark(row2, ledger.ROUTED, "recipient_busy" if busy else None)
         if busy:
-            exc = RecipientBusy(f"the inbox of {', '.join(busy)} is full; send again later",
-                                field="recipients")
+            exc = RecipientBusy(
+                f"the inbox of {', '.join(busy)} is full; send again later", field="recipients"
+            )
             await self._send_rejection(sender, event.id, exc)
-        log.info("router.routed", event_id=event.id, type=event.type, sender=sender.code,
-                 recipients=list(seqs))
+        log.info(
+            "router.routed", event_id=event.id, type=event.type, sender=sender.code, recipients=list(seqs)
+        )
 
     async def _on_dead(self, message: AbstractIncomingMessage) -> None:
         """Keep what reached inbeeld.dead in the store, where the operator lists and replays it."""
-        headers = {k: str(v)[:500] for k, v in (message.headers or {}).items()
-                   if k.startswith("x-inbeeld-") or k == "x-first-death-reason"}
+        headers = {
+            k: str(v)[:500]
+            for k, v in (message.headers or {}).items()
+            if k.startswith("x-inbeeld-") or k == "x-first-death-reason"
+        }
         reason = headers.get(HEADER_REASON) or headers.get("x-first-death-reason", "dead")
         sender = headers.get(HEADER_SENDER) or None
         if sender is None and message.user_id:
@@ -238,9 +243,14 @@ class Router:
                 sender = tenant.code if tenant else None
         try:
             async with self.db.session() as s, s.begin():
-                await ledger.add_dead_letter(s, reason=reason[:32],
-                                             detail=headers.get(HEADER_DETAIL, ""),
-                                             sender=sender, body=message.body, headers=headers)
+                await ledger.add_dead_letter(
+                    s,
+                    reason=reason[:32],
+                    detail=headers.get(HEADER_DETAIL, ""),
+                    sender=sender,
+                    body=message.body,
+                    headers=headers,
+                )
         except (OperationalError, DBAPIError, OSError):
             await message.nack(requeue=True)
             await asyncio.sleep(1)
@@ -250,14 +260,20 @@ class Router:
     # -- hub-originated events ----------------------------------------------------------------
 
     def _rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> CloudEvent:
-        payload = HubRejected(event_id=event_id or "unknown", reason=exc.reason,
-                              message=exc.message[:500], field=exc.field)
-        return self.hub_event("hub.rejected", payload.model_dump(exclude_none=True),
-                              sender.code, about=f"{sender.code}:{event_id}:{exc.reason}",
-                              subject=event_id or None)
+        payload = HubRejected(
+            event_id=event_id or "unknown", reason=exc.reason, message=exc.message[:500], field=exc.field
+        )
+        return self.hub_event(
+            "hub.rejected",
+            payload.model_dump(exclude_none=True),
+            sender.code,
+            about=f"{sender.code}:{event_id}:{exc.reason}",
+            subject=event_id or None,
+        )
 
-    def hub_event(self, short_type: str, data: dict[str, Any], recipient: str, *, about: str,
-                  subject: str | None = None) -> CloudEvent:
+    def hub_event(
+        self, short_type: str, data: dict[str, Any], recipient: str, *, about: str, subject: str | None = None
+    ) -> CloudEvent:
         """A hub event with an id derived from what it is about, so a retry is a duplicate."""
         spec = EVENTS["nl.leerplicht." + short_type]
         return CloudEvent(
@@ -278,20 +294,17 @@ class Router:
     async def _send_rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         rejection = self._rejection(sender, event_id, exc)
         async with self.db.session() as s, s.begin():
-            seqs = await ledger.assign_sequences(s, await self._hub_row(s, rejection),
-                                                 [sender.code])
+            seqs = await ledger.assign_sequences(s, await self._hub_row(s, rejection), [sender.code])
         await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)
 
-    async def _reject_unrecorded(self, sender: TenantInfo, event_id: str,
-                                 exc: InbeeldError) -> None:
+    async def _reject_unrecorded(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         log.info("router.rejected", event_id=event_id, sender=sender.code, reason=exc.reason)
         await self._send_rejection(sender, event_id, exc)
 
     async def publish_hub_event(self, event: CloudEvent) -> None:
         """Record and deliver a hub-originated event (hub.*, key.rotated, transfer.expired)."""
         async with self.db.session() as s, s.begin():
-            seqs = await ledger.assign_sequences(s, await self._hub_row(s, event),
-                                                 list(event.recipients))
+            seqs = await ledger.assign_sequences(s, await self._hub_row(s, event), list(event.recipients))
         for code, seq in seqs.items():
             await self._publish(event.with_sequence(seq), code)
 
@@ -308,7 +321,9 @@ class Router:
         )
         try:
             await self._delivery.publish(
-                message, routing_key=recipient, mandatory=True,
+                message,
+                routing_key=recipient,
+                mandatory=True,
                 timeout=self.settings.publish_timeout,
             )
         except PublishError:
@@ -317,15 +332,19 @@ class Router:
             # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish).
             raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, detail: str,
-                           sender: str | None) -> None:
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, detail: str, sender: str | None
+    ) -> None:
         assert self._dlx is not None
-        headers = {HEADER_REASON: reason, HEADER_DETAIL: detail[:500],
-                   HEADER_SENDER: sender or ""}
+        headers = {HEADER_REASON: reason, HEADER_DETAIL: detail[:500], HEADER_SENDER: sender or ""}
         await self._dlx.publish(
-            aio_pika.Message(message.body, headers=headers,
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             content_type=message.content_type),
-            routing_key="", timeout=self.settings.publish_timeout,
+            aio_pika.Message(
+                message.body,
+                headers=headers,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type=message.content_type,
+            ),
+            routing_key="",
+            timeout=self.settings.publish_timeout,
         )
         log.warning("router.dead_letter", reason=reason, sender=sender)

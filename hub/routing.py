@@ -62,9 +62,7 @@ def check_source(sender: TenantInfo, event: CloudEvent) -> None:
         )
 
 
-async def resolve_recipients(
-    sender: TenantInfo, event: CloudEvent, directory: Directory
-) -> list[str]:
+async def resolve_recipients(sender: TenantInfo, event: CloudEvent, directory: Directory) -> list[str]:
     """Authorise `event` from `sender` and return the tenant codes it goes to (sorted, unique,
     never the sender itself). Raises NotAuthorised / UnknownRecipient with a reason."""
     spec = spec_for(event.type)
@@ -73,9 +71,7 @@ async def resolve_recipients(
         raise NotAuthorised(f"only the hub sends {event.type}", field="type")
     if sender.kind not in rule.sender_kinds:
         raise NotAuthorised(f"a {sender.kind} may not send {event.type}", field="type")
-    if rule.single_recipient and (
-        len(event.recipients) != 1 or event.recipients[0].startswith(GROUP_PREFIX)
-    ):
+    if rule.single_recipient and (len(event.recipients) != 1 or event.recipients[0].startswith(GROUP_PREFIX)):
         raise NotAuthorised(f"{event.type} goes to exactly one tenant", field="recipients")
 
     own_groups = set(await directory.groups_of(sender.code)) if rule.within_own_groups else set()
@@ -93,15 +89,11 @@ async def resolve_recipients(
             if members is None:
                 raise UnknownRecipient(f"there is no group {name}", field="recipients")
             if rule.within_own_groups and name not in own_groups:
-                raise NotAuthorised(
-                    f"{sender.code} is not a member of group {name}", field="recipients"
-                )
+                raise NotAuthorised(f"{sender.code} is not a member of group {name}", field="recipients")
             codes: Sequence[str] = members
         else:
             if rule.within_own_groups and address not in allowed_members:
-                raise NotAuthorised(
-                    f"{address} is not in a group with {sender.code}", field="recipients"
-                )
+                raise NotAuthorised(f"{address} is not in a group with {sender.code}", field="recipients")
             codes = [address]
         for code in codes:
             if code == sender.code:
@@ -110,8 +102,7 @@ async def resolve_recipients(
             if tenant is None or not tenant.active:
                 raise UnknownRecipient(f"there is no active tenant {code}", field="recipients")
             if address == code and tenant.kind not in rule.recipient_kinds:
-                raise NotAuthorised(f"a {tenant.kind} does not receive {event.type}",
-                                    field="recipients")
+                raise NotAuthorised(f"a {tenant.kind} does not receive {event.type}", field="recipients")
             result[code] = None
     if not result:
         raise UnknownRecipient("the event addresses nobody but its sender", field="recipients")

@@ -12,7 +12,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas.errors import EnvelopeInvalid, TooLarge
 
@@ -65,6 +73,15 @@ class CloudEvent(BaseModel):
     sequence: Annotated[int | None, Field(ge=1)] = None
     data: Any = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _id_required_on_the_wire(cls, raw: Any, info: ValidationInfo) -> Any:
+        # Constructing an event may default its id; a received one must carry its own, or
+        # its retries would get fresh ids and escape de-duplication.
+        if info.context and info.context.get("wire") and isinstance(raw, dict) and "id" not in raw:
+            raise ValueError("id is required")
+        return raw
+
     @field_validator("source")
     @classmethod
     def _source_is_urn(cls, v: str) -> str:
@@ -105,7 +122,7 @@ def parse_event(body: bytes) -> CloudEvent:
     if len(body) > MAX_MESSAGE_BYTES:
         raise TooLarge(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
-        return CloudEvent.model_validate_json(body)
+        return CloudEvent.model_validate_json(body, context={"wire": True})
     except ValidationError as exc:
         raise EnvelopeInvalid(describe_validation_error(exc), field=_first_field(exc)) from None
 
@@ -120,8 +137,7 @@ _MAX_PATH_PART = 40
 def error_path(loc: tuple[int | str, ...]) -> str:
     """`pupil.bsn`, `guardians.0.phone`. Over-long parts are cut: a key is input too."""
     return ".".join(
-        s if len(s) <= _MAX_PATH_PART else s[: _MAX_PATH_PART - 1] + "…"
-        for s in (str(p) for p in loc)
+        s if len(s) <= _MAX_PATH_PART else s[: _MAX_PATH_PART - 1] + "…" for s in (str(p) for p in loc)
     )
 
 
@@ -131,11 +147,13 @@ def error_field(exc: ValidationError) -> str | None:
     return error_path(errors[0]["loc"]) if errors and errors[0]["loc"] else None
 
 
-def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
-    """A short human sentence naming the fields and why, without echoing the input values."""
+def describe_validation_error(exc: ValidationError, limit: int = 3, root: str = "body") -> str:
+    """A short human sentence naming the fields and why, without echoing the input values.
+
+    `root` names the whole input when the error is not about one field."""
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:limit]:
-        loc = error_path(err["loc"]) or "body"
+        loc = error_path(err["loc"]) or root
         parts.append(f"{loc}: {err['msg']}")
     more = len(exc.errors()) - limit
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

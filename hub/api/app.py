@@ -29,8 +29,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         if owns_db:
             await database.close()
 
-    app = FastAPI(title="Inbeeld hub", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+    app = FastAPI(title="Inbeeld hub", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database
     errors.install(app)

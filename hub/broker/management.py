@@ -75,9 +75,7 @@ class Management:
         result: list[dict[str, Any]] = await self._call("GET", "/users") or []
         return result
 
-    async def set_permissions(
-        self, vhost: str, user: str, configure: str, write: str, read: str
-    ) -> None:
+    async def set_permissions(self, vhost: str, user: str, configure: str, write: str, read: str) -> None:
         await self._call(
             "PUT",
             f"/permissions/{_q(vhost)}/{_q(user)}",
@@ -85,9 +83,7 @@ class Management:
         )
 
     async def get_permissions(self, vhost: str, user: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._call(
-            "GET", f"/permissions/{_q(vhost)}/{_q(user)}"
-        )
+        result: dict[str, Any] | None = await self._call("GET", f"/permissions/{_q(vhost)}/{_q(user)}")
         return result
 
     async def clear_permissions(self, vhost: str, user: str) -> None:
@@ -120,13 +116,9 @@ class Management:
         return closed
 
     async def queue(self, vhost: str, name: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._call(
-            "GET", f"/queues/{_q(vhost)}/{_q(name)}"
-        )
+        result: dict[str, Any] | None = await self._call("GET", f"/queues/{_q(vhost)}/{_q(name)}")
         return result
 
     async def exchange(self, vhost: str, name: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self._call(
-            "GET", f"/exchanges/{_q(vhost)}/{_q(name)}"
-        )
+        result: dict[str, Any] | None = await self._call("GET", f"/exchanges/{_q(vhost)}/{_q(name)}")
         return result

@@ -1,8 +1,8 @@
 """The broker topology of DESIGN section 4, declared idempotently.
 
-    tenant --publish(user_id)--> inbeeld.ingress (topic) --#--> inbeeld.router (quorum)
-    router --publish--> inbeeld.delivery (direct) --<code>--> inbeeld.inbox.<code> (quorum)
-    rejected after the delivery limit --> inbeeld.dlx (fanout) --> inbeeld.dead (quorum)
+tenant --publish(user_id)--> inbeeld.ingress (topic) --#--> inbeeld.router (quorum)
+router --publish--> inbeeld.delivery (direct) --<code>--> inbeeld.inbox.<code> (quorum)
+rejected after the delivery limit --> inbeeld.dlx (fanout) --> inbeeld.dead (quorum)
 """
 
 from __future__ import annotations
@@ -45,9 +45,7 @@ async def declare_core(channel: AbstractChannel, delivery_limit: int) -> Abstrac
     dlx = await channel.declare_exchange(DLX, aio_pika.ExchangeType.FANOUT, durable=True)
     dead = await channel.declare_queue(DEAD, durable=True, arguments={"x-queue-type": "quorum"})
     await dead.bind(dlx, routing_key="")
-    router = await channel.declare_queue(
-        ROUTER_QUEUE, durable=True, arguments=_quorum_args(delivery_limit)
-    )
+    router = await channel.declare_queue(ROUTER_QUEUE, durable=True, arguments=_quorum_args(delivery_limit))
     await router.bind(ingress, routing_key="#")
     return router
 

@@ -78,12 +78,8 @@ class Group(Base):
 class GroupMember(Base):
     __tablename__ = "group_members"
 
-    group_name: Mapped[str] = mapped_column(
-        ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True
-    )
-    tenant_code: Mapped[str] = mapped_column(
-        ForeignKey("tenants.code", ondelete="CASCADE"), primary_key=True
-    )
+    group_name: Mapped[str] = mapped_column(ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True)
+    tenant_code: Mapped[str] = mapped_column(ForeignKey("tenants.code", ondelete="CASCADE"), primary_key=True)
 
     group: Mapped[Group] = relationship(back_populates="members")
     tenant: Mapped[Tenant] = relationship(back_populates="memberships")

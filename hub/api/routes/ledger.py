@@ -65,9 +65,15 @@ async def ledger_counts(s: SessionDep, _op: Operator) -> dict[str, int]:
 
 
 def _dl(row: DeadLetter) -> DeadLetterItem:
-    return DeadLetterItem(id=row.id, reason=row.reason, detail=row.detail, sender=row.sender,
-                          received_at=row.received_at, replayed_at=row.replayed_at,
-                          size=len(row.body))
+    return DeadLetterItem(
+        id=row.id,
+        reason=row.reason,
+        detail=row.detail,
+        sender=row.sender,
+        received_at=row.received_at,
+        replayed_at=row.replayed_at,
+        size=len(row.body),
+    )
 
 
 @router.get("/dead-letters", summary="Messages the hub could not route (tenants: their own)")

@@ -1,0 +1,1 @@
+"""Benchmarks: ratios against plain baselines measured in the same run."""

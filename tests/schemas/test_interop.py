@@ -1,0 +1,128 @@
+"""Interop: what schemas.sealed writes, an independent JOSE implementation (panva/jose on
+Node.js) verifies and decrypts. CI runs `npm ci` in tools/jose-interop first."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from joserfc.jwk import OKPKey
+
+from schemas.sealed import EnvelopeBinding, seal, sign
+
+TOOL = Path(__file__).parents[2] / "tools" / "jose-interop"
+VECTOR = Path(__file__).parents[1] / "data" / "sealed_vector.json"
+
+pytestmark = pytest.mark.skipif(
+    not (TOOL / "node_modules").is_dir(),
+    reason="tools/jose-interop/node_modules is absent (run `npm ci` there)",
+)
+
+ENV = EnvelopeBinding(
+    id="7a5d3c1e-2b4f-4a6d-8e0f-1a2b3c4d5e6f",
+    type="nl.leerplicht.transfer.offered",
+    source="urn:nld:cbs:GM0518:systeem:leerlingzaken",
+    recipients=("GM0599", "GM0307"),
+)
+
+
+def key(crv: str) -> dict:
+    return OKPKey.generate_key(crv).as_dict(private=True)
+
+
+def public(jwk: dict) -> dict:
+    return {k: jwk[k] for k in ("kty", "crv", "x")}
+
+
+def node_open(tmp_path: Path, document: dict) -> subprocess.CompletedProcess[bytes]:
+    node = shutil.which("node")
+    assert node, "node_modules is installed but node is not on PATH"
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(document))
+    return subprocess.run(
+        [node, str(TOOL / "open.mjs"), str(path)], capture_output=True, timeout=60
+    )
+
+
+@pytest.fixture
+def parties():
+    return key("Ed25519"), key("X25519"), key("X25519")
+
+
+@pytest.mark.parametrize(
+    "payload", [{"pupil": "Fictief Voorbeeld", "taal": "العربية ć"}, b"%PDF-1.7 \x00\xff"]
+)
+def test_jose_opens_what_we_seal(tmp_path, parties, payload):
+    signer, me, other = parties
+    sealed = seal(
+        payload,
+        envelope=ENV,
+        recipients={"GM0599": [public(me)], "GM0307": [public(other)]},
+        signer=signer,
+    )
+    result = node_open(
+        tmp_path,
+        {
+            "sealed": sealed,
+            "recipient_private_jwk": me,
+            "sender_public_jwk": public(signer),
+            "envelope": ENV.to_header(),
+        },
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    expected = (
+        payload
+        if isinstance(payload, bytes)
+        else json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    )
+    assert result.stdout == expected
+
+
+def test_jose_verifies_what_we_sign(tmp_path, parties):
+    signer, me, _ = parties
+    signed = sign({"template": "we-zijn-je-kwijt"}, envelope=ENV, signer=signer)
+    result = node_open(
+        tmp_path,
+        {
+            "sealed": signed,
+            "recipient_private_jwk": me,
+            "sender_public_jwk": public(signer),
+            "envelope": ENV.to_header(),
+        },
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout) == {"template": "we-zijn-je-kwijt"}
+
+
+def test_jose_opens_the_known_answer_vector(tmp_path):
+    vector = json.loads(VECTOR.read_text())
+    result = node_open(tmp_path, vector)
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout) == vector["plaintext"]
+
+
+@pytest.mark.parametrize("tamper", ["envelope", "signature", "other_recipient", "sender"])
+def test_jose_refuses_what_it_should(tmp_path, parties, tamper):
+    signer, me, other = parties
+    sealed = seal({"a": 1}, envelope=ENV, recipients={"GM0599": [public(me)]}, signer=signer)
+    doc = {
+        "sealed": sealed,
+        "recipient_private_jwk": me,
+        "sender_public_jwk": public(signer),
+        "envelope": ENV.to_header(),
+    }
+    if tamper == "envelope":
+        doc["envelope"] = {**doc["envelope"], "recipients": ["GM0307"]}
+    elif tamper == "signature":
+        sig = sealed["signatures"][0]["signature"]
+        sealed["signatures"][0]["signature"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+    elif tamper == "other_recipient":
+        doc["recipient_private_jwk"] = other
+    else:
+        doc["sender_public_jwk"] = public(key("Ed25519"))
+    result = node_open(tmp_path, doc)
+    assert result.returncode == 1
+    assert result.stderr.startswith(b"refused:")
