@@ -57,7 +57,7 @@ def migrate() -> None:
 
     async def go() -> None:
         db = await open_database(get_settings())
-        console.print(f"database at revision [bold]{await db.current_revision()}[/]")
+        console.print(f"database at revision [bold]{', '.join(await db.current_revision())}[/]")
         await db.close()
 
     run(go)

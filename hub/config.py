@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         "urn:nld:cbs:inbeeld:systeem:hub",
         description="CloudEvents `source` of events the hub itself sends (use the operator's OIN).",
     )
+    sweep_interval: float = Field(
+        30.0, description="Seconds between sweeps for due reminders and expiries."
+    )
     publish_timeout: float = Field(10.0, description="Seconds to wait for a publisher confirm.")
 
     def amqp_url_for(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -40,6 +41,7 @@ from hub.registry import TenantInfo
 from hub.routing import check_source, resolve_recipients
 from hub.store.db import Database
 from hub.store.models import GroupMember
+from hub.workflows import load_all, workflow_for
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised
 from schemas.events import EVENTS, HubRejected, spec_for
@@ -104,6 +106,7 @@ class Router:
         # inbox's sequence in publish order and a redelivered copy behind its original.
         # Scale out with more router processes (competing consumers), not concurrency here.
         self._serial = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
         self.handled = 0
 
     async def start(self) -> None:
@@ -114,13 +117,17 @@ class Router:
         self._queue = await declare_core(self._channel, self.settings.delivery_limit)
         self._delivery = await self._channel.get_exchange(DELIVERY)
         self._dlx = await self._channel.get_exchange(DLX)
+        load_all()
         self._consumer_tag = await self._queue.consume(self._on_message)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbeeld-sweeper")
         dead = await self._channel.get_queue(DEAD, ensure=False)
         await dead.consume(self._on_dead)
         log.info("router.started", vhost=self.settings.vhost)
 
     async def stop(self) -> None:
         self._stopped.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
@@ -196,6 +203,10 @@ class Router:
                 recipients = await resolve_recipients(sender, event, _DbDirectory(s))
                 if spec.protection == "none":
                     validate_payload(event.type, event.data)
+                workflow = workflow_for(spec.short_type)
+                if workflow is not None:
+                    recipients = await workflow.check(s, sender, event, recipients)
+                    await workflow.record(s, sender, event, recipients)
             except InbeeldError as exc:
                 ledger.mark(row, ledger.REJECTED, exc.reason)
                 rejection = self._rejection(sender, event.id, exc)
@@ -227,6 +238,25 @@ class Router:
         log.info(
             "router.routed", event_id=event.id, type=event.type, sender=sender.code, recipients=list(seqs)
         )
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Publish what time has made due in the workflows (reminders, expiries)."""
+        due: list[CloudEvent] = []
+        async with self._serial:
+            async with self.db.session() as s, s.begin():
+                for workflow in load_all():
+                    due.extend(await workflow.sweep(s, now or datetime.now(UTC)))
+            for event in due:
+                await self.publish_hub_event(event)
+        return len(due)
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopped.is_set():
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("router.sweep_failed")
 
     async def _on_dead(self, message: AbstractIncomingMessage) -> None:
         """Keep what reached inbeeld.dead in the store, where the operator lists and replays it."""

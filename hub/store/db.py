@@ -58,7 +58,7 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
 
-    async def current_revision(self) -> str | None:
+    async def current_revision(self) -> tuple[str, ...]:
         async with self.engine.connect() as conn:
             return await conn.run_sync(_current)
 
@@ -75,16 +75,17 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+    command.upgrade(alembic_config(connection), "heads")
 
 
-def _current(connection: Connection) -> str | None:
+def _current(connection: Connection) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
-    return MigrationContext.configure(connection).get_current_revision()
+    return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
-def head_revision() -> str | None:
+def head_revisions() -> tuple[str, ...]:
+    """Every head: flows add their tables as branches from the base revision."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from hub.api.deps import DbDep, SettingsDep
-from hub.store.db import head_revision
+from hub.store.db import head_revisions
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +19,7 @@ async def health(db: DbDep, settings: SettingsDep) -> JSONResponse:
     try:
         await asyncio.wait_for(db.ping(), 5)
         revision = await db.current_revision()
-        checks["database"] = "ok" if revision == head_revision() else f"migration {revision} behind"
+        checks["database"] = "ok" if revision == head_revisions() else "not migrated: run `inbeeld migrate`"
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     try:
