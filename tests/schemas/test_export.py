@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 from schemas import export
 from schemas.envelope import SOURCE_RE
 from schemas.events import EVENTS
+from tests.utils.node import node_tool
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKER = REPO / "tools" / "asyncapi-check"
@@ -112,12 +112,7 @@ def test_asyncapi_document_shape() -> None:
 
 
 def test_asyncapi_passes_the_official_parser() -> None:
-    if not (CHECKER / "node_modules").is_dir():
-        pytest.skip(
-            "tools/asyncapi-check/node_modules is missing: run `npm ci` in tools/asyncapi-check"
-        )
-    node = shutil.which("node")
-    assert node, "node is not on PATH but tools/asyncapi-check/node_modules exists"
+    node, _ = node_tool("asyncapi-check")
     result = subprocess.run(
         [node, str(CHECKER / "validate.mjs"), str(REPO / "schemas" / "asyncapi.yaml")],
         capture_output=True,

@@ -4,7 +4,6 @@ Node.js) verifies and decrypts. CI runs `npm ci` in tools/jose-interop first."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,14 +11,11 @@ import pytest
 from joserfc.jwk import OKPKey
 
 from schemas.sealed import EnvelopeBinding, seal, sign
+from tests.utils.node import node_tool
 
 TOOL = Path(__file__).parents[2] / "tools" / "jose-interop"
 VECTOR = Path(__file__).parents[1] / "data" / "sealed_vector.json"
 
-pytestmark = pytest.mark.skipif(
-    not (TOOL / "node_modules").is_dir(),
-    reason="tools/jose-interop/node_modules is absent (run `npm ci` there)",
-)
 
 ENV = EnvelopeBinding(
     id="7a5d3c1e-2b4f-4a6d-8e0f-1a2b3c4d5e6f",
@@ -38,8 +34,7 @@ def public(jwk: dict) -> dict:
 
 
 def node_open(tmp_path: Path, document: dict) -> subprocess.CompletedProcess[bytes]:
-    node = shutil.which("node")
-    assert node, "node_modules is installed but node is not on PATH"
+    node, _ = node_tool("jose-interop")
     path = tmp_path / "input.json"
     path.write_text(json.dumps(document))
     return subprocess.run(
