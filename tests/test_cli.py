@@ -1,0 +1,84 @@
+"""The two console scripts, run as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hub.config import Settings
+from tests.conftest import RUN_ID
+from tests.utils.hubs import remove_deployment
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "INBEELD_LOG_FORMAT": "json", **(env or {})}
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("script", ["inbeeld", "inbeeld-connector"])
+def test_help(script: str) -> None:
+    result = run(script, "--help")
+    assert result.returncode == 0
+    assert "Usage" in result.stdout and "Commands" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"INBEELD_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}, ["RabbitMQ", "127.0.0.1:1"]),
+        ({"INBEELD_RABBITMQ_API_URL": "http://127.0.0.1:2"}, ["management API", "127.0.0.1:2"]),
+    ],
+)
+def test_demo_with_service_down_exits_2_with_one_line(env, names, tmp_path: Path) -> None:
+    result = run("inbeeld", "demo", "--out", str(tmp_path / "out"),
+                 "--vhost", f"inbeeld-test-{RUN_ID}-down", env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert all(n in lines[0] for n in names) and "Traceback" not in result.stderr
+    assert "guest:guest" not in lines[0]  # the password is not printed
+
+
+def test_database_down_exits_2(tmp_path: Path) -> None:
+    result = run("inbeeld", "tenant", "list",
+                 env={"INBEELD_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:3/x"})
+    assert result.returncode == 2
+    assert "database is not reachable at postgresql+asyncpg://postgres@127.0.0.1:3/x" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_tenant_and_group_commands(tmp_path: Path) -> None:
+    env = {"INBEELD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    assert run("inbeeld", "seed", env=env).returncode == 0
+    added = run("inbeeld", "tenant", "add", "GM0014", "Gemeente Groningen", env=env)
+    assert added.returncode == 0, added.stderr
+    bad = run("inbeeld", "tenant", "add", "GM0014", "Again", env=env)
+    assert bad.returncode == 1 and "already exists" in bad.stderr
+    listed = run("inbeeld", "tenant", "list", env=env)
+    assert "GM0014" in listed.stdout and "ingrado" in listed.stdout
+    assert run("inbeeld", "group", "add", "noord", "GM0014", env=env).returncode == 0
+    assert "noord" in run("inbeeld", "group", "list", env=env).stdout
+    token = run("inbeeld", "token", "create", "--tenant", "GM0014", env=env)
+    assert token.returncode == 0 and "inb_" in token.stdout
+
+
+@pytest.mark.broker
+async def test_demo_plays_the_story(tmp_path: Path) -> None:
+    vhost = f"inbeeld-test-{RUN_ID}-demo"
+    try:
+        result = run("inbeeld", "demo", "--out", str(tmp_path / "demo-out"), "--vhost", vhost,
+                     timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "hello through the hub" in result.stdout
+        assert "demo complete" in result.stdout
+        assert (tmp_path / "demo-out" / "demo.json").exists()
+    finally:
+        await remove_deployment(Settings(vhost=vhost))
