@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         return urlunsplit((parts.scheme, netloc, "/" + quote(vhost or self.vhost, safe=""), "", ""))
 
     @property
+    def amqp_user(self) -> str:
+        """The hub's own broker user (the only one that may stamp it as `user_id`)."""
+        return urlsplit(self.amqp_url).username or "guest"
+
+    @property
     def api_credentials(self) -> tuple[str, str]:
         parts = urlsplit(self.amqp_url)
         return (

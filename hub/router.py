@@ -33,14 +33,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import ledger, registry
+from hub import audit, ledger, registry
 from hub.broker.connection import connect
 from hub.broker.topology import DEAD, DELIVERY, DLX, declare_core
 from hub.config import Settings
 from hub.registry import TenantInfo
+from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients
 from hub.store.db import Database
-from hub.store.models import GroupMember
+from hub.store.models import DeadLetter, GroupMember
 from hub.workflows import load_all, workflow_for
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised
@@ -49,6 +50,7 @@ from schemas.validation import validate_payload
 
 log = structlog.get_logger("inbeeld.router")
 
+ACTOR = "hub-router"
 HUB_NAMESPACE = uuid.UUID("6f3c1b8e-2d4a-4c8e-9b7a-1e5d3c2b1a00")
 HEADER_REASON = "x-inbeeld-reason"
 HEADER_DETAIL = "x-inbeeld-detail"
@@ -173,8 +175,13 @@ class Router:
     async def handle(self, message: AbstractIncomingMessage) -> None:
         body = message.body
         user = message.user_id
+        replay_of = (message.headers or {}).get(HEADER_REPLAY)
         async with self.db.session() as s, s.begin():
-            sender = await registry.tenant_by_broker_user(s, user) if user else None
+            if replay_of is not None and user == self.settings.amqp_user:
+                dead = await s.get(DeadLetter, int(str(replay_of)))
+                sender = await _DbDirectory(s).tenant(dead.sender) if dead and dead.sender else None
+            else:
+                sender = await registry.tenant_by_broker_user(s, user) if user else None
         if sender is None:
             await self._dead_letter(message, "unknown_sender", f"no tenant for broker user {user!r}", None)
             return
@@ -209,6 +216,10 @@ class Router:
                     await workflow.record(s, sender, event, recipients)
             except InbeeldError as exc:
                 ledger.mark(row, ledger.REJECTED, exc.reason)
+                await audit.append(s, activity=f"route {event.short_type}"[:64], actor=ACTOR,
+                                   outcome=f"rejected:{exc.reason}", sender=sender.code,
+                                   recipients=list(event.recipients), subject_ref=event.id,
+                                   traceparent=event.traceparent)
                 rejection = self._rejection(sender, event.id, exc)
                 seqs = await ledger.assign_sequences(s, await self._hub_row(s, rejection), [sender.code])
                 log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)
@@ -230,6 +241,10 @@ class Router:
             row2 = await ledger.find(s, event.source, event.id)
             assert row2 is not None
             ledger.mark(row2, ledger.ROUTED, "recipient_busy" if busy else None)
+            await audit.append(s, activity=f"route {event.short_type}"[:64], actor=ACTOR,
+                               outcome="routed" if not busy else "routed:partial",
+                               sender=sender.code, recipients=list(seqs),
+                               subject_ref=event.id, traceparent=event.traceparent)
         if busy:
             exc = RecipientBusy(
                 f"the inbox of {', '.join(busy)} is full; send again later", field="recipients"
@@ -329,6 +344,9 @@ class Router:
 
     async def _reject_unrecorded(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         log.info("router.rejected", event_id=event_id, sender=sender.code, reason=exc.reason)
+        async with self.db.session() as s, s.begin():
+            await audit.append(s, activity="route", actor=ACTOR, outcome=f"rejected:{exc.reason}",
+                               sender=sender.code, subject_ref=event_id)
         await self._send_rejection(sender, event_id, exc)
 
     async def publish_hub_event(self, event: CloudEvent) -> None:

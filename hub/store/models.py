@@ -179,5 +179,23 @@ class AuditRecord(Base):
     sender: Mapped[str | None] = mapped_column(String(32))
     recipients: Mapped[list[str]] = mapped_column(default=list)
     outcome: Mapped[str] = mapped_column(String(32))
-    prev_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no forks
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class TenantKey(Base):
+    """A tenant's public key in the hub's key directory (DESIGN section 6). Public JWKs only:
+    the API refuses a JWK with private members before anything is stored."""
+
+    __tablename__ = "tenant_keys"
+    __table_args__ = (UniqueConstraint("tenant_code", "kid", name="uq_tenant_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_code: Mapped[str] = mapped_column(ForeignKey("tenants.code", ondelete="CASCADE"), index=True)
+    kid: Mapped[str] = mapped_column(String(64))  # RFC 7638 thumbprint
+    use: Mapped[str] = mapped_column(String(3))  # sig | enc
+    jwk: Mapped[dict[str, Any]] = mapped_column()  # kty, crv, x, kid, use, alg
+    status: Mapped[str] = mapped_column(String(16))  # primary | pending | retired | withdrawn
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

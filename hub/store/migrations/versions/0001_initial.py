@@ -34,7 +34,8 @@ def upgrade() -> None:
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('seq'),
-    sa.UniqueConstraint('hash')
+    sa.UniqueConstraint('hash'),
+    sa.UniqueConstraint('prev_hash')
     )
     op.create_table('dead_letters',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),

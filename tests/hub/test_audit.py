@@ -1,0 +1,51 @@
+"""The processing log: every routing decision is chained; tampering is detected."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from hub import audit
+from hub.store.db import Database
+from hub.store.models import AuditRecord
+from tests.utils.hubs import RunningHub
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+async def db(database_url: str):
+    database = Database(database_url)
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+async def test_chain_detects_an_edited_record(db: Database) -> None:
+    async with db.session() as s, s.begin():
+        for i in range(5):
+            await audit.append(s, activity="route ping", actor="test", outcome="routed",
+                               sender="GM0518", recipients=["GM0599"], subject_ref=f"e{i}",
+                               traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    async with db.session() as s:
+        report = await audit.verify(s)
+    assert report.intact and report.records == 5
+    async with db.session() as s, s.begin():
+        await s.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(outcome="rejected:x"))
+    async with db.session() as s:
+        report = await audit.verify(s)
+    assert not report.intact and report.first_bad_seq == 3
+
+
+async def test_router_decisions_are_audited(hub: RunningHub) -> None:
+    den_haag = await hub.connector("GM0518")
+    ok = await den_haag.send("nl.leerplicht.ping", {"text": "audit me"}, ["GM0599"])
+    bad = await den_haag.send("nl.leerplicht.ping", {"text": "nobody"}, ["GM9999"])
+    await hub.receive("GM0599", lambda e: e.id == ok.id)
+    await hub.receive("GM0518", lambda e: e.type.endswith("hub.rejected") and e.data["event_id"] == bad.id)
+    async with hub.db.session() as s:
+        records = {r.subject_ref: r for r in await audit.records_for(s, "GM0518", 1000)}
+        report = await audit.verify(s)
+    assert records[ok.id].outcome == "routed" and records[ok.id].recipients == ["GM0599"]
+    assert records[bad.id].outcome == "rejected:unknown_recipient"
+    assert report.intact and report.records >= 2
