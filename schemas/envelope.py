@@ -78,8 +78,10 @@ class CloudEvent(BaseModel):
     def _id_required_on_the_wire(cls, raw: Any, info: ValidationInfo) -> Any:
         # Constructing an event may default its id; a received one must carry its own, or
         # its retries would get fresh ids and escape de-duplication.
-        if info.context and info.context.get("wire") and isinstance(raw, dict) and "id" not in raw:
-            raise ValueError("id is required")
+        if info.context and info.context.get("wire") and isinstance(raw, dict):
+            missing = [k for k in ("specversion", "id") if k not in raw]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} required (CloudEvents 1.0)")
         return raw
 
     @field_validator("source")

@@ -74,7 +74,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 0x1B_EE1D  # PostgreSQL advisory lock id: one migrator at a time
+
+
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # API and routers may start together against a fresh database.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
     command.upgrade(alembic_config(connection), "heads")
 
 
