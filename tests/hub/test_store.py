@@ -67,7 +67,7 @@ async def test_tokens_are_stored_hashed_and_revocable(db: Database) -> None:
     async with db.session() as s, s.begin():
         await registry.seed(s)
         token_id, token = await auth.issue(s, "tenant", "GM0518")
-        op_id, op_token = await auth.issue(s, "operator")
+        _op_id, op_token = await auth.issue(s, "operator")
     from sqlalchemy import select
 
     from hub.store.models import ApiToken

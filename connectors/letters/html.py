@@ -1,0 +1,81 @@
+"""HTML letters through a trusted Jinja2 layout shipped in this package.
+
+Only our own layout is a Jinja template (autoescape on, StrictUndefined); the untrusted
+template text arrives already parsed into runs of plain text, so nothing in it is evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template
+
+from connectors.letters.compose import Deadline, compose
+from connectors.letters.errors import RenderLimitExceeded
+from connectors.letters.labels import DATE_LABEL, LANGUAGE_NAMES, format_date
+from connectors.letters.limits import DEFAULT_LIMITS, Limits
+from connectors.letters.model import Letter, Letterhead, RenderedLetter
+from connectors.letters.values import Value
+from schemas.events import TemplatePublished
+
+
+@cache
+def _layout() -> Template:
+    env = Environment(
+        loader=PackageLoader("connectors.letters", "layouts"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=False,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("letter.html.j2")
+
+
+def letter_html(
+    letter: Letter,
+    letterhead: Letterhead,
+    *,
+    recipient: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> str:
+    html = _layout().render(
+        letter=letter,
+        first=letter.parts[0],
+        letterhead=letterhead,
+        recipient=tuple(recipient),
+        language_names=LANGUAGE_NAMES,
+        date_labels=DATE_LABEL,
+        dates={lang: format_date(letter.letter_date, lang) for lang in letter.languages},
+    )
+    if len(html) > limits.html_bytes:
+        raise RenderLimitExceeded(f"the HTML letter would be larger than {limits.html_bytes} bytes")
+    return html
+
+
+def render_html(
+    bundle: TemplatePublished,
+    lang: str,
+    values: Mapping[str, Value | None],
+    letterhead: Letterhead,
+    *,
+    bilingual: bool = False,
+    recipient: Sequence[str] = (),
+    letter_date: date | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> RenderedLetter:
+    """Render a letter as one HTML document (bilingual: Dutch, then `lang`)."""
+    deadline = Deadline(limits.seconds)
+    letter = compose(
+        bundle,
+        lang,
+        values,
+        bilingual=bilingual,
+        letter_date=letter_date,
+        limits=limits,
+        deadline=deadline,
+    )
+    html = letter_html(letter, letterhead, recipient=recipient, limits=limits)
+    deadline.check()
+    return RenderedLetter(letter, html)

@@ -1,0 +1,266 @@
+"""PDF letters with fpdf2: HarfBuzz text shaping (uharfbuzz), the Unicode bidi algorithm,
+and fonts from PyPI packages (see `fonts`).
+
+Every inserted value is wrapped in FSI … PDI (U+2068/U+2069) so a case number or a Latin
+name keeps its own direction inside an Arabic sentence. Bold is the only styling, signalled
+by a private-use character that `syntax.FORBIDDEN` refuses in templates and values: fpdf2's
+own markdown (`**`, `__`, `--`, `~~`, `[text](url)`) and its page-count alias never apply to
+letter text, so a value like `[click](https://…)` stays plain text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+
+from fpdf import FPDF
+from fpdf.line_break import Fragment
+
+from connectors.letters.compose import Deadline, compose
+from connectors.letters.errors import RenderLimitExceeded
+from connectors.letters.fonts import FontSet, font_sets
+from connectors.letters.labels import DATE_LABEL, LANGUAGE_NAMES, format_date
+from connectors.letters.limits import DEFAULT_LIMITS, Limits
+from connectors.letters.model import Block, Letter, Letterhead, LetterPart, Run
+from connectors.letters.values import Value, check_lines
+from schemas.events import TemplatePublished
+
+FSI, PDI = "\u2068", "\u2069"
+_BOLD = "\ue000"  # toggles bold inside one multi_cell; refused in all input
+_NO_ALIAS = "\ue001"  # fpdf2 substitutes "{nb}" by default; nothing we print can contain this
+
+LINE = 5.4  # mm per body line at 10.5 pt
+GREY = (90, 90, 90)
+
+
+class _LetterPDF(FPDF):
+    def __init__(self, ref: str) -> None:
+        super().__init__(format="A4", unit="mm")
+        self.ref = ref
+        self.str_alias_nb_pages = _NO_ALIAS
+        self.font_families: tuple[FontSet, ...] = ()
+
+    def _parse_chars(
+        self,
+        text: str,
+        markdown: bool,
+        *,
+        _initial_emphasis: tuple[bool, bool, bool, bool] | None = None,
+    ) -> Iterator[Fragment]:
+        # Replace fpdf2's markdown with our one private-use bold toggle.
+        if not markdown:
+            yield from super()._parse_chars(text, False, _initial_emphasis=_initial_emphasis)
+            return
+        emphasis = _initial_emphasis or ("B" in self.font_style, False, False, False)
+        bold = emphasis[0]
+        for n, piece in enumerate(text.split(_BOLD)):
+            if n:
+                bold = not bold
+            if piece:
+                yield from super()._parse_chars(piece, False, _initial_emphasis=(bold, False, False, False))
+        self._markdown_emphasis = (bold, False, False, False)
+
+    def footer(self) -> None:
+        self.set_y(-14)
+        self.set_text_shaping(True, direction="ltr")
+        self.set_font(font_sets()[0].family, "", 7.5)
+        self.set_text_color(*GREY)
+        self.cell(0, 5, f"{self.ref}  ·  {self.page_no()}", align="C")
+        self.set_text_color(0, 0, 0)
+
+
+def _text(runs: Sequence[Run]) -> str:
+    out: list[str] = []
+    for r in runs:
+        text = FSI + r.text + PDI if r.placeholder is not None else r.text
+        out.append(_BOLD + text + _BOLD if r.bold else text)
+    return "".join(out)
+
+
+_ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
+
+
+def _needs_arabic(letter: Letter, lines: Sequence[str | None]) -> bool:
+    texts = [r.text for part in letter.parts for r in part.subject]
+    texts += [r.text for part in letter.parts for b in part.blocks for item in b.items for r in item]
+    texts += [line for line in lines if line]
+    return any(part.lang == "ar" for part in letter.parts) or any(_ARABIC.search(t) for t in texts)
+
+
+def _setup(pdf: _LetterPDF, arabic: bool) -> None:
+    # fpdf2 subsets and embeds every added font, used or not (most of a letter's output time),
+    # so the Arabic font joins only when the letter has Arabic script in it.
+    latin, arabic_fonts = font_sets()
+    pdf.font_families = (latin, arabic_fonts) if arabic else (latin,)
+    for fs in pdf.font_families:
+        pdf.add_font(fs.family, "", fs.regular)
+        pdf.add_font(fs.family, "B", fs.bold)
+    pdf.set_margins(22, 18, 20)
+    pdf.set_auto_page_break(True, margin=20)
+
+
+def _use(pdf: _LetterPDF, part_lang: str, size: float, style: str = "") -> None:
+    fonts = pdf.font_families
+    main, *fallback = reversed(fonts) if part_lang == "ar" else fonts
+    pdf.set_font(main.family, style, size)
+    pdf.set_fallback_fonts([f.family for f in fallback], exact_match=False)
+    direction = "rtl" if part_lang == "ar" else "ltr"
+    pdf.set_text_shaping(True, direction=direction)
+
+
+def _para(pdf: _LetterPDF, text: str, align: str, h: float = LINE, w: float = 0) -> None:
+    pdf.multi_cell(w, h, text, align=align, markdown=True, new_x="LMARGIN", new_y="NEXT")
+
+
+def _letterhead(pdf: _LetterPDF, lh: Letterhead, recipient: Sequence[str]) -> None:
+    _use(pdf, "nl", 15, "B")
+    top = pdf.get_y()
+    _para(pdf, FSI + lh.name + PDI, "L", h=7, w=100)
+    _use(pdf, "nl", 10)
+    if lh.department:
+        _para(pdf, FSI + lh.department + PDI, "L", w=100)
+    if lh.return_address:
+        pdf.set_text_color(*GREY)
+        _use(pdf, "nl", 8)
+        _para(pdf, "  ·  ".join(FSI + line + PDI for line in lh.return_address), "L", h=4.2, w=110)
+        pdf.set_text_color(0, 0, 0)
+    left_bottom = pdf.get_y()
+    pdf.set_y(top)
+    _use(pdf, "nl", 9)
+    for line in (lh.phone, lh.email, lh.website):
+        if line:
+            pdf.set_x(pdf.w - pdf.r_margin - 60)
+            pdf.multi_cell(60, 4.6, FSI + line + PDI, align="R", markdown=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(max(pdf.get_y(), left_bottom) + 2)
+    pdf.set_draw_color(150, 150, 150)
+    pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
+    pdf.ln(8)
+    if recipient:
+        _use(pdf, "nl", 10.5)
+        for line in recipient:
+            _para(pdf, FSI + line + PDI, "L", w=90)
+        pdf.ln(8)
+
+
+def _block(pdf: _LetterPDF, block: Block, lang: str, align: str) -> None:
+    if block.kind == "heading":
+        _use(pdf, lang, {1: 15.0, 2: 13.0}.get(block.level, 11.5), "B")
+        _para(pdf, _text(block.items[0]), align, h=7)
+        pdf.ln(1.5)
+        return
+    _use(pdf, lang, 10.5)
+    if block.kind == "list":
+        indent = 6.0
+        for item in block.items:
+            y = pdf.get_y()
+            if align == "R":
+                pdf.set_xy(pdf.w - pdf.r_margin - indent, y)
+                pdf.cell(indent, LINE, "•", align="C")
+                pdf.set_xy(pdf.l_margin, y)
+            else:
+                pdf.set_xy(pdf.l_margin, y)
+                pdf.cell(indent, LINE, "•", align="C")
+                pdf.set_xy(pdf.l_margin + indent, y)
+            pdf.multi_cell(
+                pdf.epw - indent,
+                LINE,
+                _text(item),
+                align=align,
+                markdown=True,
+                new_x="LMARGIN",
+                new_y="NEXT",
+            )
+        pdf.ln(2.5)
+        return
+    _para(pdf, _text(block.items[0]), align)
+    pdf.ln(2.5)
+
+
+def _part(pdf: _LetterPDF, letter: Letter, part: LetterPart, deadline: Deadline) -> None:
+    align = "R" if part.direction == "rtl" else "L"
+    if letter.bilingual:
+        _use(pdf, part.lang, 8.5)
+        pdf.set_text_color(*GREY)
+        _para(pdf, LANGUAGE_NAMES[part.lang], align, h=4.5)
+        pdf.set_text_color(0, 0, 0)
+    _use(pdf, part.lang, 10)
+    _para(pdf, f"{DATE_LABEL[part.lang]}: {FSI}{format_date(letter.letter_date, part.lang)}{PDI}", align)
+    pdf.ln(3)
+    _use(pdf, part.lang, 12, "B")
+    _para(pdf, _text(part.subject), align, h=6)
+    pdf.ln(4)
+    for block in part.blocks:
+        _block(pdf, block, part.lang, align)
+        deadline.check()
+
+
+def letter_pdf(
+    letter: Letter,
+    letterhead: Letterhead,
+    *,
+    recipient: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    deadline: Deadline | None = None,
+) -> bytes:
+    """Lay out an already composed letter; bilingual letters start each language on a page."""
+    deadline = deadline or Deadline(limits.seconds)
+    head_lines = (
+        letterhead.name,
+        letterhead.department,
+        letterhead.phone,
+        letterhead.email,
+        letterhead.website,
+        *letterhead.return_address,
+    )
+    check_lines(head_lines, "letterhead", limits)
+    check_lines(tuple(recipient), "recipient", limits)
+    pdf = _LetterPDF(letter.ref)
+    pdf.set_title(letter.title)
+    pdf.set_subject(letter.ref)
+    pdf.set_creator("Inbeeld")
+    pdf.set_lang(letter.parts[0].lang)
+    _setup(pdf, _needs_arabic(letter, (*head_lines, *recipient)))
+    try:
+        for n, part in enumerate(letter.parts):
+            pdf.add_page()
+            if n == 0:
+                _letterhead(pdf, letterhead, recipient)
+            _part(pdf, letter, part, deadline)
+            if pdf.page > limits.pdf_pages:
+                raise RenderLimitExceeded(f"the PDF letter would be longer than {limits.pdf_pages} pages")
+        out = bytes(pdf.output())
+    finally:
+        for font in pdf.fonts.values():  # fontTools keeps the font files open otherwise
+            close = getattr(font, "close", None)
+            if close is not None:
+                close()
+    if len(out) > limits.pdf_bytes:
+        raise RenderLimitExceeded(f"the PDF letter would be larger than {limits.pdf_bytes} bytes")
+    deadline.check()
+    return out
+
+
+def render_pdf(
+    bundle: TemplatePublished,
+    lang: str,
+    values: Mapping[str, Value | None],
+    letterhead: Letterhead,
+    *,
+    bilingual: bool = False,
+    recipient: Sequence[str] = (),
+    letter_date: date | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes:
+    """Render a letter as PDF (bilingual: Dutch, then `lang`)."""
+    deadline = Deadline(limits.seconds)
+    letter = compose(
+        bundle,
+        lang,
+        values,
+        bilingual=bilingual,
+        letter_date=letter_date,
+        limits=limits,
+        deadline=deadline,
+    )
+    return letter_pdf(letter, letterhead, recipient=recipient, limits=limits, deadline=deadline)

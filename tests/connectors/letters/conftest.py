@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pytest
+from pypdf import PdfReader
+
+from connectors.letters import Letterhead, load_shared_bundle
+from schemas.events import TemplatePublished
+
+LANGS = ["nl", "en", "pl", "tr", "ar", "bg"]
+TEMPLATES = ["we-zijn-je-kwijt", "wij-zijn-langs-geweest"]
+
+HEAD = Letterhead(
+    name="Gemeente Den Haag",
+    department="Leerlingzaken",
+    return_address=("Postbus 12652", "2500 DP Den Haag"),
+    phone="14 070",
+    email="leerplicht@denhaag.nl",
+    website="www.denhaag.nl",
+)
+
+VALUES: dict[str, dict[str, object]] = {
+    "we-zijn-je-kwijt": {
+        "pupil_name": "Jan de Vries",
+        "case_number": "2026-0417",
+        "officer_name": "Fatima El Amrani",
+        "officer_phone": "070 353 5454",
+        "contact_email": "leerplicht@denhaag.nl",
+        "school_name": "Johan de Witt College",
+        "respond_before": date(2026, 5, 1),
+    },
+    "wij-zijn-langs-geweest": {
+        "visit_date": date(2026, 4, 16),
+        "case_number": "2026-0417",
+        "officer_name": "Fatima El Amrani",
+        "officer_phone": "070 353 5454",
+        "contact_email": "leerplicht@denhaag.nl",
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def bundles() -> dict[str, TemplatePublished]:
+    return {t: load_shared_bundle(t) for t in TEMPLATES}
+
+
+def pdf_text(data: bytes) -> str:
+    reader = PdfReader(io.BytesIO(data))
+    return "\n".join(page.extract_text() for page in reader.pages)

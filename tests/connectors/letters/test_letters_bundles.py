@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from connectors.letters import (
+    BundleInvalid,
+    TemplateSyntaxError,
+    TemplateTooLarge,
+    UndeclaredPlaceholder,
+    load_bundle,
+    shared_bundle_dir,
+)
+from connectors.letters.compose import parse_language
+from schemas.events import TemplatePublished, spec_for
+from schemas.validation import validate_payload
+from tests.connectors.letters.conftest import LANGS, TEMPLATES
+
+
+@pytest.mark.parametrize("template_id", TEMPLATES)
+def test_shared_bundle_is_a_valid_template_published_payload(template_id: str) -> None:
+    bundle = load_bundle(shared_bundle_dir() / template_id)
+    assert isinstance(bundle, TemplatePublished)
+    assert bundle.template_id == template_id
+    assert bundle.publisher == "ingrado"
+    assert sorted(bundle.languages) == sorted(LANGS)
+    assert bundle.languages["ar"].direction == "rtl"
+    # Round-trips through the contract's own validation, as the hub will do.
+    spec = spec_for("nl.leerplicht.template.published")
+    again = validate_payload(spec.type, bundle.model_dump(mode="json"))
+    assert again == bundle
+
+
+@pytest.mark.parametrize("template_id", TEMPLATES)
+def test_every_language_uses_the_same_placeholders(template_id: str) -> None:
+    bundle = load_bundle(shared_bundle_dir() / template_id)
+    names = {lang: parse_language(bundle, lang).names for lang in bundle.languages}
+    assert len(set(names.values())) == 1, names
+    assert names["nl"] == {p.name for p in bundle.placeholders}
+
+
+def _copy(tmp_path: Path, template_id: str = "we-zijn-je-kwijt") -> Path:
+    dst = tmp_path / template_id
+    shutil.copytree(shared_bundle_dir() / template_id, dst)
+    return dst
+
+
+def test_undeclared_placeholder_in_a_file_is_named(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "tr.md").write_text("subject: Merhaba\n\nMerhaba ((bsn)).\n", encoding="utf-8")
+    with pytest.raises(UndeclaredPlaceholder, match=r"\(\(bsn\)\)") as e:
+        load_bundle(folder)
+    assert e.value.field == "bsn"
+    assert "(tr)" in e.value.message
+
+
+def test_manifest_errors_are_reported(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["languages"]["ar"]["direction"] = "ltr"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleInvalid, match="ar is written rtl"):
+        load_bundle(folder)
+    manifest["languages"]["ar"]["direction"] = "rtl"
+    manifest["script"] = "x"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleInvalid, match="script"):
+        load_bundle(folder)
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "pl.md").write_text("subject: x\n\n" + "a" * (70 * 1024), encoding="utf-8")
+    with pytest.raises(TemplateTooLarge, match=r"pl\.md"):
+        load_bundle(folder)
+
+
+def test_missing_subject_line(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "en.md").write_text("Dear ((pupil_name)),\n", encoding="utf-8")
+    with pytest.raises(TemplateSyntaxError, match="subject"):
+        load_bundle(folder)
