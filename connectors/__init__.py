@@ -11,6 +11,22 @@ Public API::
             await message.ack()
 """
 
-from connectors.client import Connector, ConnectorError, InboxMessage
+from connectors.client import (
+    Connector,
+    ConnectorError,
+    ConnectorStats,
+    InboxMessage,
+    InboxState,
+    MemoryInboxState,
+    Sealer,
+)
 
-__all__ = ["Connector", "ConnectorError", "InboxMessage"]
+__all__ = [
+    "Connector",
+    "ConnectorError",
+    "ConnectorStats",
+    "InboxMessage",
+    "InboxState",
+    "MemoryInboxState",
+    "Sealer",
+]

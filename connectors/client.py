@@ -1,52 +1,176 @@
-"""The connector's AMQP client: publish to the hub's ingress, consume the tenant's inbox.
+"""The connector's AMQP client (the SDK): publish to the hub's ingress, consume the inbox.
 
-Every publish carries `user_id` = the tenant's broker user (the broker refuses a spoofed one)
-and waits for a publisher confirm; the connection reconnects on its own (robust)."""
+Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
+
+* Every publish carries `user_id` = the tenant's broker user (the broker refuses a spoofed
+  one), is persistent, and waits for a publisher confirm within `publish_timeout`; a publish
+  that fails or hangs (a broker outage can make one hang) is retried on a fresh connection
+  until `publish_deadline`, with the same event id, so the hub's ledger drops a repeat.
+* The connection is our own, not aio-pika's robust one: robust objects are held weakly and
+  consumers are not always restored after a broker restart. Here one place (`_ensure`)
+  reconnects with backoff, and `inbox()` re-opens its channel and consumer itself.
+* `inbox()` yields `InboxMessage`s: parsed, de-duplicated by `source`+`id` (in the local
+  store when one is given, else in memory), opened by the sealer when one is given (else a
+  payload of protection "none" is validated), and checked for gaps in the hub's per-tenant
+  `sequence` (logged, counted, `on_gap` called: a gap means resync). A message that cannot be
+  parsed or opened is rejected (dead-lettered by the hub's topology), never yielded.
+* `ack()` remembers the event (dedupe), sends the optional receipt, then acks; `reject()`
+  dead-letters (or requeues). A message whose channel died cannot be acked: the broker
+  redelivers it and de-duplication drops the copy.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import contextlib
+import functools
+import inspect
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
 
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import InbeeldError
+from schemas.events import EVENTS, Payload, Receipt, spec_for
+from schemas.validation import validate_payload
+
+__all__ = [
+    "INBOX_PREFIX",
+    "INGRESS",
+    "RECEIPT_TYPE",
+    "Connector",
+    "ConnectorError",
+    "ConnectorStats",
+    "InboxMessage",
+    "InboxState",
+    "MemoryInboxState",
+    "Sealer",
+]
+
+log = structlog.get_logger("inbeeld.connector")
 
 INGRESS = "inbeeld.ingress"
 INBOX_PREFIX = "inbeeld.inbox."
+RECEIPT_TYPE = "nl.leerplicht.receipt"
+_RECEIPT_NS = uuid.UUID("0b8f3f3e-6a47-4a2f-8f0e-5f1c2d3b4a59")
+# Errors that mean "this connection or channel is gone / stuck": reconnect and retry.
+_TRANSIENT = (aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeError, TimeoutError)
 
 
 class ConnectorError(InbeeldError):
     reason = "connector_error"
 
 
+class Sealer(Protocol):
+    """Seals outgoing events and opens incoming ones (`connectors.sealing.Sealer`)."""
+
+    async def seal(self, event: CloudEvent) -> CloudEvent: ...
+
+    async def open(self, event: CloudEvent) -> Payload: ...
+
+
+class InboxState(Protocol):
+    """What the SDK keeps between messages: seen events and the last inbox sequence.
+    `connectors.store.LocalStore` persists it; `MemoryInboxState` is the default."""
+
+    async def seen(self, source: str, event_id: str) -> bool: ...
+
+    async def remember(self, event: CloudEvent) -> None: ...
+
+    async def last_sequence(self) -> int | None: ...
+
+    async def set_last_sequence(self, sequence: int) -> None: ...
+
+
+class MemoryInboxState:
+    """In-process state: the last `limit` event keys and the last sequence."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._limit = limit
+        self._sequence: int | None = None
+
+    async def seen(self, source: str, event_id: str) -> bool:
+        return (source, event_id) in self._seen
+
+    async def remember(self, event: CloudEvent) -> None:
+        self._seen[(event.source, event.id)] = None
+        while len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+
+    async def last_sequence(self) -> int | None:
+        return self._sequence
+
+    async def set_last_sequence(self, sequence: int) -> None:
+        self._sequence = sequence
+
+
+@dataclass
+class ConnectorStats:
+    published: int = 0
+    received: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    rejected: int = 0
+    reconnects: int = 0
+
+
+GapCallback = Callable[[int, int], Awaitable[None] | None]
+
+
 @dataclass
 class InboxMessage:
-    """One event from the inbox. Call `ack()` once it is safely processed, or `reject()`."""
+    """One event from the inbox. Call `ack()` once it is safely processed, or `reject()`.
+
+    `event` is the envelope as received (its `data` still sealed for sealed types);
+    `payload` the opened and validated payload, or None for a signed/sealed event read
+    without a sealer."""
 
     event: CloudEvent
     _raw: AbstractIncomingMessage = field(repr=False)
+    payload: Payload | None = None
+    _connector: Connector | None = field(default=None, repr=False)
+    _settled: bool = field(default=False, repr=False)
 
     async def ack(self) -> None:
-        await self._raw.ack()
+        if self._settled:
+            return
+        self._settled = True
+        if self._connector is not None:
+            await self._connector._after_processing(self.event)
+        await _settle(self._raw.ack())
 
     async def reject(self, requeue: bool = False) -> None:
-        await self._raw.reject(requeue=requeue)
+        if self._settled:
+            return
+        self._settled = True
+        await _settle(self._raw.reject(requeue=requeue))
+
+
+async def _settle(op: Awaitable[None]) -> None:
+    try:
+        await op
+    except _TRANSIENT as exc:
+        # The channel died: the broker will redeliver, and de-duplication drops the copy.
+        log.info("connector.settle_lost", error=type(exc).__name__)
 
 
 class Connector:
+    """A tenant's client of the hub. Use as `async with Connector(...) as c:`.
+
+    `send()` builds, validates (protection "none", no sealer) or seals, and publishes an
+    event; `publish()` sends a ready-made one (sealed first when a sealer is given);
+    `inbox()` yields what arrives. `stats` counts what happened; `receipts` sends
+    `nl.leerplicht.receipt` to the sender of each processed event."""
+
     def __init__(
         self,
         tenant: str,
@@ -55,15 +179,36 @@ class Connector:
         system: str = "connector",
         oin: str | None = None,
         publish_timeout: float = 10.0,
+        publish_deadline: float = 120.0,
+        sealer: Sealer | None = None,
+        state: InboxState | None = None,
+        dedupe: bool = True,
+        receipts: bool = False,
+        on_gap: GapCallback | None = None,
+        heartbeat: int = 15,
+        reconnect_max: float = 30.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         self.tenant = tenant
         self.amqp_url = amqp_url
         self.username = unquote(urlsplit(amqp_url).username or "")
         self.source = source_urn(system=system, oin=oin, cbs=None if oin else tenant)
         self.publish_timeout = publish_timeout
-        self._connection: AbstractRobustConnection | None = None
+        self.publish_deadline = publish_deadline
+        self.sealer = sealer
+        self.state: InboxState = state if state is not None else MemoryInboxState()
+        self.dedupe = dedupe
+        self.receipts = receipts
+        self.on_gap = on_gap
+        self.heartbeat = heartbeat
+        self.reconnect_max = reconnect_max
+        self.connect_timeout = connect_timeout
+        self.stats = ConnectorStats()
+        self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._ingress: AbstractExchange | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
 
     async def __aenter__(self) -> Connector:
         await self.connect()
@@ -74,20 +219,76 @@ class Connector:
     ) -> None:
         await self.close()
 
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
     async def connect(self) -> None:
+        """Connect once; `ConnectorError` if the broker cannot be reached or refuses us."""
+        self._closed = False
+        async with self._lock:
+            await self._open()
+
+    async def _open(self) -> None:
         try:
-            self._connection = await aio_pika.connect_robust(self.amqp_url, timeout=10)
-        except (OSError, TimeoutError, aio_pika.exceptions.AMQPConnectionError) as exc:
+            connection = await aio_pika.connect(
+                self.amqp_url, timeout=self.connect_timeout, heartbeat=self.heartbeat
+            )
+        except (*_TRANSIENT, aio_pika.exceptions.AMQPConnectionError) as exc:
             host = urlsplit(self.amqp_url).hostname
-            raise ConnectorError(f"cannot reach the hub's broker at {host} ({exc})") from None
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        # get_exchange(ensure=False): a tenant may not declare anything, not even passively.
-        self._ingress = await self._channel.get_exchange(INGRESS, ensure=False)
+            raise ConnectorError(f"cannot reach the hub's broker at {host} ({type(exc).__name__})") from None
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            # get_exchange(ensure=False): a tenant may not declare anything, not even passively.
+            ingress = await channel.get_exchange(INGRESS, ensure=False)
+        except BaseException:
+            await _quietly(connection.close())
+            raise
+        self._connection, self._channel, self._ingress = connection, channel, ingress
+
+    async def _ensure(self) -> AbstractConnection:
+        """The live connection, reconnecting with backoff until it is back (or we close)."""
+        delay = 0.2
+        while True:
+            if self._closed:
+                raise ConnectorError("connector is closed")
+            async with self._lock:
+                conn = self._connection
+                if conn is not None and not conn.is_closed and self._channel is not None:
+                    if not self._channel.is_closed:
+                        return conn
+                if conn is not None:
+                    self._connection = None
+                    await _quietly(conn.close())
+                try:
+                    await self._open()
+                    self.stats.reconnects += 1
+                    log.info("connector.reconnected", tenant=self.tenant)
+                    assert self._connection is not None
+                    return self._connection
+                except ConnectorError as exc:
+                    log.warning(
+                        "connector.reconnect_failed", tenant=self.tenant, error=exc.message, delay=delay
+                    )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_max)
+
+    async def _invalidate(self, conn: AbstractConnection | None) -> None:
+        async with self._lock:
+            if conn is not None and self._connection is conn:
+                self._connection = None
+                await _quietly(conn.close())
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        self._closed = True
+        async with self._lock:
+            if self._connection is not None:
+                await _quietly(self._connection.close())
+                self._connection = None
+
+    # -- sending ------------------------------------------------------------------------------
 
     def event(
         self,
@@ -99,6 +300,7 @@ class Connector:
         correlationid: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> CloudEvent:
+        spec = EVENTS.get(event_type)
         return CloudEvent(
             source=self.source,
             type=event_type,
@@ -106,44 +308,212 @@ class Connector:
             subject=subject,
             correlationid=correlationid,
             data=data,
+            **({"dataschema": spec.dataschema} if spec and not (extra and "dataschema" in extra) else {}),
             **(extra or {}),
         )
 
     async def publish(self, event: CloudEvent) -> CloudEvent:
-        """Publish a ready-made event to the hub, confirmed by the broker."""
-        if self._ingress is None:
+        """Publish a ready-made event (sealed first when a sealer is given), confirmed by the
+        broker, retried across reconnects until `publish_deadline`. Returns what was sent."""
+        spec = EVENTS.get(event.type)
+        if self.sealer is not None and spec is not None and spec.protection != "none":
+            event = await self.sealer.seal(event)
+        return await self._deliver(event)
+
+    async def _deliver(self, event: CloudEvent) -> CloudEvent:
+        if self._closed or self._ingress is None:
             raise ConnectorError("connector is not connected")
-        message = aio_pika.Message(
-            event.to_bytes(),
-            content_type=CONTENT_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=event.id,
-            type=event.type,
-            user_id=self.username,
-        )
-        await self._ingress.publish(message, routing_key=event.type, timeout=self.publish_timeout)
-        return event
+        body = event.to_bytes()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_deadline
+        delay = 0.2
+        while True:
+            conn = await asyncio.wait_for(self._ensure(), max(deadline - loop.time(), 0.1))
+            ingress = self._ingress
+            try:
+                assert ingress is not None
+                message = aio_pika.Message(
+                    body,
+                    content_type=CONTENT_TYPE,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=event.id,
+                    type=event.type,
+                    user_id=self.username,
+                )
+                await asyncio.wait_for(ingress.publish(message, routing_key=event.type), self.publish_timeout)
+                self.stats.published += 1
+                return event
+            except _TRANSIENT as exc:
+                await self._invalidate(conn)
+                if loop.time() + delay >= deadline:
+                    raise ConnectorError(
+                        f"publishing {event.type} {event.id} failed for {self.publish_deadline:.0f}s "
+                        f"({type(exc).__name__})"
+                    ) from None
+                log.warning("connector.publish_retry", event_id=event.id, error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def send(self, event_type: str, data: Any, recipients: Sequence[str], **kwargs: Any) -> CloudEvent:
-        return await self.publish(self.event(event_type, data, recipients, **kwargs))
+        """Build and publish an event. A payload of protection "none" is validated first
+        (`SchemaInvalid` naming the field; nothing is sent); others go to the sealer."""
+        event = self.event(event_type, data, recipients, **kwargs)
+        if spec_for(event_type).protection == "none":
+            payload = validate_payload(event_type, data)
+            event = event.model_copy(update={"data": payload.model_dump(mode="json", exclude_none=True)})
+        return await self.publish(event)
+
+    # -- receiving ----------------------------------------------------------------------------
 
     async def inbox(
         self, *, prefetch: int = 32, idle_timeout: float | None = None
     ) -> AsyncIterator[InboxMessage]:
-        """Events addressed to this tenant, in arrival order. Stops after `idle_timeout`
-        seconds without a message (None: never)."""
-        if self._connection is None:
+        """Events addressed to this tenant, in arrival order, across reconnects. Stops after
+        `idle_timeout` seconds without a message (None: never)."""
+        if self._closed or self._ingress is None:
             raise ConnectorError("connector is not connected")
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        queue: AbstractQueue = await channel.get_queue(INBOX_PREFIX + self.tenant, ensure=False)
-        try:
-            async with queue.iterator() as it:
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
+        while True:
+            conn = await self._ensure()
+            try:
+                channel = await conn.channel()
+                await channel.set_qos(prefetch_count=prefetch)
+                queue = await channel.get_queue(INBOX_PREFIX + self.tenant, ensure=False)
+            except _TRANSIENT as exc:
+                log.warning("connector.inbox_open_failed", error=type(exc).__name__)
+                await self._invalidate(conn)
+                continue
+            arrivals: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+
+            _lost = functools.partial(_signal_lost, arrivals)
+
+            channel.close_callbacks.add(_lost)
+            conn.close_callbacks.add(_lost)
+            try:
+                tag = await queue.consume(arrivals.put)
+            except _TRANSIENT:
+                await self._invalidate(conn)
+                continue
+            try:
                 while True:
+                    wait = None if idle_timeout is None else idle_since + idle_timeout - loop.time()
                     try:
-                        raw = await asyncio.wait_for(it.__anext__(), idle_timeout)
-                    except (TimeoutError, StopAsyncIteration):
+                        raw = await asyncio.wait_for(arrivals.get(), wait)
+                    except TimeoutError:
                         return
-                    yield InboxMessage(parse_event(raw.body), raw)
-        finally:
-            await channel.close()
+                    if raw is None:
+                        log.warning("connector.inbox_lost", tenant=self.tenant)
+                        break  # channel or connection gone: reconnect, re-consume
+                    idle_since = loop.time()
+                    message = await self._receive(raw)
+                    if message is not None:
+                        yield message
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close_callbacks.remove(_lost)
+                with contextlib.suppress(Exception):
+                    conn.close_callbacks.remove(_lost)
+                if not channel.is_closed:
+                    with contextlib.suppress(*_TRANSIENT):
+                        await asyncio.wait_for(queue.cancel(tag), 5)
+                    await _quietly(channel.close())
+
+    async def _receive(self, raw: AbstractIncomingMessage) -> InboxMessage | None:
+        """Turn a broker message into an InboxMessage, or settle it here and return None."""
+        try:
+            event = parse_event(raw.body)
+        except InbeeldError as exc:
+            log.warning("connector.unparseable", reason=exc.reason, field=exc.field)
+            self.stats.rejected += 1
+            await _settle(raw.reject(requeue=False))
+            return None
+        self.stats.received += 1
+        if self.dedupe and await self.state.seen(event.source, event.id):
+            self.stats.duplicates += 1
+            log.info("connector.duplicate", event_id=event.id)
+            await self._send_receipt(event)
+            await _settle(raw.ack())
+            return None
+        await self._check_sequence(event)
+        try:
+            payload = await self._open_payload(event)
+        except InbeeldError as exc:
+            log.warning(
+                "connector.invalid", event_id=event.id, type=event.type, reason=exc.reason, field=exc.field
+            )
+            self.stats.rejected += 1
+            await _settle(raw.reject(requeue=False))
+            return None
+        return InboxMessage(event, raw, payload, self)
+
+    async def _open_payload(self, event: CloudEvent) -> Payload | None:
+        spec = spec_for(event.type)
+        if spec.protection == "none":
+            return validate_payload(event.type, event.data)
+        if self.sealer is not None:
+            return await self.sealer.open(event)
+        return None
+
+    async def _check_sequence(self, event: CloudEvent) -> None:
+        if event.sequence is None:
+            return
+        last = await self.state.last_sequence()
+        if last is not None and event.sequence > last + 1:
+            self.stats.gaps += 1
+            log.warning("connector.sequence_gap", tenant=self.tenant, expected=last + 1, got=event.sequence)
+            if self.on_gap is not None:
+                result = self.on_gap(last + 1, event.sequence)
+                if inspect.isawaitable(result):
+                    await result
+        if last is None or event.sequence > last:
+            await self.state.set_last_sequence(event.sequence)
+
+    async def _after_processing(self, event: CloudEvent) -> None:
+        if self.dedupe:
+            await self.state.remember(event)
+        await self._send_receipt(event)
+
+    # -- receipts -----------------------------------------------------------------------------
+
+    def receipt_for(self, event: CloudEvent) -> CloudEvent | None:
+        """The receipt for `event`, or None when it gets none (hub events, receipts, or a
+        sender known only by OIN). Its id derives from the event, so a repeat is a duplicate."""
+        spec = EVENTS.get(event.type)
+        if spec is None or spec.hub_only or event.type == RECEIPT_TYPE:
+            return None
+        kind, code = event.source_party
+        if kind != "cbs":
+            return None
+        payload = Receipt(event_id=event.id, event_source=event.source)
+        return CloudEvent(
+            id=str(uuid.uuid5(_RECEIPT_NS, f"{self.tenant}|{event.source}|{event.id}")),
+            source=self.source,
+            type=RECEIPT_TYPE,
+            dataschema=EVENTS[RECEIPT_TYPE].dataschema,
+            recipients=[code],
+            correlationid=event.correlationid,
+            data=payload.model_dump(mode="json"),
+        )
+
+    async def _send_receipt(self, event: CloudEvent) -> None:
+        if not self.receipts:
+            return
+        receipt = self.receipt_for(event)
+        if receipt is None:
+            return
+        try:
+            await self._deliver(receipt)
+        except ConnectorError as exc:
+            log.warning("connector.receipt_failed", event_id=event.id, error=exc.message)
+
+
+def _signal_lost(arrivals: asyncio.Queue[AbstractIncomingMessage | None], *_: Any) -> None:
+    arrivals.put_nowait(None)
+
+
+async def _quietly(op: Awaitable[Any]) -> None:
+    try:
+        await asyncio.wait_for(op, 5)
+    except Exception:  # noqa: S110 - closing something already broken
+        pass

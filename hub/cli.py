@@ -230,6 +230,65 @@ def tenant_suspend(code: str) -> None:
     run(go)
 
 
+@tenant_app.command("reinstate")
+def tenant_reinstate(code: str) -> None:
+    """Reinstate a suspended tenant: restore its broker rights and API tokens."""
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        async with management(settings) as mgmt, db.session() as s, s.begin():
+            await provisioning.reinstate_tenant(s, mgmt, settings, code)
+        await db.close()
+        console.print(f"{code} reinstated")
+
+    run(go)
+
+
+@tenant_app.command("rotate-password")
+def tenant_rotate_password(
+    code: str,
+    keep_connections: Annotated[
+        bool, typer.Option(help="Leave open connections (planned hand-over); default: close them")
+    ] = False,
+) -> None:
+    """Give the tenant's broker user a new password; prints it ONCE."""
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        async with management(settings) as mgmt, db.session() as s, s.begin():
+            creds, closed = await provisioning.rotate_broker_password(
+                s, mgmt, settings, code, close_connections=not keep_connections
+            )
+        await db.close()
+        console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
+        console.print(f"{closed} open connection(s) closed; they must reconnect with the new password")
+        console.print(f"password (shown once, not stored): [bold]{creds.password}[/]")
+
+    run(go)
+
+
+@app.command()
+def doctor(
+    probe: Annotated[
+        bool, typer.Option("--probe/--no-probe", help="Try forbidden operations as a probe tenant")
+    ] = True,
+) -> None:
+    """Check the live deployment (topology, tenant permissions, isolation, store); exit 1 on a failure."""
+    from hub import doctor as doctor_mod
+
+    settings = get_settings()
+
+    async def go() -> bool:
+        checks = await doctor_mod.run_checks(settings, probe=probe)
+        console.print(doctor_mod.table(checks))
+        return doctor_mod.failed(checks)
+
+    if run(go, settings):
+        raise typer.Exit(1)
+
+
 # -- groups ----------------------------------------------------------------------------------
 
 

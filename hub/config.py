@@ -51,6 +51,17 @@ class Settings(BaseSettings):
         30.0, description="Seconds between sweeps for due reminders and expiries."
     )
     publish_timeout: float = Field(10.0, description="Seconds to wait for a publisher confirm.")
+    transfer_deadline_days: int = Field(
+        14, ge=1, description="Days a receiver has to answer a transfer offer before it expires."
+    )
+    transfer_reminder_days: int = Field(
+        3, ge=0, description="Remind the receiver this many days before the deadline (0: no reminder)."
+    )
+    notice_ttl_days: int = Field(
+        28,
+        ge=1,
+        description="Longest a neighbour notice may stay open: a deadline further ahead is refused.",
+    )
 
     def amqp_url_for(
         self, vhost: str | None = None, user: str | None = None, password: str | None = None

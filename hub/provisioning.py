@@ -2,7 +2,18 @@
 can configure nothing, write only to the ingress and read only its own inbox.
 
 Credentials are generated here and returned once; the hub never stores the password (the
-broker keeps only its own salted hash)."""
+broker keeps only its own salted hash).
+
+Why connections are closed, and how (RabbitMQ 3.10, measured in tests/hub/test_isolation.py
+and test_api_auth.py):
+- Clearing a user's permissions refuses *new* connections (vhost access) but does not touch
+  open ones: a channel keeps its cached permission checks, so a publisher keeps publishing
+  and a consumer keeps receiving. Suspension therefore always closes the connections too.
+- Changing a password does not re-authenticate open connections either, so rotation closes
+  them as well (see `rotate_broker_password`).
+- Connections are found through the broker's connection tracking, which is current at once;
+  the management API's `/connections` list lags up to a statistics interval (~5 s) behind.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +28,14 @@ from hub import registry
 from hub.broker.management import Management
 from hub.broker.topology import INGRESS, declare_inbox, inbox_name
 from hub.config import Settings
+from schemas.errors import InbeeldError
+
+# The routing key a tenant publishes with is the event type only.
+TOPIC_WRITE = r"^nl\.leerplicht\.[a-z_.0-9]+$"
+
+
+class ProvisioningError(InbeeldError):
+    reason = "provisioning_error"
 
 
 @dataclass(frozen=True)
@@ -36,11 +55,23 @@ def broker_username(vhost: str, tenant_code: str) -> str:
 
 
 def permissions_for(tenant_code: str) -> dict[str, str]:
+    """The vhost permissions of an active tenant; `inbeeld doctor` checks for exactly these."""
     return {
         "configure": "^$",
         "write": f"^{re.escape(INGRESS)}$",
         "read": f"^{re.escape(inbox_name(tenant_code))}$",
     }
+
+
+def topic_permissions_for(tenant_code: str) -> dict[str, str]:
+    """The topic permissions of an active tenant (the same for every tenant)."""
+    return {"exchange": INGRESS, "write": TOPIC_WRITE, "read": "^$"}
+
+
+async def grant(mgmt: Management, settings: Settings, username: str, tenant_code: str) -> None:
+    """Give `username` exactly the rights of tenant `tenant_code` (idempotent)."""
+    await mgmt.set_permissions(settings.vhost, username, **permissions_for(tenant_code))
+    await mgmt.set_topic_permissions(settings.vhost, username, **topic_permissions_for(tenant_code))
 
 
 async def provision_tenant(
@@ -57,20 +88,46 @@ async def provision_tenant(
     await declare_inbox(channel, tenant.code, settings.delivery_limit, settings.inbox_max_length)
     await mgmt.put_user(username, password)
     if tenant.active:
-        perms = permissions_for(tenant.code)
-        await mgmt.set_permissions(settings.vhost, username, **perms)
-        # Topic permissions: the routing key a tenant publishes with is the event type only.
-        await mgmt.set_topic_permissions(
-            settings.vhost, username, INGRESS, write=r"^nl\.leerplicht\.[a-z_.0-9]+$", read="^$"
-        )
+        await grant(mgmt, settings, username, tenant.code)
     await registry.set_broker_username(session, tenant.code, username)
     return BrokerCredentials(tenant.code, username, password, settings.vhost)
+
+
+async def rotate_broker_password(
+    session: AsyncSession,
+    mgmt: Management,
+    settings: Settings,
+    tenant_code: str,
+    *,
+    close_connections: bool = True,
+) -> tuple[BrokerCredentials, int]:
+    """Give the tenant's broker user a new password; returns (credentials, connections closed).
+
+    The new password is returned once and not stored. Permissions and other tenants are
+    untouched. The tenant's open connections are closed by default: the broker does not
+    re-authenticate them, and a rotation is usually done because the old password may have
+    leaked, so whoever holds it must lose access now, not at their next reconnect. The
+    tenant's connector reconnects with the new password once it is configured; pass
+    `close_connections=False` for a planned, overlapping hand-over."""
+    tenant = await registry.get_tenant(session, tenant_code)
+    if tenant.broker_username is None:
+        raise ProvisioningError(f"tenant {tenant.code} has no broker user yet; provision it first")
+    password = secrets.token_urlsafe(24)
+    await mgmt.put_user(tenant.broker_username, password)
+    closed = 0
+    if close_connections:
+        closed = await mgmt.close_connections_of(tenant.broker_username, "broker password rotated")
+    return BrokerCredentials(tenant.code, tenant.broker_username, password, settings.vhost), closed
 
 
 async def suspend_tenant(
     session: AsyncSession, mgmt: Management, settings: Settings, tenant_code: str
 ) -> int:
-    """Mark inactive, revoke broker permissions and close live connections at once."""
+    """Mark inactive, revoke broker permissions and close live connections at once.
+
+    Permissions go first, so a connection the tenant opens meanwhile is refused; then every
+    open connection is closed and the broker is polled until it reports none left. Returns
+    how many were closed. The tenant's API tokens stop working with the registry flag."""
     tenant = await registry.set_active(session, tenant_code, False)
     if tenant.broker_username is None:
         return 0
@@ -81,6 +138,7 @@ async def suspend_tenant(
 async def reinstate_tenant(
     session: AsyncSession, mgmt: Management, settings: Settings, tenant_code: str
 ) -> None:
+    """Mark active and restore exactly the tenant's broker rights (its password is unchanged)."""
     tenant = await registry.set_active(session, tenant_code, True)
     if tenant.broker_username is not None:
-        await mgmt.set_permissions(settings.vhost, tenant.broker_username, **permissions_for(tenant.code))
+        await grant(mgmt, settings, tenant.broker_username, tenant.code)

@@ -37,6 +37,7 @@ from hub import audit, ledger, registry
 from hub.broker.connection import connect
 from hub.broker.topology import DEAD, DELIVERY, DLX, declare_core
 from hub.config import Settings
+from hub.keys import KeyCache
 from hub.registry import TenantInfo
 from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients
@@ -45,12 +46,13 @@ from hub.store.models import DeadLetter, GroupMember
 from hub.workflows import load_all, workflow_for
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised
-from schemas.events import EVENTS, HubRejected, spec_for
+from schemas.events import EVENTS, HubReceipt, HubRejected, Receipt, spec_for
 from schemas.validation import validate_payload
 
 log = structlog.get_logger("inbeeld.router")
 
 ACTOR = "hub-router"
+RECEIPT_TYPE = "nl.leerplicht.receipt"
 HUB_NAMESPACE = uuid.UUID("6f3c1b8e-2d4a-4c8e-9b7a-1e5d3c2b1a00")
 HEADER_REASON = "x-inbeeld-reason"
 HEADER_DETAIL = "x-inbeeld-detail"
@@ -110,6 +112,7 @@ class Router:
         self._serial = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self.handled = 0
+        self.keys = KeyCache()  # the senders' and recipients' published keys (hub.keys)
 
     async def start(self) -> None:
         url = self.settings.amqp_url_for()
@@ -210,6 +213,8 @@ class Router:
                 recipients = await resolve_recipients(sender, event, _DbDirectory(s))
                 if spec.protection == "none":
                     validate_payload(event.type, event.data)
+                else:  # signed / sealed: verify against the key directory, never decrypt
+                    await self.keys.check(s, sender.code, event, spec, recipients)
                 workflow = workflow_for(spec.short_type)
                 if workflow is not None:
                     recipients = await workflow.check(s, sender, event, recipients)
@@ -226,6 +231,9 @@ class Router:
             else:
                 seqs = await ledger.assign_sequences(s, row, recipients)
                 rejection = None
+        if rejection is None and event.type == RECEIPT_TYPE:
+            # The sender learns it from the hub, which checked the delivery it confirms.
+            event = self._hub_receipt(sender, event, recipients[0])
         # Publish outside the transaction: a crash after it redelivers, and the stored
         # sequences make the republished copies identical (receivers drop them by id).
         if rejection is not None:
@@ -330,6 +338,14 @@ class Router:
             recipients=[recipient],
             data=data,
         )
+
+    def _hub_receipt(self, sender: TenantInfo, receipt: CloudEvent, to: str) -> CloudEvent:
+        data = Receipt.model_validate(receipt.data)
+        payload = HubReceipt(event_id=data.event_id, recipient=sender.code,
+                             processed_at=receipt.time.isoformat())
+        return self.hub_event("hub.receipt", payload.model_dump(), to,
+                              about=f"{sender.code}:{data.event_source}:{data.event_id}",
+                              subject=data.event_id)
 
     async def _hub_row(self, s: AsyncSession, event: CloudEvent) -> Any:
         row, _ = await ledger.record(s, event, "hub", len(event.to_bytes()))

@@ -50,6 +50,7 @@ RULES: dict[str, Rule] = {
     "notice.pupil_found": _REPLY,
     "notice.closed": Rule(PUPIL_KINDS, within_own_groups=True),
     "group.key_shared": Rule(ALL_KINDS, within_own_groups=True),
+    "receipt": Rule(ALL_KINDS, single_recipient=True, groups_allowed=False),
 }
 
 

@@ -66,6 +66,14 @@ class HubRejected(Payload):
     field: Annotated[str | None, Field(max_length=100)] = None
 
 
+class Receipt(Payload):
+    """A connector's end-to-end acknowledgement: it has processed `event_id` from
+    `event_source`. Sent to the original sender; the hub turns it into `hub.receipt`."""
+
+    event_id: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+    event_source: Annotated[str, Field(max_length=200)]
+
+
 class HubReceipt(Payload):
     event_id: Annotated[str, Field(max_length=64)]
     recipient: Annotated[str, Field(max_length=32)]
@@ -278,6 +286,14 @@ class TransferExpired(Payload):
     expired_at: Timestamp
 
 
+class TransferReminder(Payload):
+    """The hub reminds the receiver that an offer awaits its answer (no personal data)."""
+
+    transfer_id: Identifier
+    offerer: TenantCode
+    deadline: Timestamp
+
+
 # --- neighbour notices --------------------------------------------------------------------
 
 
@@ -380,6 +396,7 @@ class EventSpec:
 _SPECS: tuple[EventSpec, ...] = (
     EventSpec("ping", Ping),
     EventSpec("hub.rejected", HubRejected, hub_only=True),
+    EventSpec("receipt", Receipt),
     EventSpec("hub.receipt", HubReceipt, hub_only=True),
     EventSpec("template.published", TemplatePublished, protection="signed"),
     EventSpec("template.withdrawn", TemplateWithdrawn, protection="signed"),
@@ -389,6 +406,7 @@ _SPECS: tuple[EventSpec, ...] = (
     EventSpec("transfer.completed", TransferCompleted, protection="sealed"),
     EventSpec("transfer.cancelled", TransferCancelled, protection="sealed"),
     EventSpec("transfer.expired", TransferExpired, hub_only=True),
+    EventSpec("transfer.reminder", TransferReminder, hub_only=True),
     EventSpec("notice.pupil_missing", PupilMissing, protection="signed"),
     EventSpec("notice.pupil_found", PupilFound, protection="sealed"),
     EventSpec("notice.closed", NoticeClosed, protection="signed"),

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
-from aiormq.exceptions import AMQPConnectionError, ProbableAuthenticationError
+from aiormq.exceptions import AMQPConnectionError, AMQPError, ProbableAuthenticationError
 
 from hub.errors import BrokerUnavailable
 from schemas.errors import InbeeldError
@@ -41,3 +41,8 @@ async def connect(url: str, shown_url: str, timeout: float = 10.0) -> AbstractRo
         raise BrokerAccessRefused(f"RabbitMQ at {shown_url} refused the credentials") from None
     except (TimeoutError, OSError, AMQPConnectionError) as exc:
         raise BrokerUnavailable(shown_url, type(exc).__name__) from None
+    except AMQPError as exc:  # e.g. 530 NOT_ALLOWED: the user may not use this vhost
+        raise BrokerAccessRefused(
+            f"RabbitMQ at {shown_url} refused the connection ({type(exc).__name__}): "
+            "the user has no access to this vhost (suspended?)"
+        ) from None

@@ -3,6 +3,7 @@ connections. The hub provisions tenants through it; tests make their own vhosts 
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -98,22 +99,68 @@ class Management:
             {"exchange": exchange, "write": write, "read": read},
         )
 
-    async def connections_of(self, user: str) -> list[dict[str, Any]]:
-        conns: list[dict[str, Any]] = await self._call("GET", "/connections") or []
-        return [c for c in conns if c.get("user") == user]
+    async def get_topic_permissions(self, vhost: str, user: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = (
+            await self._call("GET", f"/topic-permissions/{_q(vhost)}/{_q(user)}") or []
+        )
+        return result
 
-    async def close_connections_of(self, user: str, reason: str = "access revoked") -> int:
-        """Close every connection of `user`; returns how many were closed."""
-        closed = 0
-        for conn in await self.connections_of(user):
-            headers = {"X-Reason": reason}
+    async def vhost_permissions(self, vhost: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._call("GET", f"/vhosts/{_q(vhost)}/permissions") or []
+        return result
+
+    async def get_user(self, user: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self._call("GET", f"/users/{_q(user)}")
+        return result
+
+    async def connections_of(self, user: str) -> list[dict[str, Any]]:
+        """The user's connections from the broker's connection tracking (name, vhost, node).
+
+        `/connections/username/...` is read from the tracking table, which is current at once;
+        `/connections` comes from the statistics database and shows a new connection only
+        after the next statistics emission (up to ~5 s), so it would miss fresh ones."""
+        conns: list[dict[str, Any]] = await self._call("GET", f"/connections/username/{_q(user)}") or []
+        return conns
+
+    async def close_connections_of(
+        self, user: str, reason: str = "access revoked", *, timeout: float = 5.0
+    ) -> int:
+        """Close every connection of `user` and wait until the broker reports none left.
+
+        Returns how many connections were open. Raises ManagementError if some survive
+        `timeout` seconds (a connection the broker would not close is a security problem,
+        not a detail)."""
+        first = await self.connections_of(user)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        remaining = first
+        while remaining:
             try:
-                resp = await self._client.delete(f"/connections/{_q(conn['name'])}", headers=headers)
+                resp = await self._client.delete(
+                    f"/connections/username/{_q(user)}", headers={"X-Reason": reason}
+                )
             except httpx.TransportError as exc:
                 raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
-            if resp.status_code < 400 or resp.status_code == 404:
-                closed += 1
-        return closed
+            if resp.status_code >= 400 and resp.status_code != 404:
+                raise ManagementError(f"closing the connections of {user} failed: {resp.status_code}")
+            if loop.time() > deadline:
+                raise ManagementError(f"{len(remaining)} connection(s) of {user} are still open")
+            await asyncio.sleep(0.05)
+            remaining = await self.connections_of(user)
+        return len(first)
+
+    async def delete_queue(self, vhost: str, name: str) -> None:
+        await self._call("DELETE", f"/queues/{_q(vhost)}/{_q(name)}")
+
+    async def list_queues(self, vhost: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._call("GET", f"/queues/{_q(vhost)}") or []
+        return result
+
+    async def queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = (
+            await self._call("GET", f"/queues/{_q(vhost)}/{_q(name)}/bindings") or []
+        )
+        return result
 
     async def queue(self, vhost: str, name: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = await self._call("GET", f"/queues/{_q(vhost)}/{_q(name)}")

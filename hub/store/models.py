@@ -137,6 +137,7 @@ class Delivery(Base):
     recipient: Mapped[str] = mapped_column(String(32), primary_key=True)
     sequence: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     published_at: Mapped[datetime | None] = mapped_column(default=None)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)  # receipt from recipient
 
     event: Mapped[LedgerEvent] = relationship(back_populates="deliveries")
 
@@ -199,3 +200,80 @@ class TenantKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notice(Base):
+    """A neighbour notice the hub routed (hub.workflows.notices). Metadata only: the blind
+    index, the contact point and every answer's content stay out of the hub's store."""
+
+    __tablename__ = "notices"
+
+    asker: Mapped[str] = mapped_column(String(32), primary_key=True)
+    notice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64))  # the notice.pupil_missing
+    addressed: Mapped[list[str]] = mapped_column(default=list)  # as the asker wrote it
+    recipients: Mapped[list[str]] = mapped_column(default=list)  # tenants it went to
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open | closed | expired
+    deadline: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    close_event_id: Mapped[str | None] = mapped_column(String(64))
+    close_reason: Mapped[str | None] = mapped_column(String(16))
+
+
+class NoticeAnswer(Base):
+    """One `notice.pupil_found` routed for a notice: who answered, when (never what)."""
+
+    __tablename__ = "notice_answers"
+    __table_args__ = (Index("ix_notice_answers_notice", "asker", "notice_id"),)
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    asker: Mapped[str] = mapped_column(String(32))
+    notice_id: Mapped[str] = mapped_column(String(64))
+    responder: Mapped[str] = mapped_column(String(32), index=True)
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Transfer(Base):
+    """A pupil transfer the hub routed (hub.workflows.transfers): parties, state and times
+    only. The dossier travels sealed and is never stored here. `transfer_id` is the envelope's
+    `subject`, unique across the hub."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (Index("ix_transfers_state_deadline", "state", "deadline_at"),)
+
+    transfer_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    offerer: Mapped[str] = mapped_column(String(32), index=True)
+    receiver: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # schemas.transfers.State
+    offered_at: Mapped[datetime] = mapped_column()
+    deadline_at: Mapped[datetime] = mapped_column()  # an unanswered offer expires then
+    remind_at: Mapped[datetime | None] = mapped_column(default=None)
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column()  # the last step
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    steps: Mapped[list[TransferStep]] = relationship(
+        back_populates="transfer", cascade="all, delete-orphan", order_by="TransferStep.id"
+    )
+
+
+class TransferStep(Base):
+    """One step of a transfer's timeline: who took it (`actor`), for whom when a regional
+    bureau acted for a member (`acted_for`), when, and by which event."""
+
+    __tablename__ = "transfer_steps"
+    __table_args__ = (UniqueConstraint("transfer_id", "event_id", name="uq_transfer_step_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transfer_id: Mapped[str] = mapped_column(
+        ForeignKey("transfers.transfer_id", ondelete="CASCADE"), index=True
+    )
+    step: Mapped[str] = mapped_column(String(16))  # offered | accepted | ... | reminder
+    actor: Mapped[str] = mapped_column(String(32))  # a tenant code, or "hub"
+    acted_for: Mapped[str | None] = mapped_column(String(32), default=None)
+    at: Mapped[datetime] = mapped_column()
+    event_id: Mapped[str] = mapped_column(String(64))
+
+    transfer: Mapped[Transfer] = relationship(back_populates="steps")

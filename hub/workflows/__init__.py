@@ -55,7 +55,11 @@ def workflow_for(short_type: str) -> Workflow | None:
 
 
 # Each flow's module registers its workflow on import; add yours here.
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = (
+    "hub.workflows.notices",
+    "hub.workflows.receipts",
+    "hub.workflows.transfers",
+)
 
 
 def load_all() -> list[Workflow]:

@@ -95,7 +95,7 @@ async def test_source_of_another_tenant_is_refused(hub: RunningHub) -> None:
 
 async def test_envelope_invalid_and_too_large(hub: RunningHub) -> None:
     event_id = str(uuid.uuid4())
-    await hub.publish_raw("GM0518", json.dumps({"id": event_id, "type": PING}).encode())
+    await hub.publish_raw("GM0518", json.dumps({"specversion": "1.0", "id": event_id, "type": PING}).encode())
     [rejection] = await hub.receive("GM0518", is_rejection_of(event_id))
     assert rejection.data["reason"] == "envelope_invalid"
     assert "source" in rejection.data["message"]

@@ -66,6 +66,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "transfer_id": "tr-2025-0518-000042",
         "expired_at": "2025-02-09T00:00:00+00:00",
     },
+    "receipt": {
+        "event_id": "7d7c3a59-1f0f-4b59-9a58-0d1b4b1f3c11",
+        "event_source": "urn:nld:cbs:GM0518:systeem:leerlingzaken",
+    },
+    "transfer.reminder": {
+        "transfer_id": "tr-2025-0518-000042",
+        "offerer": "GM0518",
+        "deadline": "2025-02-09T00:00:00+00:00",
+    },
     "notice.pupil_missing": {
         "notice_id": "nt-2025-0518-0007",
         "blind_index": "a" * 64,
@@ -141,7 +150,7 @@ def test_catalogue_shape() -> None:
         assert spec.schema_file == f"{spec.short_type}.v{spec.version}.json"
         assert spec.model.model_config.get("extra") == "forbid"
     hub_only = {s.short_type for s in EVENTS.values() if s.hub_only}
-    assert hub_only == {"hub.rejected", "hub.receipt", "transfer.expired", "key.rotated"}
+    assert hub_only == {"hub.rejected", "hub.receipt", "transfer.expired", "transfer.reminder", "key.rotated"}
     protections = {s.short_type: s.protection for s in EVENTS.values()}
     assert protections["transfer.offered"] == "sealed"
     assert protections["notice.pupil_found"] == "sealed"

@@ -111,6 +111,7 @@ def upgrade() -> None:
     sa.Column('recipient', sa.String(length=32), nullable=False),
     sa.Column('sequence', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['ledger_id'], ['ledger_events.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('ledger_id', 'recipient'),
     sa.UniqueConstraint('recipient', 'sequence', name='uq_delivery_recipient_sequence')

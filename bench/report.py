@@ -1,0 +1,136 @@
+"""The run's report: a rich table with ratios against the relay and the targets, the JSON
+result file, and a PNG with one panel per section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+TARGETS = {
+    "throughput": "hub ≥ 0.75 × plain relay, one router",
+    "latency": "p99 < 25 ms at 500 events/s",
+    "fanout": "fan-out to 400 < 2 s",
+    "memory": "RSS growth < 10 % from 100k to 500k events",
+}
+
+
+def ratio(results: dict[str, Any], rate: float) -> float | None:
+    base = (results.get("relay") or {}).get("concurrent", {}).get("msgs_per_s")
+    return rate / base if base else None
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for row in results.get("throughput") or []:
+        if row["routers"] == 1 and row["kind"] == "ping":
+            r = ratio(results, row["msgs_per_s"])
+            out.append({"target": TARGETS["throughput"], "value": f"{r:.2f} ×" if r else "n/a",
+                        "met": bool(r and r >= 0.75)})
+    for row in results.get("latency") or []:
+        if row["offered_per_s"] == 500:
+            out.append({"target": TARGETS["latency"], "value": f"p99 {row['p99_ms']} ms",
+                        "met": row["complete"] and row["p99_ms"] < 25})
+    if fan := results.get("fanout"):
+        note = "" if fan["members"] == 400 else f" (measured with {fan['members']})"
+        out.append({"target": TARGETS["fanout"], "value": f"{fan['worst_all_s']:.3f} s worst{note}",
+                    "met": fan["worst_all_s"] < 2.0})
+    if mem := results.get("memory"):
+        a, b = mem["checkpoints"][0], mem["checkpoints"][-1]
+        out.append({"target": TARGETS["memory"] + ("" if (a, b) == (100_000, 500_000) else f" (here {a:,}→{b:,})"),
+                    "value": f"{mem['growth_pct']:+.1f} %", "met": mem["growth_pct"] < 10})
+    return out
+
+
+def table(results: dict[str, Any]) -> Table:
+    m = results["machine"]
+    t = Table(title=f"Inbeeld hub benchmark — {m['date']} · {m['cores']} cores {m['cpu']} · "
+                    f"RabbitMQ {m['rabbitmq']} · {m['database']} · {results['mode']}")
+    for col, just in (("section", "left"), ("measurement", "left"), ("value", "right"), ("÷ relay / note", "right")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    if relay := results.get("relay"):
+        for mode, row in relay.items():
+            note = "baseline" if mode == "concurrent" else f"{ratio(results, row['msgs_per_s']):.2f} ×"
+            t.add_row("relay", f"plain aio-pika, {mode}, {row['body_bytes']} B", f"{row['msgs_per_s']:,.0f} msg/s", note)
+    for row in results.get("throughput") or []:
+        r = ratio(results, row["msgs_per_s"])
+        flag = "" if row["complete"] else f" ({row['received']}/{row['events']} only)"
+        t.add_row("throughput", f"{row['event']}, {row['body_bytes']} B, {row['routers']} router(s)",
+                  f"{row['msgs_per_s']:,.0f} ev/s{flag}", f"{r:.2f} ×" if r else "")
+    for row in results.get("latency") or []:
+        note = "saturated" if row["saturated"] else ""
+        t.add_row("latency", f"{row['offered_per_s']}/s offered ({row['delivered_per_s']:,.0f}/s delivered)",
+                  f"p50 {row['p50_ms']} · p95 {row['p95_ms']} · p99 {row['p99_ms']} ms", note)
+    if fan := results.get("fanout"):
+        t.add_row("fan-out", f"{fan['event']} to {fan['members']} tenants",
+                  f"median {fan['median_all_s']:.3f} s · worst {fan['worst_all_s']:.3f} s",
+                  f"{fan['deliveries_per_s']:,.0f} deliveries/s")
+    if nat := results.get("national_day"):
+        t.add_row("national day", f"{nat['events']:,} mixed events, {nat['municipalities']} municipalities",
+                  f"{nat['events_per_s']:,.0f} ev/s", f"100k in {nat['projected_100k_s']:,.0f} s"
+                  + (f", {nat['rejected']} rejected" if nat["rejected"] else ""))
+    if mem := results.get("memory"):
+        marks = " → ".join(f"{v} MiB@{int(k):,}" for k, v in mem["rss_mib"].items())
+        t.add_row("memory", f"router RSS: {mem['rss_start_mib']} MiB at start → {marks}",
+                  f"{mem['growth_pct']:+.1f} %", f"{mem['events_per_s']:,.0f} ev/s")
+    for row in targets(results):
+        t.add_row("target", row["target"], row["value"], "[green]met[/]" if row["met"] else "[red]missed[/]")
+    return t
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_png(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    m = results["machine"]
+    fig.suptitle(f"Inbeeld hub benchmark · {m['date']} · {m['cores']} cores · RabbitMQ {m['rabbitmq']}")
+    ax = axes[0][0]
+    labels, values = [], []
+    for mode, row in (results.get("relay") or {}).items():
+        labels.append(f"relay\n{mode}")
+        values.append(row["msgs_per_s"])
+    for row in results.get("throughput") or []:
+        labels.append(f"hub {row['kind']}\n{row['routers']} router")
+        values.append(row["msgs_per_s"])
+    ax.bar(labels, values, color=["grey"] * len(results.get("relay") or {}) + ["tab:blue"] * (len(values) - len(results.get("relay") or {})))
+    ax.set_title("throughput (messages/s)")
+    ax.tick_params(axis="x", labelsize=7)
+    ax = axes[0][1]
+    rows = results.get("latency") or []
+    if rows:
+        xs = [r["offered_per_s"] for r in rows]
+        for p in ("p50_ms", "p95_ms", "p99_ms"):
+            ax.plot(xs, [r[p] for r in rows], marker="o", label=p[:3])
+        ax.axhline(25, color="red", linestyle=":", label="target p99 @500/s")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered events/s")
+        ax.legend()
+    ax.set_title("end-to-end latency (ms)")
+    ax = axes[1][0]
+    if fan := results.get("fanout"):
+        ax.bar(range(len(fan["runs"])), [r["all_s"] for r in fan["runs"]], color="tab:green")
+        ax.axhline(2.0, color="red", linestyle=":")
+        ax.set_xlabel("repetition")
+    if nat := results.get("national_day"):
+        ax.text(0.02, 0.95, f"national day: {nat['events_per_s']:,.0f} ev/s, 100k in {nat['projected_100k_s']} s",
+                transform=ax.transAxes, va="top", fontsize=8)
+    ax.set_title(f"fan-out to {fan['members'] if fan else '?'} inboxes (s)")
+    ax = axes[1][1]
+    if mem := results.get("memory"):
+        ax.plot([s[0] for s in mem["samples"]], [s[1] for s in mem["samples"]], color="tab:purple")
+        ax.set_xlabel("events routed")
+    ax.set_title("router RSS (MiB)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,247 @@
+"""`inbeeld-connector`: what a municipality's IT team runs.
+
+    inbeeld-connector init [PATH]                       write a commented example config
+    inbeeld-connector check --config FILE               validate it, try broker and hub
+    inbeeld-connector run --config FILE                 the long-running connector
+    inbeeld-connector register import FILE.csv --config FILE
+    inbeeld-connector register shred --config FILE --yes
+
+Exit codes: 0 ok, 1 a check or row failed, 2 the configuration is wrong (one line naming
+the field).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors.client import Connector, ConnectorError
+from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
+from connectors.notices import notice_app
+from connectors.transfers import transfer_app
+from schemas.errors import InbeeldError
+from schemas.observability import configure_logging
+
+app = typer.Typer(help="The Inbeeld connector.", no_args_is_help=True, add_completion=False)
+register_app = typer.Typer(help="The local pupil register.", no_args_is_help=True)
+app.add_typer(register_app, name="register")
+app.add_typer(notice_app, name="notice")
+app.add_typer(transfer_app, name="transfer")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
+
+
+def _load(path: Path) -> ConnectorConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="where to write it")] = Path("connector.toml"),
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented example configuration."""
+    if path.exists() and not force:
+        err.print(f"{path} exists; use --force to overwrite it")
+        raise typer.Exit(1)
+    path.write_text(EXAMPLE, encoding="utf-8")
+    console.print(f"wrote {path}; edit it, then run: inbeeld-connector check --config {path}")
+
+
+async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
+    results: list[tuple[str, bool, str]] = [("config", True, f"tenant {cfg.tenant}, system {cfg.system}")]
+    try:
+        url = cfg.broker.amqp_url()
+    except ConfigError as exc:
+        results.append(("broker", False, exc.message))
+    else:
+        connector = Connector(cfg.tenant, url, system=cfg.system, oin=cfg.oin, connect_timeout=5)
+        try:
+            await connector.connect()
+            results.append(("broker", True, f"connected as {cfg.broker.username}"))
+        except ConnectorError as exc:
+            results.append(("broker", False, exc.message))
+        finally:
+            await connector.close()
+    if cfg.hub is not None:
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                response = await http.get(cfg.hub.url.rstrip("/") + "/health")
+            results.append(
+                ("hub", response.status_code < 500, f"{cfg.hub.url} answered HTTP {response.status_code}")
+            )
+        except httpx.HTTPError as exc:
+            results.append(("hub", False, f"cannot reach {cfg.hub.url} ({type(exc).__name__})"))
+        try:
+            cfg.hub.resolved_token()
+        except ConfigError as exc:
+            results.append(("hub token", False, exc.message))
+    if cfg.keystore is not None:
+        from connectors.runtime import open_keystore
+
+        if cfg.keystore.path.exists():
+            try:
+                open_keystore(cfg)
+                results.append(("keystore", True, f"unlocked {cfg.keystore.path}"))
+            except InbeeldError as exc:
+                results.append(("keystore", False, exc.message))
+        else:
+            results.append(("keystore", True, f"{cfg.keystore.path} will be created on first run"))
+    parent = cfg.store.path.parent
+    writable = parent.exists() and parent.is_dir()
+    results.append(
+        ("store", writable, str(cfg.store.path) if writable else f"directory {parent} does not exist")
+    )
+    for i, (name, sink) in enumerate(zip(cfg.sink_names(), cfg.sinks, strict=True)):
+        if isinstance(sink, WebhookSinkConfig):
+            try:
+                sink.resolved_secret(f"sinks.{i}")
+                results.append((f"sink {name}", True, sink.url))
+            except ConfigError as exc:
+                results.append((f"sink {name}", False, exc.message))
+    return results
+
+
+@app.command()
+def check(config: ConfigOpt) -> None:
+    """Validate the configuration and try the broker (and the hub, if configured)."""
+    cfg = _load(config)
+    results = asyncio.run(_checks(cfg))
+    table = Table("check", "result", "detail", title=f"inbeeld-connector check {config}")
+    for name, ok, detail in results:
+        table.add_row(name, "[green]pass[/]" if ok else "[red]FAIL[/]", detail)
+    console.print(table)
+    if not all(ok for _, ok, _ in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    config: ConfigOpt,
+    log_format: Annotated[str, typer.Option(help="json, console or auto")] = "auto",
+    log_level: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run the connector until SIGINT or SIGTERM."""
+    cfg = _load(config)
+    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    from connectors.runtime import Runtime
+
+    async def main() -> None:
+        task = asyncio.create_task(Runtime(cfg).run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:
+        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except InbeeldError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@register_app.command("import")
+def register_import(
+    file: Annotated[Path, typer.Argument(help="CSV file, header row, UTF-8")],
+    config: ConfigOpt,
+) -> None:
+    """Import pupils from CSV into the encrypted local register; report bad rows."""
+    cfg = _load(config)
+    from connectors.register import import_csv
+    from connectors.runtime import open_keystore
+    from connectors.store import LocalStore
+
+    if cfg.keystore is None:
+        err.print("config error: keystore: the register needs a [keystore] section")
+        raise typer.Exit(2)
+    if not file.exists():
+        err.print(f"no file {file}")
+        raise typer.Exit(1)
+
+    async def main() -> object:
+        store = await LocalStore.open(cfg.store.path, open_keystore(cfg))
+        try:
+            with Progress(
+                TextColumn("importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("rows", total=None)
+                return await import_csv(
+                    store,
+                    file,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+        finally:
+            await store.close()
+
+    try:
+        report = asyncio.run(main())
+    except InbeeldError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    from connectors.register import ImportReport
+
+    assert isinstance(report, ImportReport)
+    console.print(
+        f"imported {report.imported} new, replaced {report.replaced}, {len(report.errors)} bad rows"
+    )
+    if report.errors:
+        table = Table("row", "field", "why", title="rows not imported")
+        for e in report.errors:
+            table.add_row(str(e.row), e.field, e.why)
+        console.print(table)
+        raise typer.Exit(1)
+
+
+@register_app.command("shred")
+def register_shred(
+    config: ConfigOpt,
+    yes: Annotated[bool, typer.Option("--yes", help="really destroy the register")] = False,
+) -> None:
+    """Crypto-shred the register: its records become unreadable, then are deleted."""
+    cfg = _load(config)
+    if not yes:
+        err.print("this destroys the pupil register; add --yes to do it")
+        raise typer.Exit(1)
+    from connectors.register import shred
+    from connectors.runtime import open_keystore
+    from connectors.store import LocalStore
+
+    async def main() -> int:
+        store = await LocalStore.open(cfg.store.path, open_keystore(cfg))
+        try:
+            return await shred(store)
+        finally:
+            await store.close()
+
+    console.print(f"shredded {asyncio.run(main())} pupil records")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""A connector's configuration: one TOML file per tenant (see `EXAMPLE`, written by `init`).
+
+Secrets are named by environment variable (`password_env`, `token_env`, `secret_env`,
+`passphrase_env`) rather than written in the file; an inline `password`/`token` is allowed for
+development. Relative paths are relative to the config file's directory. A bad file raises
+`ConfigError` whose message is one line naming the field (`sinks.0.url: ...`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from schemas.envelope import TENANT_CODE_RE, error_path
+from schemas.errors import InbeeldError
+
+__all__ = [
+    "EXAMPLE",
+    "BrokerConfig",
+    "ConfigError",
+    "ConnectorConfig",
+    "FolderSinkConfig",
+    "FolderSourceConfig",
+    "HttpSourceConfig",
+    "HubConfig",
+    "KeystoreConfig",
+    "StdoutSinkConfig",
+    "StoreConfig",
+    "WebhookSinkConfig",
+    "load_config",
+]
+
+
+class ConfigError(InbeeldError):
+    reason = "config_error"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _env(name: str | None, field: str) -> str | None:
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(f"{field}: environment variable {name} is not set", field=field)
+    return value
+
+
+class BrokerConfig(_Model):
+    url: Annotated[str, Field(description="amqp[s]://host:port/vhost, without credentials")]
+    username: Annotated[str, Field(min_length=1, max_length=200)]
+    password: str | None = None
+    password_env: str | None = None
+    heartbeat: Annotated[int, Field(ge=0, le=600)] = 15
+    prefetch: Annotated[int, Field(ge=1, le=1000)] = 32
+    publish_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _amqp(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError("must be an amqp:// or amqps:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("put the credentials in username and password_env, not in the URL")
+        return v
+
+    def resolved_password(self) -> str:
+        if self.password is not None:
+            return self.password
+        value = _env(self.password_env, "broker.password_env")
+        if value is None:
+            raise ConfigError("broker.password: give password_env (or password)", field="broker.password")
+        return value
+
+    def amqp_url(self) -> str:
+        parts = urlsplit(self.url)
+        netloc = f"{quote(self.username, safe='')}:{quote(self.resolved_password(), safe='')}@{parts.netloc}"
+        return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+class HubConfig(_Model):
+    url: str
+    token: str | None = None
+    token_env: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    def resolved_token(self) -> str | None:
+        return self.token if self.token is not None else _env(self.token_env, "hub.token_env")
+
+
+class KeystoreConfig(_Model):
+    path: Path
+    passphrase_env: str = "INBEELD_KEYSTORE_PASSPHRASE"  # noqa: S105 (a variable name)
+    kek_env: str = "INBEELD_KEYSTORE_KEK"
+    create: bool = True
+
+
+class StoreConfig(_Model):
+    path: Path
+
+
+class _SinkBase(_Model):
+    name: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] = None
+    types: Annotated[list[str], Field(description="event types to deliver; `*` suffix matches a prefix")] = [
+        "nl.leerplicht.*"
+    ]
+
+
+class WebhookSinkConfig(_SinkBase):
+    kind: Literal["webhook"]
+    url: str
+    secret: str | None = None
+    secret_env: str | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    retry_days: Annotated[float, Field(gt=0, le=60)] = 7.0
+    initial_backoff_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    max_backoff_seconds: Annotated[float, Field(gt=0, le=86400)] = 3600.0
+    stuck_after_minutes: Annotated[float, Field(gt=0)] = 60.0
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    def resolved_secret(self, field: str) -> bytes:
+        if self.secret is not None:
+            return self.secret.encode()
+        value = _env(self.secret_env, f"{field}.secret_env")
+        if value is None:
+            raise ConfigError(f"{field}.secret: give secret_env (or secret)", field=f"{field}.secret")
+        return value.encode()
+
+
+class FolderSinkConfig(_SinkBase):
+    kind: Literal["folder"]
+    path: Path
+
+
+class StdoutSinkConfig(_SinkBase):
+    kind: Literal["stdout"]
+
+
+SinkConfig = Annotated[WebhookSinkConfig | FolderSinkConfig | StdoutSinkConfig, Field(discriminator="kind")]
+
+
+class FolderSourceConfig(_Model):
+    kind: Literal["folder"]
+    path: Path
+    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
+
+class HttpSourceConfig(_Model):
+    kind: Literal["http"]
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8089
+    token_env: str | None = None
+
+
+SourceConfig = Annotated[FolderSourceConfig | HttpSourceConfig, Field(discriminator="kind")]
+
+
+class ConnectorConfig(_Model):
+    tenant: Annotated[str, Field(pattern=TENANT_CODE_RE, description="CBS code (GM0518) or tenant code")]
+
+    @field_validator("tenant", mode="before")
+    @classmethod
+    def _tenant(cls, v: object) -> object:
+        if isinstance(v, str) and not re.match(TENANT_CODE_RE, v):
+            raise ValueError("must be a CBS code such as GM0518, or a lower-case tenant code")
+        return v
+
+    system: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")] = "connector"
+    oin: Annotated[str | None, Field(pattern=r"^\d{20}$")] = None
+    receipts: bool = False
+    broker: BrokerConfig
+    hub: HubConfig | None = None
+    keystore: KeystoreConfig | None = None
+    store: StoreConfig
+    sinks: list[SinkConfig] = []
+    sources: list[SourceConfig] = []
+
+    def sink_names(self) -> list[str]:
+        return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
+
+
+def _resolve_paths(raw: dict[str, object], base: Path) -> None:
+    def fix(section: object) -> None:
+        if isinstance(section, dict) and isinstance(section.get("path"), str):
+            p = Path(section["path"]).expanduser()
+            section["path"] = str(p if p.is_absolute() else base / p)
+
+    fix(raw.get("keystore"))
+    fix(raw.get("store"))
+    for key in ("sinks", "sources"):
+        items = raw.get(key)
+        if isinstance(items, list):
+            for item in items:
+                fix(item)
+
+
+def parse_config(raw: dict[str, object], base: Path) -> ConnectorConfig:
+    _resolve_paths(raw, base)
+    try:
+        config = ConnectorConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        # Drop the union tag pydantic puts in the path (`sinks.0.webhook.url` -> `sinks.0.url`).
+        loc = [p for i, p in enumerate(err["loc"]) if not (i == 2 and err["loc"][0] in ("sinks", "sources"))]
+        field = error_path(tuple(loc)) or "config"
+        why = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{field}: {why}", field=field) from None
+    names = config.sink_names()
+    if len(set(names)) != len(names):
+        raise ConfigError("sinks: two sinks have the same name", field="sinks")
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> ConnectorConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(raw, path.resolve().parent)
+
+
+EXAMPLE = """\
+# Inbeeld connector configuration (one file per tenant).
+# Check it with:   inbeeld-connector check --config connector.toml
+# Run it with:     inbeeld-connector run --config connector.toml
+# Secrets are read from the environment variables named here, never written in this file.
+
+tenant = "GM0518"            # your CBS code (or tenant code) as registered on the hub
+system = "leerlingzaken"     # your system; events carry urn:nld:cbs:GM0518:systeem:leerlingzaken
+# oin = "00000001234567890000"   # your OIN, if you have one (source becomes urn:nld:oin:...)
+receipts = false             # send nl.leerplicht.receipt to the sender after processing each event
+
+[broker]                     # the hub's RabbitMQ; credentials from the hub operator
+url = "amqps://hub.example.nl:5671/inbeeld"
+username = "inbeeld.GM0518"
+password_env = "INBEELD_BROKER_PASSWORD"
+heartbeat = 15               # seconds; detects a dead network path
+prefetch = 32
+
+[hub]                        # the hub's HTTP API (key directory); optional
+url = "https://hub.example.nl"
+token_env = "INBEELD_HUB_TOKEN"
+
+[keystore]                   # your private keys; created on first run if absent
+path = "keystore.json"
+passphrase_env = "INBEELD_KEYSTORE_PASSPHRASE"   # or set the KEK in kek_env
+kek_env = "INBEELD_KEYSTORE_KEK"
+
+[store]                      # local SQLite: received events, the outbox, templates, pupil register
+path = "connector.db"
+
+[[sinks]]                    # POST each event to your case system, signed (HMAC-SHA256)
+kind = "webhook"
+name = "zaaksysteem"
+url = "https://zaaksysteem.intern.example/inbeeld"
+secret_env = "INBEELD_WEBHOOK_SECRET"
+retry_days = 7               # keep retrying (exponential backoff) this long
+initial_backoff_seconds = 5
+max_backoff_seconds = 3600
+stuck_after_minutes = 60     # log `sink.stuck` for the operator after this long
+# types = ["nl.leerplicht.transfer.*"]
+
+[[sinks]]                    # also write each event as a JSON file
+kind = "folder"
+path = "received"
+
+# [[sinks]]
+# kind = "stdout"
+
+[[sources]]                  # drop {type, recipients, data, subject?} JSON files here to send them
+kind = "folder"
+path = "outgoing"            # sent files move to outgoing/sent, bad ones to outgoing/failed
+poll_seconds = 2
+
+# [[sources]]                # or POST the same JSON to http://127.0.0.1:8089/events
+# kind = "http"
+# host = "127.0.0.1"
+# port = 8089
+# token_env = "INBEELD_SOURCE_TOKEN"
+"""

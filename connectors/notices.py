@@ -1,0 +1,731 @@
+"""Neighbour notices, the connector's side (DESIGN section 2): ask a group "do you know this
+pupil?" without telling anyone who does not.
+
+    desk = NoticeDesk(connector, sealer, store, keyring, contact_person={"name": ..., ...})
+    notice_id = await desk.send_missing("zuid-holland", bsn, contact, deadline)
+    ...for every inbox event of a notice or group-key type:
+    outcome = await desk.handle(message.event, message.payload)
+    ...
+    await desk.close(notice_id)                   # everyone stops looking
+    await desk.expire()                           # periodically: deadlines passed
+
+Asking: the BSN's blind index under the group's current key (`connectors.group_keys`,
+rotated first if the membership changed) goes out in a *signed* `notice.pupil_missing` to
+`group:<name>`, with the key id, a fresh notice id (also the envelope's `subject`), the
+asker's contact point and the deadline — nothing that describes the pupil.
+
+Answering: a member computes the index of every BSN in its local register under that key
+(decrypting only the BSN column; cached per key id until the register changes), and on a
+match answers `notice.pupil_found` to the asker alone, *sealed*: registration date, school,
+contact person. A notice under a key it does not hold (it is not, or no longer, a member)
+cannot be matched. The received index is kept encrypted at rest while the notice is open, so
+`rescan()` can answer after a register import; closing or expiry deletes it.
+
+Audit: every step — asked, checked (match / no match / no key), answered, found, closed,
+expired — is appended to the local, hash-chained `notice_audit` table (the hub logs its
+routing decisions for both parties). Records name the notice, the other tenant, the event
+and the register row id (`pupil_ref`), never a BSN or an index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from connectors.at_rest import decrypt_at_rest, encrypt_at_rest, unwrap_data_key, wrap_data_key
+from connectors.client import Connector
+from connectors.group_keys import KEY_SHARED, GroupKey, GroupKeyring, send
+from connectors.sealing import Sealer
+from connectors.store import LocalStore, pupils
+from schemas.blind_index import blind_index
+from schemas.envelope import CloudEvent
+from schemas.errors import CryptoError, InbeeldError, NotFound
+from schemas.events import (
+    ContactPerson,
+    ContactPoint,
+    GroupKeyShared,
+    NoticeClosed,
+    Payload,
+    PupilFound,
+    PupilMissing,
+    School,
+)
+
+__all__ = [
+    "CLOSED",
+    "EXPIRED",
+    "MISSING",
+    "NOTICE_TYPES",
+    "OPEN",
+    "AuditEntry",
+    "LocalNotice",
+    "NoticeDesk",
+    "Outcome",
+    "deadline_in",
+    "notice_app",
+    "open_desk",
+]
+
+log = structlog.get_logger("inbeeld.connector.notices")
+
+MISSING = "nl.leerplicht.notice.pupil_missing"
+FOUND = "nl.leerplicht.notice.pupil_found"
+CLOSED_TYPE = "nl.leerplicht.notice.closed"
+NOTICE_TYPES = (MISSING, FOUND, CLOSED_TYPE, KEY_SHARED)
+OPEN, CLOSED, EXPIRED = "open", "closed", "expired"
+_GENESIS = "0" * 64
+
+_metadata = MetaData()
+local_notices = Table(
+    "notices",
+    _metadata,
+    Column("asker", String(32), primary_key=True),
+    Column("notice_id", String(64), primary_key=True),
+    Column("role", String(8), nullable=False),  # asked | received
+    Column("addressed", Text, nullable=False),  # JSON: the envelope's recipients
+    Column("key_id", String(128), nullable=False),
+    Column("secret_blob", LargeBinary),  # received and open: the index, encrypted at rest
+    Column("wrapped_key", String(200)),
+    Column("state", String(8), nullable=False),
+    Column("deadline", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("closed_at", Float),
+    Column("answered", Integer, nullable=False, default=0),  # received: we answered it
+    Column("found_by", Text, nullable=False, default="[]"),  # asked: who answered
+    Column("event_id", String(64), nullable=False),
+)
+notice_audit = Table(
+    "notice_audit",
+    _metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("activity", String(32), nullable=False),
+    Column("notice_id", String(64), nullable=False),
+    Column("asker", String(32), nullable=False),
+    Column("counterpart", String(32)),
+    Column("event_id", String(64)),
+    Column("outcome", String(32), nullable=False),
+    Column("pupil_ref", String(36)),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+
+@dataclass(frozen=True)
+class LocalNotice:
+    notice_id: str
+    asker: str
+    role: str
+    addressed: list[str]
+    key_id: str
+    state: str
+    deadline: float
+    created_at: float
+    closed_at: float | None
+    answered: bool
+    found_by: list[str]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: float
+    activity: str
+    notice_id: str
+    asker: str
+    counterpart: str | None
+    event_id: str | None
+    outcome: str
+    pupil_ref: str | None
+    hash: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `handle` did: `kind` names it; `answer` is the pupil_found we sent (a match),
+    `found` the finder's answer to our notice (open it for the officer)."""
+
+    kind: str
+    notice_id: str | None = None
+    answer: CloudEvent | None = None
+    found: PupilFound | None = None
+    sender: str | None = None
+
+
+def _ts(value: datetime) -> float:
+    if value.tzinfo is None:
+        raise ValueError("give an aware datetime")
+    return value.timestamp()
+
+
+def _local(row: Any) -> LocalNotice:
+    return LocalNotice(
+        row.notice_id,
+        row.asker,
+        row.role,
+        json.loads(row.addressed),
+        row.key_id,
+        row.state,
+        row.deadline,
+        row.created_at,
+        row.closed_at,
+        bool(row.answered),
+        json.loads(row.found_by),
+    )
+
+
+class NoticeDesk:
+    """One tenant's neighbour notices: asking, answering, closing, and the local audit."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        sealer: Sealer,
+        store: LocalStore,
+        keyring: GroupKeyring,
+        *,
+        contact_person: ContactPerson | Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if store.keystore is None:
+            raise InbeeldError("notices need the keystore (what they keep is encrypted at rest)")
+        self.connector = connector
+        self.sealer = sealer
+        self.store = store
+        self.keyring = keyring
+        self.tenant = keyring.tenant
+        self.contact_person = (
+            ContactPerson.model_validate(dict(contact_person))
+            if isinstance(contact_person, Mapping)
+            else contact_person
+        )
+        self.clock = clock
+        self._ready = False
+        # key id -> (register fingerprint, {index hex: register row id}); memory only, so
+        # shredding the register and its secret leaves no index behind.
+        self._indexes: dict[str, tuple[tuple[int, float], dict[str, str]]] = {}
+
+    async def _tables(self) -> None:
+        if not self._ready:
+            async with self.store.engine.begin() as conn:
+                await conn.run_sync(_metadata.create_all)
+            self._ready = True
+
+    # -- asking -------------------------------------------------------------------------------
+
+    async def send_missing(
+        self,
+        group: str,
+        bsn: str,
+        contact: ContactPoint | Mapping[str, Any],
+        deadline: datetime,
+    ) -> str:
+        """Ask `group` about the pupil with `bsn`; returns the notice id."""
+        await self._tables()
+        key = await self.keyring.ensure(group, self.connector, self.sealer)
+        index = blind_index(bsn, key.key, key.key_id)
+        notice_id = f"nt-{uuid.uuid4().hex}"
+        payload = PupilMissing(
+            notice_id=notice_id,
+            blind_index=index.value_hex,
+            group_key_id=key.key_id,
+            contact=ContactPoint.model_validate(contact) if isinstance(contact, Mapping) else contact,
+            deadline=deadline,
+        )
+        addressed = [f"group:{group}"]
+        event = self.connector.event(MISSING, payload.model_dump(mode="json"), addressed, subject=notice_id)
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                local_notices.insert().values(
+                    asker=self.tenant,
+                    notice_id=notice_id,
+                    role="asked",
+                    addressed=json.dumps(addressed),
+                    key_id=key.key_id,
+                    state=OPEN,
+                    deadline=_ts(deadline),
+                    created_at=self.clock(),
+                    answered=0,
+                    found_by="[]",
+                    event_id=event.id,
+                )
+            )
+        await send(self.connector, self.sealer, event)
+        await self._audit("notice.asked", notice_id, self.tenant, None, event.id, "sent")
+        return notice_id
+
+    async def close(self, notice_id: str, reason: str = "found") -> CloudEvent:
+        """Tell everyone asked to stop looking (`reason`: found | withdrawn | expired)."""
+        notice = await self._get(self.tenant, notice_id)
+        if notice is None or notice.role != "asked":
+            raise NotFound(f"no notice {notice_id} of ours")
+        payload = NoticeClosed.model_validate({"notice_id": notice_id, "reason": reason})
+        event = self.connector.event(
+            CLOSED_TYPE, payload.model_dump(mode="json"), notice.addressed, subject=notice_id
+        )
+        sent = await send(self.connector, self.sealer, event)
+        await self._finish(self.tenant, notice_id, CLOSED)
+        await self._audit("notice.closed", notice_id, self.tenant, None, event.id, reason)
+        return sent
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def handle(self, event: CloudEvent, payload: Payload | None = None) -> Outcome:
+        """Process one inbox event of a `NOTICE_TYPES` type (opened here if `payload` is None)."""
+        await self._tables()
+        if payload is None:
+            payload = await self.sealer.open(event)
+        sender = await self.sealer.sender_of(event)
+        if isinstance(payload, GroupKeyShared):
+            key = await self.keyring.receive(sender, event, payload)
+            return Outcome("key_stored" if key else "key_refused", sender=sender)
+        if isinstance(payload, PupilMissing):
+            return await self._on_missing(sender, event, payload)
+        if isinstance(payload, PupilFound):
+            return await self._on_found(sender, event, payload)
+        if isinstance(payload, NoticeClosed):
+            notice = await self._get(sender, payload.notice_id)
+            if notice is not None and notice.state == OPEN:
+                await self._finish(sender, payload.notice_id, CLOSED)
+                await self._audit(
+                    "notice.closed", payload.notice_id, sender, sender, event.id, payload.reason
+                )
+            return Outcome("closed", payload.notice_id, sender=sender)
+        return Outcome("ignored", sender=sender)
+
+    async def _on_missing(self, asker: str, event: CloudEvent, payload: PupilMissing) -> Outcome:
+        nid = payload.notice_id
+        if await self._get(asker, nid) is not None:
+            return Outcome("duplicate", nid, sender=asker)
+        state = OPEN if _ts(payload.deadline) > self.clock() else EXPIRED
+        blob, wrapped = (
+            self._seal_at_rest(nid, asker, payload.blind_index.encode()) if state == OPEN else (None, None)
+        )
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                sqlite_insert(local_notices)
+                .values(
+                    asker=asker,
+                    notice_id=nid,
+                    role="received",
+                    addressed=json.dumps(list(event.recipients)),
+                    key_id=payload.group_key_id,
+                    secret_blob=blob,
+                    wrapped_key=wrapped,
+                    state=state,
+                    deadline=_ts(payload.deadline),
+                    created_at=self.clock(),
+                    answered=0,
+                    found_by="[]",
+                    event_id=event.id,
+                )
+                .on_conflict_do_nothing()
+            )
+        if state != OPEN:
+            await self._audit("notice.checked", nid, asker, asker, event.id, "expired")
+            return Outcome("expired", nid, sender=asker)
+        return await self._match_and_answer(asker, nid, payload.group_key_id, payload.blind_index, event.id)
+
+    async def _match_and_answer(
+        self, asker: str, notice_id: str, key_id: str, index: str, event_id: str
+    ) -> Outcome:
+        key = await self.keyring.by_id(key_id)
+        if key is None:
+            await self._audit("notice.checked", notice_id, asker, asker, event_id, "no_key")
+            return Outcome("no_key", notice_id, sender=asker)
+        pupil_ref = (await self._index(key)).get(index)
+        if pupil_ref is None:
+            await self._audit("notice.checked", notice_id, asker, asker, event_id, "no_match")
+            return Outcome("no_match", notice_id, sender=asker)
+        await self._audit("notice.checked", notice_id, asker, asker, event_id, "match", pupil_ref)
+        answer = await self._answer(asker, notice_id, pupil_ref)
+        return Outcome("answered", notice_id, answer=answer, sender=asker)
+
+    async def _answer(self, asker: str, notice_id: str, pupil_ref: str) -> CloudEvent:
+        if self.contact_person is None:
+            raise InbeeldError("set a contact person to answer notices")
+        async with self.store.engine.connect() as conn:
+            row = (await conn.execute(select(pupils).where(pupils.c.id == pupil_ref))).mappings().first()
+        record = self.store.decrypt_pupil(row) if row is not None else {}
+        school = record.get("school")
+        found = PupilFound(
+            notice_id=notice_id,
+            registered_since=None,
+            school=School.model_validate(school) if school else None,
+            contact=self.contact_person,
+        )
+        event = self.connector.event(FOUND, found.model_dump(mode="json"), [asker], subject=notice_id)
+        sent = await send(self.connector, self.sealer, event)
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                update(local_notices)
+                .where(local_notices.c.asker == asker, local_notices.c.notice_id == notice_id)
+                .values(answered=1)
+            )
+        await self._audit("notice.answered", notice_id, asker, asker, event.id, "sent", pupil_ref)
+        return sent
+
+    async def _on_found(self, finder: str, event: CloudEvent, payload: PupilFound) -> Outcome:
+        nid = payload.notice_id
+        if event.subject != nid:
+            return Outcome("ignored", nid, sender=finder)
+        notice = await self._get(self.tenant, nid)
+        if notice is None or notice.role != "asked":
+            await self._audit("notice.found", nid, self.tenant, finder, event.id, "unknown_notice")
+            return Outcome("unknown_notice", nid, sender=finder)
+        found_by = sorted({*notice.found_by, finder})
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                update(local_notices)
+                .where(local_notices.c.asker == self.tenant, local_notices.c.notice_id == nid)
+                .values(found_by=json.dumps(found_by))
+            )
+        await self._audit("notice.found", nid, self.tenant, finder, event.id, "match")
+        return Outcome("found", nid, found=payload, sender=finder)
+
+    # -- time and re-checks -------------------------------------------------------------------
+
+    async def expire(self, now: float | None = None) -> list[str]:
+        """Expire open notices whose deadline has passed; returns their ids."""
+        await self._tables()
+        t = self.clock() if now is None else now
+        async with self.store.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(local_notices.c.asker, local_notices.c.notice_id).where(
+                        local_notices.c.state == OPEN, local_notices.c.deadline <= t
+                    )
+                )
+            ).all()
+        for asker, nid in rows:
+            await self._finish(asker, nid, EXPIRED, at=t)
+            await self._audit("notice.expired", nid, asker, None, None, "expired")
+        return [nid for _, nid in rows]
+
+    async def rescan(self) -> list[Outcome]:
+        """Match open, unanswered notices again (after a register import)."""
+        await self._tables()
+        await self.expire()
+        async with self.store.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(local_notices).where(
+                        local_notices.c.role == "received",
+                        local_notices.c.state == OPEN,
+                        local_notices.c.answered == 0,
+                    )
+                )
+            ).all()
+        out = []
+        for row in rows:
+            index = self._open_at_rest(row).decode()
+            out.append(
+                await self._match_and_answer(row.asker, row.notice_id, row.key_id, index, row.event_id)
+            )
+        return out
+
+    # -- queries ------------------------------------------------------------------------------
+
+    async def notices(self, role: str | None = None, state: str | None = None) -> list[LocalNotice]:
+        await self._tables()
+        q = select(local_notices).order_by(local_notices.c.created_at.desc())
+        if role is not None:
+            q = q.where(local_notices.c.role == role)
+        if state is not None:
+            q = q.where(local_notices.c.state == state)
+        async with self.store.engine.connect() as conn:
+            return [_local(r) for r in (await conn.execute(q)).all()]
+
+    async def get(self, notice_id: str, asker: str | None = None) -> LocalNotice | None:
+        await self._tables()
+        return await self._get(asker or self.tenant, notice_id)
+
+    async def audit(self, notice_id: str | None = None) -> list[AuditEntry]:
+        await self._tables()
+        q = select(notice_audit).order_by(notice_audit.c.seq)
+        if notice_id is not None:
+            q = q.where(notice_audit.c.notice_id == notice_id)
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [
+            AuditEntry(
+                r.seq,
+                r.at,
+                r.activity,
+                r.notice_id,
+                r.asker,
+                r.counterpart,
+                r.event_id,
+                r.outcome,
+                r.pupil_ref,
+                r.hash,
+            )
+            for r in rows
+        ]
+
+    async def verify_audit(self) -> bool:
+        """Recompute the local audit chain; False if a record was altered or removed."""
+        await self._tables()
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(select(notice_audit).order_by(notice_audit.c.seq))).all()
+        prev = _GENESIS
+        for r in rows:
+            fields = [
+                r.at,
+                r.activity,
+                r.notice_id,
+                r.asker,
+                r.counterpart,
+                r.event_id,
+                r.outcome,
+                r.pupil_ref,
+            ]
+            if r.prev_hash != prev or r.hash != _digest(prev, fields):
+                return False
+            prev = r.hash
+        return True
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _get(self, asker: str, notice_id: str) -> LocalNotice | None:
+        await self._tables()
+        async with self.store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(local_notices).where(
+                        local_notices.c.asker == asker, local_notices.c.notice_id == notice_id
+                    )
+                )
+            ).first()
+        return _local(row) if row is not None else None
+
+    async def _finish(self, asker: str, notice_id: str, state: str, *, at: float | None = None) -> None:
+        async with self.store.engine.begin() as conn:
+            await conn.execute(
+                update(local_notices)
+                .where(
+                    local_notices.c.asker == asker,
+                    local_notices.c.notice_id == notice_id,
+                    local_notices.c.state == OPEN,
+                )
+                # A received index is useless once the notice is over: forget it.
+                .values(
+                    state=state,
+                    closed_at=self.clock() if at is None else at,
+                    secret_blob=None,
+                    wrapped_key=None,
+                )
+            )
+
+    def _seal_at_rest(self, notice_id: str, asker: str, secret: bytes) -> tuple[bytes, str]:
+        assert self.store.keystore is not None
+        data_key, wrapped = wrap_data_key(self.store.keystore)
+        return encrypt_at_rest(data_key, secret, f"notices:{asker}:{notice_id}".encode()), wrapped
+
+    def _open_at_rest(self, row: Any) -> bytes:
+        assert self.store.keystore is not None
+        data_key = unwrap_data_key(self.store.keystore, row.wrapped_key)
+        return decrypt_at_rest(data_key, row.secret_blob, f"notices:{row.asker}:{row.notice_id}".encode())
+
+    async def _index(self, key: GroupKey) -> dict[str, str]:
+        """{blind index: register row id} of the whole register under `key`, cached."""
+        async with self.store.engine.connect() as conn:
+            n, newest = (
+                await conn.execute(select(func.count(), func.max(pupils.c.updated_at)).select_from(pupils))
+            ).one()
+            fingerprint = (int(n or 0), float(newest or 0.0))
+            cached = self._indexes.get(key.key_id)
+            if cached is not None and cached[0] == fingerprint:
+                return cached[1]
+            rows = (await conn.execute(select(pupils.c.id, pupils.c.wrapped_key, pupils.c.bsn))).all()
+        assert self.store.keystore is not None
+        table: dict[str, str] = {}
+        for pupil_id, wrapped, blob in rows:
+            try:
+                data_key = unwrap_data_key(self.store.keystore, wrapped)
+                bsn = json.loads(decrypt_at_rest(data_key, blob, f"pupils:{pupil_id}:bsn".encode()))
+            except CryptoError:
+                continue  # shredded
+            table[blind_index(bsn, key.key, key.key_id).value_hex] = pupil_id
+        self._indexes[key.key_id] = (fingerprint, table)
+        return table
+
+    async def _audit(
+        self,
+        activity: str,
+        notice_id: str,
+        asker: str,
+        counterpart: str | None,
+        event_id: str | None,
+        outcome: str,
+        pupil_ref: str | None = None,
+    ) -> None:
+        async with self.store.engine.begin() as conn:
+            last = await conn.scalar(select(notice_audit.c.hash).order_by(notice_audit.c.seq.desc()).limit(1))
+            prev = last or _GENESIS
+            at = self.clock()
+            fields = [at, activity, notice_id, asker, counterpart, event_id, outcome, pupil_ref]
+            await conn.execute(
+                notice_audit.insert().values(
+                    at=at,
+                    activity=activity,
+                    notice_id=notice_id,
+                    asker=asker,
+                    counterpart=counterpart,
+                    event_id=event_id,
+                    outcome=outcome,
+                    pupil_ref=pupil_ref,
+                    prev_hash=prev,
+                    hash=_digest(prev, fields),
+                )
+            )
+        log.info(
+            "notice.audit", activity=activity, notice_id=notice_id, counterpart=counterpart, outcome=outcome
+        )
+
+
+def _digest(prev: str, fields: list[Any]) -> str:
+    body = json.dumps([prev, *fields], separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def deadline_in(days: float, now: datetime | None = None) -> datetime:
+    """A deadline `days` from now (UTC), for callers that think in days."""
+    return (now or datetime.now(UTC)) + timedelta(days=days)
+
+
+# -- command line (`inbeeld-connector notice ...`, registered in connectors.cli) --------------
+# Answers arrive through `inbeeld-connector run`: its inbox hands notice events to a desk.
+
+notice_app = typer.Typer(
+    help="Neighbour notices: ask a group about a pupil you cannot reach.", no_args_is_help=True
+)
+_ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
+
+
+def _load_config(path: Path) -> Any:
+    from connectors.config import ConfigError, load_config
+
+    err = Console(stderr=True)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        err.print(f"config error: {exc.message}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if cfg.keystore is None or cfg.hub is None or cfg.hub.resolved_token() is None:
+        err.print("config error: notices need the [keystore] and [hub] sections (with a token)")
+        raise typer.Exit(2)
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def open_desk(cfg: Any, *, connect: bool = True) -> AsyncIterator[NoticeDesk]:
+    """A desk wired from a connector config (keystore, local store, hub directory, broker)."""
+    from connectors.directory import Directory
+    from connectors.runtime import open_keystore
+
+    keystore = open_keystore(cfg)
+    store = await LocalStore.open(cfg.store.path, keystore)
+    directory = Directory(cfg.hub.url, cfg.hub.resolved_token() or "")
+    sealer = Sealer(keystore, directory, cfg.tenant)  # type: ignore[arg-type]
+    connector = Connector(cfg.tenant, cfg.broker.amqp_url(), system=cfg.system, oin=cfg.oin)
+    try:
+        if connect:
+            await connector.connect()
+        yield NoticeDesk(connector, sealer, store, GroupKeyring(store, cfg.tenant, directory))
+    finally:
+        await connector.close()
+        await directory.aclose()
+        await store.close()
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except InbeeldError as exc:
+        Console(stderr=True).print(f"error: {exc.message}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@notice_app.command("send")
+def _send_cmd(
+    config: _ConfigOpt,
+    group: Annotated[str, typer.Option(help="the group to ask, e.g. zuid-holland")],
+    bsn: Annotated[str, typer.Option(help="the pupil's BSN (never leaves this connector)")],
+    department: Annotated[str, typer.Option(help="your contact point: department")],
+    phone: Annotated[str, typer.Option(help="your contact point: phone")],
+    email: Annotated[str, typer.Option(help="your contact point: e-mail")],
+    days: Annotated[float, typer.Option(help="days until the notice expires")] = 14,
+) -> None:
+    """Ask GROUP whether anyone registers the pupil; prints the notice id."""
+    cfg = _load_config(config)
+    contact = {"department": department, "phone": phone, "email": email}
+
+    async def main() -> str:
+        async with open_desk(cfg) as desk:
+            return await desk.send_missing(group, bsn, contact, deadline_in(days))
+
+    Console().print(_run(main()))
+
+
+@notice_app.command("list")
+def _list_cmd(config: _ConfigOpt) -> None:
+    """The notices this connector asked or received, with their state."""
+    cfg = _load_config(config)
+
+    async def main() -> list[LocalNotice]:
+        async with open_desk(cfg, connect=False) as desk:
+            await desk.expire()
+            return await desk.notices()
+
+    table = RichTable("notice", "role", "asker", "state", "deadline", "answered / found by")
+    for n in _run(main()):
+        when = datetime.fromtimestamp(n.deadline, UTC).strftime("%Y-%m-%d %H:%M")
+        detail = ", ".join(n.found_by) if n.role == "asked" else ("answered" if n.answered else "")
+        table.add_row(n.notice_id, n.role, n.asker, n.state, when, detail)
+    Console().print(table)
+
+
+@notice_app.command("close")
+def _close_cmd(
+    config: _ConfigOpt,
+    notice_id: Annotated[str, typer.Argument(help="the notice id `notice send` printed")],
+    reason: Annotated[str, typer.Option(help="found | withdrawn | expired")] = "found",
+) -> None:
+    """Close a notice you asked: every member stops looking."""
+    cfg = _load_config(config)
+
+    async def main() -> None:
+        async with open_desk(cfg) as desk:
+            await desk.close(notice_id, reason)
+
+    _run(main())
+    Console().print(f"closed {notice_id}")

@@ -1,0 +1,269 @@
+"""The local pupil register: who this municipality knows, kept encrypted in the local store.
+
+Imported from CSV (UTF-8, header row, `,` or `;`), one pupil per row, columns:
+
+    bsn, given_names, family_name_prefix, family_name, birth_date (YYYY-MM-DD),
+    street, house_number, house_letter, house_number_addition, postcode, city, municipality,
+    school_brin, school_name, school_level (po|vo|mbo)     (school_* optional, all or none)
+
+Every row is validated with the contract's own types (11-test BSN, postcode, BRIN, ...).
+A bad row is reported as (row number, column, why) — never echoing the value — and skipped;
+the good rows are imported (re-importing a BSN replaces its record). `shred()` makes every
+record unreadable by destroying the at-rest secret they are wrapped under.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import delete, func, insert, select, update
+
+from connectors.at_rest import unwrap_data_key, wrap_data_key
+from connectors.keystore import Keystore
+from connectors.store import LocalStore, outbox, pupils
+from schemas.envelope import describe_validation_error, error_field
+from schemas.validation import (
+    BSN,
+    BirthDate,
+    BrinCode,
+    CbsCode,
+    NamePrefix,
+    Postcode,
+    ShortText,
+)
+
+__all__ = ["COLUMNS", "ImportReport", "RegisterRow", "RowError", "import_csv", "lookup", "shred"]
+
+COLUMNS = (
+    "bsn",
+    "given_names",
+    "family_name_prefix",
+    "family_name",
+    "birth_date",
+    "street",
+    "house_number",
+    "house_letter",
+    "house_number_addition",
+    "postcode",
+    "city",
+    "municipality",
+    "school_brin",
+    "school_name",
+    "school_level",
+)
+REQUIRED = (
+    "bsn",
+    "given_names",
+    "family_name",
+    "birth_date",
+    "street",
+    "house_number",
+    "postcode",
+    "city",
+    "municipality",
+)
+MAX_ROWS = 5_000_000
+
+
+class RegisterRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    bsn: BSN
+    given_names: ShortText
+    family_name_prefix: NamePrefix | None = None
+    family_name: ShortText
+    birth_date: BirthDate
+    street: ShortText
+    house_number: Annotated[int, Field(ge=1, le=99999)]
+    house_letter: Annotated[str | None, Field(pattern=r"^[A-Za-z]$")] = None
+    house_number_addition: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9]{1,4}$")] = None
+    postcode: Postcode
+    city: ShortText
+    municipality: CbsCode
+    school_brin: BrinCode | None = None
+    school_name: ShortText | None = None
+    school_level: Literal["po", "vo", "mbo"] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        address = {
+            "street": self.street,
+            "house_number": self.house_number,
+            "house_letter": self.house_letter,
+            "house_number_addition": self.house_number_addition,
+            "postcode": self.postcode,
+            "city": self.city,
+            "municipality": self.municipality,
+        }
+        school = (
+            {"brin": self.school_brin, "name": self.school_name, "level": self.school_level}
+            if self.school_brin
+            else None
+        )
+        return {
+            "bsn": self.bsn,
+            "given_names": self.given_names,
+            "family_name_prefix": self.family_name_prefix,
+            "family_name": self.family_name,
+            "birth_date": self.birth_date.isoformat(),
+            "address": address,
+            "school": school,
+        }
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # the line in the file (the header is line 1)
+    field: str
+    why: str
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    replaced: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;") if text.strip() else csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+
+    def it() -> Iterator[tuple[int, dict[str, str]]]:
+        for record in reader:
+            yield reader.line_num, record
+
+    return header, it()
+
+
+def check_header(header: list[str]) -> list[RowError]:
+    errors = [RowError(1, name, "required column is missing") for name in REQUIRED if name not in header]
+    errors += [RowError(1, name, "unknown column") for name in header if name not in COLUMNS]
+    return errors
+
+
+def parse_row(line: int, record: dict[str, Any]) -> RegisterRow | RowError:
+    if None in record:
+        return RowError(line, "(row)", "more values than columns")
+    values = {k: (v if v is None or v.strip() else None) for k, v in record.items()}
+    try:
+        row = RegisterRow.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        name = error_field(exc) or "(row)"
+        why = describe_validation_error(exc, limit=1, root="row").split(": ", 1)[-1]
+        return RowError(line, name, why)
+    school = {n: getattr(row, n) for n in ("school_brin", "school_name", "school_level")}
+    if any(v is not None for v in school.values()):
+        for name, v in school.items():
+            if v is None:
+                return RowError(line, name, f"{name} is required when a school is given")
+    return row
+
+
+async def import_csv(
+    store: LocalStore, path: Path, *, progress: Callable[[int, int], None] | None = None, batch: int = 500
+) -> ImportReport:
+    """Validate and import every good row of `path`; report the bad ones."""
+    text = path.read_text(encoding="utf-8-sig")
+    header, rows = _rows(text)
+    report = ImportReport()
+    report.errors = check_header(header)
+    if any(e.why == "required column is missing" for e in report.errors):
+        return report
+    total = max(text.count("\n") - 1, 0)
+    pending: dict[str, dict[str, Any]] = {}
+    first_seen: dict[str, int] = {}
+    done = 0
+    for line, record in rows:
+        parsed = parse_row(line, record)
+        done += 1
+        if isinstance(parsed, RowError):
+            report.errors.append(parsed)
+        else:
+            index = store.bsn_index(parsed.bsn)
+            if index in first_seen:
+                report.errors.append(RowError(line, "bsn", f"the same BSN as row {first_seen[index]}"))
+            else:
+                first_seen[index] = line
+                pending[index] = parsed.fields()
+        if len(pending) >= batch:
+            await _write(store, pending, report)
+        if progress is not None:
+            progress(done, total)
+        if done >= MAX_ROWS:
+            report.errors.append(RowError(line, "(file)", f"more than {MAX_ROWS} rows; the rest is ignored"))
+            break
+    await _write(store, pending, report)
+    return report
+
+
+async def _write(store: LocalStore, pending: dict[str, dict[str, Any]], report: ImportReport) -> None:
+    if not pending:
+        return
+    async with store.engine.begin() as conn:
+        known = select(pupils.c.bsn_index, pupils.c.id).where(pupils.c.bsn_index.in_(list(pending)))
+        ids: dict[str, str] = {index: pid for index, pid in (await conn.execute(known)).all()}
+        for index, fields in pending.items():
+            if index in ids:
+                # Keep the id: every column's aad binds it.
+                values = store.encrypt_pupil(ids[index], fields)
+                await conn.execute(update(pupils).where(pupils.c.id == ids[index]).values(**values))
+                report.replaced += 1
+            else:
+                values = store.encrypt_pupil(str(uuid.uuid4()), fields)
+                await conn.execute(insert(pupils).values(bsn_index=index, **values))
+                report.imported += 1
+    pending.clear()
+
+
+async def lookup(store: LocalStore, bsn: str) -> dict[str, Any] | None:
+    """The decrypted register record for `bsn`, or None."""
+    async with store.engine.connect() as conn:
+        row = (
+            (await conn.execute(select(pupils).where(pupils.c.bsn_index == store.bsn_index(bsn))))
+            .mappings()
+            .first()
+        )
+    return store.decrypt_pupil(row) if row is not None else None
+
+
+async def count(store: LocalStore) -> int:
+    async with store.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(pupils)) or 0)
+
+
+async def shred(store: LocalStore) -> int:
+    """Crypto-shred the register: start a new at-rest secret, re-wrap the outbox's pending
+    data keys under it (so undelivered messages survive), destroy the old secret, delete
+    the rows. Returns how many pupil records were shredded."""
+    keystore = store.keystore
+    if not isinstance(keystore, Keystore):
+        raise RuntimeError("shredding needs the keystore")
+    old_id, _ = keystore.at_rest_secret()
+    async with store.engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(outbox.c.id, outbox.c.wrapped_key).where(outbox.c.wrapped_key.is_not(None))
+            )
+        ).all()
+        keys = {r.id: unwrap_data_key(keystore, r.wrapped_key) for r in rows}
+        keystore.rotate_at_rest_secret()
+        for item_id, data_key in keys.items():
+            _, wrapped = wrap_data_key(keystore, data_key)
+            await conn.execute(outbox.update().where(outbox.c.id == item_id).values(wrapped_key=wrapped))
+        n = len((await conn.execute(select(pupils.c.id))).all())
+        await conn.execute(delete(pupils))
+    keystore.shred_at_rest_secret(old_id)
+    return n

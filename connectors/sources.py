@@ -1,0 +1,260 @@
+"""What the municipality's system hands the connector to send.
+
+Both sources take the same JSON document:
+
+    {"type": "nl.leerplicht.ping", "recipients": ["GM0599"], "data": {...},
+     "subject": "optional", "correlationid": "optional", "id": "optional event id"}
+
+and validate it completely (document, event type, payload, envelope) before anything is sent;
+an error names exactly one field (`data.pupil.bsn`, `recipients.0`) and why, never the value.
+
+* `folder` — `*.json` files dropped in a folder (write them atomically: a temp name starting
+  with `.` or ending in `.tmp`/`.part` is ignored, then rename). A sent file moves to `sent/`;
+  a bad one to `failed/` beside `<name>.error.txt`. While the broker is unreachable files stay
+  where they are. A file's event id is derived from its name, content and mtime unless it
+  gives one, so a restart between publishing and moving it re-sends a duplicate the
+  recipient drops, not a second event.
+* `http` — `POST /events` on a local port answers 202 `{"id": ...}`, 422
+  `{"field", "error"}` or 503 (broker unreachable: try again); optional bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from collections.abc import Generator
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors.client import Connector, ConnectorError
+from connectors.config import FolderSourceConfig, HttpSourceConfig
+from schemas.envelope import CloudEvent, Recipient, describe_validation_error, error_field
+from schemas.errors import ContractError, EnvelopeInvalid, SchemaInvalid, TooLarge
+from schemas.events import spec_for
+from schemas.validation import validate_payload
+
+__all__ = ["FolderSource", "HttpSource", "OutgoingDocument", "prepare"]
+
+log = structlog.get_logger("inbeeld.connector.sources")
+
+_SOURCE_NS = uuid.UUID("3e0d6a5c-52f4-4f5e-8a3b-7c1d9e2f4a10")
+MAX_FILE_BYTES = 1_048_576
+_ID = r"^[A-Za-z0-9._:-]+$"
+
+
+class OutgoingDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Annotated[str, Field(max_length=100)]
+    recipients: Annotated[list[Recipient], Field(min_length=1, max_length=500)]
+    data: Any = Field(...)
+    subject: Annotated[str | None, Field(max_length=100, pattern=_ID)] = None
+    correlationid: Annotated[str | None, Field(max_length=64, pattern=_ID)] = None
+    id: Annotated[str | None, Field(min_length=1, max_length=64, pattern=_ID)] = None
+
+
+def prepare(connector: Connector, doc: Any, *, default_id: str | None = None) -> CloudEvent:
+    """Validate an outgoing document and build its (unsealed) event; `ContractError` naming
+    the field if anything is wrong."""
+    try:
+        out = OutgoingDocument.model_validate(doc)
+    except ValidationError as exc:
+        raise SchemaInvalid(
+            describe_validation_error(exc, limit=1, root="document"), field=error_field(exc) or "document"
+        ) from None
+    spec = spec_for(out.type)
+    if spec.hub_only:
+        raise SchemaInvalid(f"type: only the hub sends {out.type}", field="type")
+    try:
+        payload = validate_payload(out.type, out.data)
+    except SchemaInvalid as exc:
+        field = f"data.{exc.field}" if exc.field and exc.field != "data" else "data"
+        why = exc.message.split(f"{exc.field}: ", 1)[-1] if exc.field else exc.message
+        raise SchemaInvalid(f"{field}: {why}", field=field) from None
+    if spec.protection != "none" and connector.sealer is None:
+        raise SchemaInvalid(
+            f"type: {out.type} must be {spec.protection}; configure [keystore] and [hub] to send it",
+            field="type",
+        )
+    data = payload.model_dump(mode="json", exclude_none=True)
+    try:
+        event = connector.event(
+            out.type,
+            data,
+            out.recipients,
+            subject=out.subject,
+            correlationid=out.correlationid,
+            extra={"id": out.id or default_id} if (out.id or default_id) else None,
+        )
+    except ValidationError as exc:
+        raise EnvelopeInvalid(
+            describe_validation_error(exc, limit=1, root="envelope"), field=error_field(exc)
+        ) from None
+    if len(event.to_bytes()) > MAX_FILE_BYTES:
+        raise TooLarge("the event exceeds 1 MiB", field="data")
+    return event
+
+
+class FolderSource:
+    def __init__(self, config: FolderSourceConfig, connector: Connector) -> None:
+        self.config = config
+        self.connector = connector
+        self.path = config.path
+        self.sent_dir = self.path / "sent"
+        self.failed_dir = self.path / "failed"
+        self.sent = 0
+        self.failed = 0
+
+    async def run(self) -> None:
+        for d in (self.path, self.sent_dir, self.failed_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        while True:
+            await self.scan()
+            await asyncio.sleep(self.config.poll_seconds)
+
+    def _candidates(self) -> list[Path]:
+        files = [
+            p
+            for p in self.path.iterdir()
+            if p.is_file() and p.suffix == ".json" and not p.name.startswith(".")
+        ]
+        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    async def scan(self) -> int:
+        """Send every file now in the folder. Returns how many were sent."""
+        sent = 0
+        for path in self._candidates():
+            try:
+                if await self.process(path):
+                    sent += 1
+            except ConnectorError as exc:
+                log.warning("source.broker_unavailable", file=path.name, error=exc.message)
+                return sent  # leave it (and the rest) for the next scan
+        return sent
+
+    async def process(self, path: Path) -> bool:
+        try:
+            raw = path.read_bytes()
+            stat = path.stat()
+        except FileNotFoundError:
+            return False
+        try:
+            if len(raw) > MAX_FILE_BYTES:
+                raise TooLarge("the file exceeds 1 MiB", field="(file)")
+            try:
+                doc = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                where = (
+                    f" at line {exc.lineno} column {exc.colno}"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else ""
+                )
+                raise SchemaInvalid(f"(file): not valid JSON{where}", field="(file)") from None
+            digest = hashlib.sha256(raw).hexdigest()
+            default_id = str(
+                uuid.uuid5(_SOURCE_NS, f"{self.connector.tenant}|{path.name}|{digest}|{stat.st_mtime_ns}")
+            )
+            event = prepare(self.connector, doc, default_id=default_id)
+        except ContractError as exc:
+            self._fail(path, exc)
+            return False
+        await self.connector.publish(event)
+        _move(path, self.sent_dir)
+        self.sent += 1
+        log.info("source.sent", file=path.name, event_id=event.id, type=event.type)
+        return True
+
+    def _fail(self, path: Path, exc: ContractError) -> None:
+        target = _move(path, self.failed_dir)
+        text = (
+            f"file: {path.name}\n"
+            f"field: {exc.field or '(file)'}\n"
+            f"error: {exc.message}\n"
+            "nothing was sent; fix the file and drop it in the folder again.\n"
+        )
+        (target.parent / (target.name + ".error.txt")).write_text(text, encoding="utf-8")
+        self.failed += 1
+        log.warning("source.failed", file=path.name, field=exc.field, reason=exc.reason)
+
+
+def _move(path: Path, directory: Path) -> Path:
+    target = directory / path.name
+    if target.exists():
+        target = directory / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
+    os.replace(path, target)
+    return target
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The runtime owns the process's signals; uvicorn must not take them over.
+        yield
+
+
+class HttpSource:
+    def __init__(self, config: HttpSourceConfig, connector: Connector, token: str | None) -> None:
+        self.config = config
+        self.connector = connector
+        self.token = token
+        self.app = self._app()
+        self.server = _QuietServer(
+            uvicorn.Config(self.app, host=config.host, port=config.port, log_level="warning", lifespan="off")
+        )
+
+    @property
+    def port(self) -> int | None:
+        for server in self.server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return None
+
+    def _app(self) -> FastAPI:
+        app = FastAPI(title="Inbeeld connector source", docs_url=None, redoc_url=None)
+
+        @app.get("/health")
+        async def health() -> dict[str, Any]:
+            return {"ok": True, "broker": self.connector.connected}
+
+        @app.post("/events", status_code=202)
+        async def post_event(request: Request) -> JSONResponse:
+            if self.token is not None:
+                given = request.headers.get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                    return JSONResponse({"error": "unauthorised"}, status_code=401)
+            body = await request.body()
+            try:
+                if len(body) > MAX_FILE_BYTES:
+                    raise TooLarge("the body exceeds 1 MiB", field="(body)")
+                try:
+                    doc = json.loads(body)
+                except (ValueError, UnicodeDecodeError):
+                    raise SchemaInvalid("(body): not valid JSON", field="(body)") from None
+                event = prepare(self.connector, doc)
+            except ContractError as exc:
+                return JSONResponse({"field": exc.field, "error": exc.message}, status_code=422)
+            try:
+                await self.connector.publish(event)
+            except ConnectorError as exc:
+                return JSONResponse({"error": exc.message}, status_code=503)
+            return JSONResponse({"id": event.id}, status_code=202)
+
+        return app
+
+    async def run(self) -> None:
+        await self.server.serve()
+
+    def stop(self) -> None:
+        self.server.should_exit = True

@@ -1,0 +1,426 @@
+"""The connector's local store: one SQLite file, its own small schema (not the hub's alembic).
+
+Tables:
+    received   every event processed, by (source, id): de-duplication across restarts
+    state      small key/value facts, e.g. the last inbox `sequence` seen (gap detection)
+    outbox     what durable sinks (webhook) still have to deliver, with retry bookkeeping
+    templates  the local template catalogue (bundles as received)
+    pupils     the local pupil register; every personal column encrypted at rest
+
+Personal data (pupil columns, outbox bodies) is encrypted with `connectors.at_rest` under a
+per-row data key wrapped by the keystore's at-rest secret, so shredding that secret makes it
+unreadable. SQLite runs with `secure_delete` (deleted rows are zeroed) and synchronous=FULL
+with WAL: once `accept()` returns, the outbox row survives a crash, and only then is the
+broker message acked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from connectors.at_rest import (
+    AtRestSecrets,
+    decrypt_at_rest,
+    encrypt_at_rest,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from schemas.envelope import CloudEvent
+
+__all__ = ["SCHEMA_VERSION", "LocalStore", "OutboxItem"]
+
+SCHEMA_VERSION = 1
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+metadata = MetaData()
+
+received = Table(
+    "received",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("sequence", Integer),
+    Column("received_at", Float, nullable=False),
+)
+
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sink", String(64), nullable=False),
+    Column("event_source", String(200), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("wrapped_key", String(200)),  # None: body stored in clear (no keystore configured)
+    Column("status", String(16), nullable=False, default=PENDING),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", String(500)),
+    Column("delivered_at", Float),
+    Column("stuck_reported", Integer, nullable=False, default=0),
+    UniqueConstraint("sink", "event_source", "event_id"),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("template_id", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("publisher", String(32), nullable=False),
+    Column("bundle", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+pupils = Table(
+    "pupils",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # HMAC of the BSN under a key derived from the at-rest secret: lookups without
+    # decrypting every row, and as unreadable as the rest once that secret is shredded.
+    Column("bsn_index", String(64), nullable=False, unique=True),
+    Column("wrapped_key", String(200), nullable=False),
+    Column("bsn", LargeBinary, nullable=False),
+    Column("given_names", LargeBinary, nullable=False),
+    Column("family_name_prefix", LargeBinary),
+    Column("family_name", LargeBinary, nullable=False),
+    Column("birth_date", LargeBinary, nullable=False),
+    Column("address", LargeBinary, nullable=False),
+    Column("school", LargeBinary),
+    Column("updated_at", Float, nullable=False),
+)
+
+PUPIL_COLUMNS = (
+    "bsn",
+    "given_names",
+    "family_name_prefix",
+    "family_name",
+    "birth_date",
+    "address",
+    "school",
+)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    sink: str
+    event_source: str
+    event_id: str
+    event_type: str
+    body: bytes
+    attempts: int
+    created_at: float
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
+
+
+class LocalStore:
+    """The connector's SQLite store. `await LocalStore.open(path, keystore)`; implements
+    `connectors.client.InboxState` for the SDK."""
+
+    def __init__(self, engine: AsyncEngine, keystore: AtRestSecrets | None) -> None:
+        self.engine = engine
+        self.keystore = keystore
+        # The last sequence is written with the next remember/accept, in its transaction:
+        # one commit per message, and never ahead of what was actually processed.
+        self._sequence: int | None = None
+        self._sequence_dirty = False
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    @classmethod
+    async def open(cls, path: str | Path, keystore: AtRestSecrets | None = None) -> LocalStore:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+        event.listen(engine.sync_engine, "connect", _on_connect)
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            version = await conn.scalar(select(state.c.value).where(state.c.key == "schema_version"))
+            if version is None:
+                await conn.execute(insert(state).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(version) != SCHEMA_VERSION:
+                raise RuntimeError(f"local store {path} has schema {version}; expected {SCHEMA_VERSION}")
+        return cls(engine, keystore)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- InboxState ---------------------------------------------------------------------------
+
+    async def seen(self, source: str, event_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            row = await conn.scalar(
+                select(received.c.event_id).where(
+                    and_(received.c.source == source, received.c.event_id == event_id)
+                )
+            )
+        return row is not None
+
+    async def remember(self, event: CloudEvent) -> None:
+        if (event.source, event.id) in self._recent:
+            return  # accept() already did, in the same transaction as the outbox rows
+        async with self.engine.begin() as conn:
+            await self._remember(conn, event)
+
+    async def _remember(self, conn: AsyncConnection, event: CloudEvent) -> None:
+        stmt = sqlite_insert(received).values(
+            source=event.source,
+            event_id=event.id,
+            type=event.type,
+            sequence=event.sequence,
+            received_at=time.time(),
+        )
+        await conn.execute(stmt.on_conflict_do_nothing())
+        if self._sequence_dirty and self._sequence is not None:
+            await self._set_state(conn, "last_sequence", str(self._sequence))
+            self._sequence_dirty = False
+        self._recent[(event.source, event.id)] = None
+        while len(self._recent) > 1000:
+            self._recent.popitem(last=False)
+
+    async def last_sequence(self) -> int | None:
+        if self._sequence is None:
+            value = await self.get_state("last_sequence")
+            self._sequence = int(value) if value is not None else None
+        return self._sequence
+
+    async def set_last_sequence(self, sequence: int) -> None:
+        self._sequence = sequence
+        self._sequence_dirty = True
+
+    async def get_state(self, key: str) -> str | None:
+        async with self.engine.connect() as conn:
+            value: str | None = await conn.scalar(select(state.c.value).where(state.c.key == key))
+        return value
+
+    async def set_state(self, key: str, value: str) -> None:
+        async with self.engine.begin() as conn:
+            await self._set_state(conn, key, value)
+
+    async def _set_state(self, conn: AsyncConnection, key: str, value: str) -> None:
+        stmt = sqlite_insert(state).values(key=key, value=value)
+        await conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    async def received_count(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(received)) or 0)
+
+    # -- accept + outbox ----------------------------------------------------------------------
+
+    async def accept(self, event: CloudEvent, deliveries: Sequence[tuple[str, bytes]]) -> None:
+        """Record `event` as processed and queue its body for each durable sink, atomically."""
+        now = time.time()
+        async with self.engine.begin() as conn:
+            await self._remember(conn, event)
+            for sink, body in deliveries:
+                stored, wrapped = self._seal_body(sink, event.source, event.id, body)
+                stmt = sqlite_insert(outbox).values(
+                    sink=sink,
+                    event_source=event.source,
+                    event_id=event.id,
+                    event_type=event.type,
+                    body=stored,
+                    wrapped_key=wrapped,
+                    status=PENDING,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                    stuck_reported=0,
+                )
+                await conn.execute(stmt.on_conflict_do_nothing())
+
+    def _seal_body(self, sink: str, source: str, event_id: str, body: bytes) -> tuple[bytes, str | None]:
+        if self.keystore is None:
+            return body, None
+        data_key, wrapped = wrap_data_key(self.keystore)
+        return encrypt_at_rest(data_key, body, _outbox_aad(sink, source, event_id)), wrapped
+
+    async def due(self, sink: str, now: float | None = None, limit: int = 50) -> list[OutboxItem]:
+        now = time.time() if now is None else now
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(outbox)
+                    .where(outbox.c.sink == sink, outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+                    .order_by(outbox.c.id)
+                    .limit(limit)
+                )
+            ).mappings()
+            items = []
+            for r in rows:
+                body = r["body"]
+                if r["wrapped_key"] is not None:
+                    assert self.keystore is not None, "outbox is encrypted; configure the keystore"
+                    key = unwrap_data_key(self.keystore, r["wrapped_key"])
+                    body = decrypt_at_rest(key, body, _outbox_aad(sink, r["event_source"], r["event_id"]))
+                items.append(
+                    OutboxItem(
+                        r["id"],
+                        sink,
+                        r["event_source"],
+                        r["event_id"],
+                        r["event_type"],
+                        body,
+                        r["attempts"],
+                        r["created_at"],
+                    )
+                )
+        return items
+
+    async def next_due(self, sink: str) -> float | None:
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.min(outbox.c.next_attempt_at)).where(
+                    outbox.c.sink == sink, outbox.c.status == PENDING
+                )
+            )
+        return float(value) if value is not None else None
+
+    async def mark_delivered(self, item_id: int) -> None:
+        async with self.engine.begin() as conn:
+            # The body is no longer needed: drop it, so the store keeps no personal data.
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(
+                    status=DELIVERED,
+                    delivered_at=time.time(),
+                    body=b"",
+                    wrapped_key=None,
+                    attempts=outbox.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+
+    async def mark_failed(
+        self, item_id: int, error: str, next_attempt_at: float, *, dead: bool = False, stuck: bool = False
+    ) -> None:
+        values: dict[str, Any] = {
+            "attempts": outbox.c.attempts + 1,
+            "last_error": error[:500],
+            "next_attempt_at": next_attempt_at,
+        }
+        if dead:
+            values["status"] = DEAD
+        if stuck:
+            values["stuck_reported"] = 1
+        async with self.engine.begin() as conn:
+            await conn.execute(update(outbox).where(outbox.c.id == item_id).values(**values))
+
+    async def stuck_reported(self, item_id: int) -> bool:
+        async with self.engine.connect() as conn:
+            return bool(await conn.scalar(select(outbox.c.stuck_reported).where(outbox.c.id == item_id)))
+
+    async def outbox_counts(self, sink: str | None = None) -> dict[str, int]:
+        stmt = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        if sink is not None:
+            stmt = stmt.where(outbox.c.sink == sink)
+        async with self.engine.connect() as conn:
+            return {status: int(n) for status, n in (await conn.execute(stmt)).all()}
+
+    # -- templates ----------------------------------------------------------------------------
+
+    async def save_template(self, template_id: str, version: str, publisher: str, bundle: Any) -> None:
+        async with self.engine.begin() as conn:
+            stmt = sqlite_insert(templates).values(
+                template_id=template_id,
+                version=version,
+                publisher=publisher,
+                bundle=json.dumps(bundle, sort_keys=True),
+                received_at=time.time(),
+            )
+            await conn.execute(stmt.on_conflict_do_nothing())
+
+    # -- register (personal data; see connectors.register) --------------------------------------
+
+    def bsn_index(self, bsn: str) -> str:
+        if self.keystore is None:
+            raise RuntimeError("the pupil register needs a keystore")
+        key_id, secret = self.keystore.at_rest_secret()
+        key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"inbeeld register bsn index v1:" + key_id.encode(),
+        ).derive(secret)
+        return hmac.new(key, bsn.encode(), hashlib.sha256).hexdigest()
+
+    def encrypt_pupil(self, pupil_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The row values for one pupil: every personal column encrypted under a fresh data key."""
+        if self.keystore is None:
+            raise RuntimeError("the pupil register needs a keystore")
+        data_key, wrapped = wrap_data_key(self.keystore)
+        row: dict[str, Any] = {"id": pupil_id, "wrapped_key": wrapped, "updated_at": time.time()}
+        for name in PUPIL_COLUMNS:
+            value = fields.get(name)
+            row[name] = (
+                None
+                if value is None
+                else encrypt_at_rest(
+                    data_key, json.dumps(value).encode(), f"pupils:{pupil_id}:{name}".encode()
+                )
+            )
+        return row
+
+    def decrypt_pupil(self, row: Any) -> dict[str, Any]:
+        if self.keystore is None:
+            raise RuntimeError("the pupil register needs a keystore")
+        key = unwrap_data_key(self.keystore, row["wrapped_key"])
+        out: dict[str, Any] = {"id": row["id"]}
+        for name in PUPIL_COLUMNS:
+            blob = row[name]
+            out[name] = (
+                None
+                if blob is None
+                else json.loads(decrypt_at_rest(key, blob, f"pupils:{row['id']}:{name}".encode()))
+            )
+        return out
+
+
+def _outbox_aad(sink: str, source: str, event_id: str) -> bytes:
+    return f"outbox:{sink}:{source}:{event_id}".encode()

@@ -1,0 +1,317 @@
+"""`inbeeld doctor`: check a live deployment against its intended shape.
+
+Reads the broker through the management API and the store, and proves isolation the only
+convincing way: a temporary probe tenant tries forbidden operations over AMQP, and each must be
+refused by the broker itself. The probe's user and inbox are removed afterwards, whatever
+happens. Nothing else is changed; the database is not migrated."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.exceptions import AMQPError, ChannelAccessRefused, ChannelPreconditionFailed
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub import provisioning, registry
+from hub.broker.management import Management
+from hub.broker.topology import DEAD, DELIVERY, DLX, INGRESS, ROUTER_QUEUE, declare_inbox, inbox_name
+from hub.config import Settings
+from hub.services import amqp_channel, management, open_database
+from hub.store.db import Database, head_revisions
+from schemas.errors import InbeeldError
+
+Status = Literal["pass", "fail", "warn", "skip"]
+_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+PROBE_PREFIX = "doctor-probe-"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str = ""
+
+
+def failed(checks: list[Check]) -> bool:
+    return any(c.status == "fail" for c in checks)
+
+
+def table(checks: list[Check]) -> Table:
+    t = Table("check", "result", "detail", title="inbeeld doctor")
+    for c in checks:
+        t.add_row(c.name, f"[{_STYLE[c.status]}]{c.status.upper()}[/]", c.detail)
+    return t
+
+
+async def run_checks(settings: Settings, *, probe: bool = True) -> list[Check]:
+    """Every check, in order. Raises ServiceUnavailable if the broker or the store is away."""
+    checks: list[Check] = []
+    async with management(settings) as mgmt:
+        vhost_ok = await mgmt.vhost_exists(settings.vhost)
+        if vhost_ok:
+            checks.append(Check("vhost", "pass", settings.vhost))
+            checks.extend(await _topology(mgmt, settings))
+        else:
+            checks.append(Check("vhost", "fail", f"{settings.vhost} does not exist"))
+        db = await open_database(settings, migrate=False)
+        try:
+            migrated = await _migrated(db)
+            checks.append(migrated)
+            if not (await db.current_revision()):
+                skipped = ("tenant broker permissions", "probe", "audit chain")
+                checks.extend(Check(name, "skip", "database not migrated") for name in skipped)
+                return checks
+            if vhost_ok:
+                checks.extend(await _guarded("tenant broker permissions", _tenant_users(mgmt, settings, db)))
+                if probe:
+                    checks.extend(await _guarded("probe", _probe(mgmt, settings, db)))
+            checks.extend(await _guarded("audit chain", _audit_chain(db)))
+        finally:
+            await db.close()
+    return checks
+
+
+async def _guarded(name: str, work: Awaitable[list[Check]]) -> list[Check]:
+    """A check that could not run is a failed check, not a crash of the whole report."""
+    try:
+        return await work
+    except (InbeeldError, AMQPError, SQLAlchemyError, OSError, TimeoutError) as exc:
+        return [Check(name, "fail", f"could not run: {type(exc).__name__}")]
+
+
+# -- topology --------------------------------------------------------------------------------
+
+
+def _quorum(delivery_limit: int) -> dict[str, Any]:
+    return {"x-queue-type": "quorum", "x-delivery-limit": delivery_limit, "x-dead-letter-exchange": DLX}
+
+
+async def _topology(mgmt: Management, settings: Settings) -> list[Check]:
+    checks = []
+    for name, kind in ((INGRESS, "topic"), (DELIVERY, "direct"), (DLX, "fanout")):
+        ex = await mgmt.exchange(settings.vhost, name)
+        if ex is None:
+            checks.append(Check(f"exchange {name}", "fail", "missing"))
+        elif ex["type"] != kind or not ex["durable"] or ex["auto_delete"] or ex["internal"]:
+            checks.append(Check(f"exchange {name}", "fail", f"{ex['type']}, durable={ex['durable']}"))
+        else:
+            checks.append(Check(f"exchange {name}", "pass", f"{kind}, durable"))
+    wanted = {
+        ROUTER_QUEUE: (_quorum(settings.delivery_limit), (INGRESS, "#")),
+        DEAD: ({"x-queue-type": "quorum"}, (DLX, "")),
+    }
+    for name, (arguments, (source, key)) in wanted.items():
+        q = await mgmt.queue(settings.vhost, name)
+        if q is None:
+            checks.append(Check(f"queue {name}", "fail", "missing"))
+            continue
+        problems = [
+            f"{k}={q['arguments'].get(k)!r}, want {v!r}"
+            for k, v in arguments.items()
+            if q["arguments"].get(k) != v
+        ]
+        if not q["durable"] or q["exclusive"] or q["auto_delete"]:
+            problems.append("not durable or exclusive/auto-delete")
+        bindings = await mgmt.queue_bindings(settings.vhost, name)
+        if not any(b["source"] == source and b["routing_key"] == key for b in bindings):
+            problems.append(f"not bound to {source} with {key!r}")
+        detail = "; ".join(problems) or f"{q['type']}, bound to {source}"
+        checks.append(Check(f"queue {name}", "fail" if problems else "pass", detail))
+    return checks
+
+
+# -- store -----------------------------------------------------------------------------------
+
+
+async def _migrated(db: Database) -> Check:
+    current, heads = await db.current_revision(), head_revisions()
+    if current == heads:
+        return Check("database migrated", "pass", ", ".join(heads))
+    return Check(
+        "database migrated", "fail", f"at {', '.join(current) or 'nothing'}, want {', '.join(heads)}"
+    )
+
+
+async def _audit_chain(db: Database) -> list[Check]:
+    try:
+        audit = importlib.import_module("hub.audit")
+    except ImportError:
+        audit = None
+    verify: Callable[[Any], Awaitable[Any]] | None = getattr(audit, "verify", None)
+    if verify is None:
+        return [Check("audit chain", "skip", "no audit log yet")]
+    async with db.session() as s:
+        report = await verify(s)
+    if report.intact:
+        return [Check("audit chain", "pass", f"{report.records} records intact")]
+    return [Check("audit chain", "fail", f"broken at record {report.first_bad_seq}")]
+
+
+# -- tenants ---------------------------------------------------------------------------------
+
+
+async def _tenant_users(mgmt: Management, settings: Settings, db: Database) -> list[Check]:
+    async with db.session() as s:
+        tenants = await registry.list_tenants(s)
+    problems: list[str] = []
+    expected_users = {settings.api_credentials[0]}
+    for t in tenants:
+        if t.broker_username is None:
+            problems.append(f"{t.code}: not provisioned")
+            continue
+        expected_users.add(t.broker_username)
+        if await mgmt.get_user(t.broker_username) is None:
+            problems.append(f"{t.code}: broker user {t.broker_username} missing")
+            continue
+        perms = await mgmt.get_permissions(settings.vhost, t.broker_username)
+        topic = await mgmt.get_topic_permissions(settings.vhost, t.broker_username)
+        if not t.active:
+            if perms is not None:
+                problems.append(f"{t.code}: suspended but still has permissions")
+            continue
+        have = None if perms is None else {k: perms[k] for k in ("configure", "write", "read")}
+        if have != provisioning.permissions_for(t.code):
+            problems.append(f"{t.code}: permissions {have}")
+        have_topic = [{k: p[k] for k in ("exchange", "write", "read")} for p in topic]
+        if have_topic != [provisioning.topic_permissions_for(t.code)]:
+            problems.append(f"{t.code}: topic permissions {have_topic}")
+    checks = [
+        Check(
+            "tenant broker permissions",
+            "fail" if problems else "pass",
+            "; ".join(problems[:10]) or f"{len(tenants)} tenants exactly as provisioned",
+        )
+    ]
+    missing_inboxes = []
+    for t in tenants:
+        if t.broker_username is None:
+            continue
+        bindings = await mgmt.queue_bindings(settings.vhost, inbox_name(t.code))
+        if not any(b["source"] == DELIVERY and b["routing_key"] == t.code for b in bindings):
+            missing_inboxes.append(t.code)
+    checks.append(
+        Check(
+            "tenant inboxes",
+            "fail" if missing_inboxes else "pass",
+            f"missing or unbound: {', '.join(missing_inboxes[:10])}"
+            if missing_inboxes
+            else f"bound to {DELIVERY}",
+        )
+    )
+    others = sorted(
+        p["user"] for p in await mgmt.vhost_permissions(settings.vhost) if p["user"] not in expected_users
+    )
+    if others:
+        checks.append(Check("other users on the vhost", "warn", ", ".join(others[:10])))
+    return checks
+
+
+# -- isolation probe -------------------------------------------------------------------------
+
+Attempt = Callable[[AbstractChannel], Awaitable[object]]
+
+
+async def _ignore(message: object) -> None:
+    pass
+
+
+def _attempts(
+    probe_user: str, probe_code: str, victim_queue: str, victim_key: str, victim_user: str
+) -> list[tuple[str, Attempt, type[Exception]]]:
+    def message(user_id: str) -> aio_pika.Message:
+        return aio_pika.Message(b"{}", user_id=user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+
+    async def consume(ch: AbstractChannel) -> object:
+        return await (await ch.get_queue(victim_queue, ensure=False)).consume(_ignore)
+
+    async def declare(ch: AbstractChannel) -> object:
+        return await ch.declare_queue(f"{PROBE_PREFIX}snoop", durable=False, auto_delete=True)
+
+    async def bind(ch: AbstractChannel) -> object:
+        return await (await ch.get_queue(inbox_name(probe_code), ensure=False)).bind(DELIVERY, victim_key)
+
+    async def to_delivery(ch: AbstractChannel) -> object:
+        return await (await ch.get_exchange(DELIVERY, ensure=False)).publish(message(probe_user), victim_key)
+
+    async def to_default(ch: AbstractChannel) -> object:
+        return await ch.default_exchange.publish(message(probe_user), victim_queue)
+
+    async def spoofed(ch: AbstractChannel) -> object:
+        ingress = await ch.get_exchange(INGRESS, ensure=False)
+        return await ingress.publish(message(victim_user), "nl.leerplicht.ping")
+
+    return [
+        (f"consume {victim_queue}", consume, ChannelAccessRefused),
+        ("declare a queue", declare, ChannelAccessRefused),
+        (f"bind own inbox to {DELIVERY}", bind, ChannelAccessRefused),
+        (f"publish to {DELIVERY}", to_delivery, ChannelAccessRefused),
+        ("publish to the default exchange", to_default, ChannelAccessRefused),
+        ("publish with a spoofed user_id", spoofed, ChannelPreconditionFailed),
+    ]
+
+
+async def _try(conn: AbstractConnection, attempt: Attempt) -> BaseException | None:
+    """Run one attempt on a fresh channel (a refusal closes it); the exception, or None."""
+    channel = await conn.channel(publisher_confirms=True)
+    try:
+        await asyncio.wait_for(attempt(channel), 10)
+    except Exception as exc:
+        return exc
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return None
+
+
+async def _probe(mgmt: Management, settings: Settings, db: Database) -> list[Check]:
+    async with db.session() as s:
+        victims = [t for t in await registry.list_tenants(s) if t.active and t.broker_username]
+    probe_code = PROBE_PREFIX + secrets.token_hex(4)
+    probe_user = provisioning.broker_username(settings.vhost, probe_code)
+    password = secrets.token_urlsafe(24)
+    # With no tenant yet the router's own queue is the thing to protect.
+    victim_queue = inbox_name(victims[0].code) if victims else ROUTER_QUEUE
+    victim_key = victims[0].code if victims else "any"
+    victim_user = victims[0].broker_username if victims else settings.api_credentials[0]
+    checks: list[Check] = []
+    try:
+        async with amqp_channel(settings) as channel:
+            await declare_inbox(channel, probe_code, settings.delivery_limit, 10)
+        await mgmt.put_user(probe_user, password)
+        await provisioning.grant(mgmt, settings, probe_user, probe_code)
+        conn = await aio_pika.connect(settings.amqp_url_for(user=probe_user, password=password), timeout=10)
+        try:
+            own = inbox_name(probe_code)
+
+            async def control(ch: AbstractChannel) -> object:
+                return await (await ch.get_queue(own, ensure=False)).consume(_ignore)
+
+            error = await _try(conn, control)
+            if error is not None:
+                detail = f"the probe could not read its own inbox ({type(error).__name__})"
+                return [Check("probe: control", "fail", detail)]
+            checks.append(Check("probe: control", "pass", "reads its own inbox"))
+            for name, attempt, expected in _attempts(
+                probe_user, probe_code, victim_queue, victim_key, victim_user or ""
+            ):
+                error = await _try(conn, attempt)
+                if isinstance(error, expected):
+                    checks.append(Check(f"probe: {name}", "pass", f"refused ({type(error).__name__})"))
+                elif error is None:
+                    checks.append(Check(f"probe: {name}", "fail", "ALLOWED by the broker"))
+                else:
+                    checks.append(Check(f"probe: {name}", "fail", f"unexpected {type(error).__name__}"))
+        finally:
+            await conn.close()
+    finally:
+        await mgmt.delete_user(probe_user)  # also closes the probe's connections
+        await mgmt.delete_queue(settings.vhost, inbox_name(probe_code))
+    return checks

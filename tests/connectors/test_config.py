@@ -1,0 +1,111 @@
+"""The connector's TOML config and the `init` / `check` commands."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.cli import app
+from connectors.config import EXAMPLE, ConfigError, load_config, parse_config
+
+runner = CliRunner()
+
+
+def test_init_writes_a_commented_example_that_validates(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "connector.toml"
+    result = runner.invoke(app, ["init", str(path)])
+    assert result.exit_code == 0, result.output
+    assert path.read_text() == EXAMPLE and "#" in EXAMPLE
+    config = load_config(path)
+    assert config.tenant == "GM0518" and [s.kind for s in config.sinks] == ["webhook", "folder"]
+    assert config.store.path == tmp_path / "connector.db"  # relative to the config file
+    monkeypatch.setenv("INBEELD_BROKER_PASSWORD", "s3cret:/@")
+    assert config.broker.amqp_url() == "amqps://inbeeld.GM0518:s3cret%3A%2F%40@hub.example.nl:5671/inbeeld"
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 1  # no silent overwrite
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda t: t.replace('tenant = "GM0518"', 'tenant = "Den Haag"'), "tenant"),
+        (lambda t: t.replace('username = "inbeeld.GM0518"\n', ""), "broker.username"),
+        (lambda t: t.replace('url = "https://zaaksysteem', 'url = "ftp://zaaksysteem'), "sinks.0.url"),
+        (lambda t: t.replace('kind = "folder"\npath = "received"', 'kind = "fax"'), "sinks.1"),
+        (lambda t: t.replace("retry_days = 7", "retry_days = -1"), "sinks.0.retry_days"),
+        (lambda t: t.replace("amqps://hub", "amqps://user:pw@hub"), "broker.url"),
+        (lambda t: "colour = 'blue'\n" + t, "colour"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_field(tmp_path: Path, edit, field: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(edit(EXAMPLE))
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.field is not None and exc.value.field.startswith(field)
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"config error: {field}"), result.output
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("tenant = ")
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2 and "not valid TOML" in result.output
+    result = runner.invoke(app, ["check", "--config", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "no config file" in result.output
+
+
+def _config_for(hub, code: str, tmp_path: Path, password: str | None = None) -> Path:
+    parts = urlsplit(hub.tenant_url(code))
+    doc = tomllib.loads(EXAMPLE)
+    doc["tenant"] = code
+    doc["broker"] = {
+        "url": urlunsplit((parts.scheme, f"{parts.hostname}:{parts.port or 5672}", parts.path, "", "")),
+        "username": unquote(parts.username or ""),
+        "password": password if password is not None else unquote(parts.password or ""),
+    }
+    doc["hub"] = {"url": "http://127.0.0.1:9", "token": "x"}  # nothing listens on port 9
+    doc["sinks"] = [{"kind": "folder", "path": "received"}]
+    del doc["keystore"]
+    lines = [f"{k} = {_toml(v)}" for k, v in doc.items() if not isinstance(v, dict | list)]
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            lines += [f"[{k}]", *(f"{a} = {_toml(b)}" for a, b in v.items())]
+    for k, v in doc.items():
+        if isinstance(v, list):
+            for item in v:
+                lines += [f"[[{k}]]", *(f"{a} = {_toml(b)}" for a, b in item.items())]
+    path = tmp_path / "c.toml"
+    path.write_text("\n".join(lines) + "\n")
+    parse_config(tomllib.loads(path.read_text()), tmp_path)  # sanity
+    return path
+
+
+def _toml(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.mark.broker
+def test_check_tries_broker_and_hub(hub, tmp_path: Path) -> None:
+    path = _config_for(hub, "GM0307", tmp_path)
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert "broker" in result.output and "pass" in result.output
+    assert result.exit_code == 1  # the hub URL does not answer
+    assert "cannot reach http://127.0.0.1:9" in result.output
+
+    bad = _config_for(hub, "GM0307", tmp_path, password="wrong")
+    result = runner.invoke(app, ["check", "--config", str(bad)])
+    assert (
+        result.exit_code == 1 and "FAIL" in result.output and "cannot reach the hub's broker" in result.output
+    )
+    assert "wrong" not in result.output

@@ -1,0 +1,122 @@
+"""`inbeeld doctor` against the session's live deployment: it passes as provisioned, it fails
+when a tenant's broker rights are wider than intended, and its probe leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hub import doctor, provisioning
+from hub.services import management
+from tests.utils.hubs import RunningHub
+
+pytestmark = pytest.mark.broker
+
+PROBE_ATTEMPTS = 6
+
+
+async def leftovers(hub: RunningHub) -> list[str]:
+    prefix = provisioning.broker_username(hub.settings.vhost, doctor.PROBE_PREFIX)
+    async with management(hub.settings) as mgmt:
+        users = [u["name"] for u in await mgmt.list_users() if u["name"].startswith(prefix)]
+        queues = [
+            q["name"] for q in await mgmt.list_queues(hub.settings.vhost) if doctor.PROBE_PREFIX in q["name"]
+        ]
+    return users + queues
+
+
+async def test_doctor_passes_on_the_live_deployment(hub: RunningHub) -> None:
+    checks = await doctor.run_checks(hub.settings)
+    assert not doctor.failed(checks), "\n".join(f"{c.name}: {c.status} {c.detail}" for c in checks)
+    by_name = {c.name: c for c in checks}
+    for name in (
+        "vhost",
+        "exchange inbeeld.ingress",
+        "exchange inbeeld.delivery",
+        "exchange inbeeld.dlx",
+        "queue inbeeld.router",
+        "queue inbeeld.dead",
+        "database migrated",
+        "tenant broker permissions",
+        "tenant inboxes",
+        "probe: control",
+    ):
+        assert by_name[name].status == "pass", name
+    refused = [c for c in checks if c.name.startswith("probe: ") and c.name != "probe: control"]
+    assert len(refused) == PROBE_ATTEMPTS and all("refused" in c.detail for c in refused)
+    assert "5 tenants" in by_name["tenant broker permissions"].detail
+    assert by_name["audit chain"].status in ("pass", "skip")
+    assert await leftovers(hub) == []
+
+
+@pytest.mark.parametrize("widen", ["permissions", "topic permissions"])
+async def test_doctor_fails_when_a_tenant_may_do_more_than_intended(hub: RunningHub, widen: str) -> None:
+    creds = hub.creds["GM0957"]
+    async with management(hub.settings) as mgmt:
+        try:
+            if widen == "permissions":
+                wider = {**provisioning.permissions_for("GM0957"), "write": ".*"}
+                await mgmt.set_permissions(hub.settings.vhost, creds.username, **wider)
+            else:
+                await mgmt.set_topic_permissions(
+                    hub.settings.vhost, creds.username, "inbeeld.ingress", write=".*", read="^$"
+                )
+            checks = await doctor.run_checks(hub.settings, probe=False)
+        finally:
+            await provisioning.grant(mgmt, hub.settings, creds.username, "GM0957")
+    [failure] = [c for c in checks if c.status == "fail"]
+    assert failure.name == "tenant broker permissions"
+    assert failure.detail.startswith(f"GM0957: {widen}")
+    assert not doctor.failed(await doctor.run_checks(hub.settings, probe=False))
+
+
+async def test_doctor_reports_a_missing_vhost_and_an_unmigrated_database(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    settings = hub.settings.model_copy(
+        update={
+            "vhost": f"inbeeld-absent-{uuid.uuid4().hex[:6]}",
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
+        }
+    )
+    checks = {c.name: c for c in await doctor.run_checks(settings)}
+    assert checks["vhost"].status == "fail"
+    assert checks["database migrated"].status == "fail"
+    assert checks["tenant broker permissions"].status == "skip"
+    assert "exchange inbeeld.ingress" not in checks
+
+
+def run_doctor(hub: RunningHub, vhost: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "INBEELD_AMQP_URL": hub.settings.amqp_url,
+        "INBEELD_DATABASE_URL": hub.settings.database_url,
+        "INBEELD_VHOST": vhost,
+        "INBEELD_RABBITMQ_API_URL": hub.settings.rabbitmq_api_url,
+        "INBEELD_LOG_LEVEL": "WARNING",
+        "INBEELD_DELIVERY_LIMIT": str(hub.settings.delivery_limit),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "from hub.cli import main; main()", "doctor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_doctor_command_exit_codes(hub: RunningHub) -> None:
+    ok = await asyncio.to_thread(run_doctor, hub, hub.settings.vhost)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "PASS" in ok.stdout and "FAIL" not in ok.stdout
+    assert "publish with a spoofed user_id" in ok.stdout
+    bad = await asyncio.to_thread(run_doctor, hub, f"inbeeld-absent-{uuid.uuid4().hex[:6]}")
+    assert bad.returncode == 1 and "FAIL" in bad.stdout
+    assert await leftovers(hub) == []
