@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -366,4 +367,10 @@ def token_revoke(token_id: int) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:  # INBEELD_* settings that do not make sense
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        err.print(f"error: invalid configuration ({where}): {first['msg']}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Longest a neighbour notice may stay open: a deadline further ahead is refused.",
     )
+
+    @model_validator(mode="after")
+    def _reminder_before_deadline(self) -> Settings:
+        if self.transfer_reminder_days >= self.transfer_deadline_days:
+            raise ValueError(
+                "INBEELD_TRANSFER_REMINDER_DAYS must be smaller than INBEELD_TRANSFER_DEADLINE_DAYS"
+            )
+        return self
 
     def amqp_url_for(
         self, vhost: str | None = None, user: str | None = None, password: str | None = None

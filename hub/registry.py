@@ -140,4 +140,7 @@ async def seed(s: AsyncSession) -> list[TenantInfo]:
     for g in data["groups"]:
         if await s.get(Group, g["name"]) is None:
             await add_group(s, g["name"], g["members"], g.get("description", ""))
+    from hub.workflows.templates import seed_subscriptions  # imports this module
+
+    await seed_subscriptions(s)  # every municipality follows ingrado's templates
     return await list_tenants(s)

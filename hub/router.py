@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import audit, ledger, registry
+from hub import audit, ledger, publisher, registry
 from hub.broker.connection import connect
 from hub.broker.topology import DEAD, DELIVERY, DLX, declare_core
 from hub.config import Settings
@@ -44,16 +43,15 @@ from hub.routing import check_source, resolve_recipients
 from hub.store.db import Database
 from hub.store.models import DeadLetter, GroupMember
 from hub.workflows import load_all, workflow_for
-from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event
+from schemas.envelope import CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised
-from schemas.events import EVENTS, HubReceipt, HubRejected, Receipt, spec_for
+from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
 from schemas.validation import validate_payload
 
 log = structlog.get_logger("inbeeld.router")
 
 ACTOR = "hub-router"
 RECEIPT_TYPE = "nl.leerplicht.receipt"
-HUB_NAMESPACE = uuid.UUID("6f3c1b8e-2d4a-4c8e-9b7a-1e5d3c2b1a00")
 HEADER_REASON = "x-inbeeld-reason"
 HEADER_DETAIL = "x-inbeeld-detail"
 HEADER_SENDER = "x-inbeeld-sender"
@@ -226,7 +224,7 @@ class Router:
                                    recipients=list(event.recipients), subject_ref=event.id,
                                    traceparent=event.traceparent)
                 rejection = self._rejection(sender, event.id, exc)
-                seqs = await ledger.assign_sequences(s, await self._hub_row(s, rejection), [sender.code])
+                seqs = await publisher.record(s, rejection)
                 log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)
             else:
                 seqs = await ledger.assign_sequences(s, row, recipients)
@@ -264,13 +262,18 @@ class Router:
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Publish what time has made due in the workflows (reminders, expiries)."""
-        due: list[CloudEvent] = []
+        due: list[tuple[CloudEvent, dict[str, int]]] = []
         async with self._serial:
+            # Recorded (with sequences) in the same transaction as the state change, so a
+            # crash before publishing leaves a sequence gap the recipient detects, never a
+            # silently different history.
             async with self.db.session() as s, s.begin():
                 for workflow in load_all():
-                    due.extend(await workflow.sweep(s, now or datetime.now(UTC)))
-            for event in due:
-                await self.publish_hub_event(event)
+                    for event in await workflow.sweep(s, now or datetime.now(UTC)):
+                        due.append((event, await publisher.record(s, event)))
+            for event, seqs in due:
+                for code, seq in seqs.items():
+                    await self._publish(event.with_sequence(seq), code)
         return len(due)
 
     async def _sweep_forever(self) -> None:
@@ -327,17 +330,7 @@ class Router:
     def hub_event(
         self, short_type: str, data: dict[str, Any], recipient: str, *, about: str, subject: str | None = None
     ) -> CloudEvent:
-        """A hub event with an id derived from what it is about, so a retry is a duplicate."""
-        spec = EVENTS["nl.leerplicht." + short_type]
-        return CloudEvent(
-            id=str(uuid.uuid5(HUB_NAMESPACE, f"{short_type}:{about}")),
-            source=self.hub_source,
-            type=spec.type,
-            dataschema=spec.dataschema,
-            subject=subject if subject and len(subject) <= 100 else None,
-            recipients=[recipient],
-            data=data,
-        )
+        return publisher.hub_event(self.settings, short_type, data, [recipient], about=about, subject=subject)
 
     def _hub_receipt(self, sender: TenantInfo, receipt: CloudEvent, to: str) -> CloudEvent:
         data = Receipt.model_validate(receipt.data)
@@ -347,15 +340,10 @@ class Router:
                               about=f"{sender.code}:{data.event_source}:{data.event_id}",
                               subject=data.event_id)
 
-    async def _hub_row(self, s: AsyncSession, event: CloudEvent) -> Any:
-        row, _ = await ledger.record(s, event, "hub", len(event.to_bytes()))
-        ledger.mark(row, ledger.ROUTED)
-        return row
-
     async def _send_rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         rejection = self._rejection(sender, event_id, exc)
         async with self.db.session() as s, s.begin():
-            seqs = await ledger.assign_sequences(s, await self._hub_row(s, rejection), [sender.code])
+            seqs = await publisher.record(s, rejection)
         await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)
 
     async def _reject_unrecorded(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
@@ -368,7 +356,7 @@ class Router:
     async def publish_hub_event(self, event: CloudEvent) -> None:
         """Record and deliver a hub-originated event (hub.*, key.rotated, transfer.expired)."""
         async with self.db.session() as s, s.begin():
-            seqs = await ledger.assign_sequences(s, await self._hub_row(s, event), list(event.recipients))
+            seqs = await publisher.record(s, event)
         for code, seq in seqs.items():
             await self._publish(event.with_sequence(seq), code)
 
@@ -376,13 +364,7 @@ class Router:
 
     async def _publish(self, event: CloudEvent, recipient: str) -> None:
         assert self._delivery is not None
-        message = aio_pika.Message(
-            event.to_bytes(),
-            content_type=CONTENT_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=event.id,
-            type=event.type,
-        )
+        message = publisher.delivery_message(event)
         try:
             await self._delivery.publish(
                 message,

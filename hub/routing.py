@@ -17,6 +17,8 @@ from schemas.events import spec_for
 ALL_KINDS = frozenset({"municipality", "regional_bureau", "association"})
 PUPIL_KINDS = frozenset({"municipality", "regional_bureau"})
 GROUP_PREFIX = "group:"
+# Reserved for template.*: the sender's current subscribers, expanded by hub.workflows.templates.
+SUBSCRIBERS = GROUP_PREFIX + "subscribers"
 
 
 class Directory(Protocol):
@@ -32,6 +34,7 @@ class Rule:
     single_recipient: bool = False
     groups_allowed: bool = True
     within_own_groups: bool = False
+    to_subscribers: bool = False  # SUBSCRIBERS may be addressed
 
 
 _TRANSFER = Rule(PUPIL_KINDS, PUPIL_KINDS, single_recipient=True, groups_allowed=False)
@@ -39,8 +42,8 @@ _REPLY = Rule(PUPIL_KINDS, PUPIL_KINDS, single_recipient=True, groups_allowed=Fa
 
 RULES: dict[str, Rule] = {
     "ping": Rule(ALL_KINDS),
-    "template.published": Rule(ALL_KINDS),
-    "template.withdrawn": Rule(ALL_KINDS),
+    "template.published": Rule(ALL_KINDS, to_subscribers=True),
+    "template.withdrawn": Rule(ALL_KINDS, to_subscribers=True),
     "transfer.offered": _TRANSFER,
     "transfer.accepted": _REPLY,
     "transfer.rejected": _REPLY,
@@ -82,6 +85,8 @@ async def resolve_recipients(sender: TenantInfo, event: CloudEvent, directory: D
 
     result: dict[str, None] = {}
     for address in event.recipients:
+        if address == SUBSCRIBERS and rule.to_subscribers:
+            continue  # the workflow adds them
         if address.startswith(GROUP_PREFIX):
             name = address.removeprefix(GROUP_PREFIX)
             if not rule.groups_allowed:
@@ -105,6 +110,6 @@ async def resolve_recipients(sender: TenantInfo, event: CloudEvent, directory: D
             if address == code and tenant.kind not in rule.recipient_kinds:
                 raise NotAuthorised(f"a {tenant.kind} does not receive {event.type}", field="recipients")
             result[code] = None
-    if not result:
+    if not result and not (rule.to_subscribers and SUBSCRIBERS in event.recipients):
         raise UnknownRecipient("the event addresses nobody but its sender", field="recipients")
     return sorted(result)

@@ -31,7 +31,7 @@ MAX_MESSAGE_BYTES = 1_048_576  # 1 MiB; larger messages are refused with `too_la
 
 # urn:nld:oin:<20-digit OIN>:systeem:<name>  or  urn:nld:cbs:<code>:systeem:<name>
 SOURCE_RE = re.compile(
-    r"^urn:nld:(?:oin:(?P<oin>\d{20})|cbs:(?P<cbs>[A-Za-z0-9]{2,32})):systeem:(?P<system>[a-z0-9][a-z0-9._-]{0,62})$"
+    r"^urn:nld:(?:oin:(?P<oin>\d{20})|cbs:(?P<cbs>[A-Za-z0-9][A-Za-z0-9-]{1,31})):systeem:(?P<system>[a-z0-9][a-z0-9._-]{0,62})$"
 )
 TENANT_CODE_RE = r"^(?:GM\d{4}|[a-z][a-z0-9-]{1,31})$"
 GROUP_RE = r"^group:[a-z][a-z0-9-]{1,62}$"

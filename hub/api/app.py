@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hub.api import errors
-from hub.api.routes import audit, contract, health, keys, ledger, notices, operator, tenants, transfers
+from hub.api.routes import (
+    audit,
+    contract,
+    health,
+    keys,
+    ledger,
+    notices,
+    operator,
+    templates,
+    tenants,
+    transfers,
+)
 from hub.config import Settings
 from hub.store.db import Database
 
@@ -33,6 +44,6 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = database
     errors.install(app)
-    for module in (health, tenants, ledger, audit, keys, operator, contract, notices, transfers):
+    for module in (health, tenants, ledger, audit, keys, operator, contract, notices, transfers, templates):
         app.include_router(module.router)
     return app

@@ -277,3 +277,35 @@ class TransferStep(Base):
     event_id: Mapped[str] = mapped_column(String(64))
 
     transfer: Mapped[Transfer] = relationship(back_populates="steps")
+
+
+class Subscription(Base):
+    """A tenant follows a publisher's templates (`publisher` a tenant code, or `*` for all);
+    hub.workflows.templates fans `template.*` out to the followers."""
+
+    __tablename__ = "template_subscriptions"
+
+    tenant_code: Mapped[str] = mapped_column(
+        ForeignKey("tenants.code", ondelete="CASCADE"), primary_key=True
+    )
+    publisher: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PublishedTemplate(Base):
+    """The hub's template catalogue (hub.workflows.templates): which template versions a
+    publisher released and withdrew, with a digest of the signed bundle, never its text."""
+
+    __tablename__ = "template_catalogue"
+
+    template_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    publisher: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    languages: Mapped[list[str]] = mapped_column(default=list)
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical bundle JSON
+    event_id: Mapped[str] = mapped_column(String(64))  # the first template.published
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
+    withdraw_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    withdraw_event_id: Mapped[str | None] = mapped_column(String(64), default=None)

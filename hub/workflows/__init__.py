@@ -58,6 +58,7 @@ def workflow_for(short_type: str) -> Workflow | None:
 _MODULES: tuple[str, ...] = (
     "hub.workflows.notices",
     "hub.workflows.receipts",
+    "hub.workflows.templates",
     "hub.workflows.transfers",
 )
 
