@@ -102,7 +102,18 @@ async def step_hello(ctx: DemoContext) -> None:
         raise RuntimeError("not every hello arrived")
 
 
-STEPS: list[Step] = [("Every tenant says hello through the hub", step_hello)]
+def _steps() -> list[Step]:
+    from demo.notice_step import step_notice
+    from demo.transfer_step import step_transfer
+
+    return [
+        ("Every tenant says hello through the hub", step_hello),
+        ("Den Haag has lost sight of a pupil and asks its neighbours", step_notice),
+        ("The pupil moved: Den Haag hands his file to Rotterdam", step_transfer),
+    ]
+
+
+STEPS: list[Step] = _steps()
 
 
 async def _reset(settings: Settings, out: Path) -> None:
