@@ -52,7 +52,7 @@ class Sizes:
 
 FULL = Sizes(20_000, 10_000, 10.0, (200, 500, 1000), 400, 342, 5, 20_000, (100_000, 500_000))
 QUICK = Sizes(3_000, 2_000, 3.0, (200, 500, 1000), 400, 342, 3, 3_000, (2_000, 10_000))
-TINY = Sizes(300, 200, 0.5, (200, 500, 1000), 24, 20, 1, 150, (300, 1_500))
+TINY = Sizes(300, 100, 0.25, (200, 500, 1000), 24, 20, 1, 100, (200, 800))
 
 SENDERS = ("GM0001", "GM0002", "GM0003", "GM0004")
 RECEIVERS = ("GM0005", "GM0006", "GM0007", "GM0008")
@@ -128,8 +128,12 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
 
         await section("relay", relays)
         await section("throughput", throughputs)
-        await section("latency", lambda: latency.measure(dep, sizes.rates, sizes.latency_s, SENDERS, RECEIVERS))
-        await section("fanout", lambda: fanout.measure(dep, PUBLISHER, FANOUT_GROUP, codes, sizes.fanout_reps))
+        await section("latency", lambda: latency.measure(
+            dep, sizes.rates, sizes.latency_s, SENDERS, RECEIVERS
+        ))
+        await section("fanout", lambda: fanout.measure(
+            dep, PUBLISHER, FANOUT_GROUP, codes, sizes.fanout_reps
+        ))
         await section("national_day", lambda: national_day.measure(
             dep, sizes.national, codes[: sizes.municipalities], PUBLISHER, NATIONAL_GROUP
         ))

@@ -207,6 +207,7 @@ class Deployment:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     cwd=Path(__file__).resolve().parents[1],
+                    preexec_fn=_die_with_parent,
                 )
             started.append(RouterProcess(proc, log))
         self.routers.extend(started)
@@ -264,6 +265,14 @@ class Deployment:
                 await q.purge()
         finally:
             await channel.close()
+
+
+def _die_with_parent() -> None:
+    """A router must not outlive a bench run that was killed (Linux: PR_SET_PDEATHSIG)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 async def _pg_admin(sql: str) -> None:

@@ -75,7 +75,8 @@ def plan(
         reason = "found" if neighbours else "withdrawn"
         waves[2].append((a, "notice.closed", {"notice_id": nid, "reason": reason}, [f"group:{group}"]))
     for k in range(max(1, n // TEMPLATE_EVERY)):
-        waves[0].append((publisher, "template.published", template(publisher, f"2.{k}.0"), [f"group:{all_group}"]))
+        release = template(publisher, f"2.{k}.0")
+        waves[0].append((publisher, "template.published", release, [f"group:{all_group}"]))
     for wave in waves:
         rnd.shuffle(wave)
     return waves

@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.keystore import Keystore
@@ -123,7 +124,7 @@ def pupil_missing(notice_id: str) -> dict[str, Any]:
         "blind_index": os.urandom(32).hex(),
         "group_key_id": "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
         "contact": {"department": "Leerlingzaken", "phone": "14 070", "email": "leerplicht@gemeente.example"},
-        "deadline": "2030-02-01T17:00:00+01:00",
+        "deadline": (datetime.now(UTC) + timedelta(days=14)).isoformat(),  # within the hub's maximum
     }
 
 

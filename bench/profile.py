@@ -25,6 +25,11 @@ _PACKAGES = (
 )
 
 
+# Leaf frames that mean "waiting": the event loop in epoll (for the broker or for the store's
+# worker thread) and aiosqlite's worker thread waiting for its next statement.
+_IDLE = ("EpollSelector.select", "_connection_worker_thread (aiosqlite/core.py:59)")
+
+
 class Profiler:
     def __init__(self, out_dir: Path, rate: int = 100) -> None:
         self.out_dir = out_dir
@@ -47,9 +52,9 @@ class Profiler:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         common = [exe, "record", "--pid", str(pid), "--rate", str(self.rate), "--nonblocking"]
         self._procs = [
-            subprocess.Popen([*common, "-o", str(self.svg)],  # noqa: ASYNC220
+            subprocess.Popen([*common, "-o", str(self.svg)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-            subprocess.Popen([*common, "--idle", "--format", "raw", "-o", str(self.raw)],  # noqa: ASYNC220
+            subprocess.Popen([*common, "--idle", "--format", "raw", "-o", str(self.raw)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
         ]
 
@@ -81,8 +86,8 @@ def _package(file: str) -> str:
 
 
 def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
-    """Idle share, on-CPU share by package (leaf frame), and the costliest functions of ours
-    (inclusive: the share of busy samples whose stack passes through them)."""
+    """Idle share (of all threads' samples), busy share by package (leaf frame), and the
+    costliest functions of ours (inclusive: the share of busy samples passing through them)."""
     total = idle = 0
     leaf_pkg: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -94,12 +99,9 @@ def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
         frames = stack.split(";")
         total += count
         leaf = frames[-1]
-        if any(w in leaf for w in ("select (selectors", "epoll", "_run_once (asyncio/base_events.py:")) \
-                and "process" not in leaf.lower():
-            m = _FRAME.match(leaf.strip())
-            if m and m.group("func") in ("select", "_run_once", "poll"):
-                idle += count
-                continue
+        if any(w in leaf for w in _IDLE):
+            idle += count
+            continue
         m = _FRAME.match(leaf.strip())
         leaf_pkg[_package(m.group("file")) if m else "other"] += count
         seen: set[str] = set()

@@ -17,18 +17,24 @@ TARGETS = {
 }
 
 
+def _ok(results: dict[str, Any]) -> dict[str, Any]:
+    """The sections that produced figures (a failed one holds only its error)."""
+    return {k: v for k, v in results.items() if not (isinstance(v, dict) and "error" in v)}
+
+
 def ratio(results: dict[str, Any], rate: float) -> float | None:
     base = (results.get("relay") or {}).get("concurrent", {}).get("msgs_per_s")
     return rate / base if base else None
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    results = _ok(results)
     out = []
     for row in results.get("throughput") or []:
         if row["routers"] == 1 and row["kind"] == "ping":
             r = ratio(results, row["msgs_per_s"])
-            out.append({"target": TARGETS["throughput"], "value": f"{r:.2f} ×" if r else "n/a",
-                        "met": bool(r and r >= 0.75)})
+            value = f"{r:.2f} ×" if r else "n/a"
+            out.append({"target": TARGETS["throughput"], "value": value, "met": bool(r and r >= 0.75)})
     for row in results.get("latency") or []:
         if row["offered_per_s"] == 500:
             out.append({"target": TARGETS["latency"], "value": f"p99 {row['p99_ms']} ms",
@@ -39,21 +45,25 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": fan["worst_all_s"] < 2.0})
     if mem := results.get("memory"):
         a, b = mem["checkpoints"][0], mem["checkpoints"][-1]
-        out.append({"target": TARGETS["memory"] + ("" if (a, b) == (100_000, 500_000) else f" (here {a:,}→{b:,})"),
-                    "value": f"{mem['growth_pct']:+.1f} %", "met": mem["growth_pct"] < 10})
+        scale = "" if (a, b) == (100_000, 500_000) else f" (here {a:,}→{b:,})"
+        out.append({"target": TARGETS["memory"] + scale, "value": f"{mem['growth_pct']:+.1f} %",
+                    "met": mem["growth_pct"] < 10})
     return out
 
 
 def table(results: dict[str, Any]) -> Table:
+    failed = [k for k, v in results.items() if isinstance(v, dict) and "error" in v]
+    results = _ok(results)
     m = results["machine"]
     t = Table(title=f"Inbeeld hub benchmark — {m['date']} · {m['cores']} cores {m['cpu']} · "
                     f"RabbitMQ {m['rabbitmq']} · {m['database']} · {results['mode']}")
-    for col, just in (("section", "left"), ("measurement", "left"), ("value", "right"), ("÷ relay / note", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for col in ("section", "measurement", "value", "÷ relay / note"):
+        t.add_column(col, justify="left" if col in ("section", "measurement") else "right")
     if relay := results.get("relay"):
         for mode, row in relay.items():
             note = "baseline" if mode == "concurrent" else f"{ratio(results, row['msgs_per_s']):.2f} ×"
-            t.add_row("relay", f"plain aio-pika, {mode}, {row['body_bytes']} B", f"{row['msgs_per_s']:,.0f} msg/s", note)
+            t.add_row("relay", f"plain aio-pika, {mode}, {row['body_bytes']} B",
+                      f"{row['msgs_per_s']:,.0f} msg/s", note)
     for row in results.get("throughput") or []:
         r = ratio(results, row["msgs_per_s"])
         flag = "" if row["complete"] else f" ({row['received']}/{row['events']} only)"
@@ -75,6 +85,8 @@ def table(results: dict[str, Any]) -> Table:
         marks = " → ".join(f"{v} MiB@{int(k):,}" for k, v in mem["rss_mib"].items())
         t.add_row("memory", f"router RSS: {mem['rss_start_mib']} MiB at start → {marks}",
                   f"{mem['growth_pct']:+.1f} %", f"{mem['events_per_s']:,.0f} ev/s")
+    for name in failed:
+        t.add_row(name, "[red]failed[/]", "", "see the JSON")
     for row in targets(results):
         t.add_row("target", row["target"], row["value"], "[green]met[/]" if row["met"] else "[red]missed[/]")
     return t
@@ -91,6 +103,7 @@ def write_png(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = _ok(results)
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     m = results["machine"]
     fig.suptitle(f"Inbeeld hub benchmark · {m['date']} · {m['cores']} cores · RabbitMQ {m['rabbitmq']}")
@@ -102,7 +115,8 @@ def write_png(results: dict[str, Any], path: Path) -> None:
     for row in results.get("throughput") or []:
         labels.append(f"hub {row['kind']}\n{row['routers']} router")
         values.append(row["msgs_per_s"])
-    ax.bar(labels, values, color=["grey"] * len(results.get("relay") or {}) + ["tab:blue"] * (len(values) - len(results.get("relay") or {})))
+    n_relay = len(results.get("relay") or {})
+    ax.bar(labels, values, color=["grey"] * n_relay + ["tab:blue"] * (len(values) - n_relay))
     ax.set_title("throughput (messages/s)")
     ax.tick_params(axis="x", labelsize=7)
     ax = axes[0][1]
@@ -122,8 +136,8 @@ def write_png(results: dict[str, Any], path: Path) -> None:
         ax.axhline(2.0, color="red", linestyle=":")
         ax.set_xlabel("repetition")
     if nat := results.get("national_day"):
-        ax.text(0.02, 0.95, f"national day: {nat['events_per_s']:,.0f} ev/s, 100k in {nat['projected_100k_s']} s",
-                transform=ax.transAxes, va="top", fontsize=8)
+        text = f"national day: {nat['events_per_s']:,.0f} ev/s, 100k in {nat['projected_100k_s']} s"
+        ax.text(0.02, 0.95, text, transform=ax.transAxes, va="top", fontsize=8)
     ax.set_title(f"fan-out to {fan['members'] if fan else '?'} inboxes (s)")
     ax = axes[1][1]
     if mem := results.get("memory"):

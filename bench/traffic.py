@@ -138,7 +138,9 @@ class BulkReader:
     """Consumes many inboxes over the hub's admin connection: cheap enough for 400 inboxes,
     and it counts arrivals without parsing (the router sets the AMQP `type` property)."""
 
-    def __init__(self, dep: Deployment, codes: Sequence[str], arrivals: Arrivals, prefetch: int = 256) -> None:
+    def __init__(
+        self, dep: Deployment, codes: Sequence[str], arrivals: Arrivals, prefetch: int = 256
+    ) -> None:
         self.dep = dep
         self.codes = list(codes)
         self.arrivals = arrivals

@@ -27,6 +27,7 @@ from rich.table import Table
 from connectors.client import Connector, ConnectorError
 from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
 from connectors.notices import notice_app
+from connectors.templates import letter_app, templates_app
 from connectors.transfers import transfer_app
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
@@ -36,6 +37,8 @@ register_app = typer.Typer(help="The local pupil register.", no_args_is_help=Tru
 app.add_typer(register_app, name="register")
 app.add_typer(notice_app, name="notice")
 app.add_typer(transfer_app, name="transfer")
+app.add_typer(templates_app, name="templates")
+app.add_typer(letter_app, name="letter")
 console = Console()
 err = Console(stderr=True)
 

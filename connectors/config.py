@@ -17,8 +17,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.envelope import TENANT_CODE_RE, error_path
+from schemas.envelope import TENANT_CODE_RE, TenantCode, error_path
 from schemas.errors import InbeeldError
+from schemas.events import ContactPerson
+from schemas.validation import Email, Phone, ShortText
 
 __all__ = [
     "EXAMPLE",
@@ -30,8 +32,11 @@ __all__ = [
     "HttpSourceConfig",
     "HubConfig",
     "KeystoreConfig",
+    "LetterheadConfig",
+    "NoticesConfig",
     "StdoutSinkConfig",
     "StoreConfig",
+    "TemplatesConfig",
     "WebhookSinkConfig",
     "load_config",
 ]
@@ -176,6 +181,40 @@ class HttpSourceConfig(_Model):
 SourceConfig = Annotated[FolderSourceConfig | HttpSourceConfig, Field(discriminator="kind")]
 
 
+class NoticesConfig(_Model):
+    """Neighbour notices: who the asker should call when our register knows their pupil."""
+
+    name: ShortText
+    department: ShortText | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    auto_answer: bool = True  # false: record a match for the officer, answer nothing
+    check_seconds: Annotated[float, Field(gt=0, le=86400)] = 60.0  # expiry / re-check period
+
+    def contact_person(self) -> ContactPerson:
+        return ContactPerson(name=self.name, department=self.department, phone=self.phone, email=self.email)
+
+
+class LetterheadConfig(_Model):
+    """The sender block of letters rendered from templates (`inbeeld-connector letter`)."""
+
+    name: ShortText
+    return_address: Annotated[list[ShortText], Field(max_length=6)] = []
+    department: ShortText | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    website: Annotated[str | None, Field(max_length=200)] = None
+
+
+class TemplatesConfig(_Model):
+    """Which publishers' template bundles this connector accepts (empty: any the hub sends)."""
+
+    publishers: Annotated[list[TenantCode], Field(max_length=100)] = []
+
+    def accepts(self, publisher: str) -> bool:
+        return not self.publishers or publisher in self.publishers
+
+
 class ConnectorConfig(_Model):
     tenant: Annotated[str, Field(pattern=TENANT_CODE_RE, description="CBS code (GM0518) or tenant code")]
 
@@ -195,6 +234,9 @@ class ConnectorConfig(_Model):
     store: StoreConfig
     sinks: list[SinkConfig] = []
     sources: list[SourceConfig] = []
+    notices: NoticesConfig | None = None
+    letterhead: LetterheadConfig | None = None
+    templates: TemplatesConfig = TemplatesConfig()
 
     def sink_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
@@ -301,4 +343,23 @@ poll_seconds = 2
 # host = "127.0.0.1"
 # port = 8089
 # token_env = "INBEELD_SOURCE_TOKEN"
+
+[notices]                    # neighbour notices (needs [keystore] and [hub]); omit: never answer
+name = "Team Leerplicht"     # the contact person a neighbour's officer calls when we know the pupil
+department = "Leerlingzaken"
+phone = "070 353 3000"
+email = "leerplicht@example.nl"
+auto_answer = true           # answer pupil_missing from the local register (false: record the match only)
+check_seconds = 60           # how often notices past their deadline are expired
+
+[letterhead]                 # the sender block of letters (`inbeeld-connector letter render`)
+name = "Gemeente Den Haag"
+department = "Leerlingzaken"
+phone = "14 070"
+email = "leerplicht@example.nl"
+# return_address = ["Postbus 12345", "2500 AA Den Haag"]   # up to 6 lines
+# website = "https://www.example.nl"
+
+[templates]                  # letter templates arrive through `run`, from the publishers you follow
+# publishers = ["ingrado"]   # accept bundles only from these (default: any the hub delivers)
 """

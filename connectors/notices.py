@@ -213,6 +213,7 @@ class NoticeDesk:
         keyring: GroupKeyring,
         *,
         contact_person: ContactPerson | Mapping[str, Any] | None = None,
+        auto_answer: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if store.keystore is None:
@@ -227,6 +228,8 @@ class NoticeDesk:
             if isinstance(contact_person, Mapping)
             else contact_person
         )
+        # False: a match is audited and reported (`Outcome("matched")`), not answered.
+        self.auto_answer = auto_answer
         self.clock = clock
         self._ready = False
         # key id -> (register fingerprint, {index hex: register row id}); memory only, so
@@ -366,6 +369,8 @@ class NoticeDesk:
             await self._audit("notice.checked", notice_id, asker, asker, event_id, "no_match")
             return Outcome("no_match", notice_id, sender=asker)
         await self._audit("notice.checked", notice_id, asker, asker, event_id, "match", pupil_ref)
+        if not self.auto_answer:
+            return Outcome("matched", notice_id, sender=asker)
         answer = await self._answer(asker, notice_id, pupil_ref)
         return Outcome("answered", notice_id, answer=answer, sender=asker)
 
@@ -660,7 +665,15 @@ async def open_desk(cfg: Any, *, connect: bool = True) -> AsyncIterator[NoticeDe
     try:
         if connect:
             await connector.connect()
-        yield NoticeDesk(connector, sealer, store, GroupKeyring(store, cfg.tenant, directory))
+        notices = getattr(cfg, "notices", None)  # the [notices] section: contact person, auto_answer
+        yield NoticeDesk(
+            connector,
+            sealer,
+            store,
+            GroupKeyring(store, cfg.tenant, directory),
+            contact_person=notices.contact_person() if notices is not None else None,
+            auto_answer=notices.auto_answer if notices is not None else False,
+        )
     finally:
         await connector.close()
         await directory.aclose()
@@ -680,14 +693,23 @@ def _send_cmd(
     config: _ConfigOpt,
     group: Annotated[str, typer.Option(help="the group to ask, e.g. zuid-holland")],
     bsn: Annotated[str, typer.Option(help="the pupil's BSN (never leaves this connector)")],
-    department: Annotated[str, typer.Option(help="your contact point: department")],
-    phone: Annotated[str, typer.Option(help="your contact point: phone")],
-    email: Annotated[str, typer.Option(help="your contact point: e-mail")],
+    department: Annotated[str | None, typer.Option(help="contact point: department [notices]")] = None,
+    phone: Annotated[str | None, typer.Option(help="contact point: phone (default: [notices])")] = None,
+    email: Annotated[str | None, typer.Option(help="contact point: e-mail (default: [notices])")] = None,
     days: Annotated[float, typer.Option(help="days until the notice expires")] = 14,
 ) -> None:
     """Ask GROUP whether anyone registers the pupil; prints the notice id."""
     cfg = _load_config(config)
-    contact = {"department": department, "phone": phone, "email": email}
+    configured = cfg.notices
+    contact = {
+        "department": department or (configured.department if configured else None),
+        "phone": phone or (configured.phone if configured else None),
+        "email": email or (configured.email if configured else None),
+    }
+    missing = [k for k, v in contact.items() if not v]
+    if missing:
+        Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)")
+        raise typer.Exit(2)
 
     async def main() -> str:
         async with open_desk(cfg) as desk:

@@ -1,9 +1,26 @@
 """The long-running connector (`inbeeld-connector run`): inbox -> sinks, sources -> hub.
 
 For each inbox message, in order:
-    open + validate (SDK) -> direct sinks (folder, stdout; retried in place)
+    open + validate (SDK; sealed and signed events through the runtime's `Sealer`)
+    -> its flow (below; a refusal dead-letters the message, a hub/broker outage retries)
+    -> direct sinks (folder, stdout; retried in place)
     -> one local-store transaction: remember source+id, queue the body for durable sinks
     -> ack on the broker -> (optional receipt) -> wake the outbox workers.
+
+Flows, before any sink sees the event:
+    notice.*, group.key_shared -> `NoticeDesk.handle`: answers pupil_missing from the local
+        register (when [notices] auto_answer), records pupil_found, honours closed; a shared
+        group key is stored and never delivered to a sink. `expire()` runs every
+        [notices] check_seconds, and open notices are matched again after the register
+        changed (an import) or a group key arrived.
+    transfer.*  -> `transfers.check_subject`: an envelope whose subject is not the payload's
+        transfer id is refused.
+    template.*  -> `connectors.templates.TemplateCatalogue.handle` (the local catalogue),
+        only from the publishers [templates] accepts.
+    hub.rejected, hub.receipt -> kept in the store (`LocalStore.hub_replies`) and delivered, so
+        the municipality's system sees what became of what it sent.
+    key.rotated -> the directory forgets its cached keys of that tenant.
+Log lines name events, types, reasons and fields only: never personal data.
 A crash anywhere before the ack redelivers the message; after the store transaction the
 redelivered copy is recognised by source+id and only acked. So a webhook gets each event
 once, even across restarts and broker outages (it may see a retried POST if it answered
@@ -16,13 +33,16 @@ logged and the loop restarts after a pause; cancelling `run()` stops everything 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import structlog
 
+from connectors import transfers
 from connectors.client import Connector, ConnectorError, InboxMessage, Sealer
 from connectors.config import (
     ConnectorConfig,
@@ -32,15 +52,34 @@ from connectors.config import (
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
+from connectors.directory import DirectoryError
+from connectors.group_keys import KEY_SHARED, GroupKeyring
 from connectors.keystore import KEK_ENV, PASSPHRASE_ENV, Keystore
+from connectors.notices import NOTICE_TYPES, NoticeDesk
 from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSink, WebhookSink, delivery_body
 from connectors.sources import FolderSource, HttpSource
-from connectors.store import LocalStore
-from schemas.events import TemplatePublished
+from connectors.store import LocalStore, pupils
+from schemas.envelope import CloudEvent
+from schemas.errors import InbeeldError
+from schemas.events import HubReceipt, HubRejected, Payload, TemplatePublished, TemplateWithdrawn
 
-__all__ = ["Runtime", "open_keystore"]
+__all__ = ["FlowRefused", "Runtime", "open_keystore"]
 
 log = structlog.get_logger("inbeeld.connector.runtime")
+
+HUB_REJECTED = "nl.leerplicht.hub.rejected"
+HUB_RECEIPT = "nl.leerplicht.hub.receipt"
+KEY_ROTATED = "nl.leerplicht.key.rotated"
+TRANSFER_PREFIX = "nl.leerplicht.transfer."
+TEMPLATE_PREFIX = "nl.leerplicht.template."
+# The hub's API or broker is away for a while: retry the flow, never dead-letter for it.
+_TRANSIENT = (ConnectorError, DirectoryError, httpx.HTTPError, OSError, TimeoutError)
+
+
+class FlowRefused(InbeeldError):
+    """This connector does not accept the event (e.g. a publisher [templates] leaves out)."""
+
+    reason = "refused"
 
 
 def open_keystore(config: ConnectorConfig) -> Keystore | None:
@@ -76,9 +115,16 @@ class Runtime:
         self.http_sources: list[HttpSource] = []
         self.processed = 0
         self.gaps = 0
+        self.refused = 0
         self.ready = asyncio.Event()
+        self.desk: NoticeDesk | None = None
+        self.templates: Any = None  # connectors.templates.TemplateCatalogue, when available
+        self.keys_registered = False
         self._tasks: list[asyncio.Task[None]] = []
         self._directory: Any = None
+        self._rescan_due = False
+        self._wake_notices = asyncio.Event()
+        self._register_seen: tuple[int, float] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -110,6 +156,8 @@ class Runtime:
             heartbeat=cfg.broker.heartbeat,
             reconnect_max=self.reconnect_max,
         )
+        self.desk = self._make_desk()
+        self.templates = self._make_catalogue()
         self.sinks = self._make_sinks()
         for sink in self.sinks:
             if isinstance(sink, WebhookSink):
@@ -118,6 +166,10 @@ class Runtime:
         for worker in self.workers:
             self._spawn(f"outbox:{worker.sink.name}", worker.run)
         self._spawn("inbox", self._consume)
+        if self._directory is not None and not self.keys_registered:
+            self._spawn("keys", self._register_keys_until_done)
+        if self.desk is not None:
+            self._spawn("notices", self._notice_clock)
         for i, src in enumerate(cfg.sources):
             if isinstance(src, FolderSourceConfig):
                 folder = FolderSource(src, self.connector)
@@ -132,8 +184,20 @@ class Runtime:
                 await _until_started(http, serving)
         self.ready.set()
         log.info(
-            "runtime.started", tenant=cfg.tenant, sinks=[s.name for s in self.sinks], sources=len(cfg.sources)
+            "runtime.started",
+            tenant=cfg.tenant,
+            sinks=[s.name for s in self.sinks],
+            sources=len(cfg.sources),
+            sealed=self.sealer is not None,
+            keys_registered=self.keys_registered,
+            notices=self._notices_mode(),
+            templates=self.templates is not None,
         )
+
+    def _notices_mode(self) -> str:
+        if self.desk is None:
+            return "off"
+        return "answer" if self.desk.auto_answer else "record"
 
     async def stop(self) -> None:
         for http in self.http_sources:
@@ -197,12 +261,57 @@ class Runtime:
             log.warning("runtime.no_sealer", reason="connectors.sealing is not available")
             return None
         self._directory = directory_mod.Directory(cfg.hub.url, token)
-        try:
-            await self._directory.register(self.keystore.public_jwks())
-        except Exception as exc:
-            log.warning("runtime.key_registration_failed", error=type(exc).__name__)
+        await self._register_keys()  # retried in the background (`keys` loop) if the hub is away
         sealer: Sealer = sealing_mod.Sealer(self.keystore, self._directory, cfg.tenant)
         return sealer
+
+    async def _register_keys(self) -> bool:
+        """Publish our public keys in the hub's directory, so others can seal to us."""
+        assert self.keystore is not None and self._directory is not None
+        try:
+            await self._directory.register(self.keystore.public_jwks())
+        except InbeeldError as exc:
+            log.warning("runtime.key_registration_failed", error=exc.message)
+            return False
+        except Exception as exc:
+            log.warning("runtime.key_registration_failed", error=type(exc).__name__)
+            return False
+        self.keys_registered = True
+        log.info("runtime.keys_registered", tenant=self.config.tenant)
+        return True
+
+    async def _register_keys_until_done(self) -> None:
+        delay = 2.0
+        while not await self._register_keys():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 300.0)
+
+    def _make_desk(self) -> NoticeDesk | None:
+        directory = self._directory or getattr(self.sealer, "directory", None)
+        if self.sealer is None or self.store is None or self.store.keystore is None or directory is None:
+            return None
+        notices = self.config.notices
+        return NoticeDesk(
+            self.connector,  # type: ignore[arg-type]
+            self.sealer,  # type: ignore[arg-type]
+            self.store,
+            GroupKeyring(self.store, self.config.tenant, directory),
+            contact_person=notices.contact_person() if notices is not None else None,
+            # Without a contact person there is nobody to name in an answer: record matches only.
+            auto_answer=notices is not None and notices.auto_answer,
+        )
+
+    def _make_catalogue(self) -> Any:
+        """The template catalogue of `connectors.templates`, or None (then bundles are only
+        stored as received, in `LocalStore.save_template`)."""
+        assert self.store is not None
+        try:
+            templates_mod = importlib.import_module("connectors.templates")
+        except ImportError:
+            log.warning("runtime.no_template_catalogue", reason="connectors.templates is not available")
+            return None
+        catalogue = getattr(templates_mod, "TemplateCatalogue", None)
+        return None if catalogue is None else catalogue(self.store, self.sealer)
 
     def _make_sinks(self) -> list[Sink]:
         sinks: list[Sink] = []
@@ -240,12 +349,22 @@ class Runtime:
             )
             await message.reject(requeue=False)
             return
-        if isinstance(payload, TemplatePublished):
-            await self.store.save_template(
-                payload.template_id, payload.version, payload.publisher, payload.model_dump(mode="json")
+        try:
+            deliver = await self._flow(event, payload)
+        except InbeeldError as exc:
+            self.refused += 1
+            log.warning(
+                "runtime.refused",
+                event_id=event.id,
+                type=event.type,
+                reason=exc.reason,
+                field=exc.field,
+                action="dead-lettered",
             )
+            await message.reject(requeue=False)
+            return
         body = delivery_body(event, payload)
-        targets = [s for s in self.sinks if s.accepts(event.type)]
+        targets = [s for s in self.sinks if deliver and s.accepts(event.type)]
         for sink in targets:
             if not sink.durable:
                 await self._deliver_now(sink, event.id, body)
@@ -254,6 +373,140 @@ class Runtime:
         self.processed += 1
         for worker in self.workers:
             worker.wake.set()
+
+    # -- flows --------------------------------------------------------------------------------
+
+    async def _flow(self, event: CloudEvent, payload: Payload) -> bool:
+        """Hand `event` to its flow, retrying while the hub or broker is unreachable. Returns
+        whether the sinks get it; raises `InbeeldError` to refuse (dead-letter) it."""
+        delay = 0.5
+        while True:
+            try:
+                return await self._dispatch(event, payload)
+            except _TRANSIENT as exc:
+                if event.type in NOTICE_TYPES:
+                    self._rescan_soon()  # a half-done answer is finished by the next rescan
+                error = exc.message if isinstance(exc, InbeeldError) else type(exc).__name__
+                log.warning(
+                    "runtime.flow_retry", event_id=event.id, type=event.type, error=error, delay=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    async def _dispatch(self, event: CloudEvent, payload: Payload) -> bool:
+        kind = event.type
+        if kind in NOTICE_TYPES:
+            return await self._on_notice(event, payload)
+        if kind.startswith(TRANSFER_PREFIX):
+            transfers.check_subject(event, payload)
+            return True
+        if kind.startswith(TEMPLATE_PREFIX):
+            await self._on_template(event, payload)
+            return True
+        if kind == HUB_REJECTED and isinstance(payload, HubRejected):
+            assert self.store is not None
+            await self.store.record_hub_reply(
+                event.id,
+                "rejected",
+                payload.event_id,
+                reason=payload.reason,
+                message=payload.message,
+                field=payload.field,
+            )
+            log.warning(
+                "runtime.hub_rejected", about=payload.event_id, reason=payload.reason, field=payload.field
+            )
+        elif kind == HUB_RECEIPT and isinstance(payload, HubReceipt):
+            assert self.store is not None
+            await self.store.record_hub_reply(
+                event.id, "receipt", payload.event_id, recipient=payload.recipient
+            )
+            log.info("runtime.hub_receipt", about=payload.event_id, recipient=payload.recipient)
+        elif kind == KEY_ROTATED:
+            directory = self._directory or getattr(self.sealer, "directory", None)
+            if directory is not None:
+                directory.on_key_rotated(event)
+        return True
+
+    async def _on_notice(self, event: CloudEvent, payload: Payload) -> bool:
+        # A shared group key is a secret of the group's members: it never leaves the connector.
+        deliver = event.type != KEY_SHARED
+        if self.desk is None:
+            log.warning("runtime.notices_off", event_id=event.id, type=event.type)
+            return deliver
+        outcome = await self.desk.handle(event, payload)
+        log.info(
+            "runtime.notice",
+            event_id=event.id,
+            type=event.type,
+            outcome=outcome.kind,
+            notice_id=outcome.notice_id,
+            counterpart=outcome.sender,
+        )
+        if outcome.kind == "key_stored":
+            self._rescan_soon()  # a notice sent under this key may have come first
+        return deliver
+
+    def _rescan_soon(self) -> None:
+        self._rescan_due = True
+        self._wake_notices.set()
+
+    async def _on_template(self, event: CloudEvent, payload: Payload) -> None:
+        assert self.store is not None
+        sender_of = getattr(self.sealer, "sender_of", None)
+        sender = await sender_of(event) if sender_of is not None else None
+        publisher = sender or (payload.publisher if isinstance(payload, TemplatePublished) else None)
+        if publisher is not None and not self.config.templates.accepts(publisher):
+            raise FlowRefused(
+                f"templates from {publisher} are not accepted here ([templates])", field="source"
+            )
+        if self.templates is not None:
+            outcome = await self.templates.handle(event, payload)
+            log.info("runtime.template", event_id=event.id, outcome=outcome.kind, template=outcome.ref)
+        elif isinstance(payload, TemplatePublished):
+            await self.store.save_template(
+                payload.template_id, payload.version, payload.publisher, payload.model_dump(mode="json")
+            )
+        elif isinstance(payload, TemplateWithdrawn):
+            log.warning("runtime.template_withdrawal_ignored", event_id=event.id, reason="no catalogue")
+
+    async def _notice_clock(self) -> None:
+        """Expire notices past their deadline; match open ones again after the register changed
+        (e.g. `inbeeld-connector register import` while we run) or a group key arrived."""
+        assert self.desk is not None and self.store is not None
+        period = self.config.notices.check_seconds if self.config.notices is not None else 60.0
+        while True:
+            expired = await self.desk.expire()
+            if expired:
+                log.info("runtime.notices_expired", count=len(expired))
+            seen = await self._register_fingerprint()
+            if self._register_seen is not None and seen != self._register_seen:
+                self._rescan_due = True
+            self._register_seen = seen
+            if self._rescan_due:
+                self._rescan_due = False
+                try:
+                    outcomes = await self.desk.rescan()
+                except _TRANSIENT:
+                    self._rescan_due = True
+                    raise
+                for outcome in outcomes:
+                    log.info("runtime.notice_rescan", notice_id=outcome.notice_id, outcome=outcome.kind)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake_notices.wait(), min(period, 5.0) if self._rescan_due else period
+                )
+            self._wake_notices.clear()
+
+    async def _register_fingerprint(self) -> tuple[int, float]:
+        assert self.store is not None
+        from sqlalchemy import func, select
+
+        async with self.store.engine.connect() as conn:
+            n, newest = (
+                await conn.execute(select(func.count(), func.max(pupils.c.updated_at)).select_from(pupils))
+            ).one()
+        return int(n or 0), float(newest or 0.0)
 
     async def _deliver_now(self, sink: Sink, event_id: str, body: bytes) -> None:
         delay = 0.5

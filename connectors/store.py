@@ -5,6 +5,7 @@ Tables:
     state      small key/value facts, e.g. the last inbox `sequence` seen (gap detection)
     outbox     what durable sinks (webhook) still have to deliver, with retry bookkeeping
     templates  the local template catalogue (bundles as received)
+    hub_replies  the hub's answers about what we sent: `hub.rejected` / `hub.receipt` (metadata)
     pupils     the local pupil register; every personal column encrypted at rest
 
 Personal data (pupil columns, outbox bodies) is encrypted with `connectors.at_rest` under a
@@ -57,7 +58,7 @@ from connectors.at_rest import (
 )
 from schemas.envelope import CloudEvent
 
-__all__ = ["SCHEMA_VERSION", "LocalStore", "OutboxItem"]
+__all__ = ["SCHEMA_VERSION", "HubReply", "LocalStore", "OutboxItem"]
 
 SCHEMA_VERSION = 1
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -111,6 +112,19 @@ templates = Table(
     Column("received_at", Float, nullable=False),
 )
 
+hub_replies = Table(
+    "hub_replies",
+    metadata,
+    Column("event_id", String(64), primary_key=True),  # the hub's event
+    Column("kind", String(16), nullable=False),  # rejected | receipt
+    Column("about", String(64), nullable=False),  # the id of the event we sent
+    Column("reason", String(32)),  # rejected: the reason code
+    Column("message", String(500)),  # rejected: the hub's message (no personal data)
+    Column("field", String(100)),
+    Column("recipient", String(32)),  # receipt: who processed it
+    Column("received_at", Float, nullable=False),
+)
+
 pupils = Table(
     "pupils",
     metadata,
@@ -138,6 +152,18 @@ PUPIL_COLUMNS = (
     "address",
     "school",
 )
+
+
+@dataclass(frozen=True)
+class HubReply:
+    event_id: str
+    kind: str
+    about: str
+    reason: str | None
+    message: str | None
+    field: str | None
+    recipient: str | None
+    received_at: float
 
 
 @dataclass(frozen=True)
@@ -375,6 +401,42 @@ class LocalStore:
                 received_at=time.time(),
             )
             await conn.execute(stmt.on_conflict_do_nothing())
+
+    # -- the hub's answers about our events ------------------------------------------------------
+
+    async def record_hub_reply(
+        self,
+        event_id: str,
+        kind: str,
+        about: str,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        field: str | None = None,
+        recipient: str | None = None,
+    ) -> None:
+        """Keep a `hub.rejected` / `hub.receipt` (idempotent by the hub's event id)."""
+        async with self.engine.begin() as conn:
+            stmt = sqlite_insert(hub_replies).values(
+                event_id=event_id,
+                kind=kind,
+                about=about,
+                reason=reason,
+                message=None if message is None else message[:500],
+                field=field,
+                recipient=recipient,
+                received_at=time.time(),
+            )
+            await conn.execute(stmt.on_conflict_do_nothing())
+
+    async def hub_replies(self, about: str | None = None, kind: str | None = None) -> list[HubReply]:
+        q = select(hub_replies).order_by(hub_replies.c.received_at)
+        if about is not None:
+            q = q.where(hub_replies.c.about == about)
+        if kind is not None:
+            q = q.where(hub_replies.c.kind == kind)
+        async with self.engine.connect() as conn:
+            return [HubReply(**dict(r)) for r in (await conn.execute(q)).mappings()]
 
     # -- register (personal data; see connectors.register) --------------------------------------
 

@@ -8,7 +8,6 @@ a sealed answer, a signed close. What the hub keeps: who asked whom, when, and t
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +20,11 @@ from sqlalchemy import select
 from connectors import Connector
 from connectors.directory import Directory
 from connectors.group_keys import GroupKeyring
-from connectors.keystore import Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk, Outcome
 from connectors.register import import_csv
 from connectors.sealing import Sealer
 from connectors.store import LocalStore
-from hub import auth
+from demo.support import register_keys, tenant_dir
 from hub.api.app import create_app
 from hub.store.models import AuditRecord, Notice
 from schemas.envelope import CloudEvent
@@ -65,16 +63,8 @@ class _Tenant:
 async def _tenant(ctx: DemoContext, code: str, http: httpx.AsyncBaseTransport) -> _Tenant:
     """A connector's notice side: its keystore (registered with the hub), local store, desk.
     Reuses `ctx.keystores[code]` when an earlier step made one."""
-    base = ctx.out / "connectors" / code
-    base.mkdir(parents=True, exist_ok=True)
-    keystore: Keystore | None = getattr(ctx, "keystores", {}).get(code)
-    if keystore is None:
-        keystore = Keystore.create(base / "keystore.json", kek=os.urandom(32))
-    async with ctx.db.session() as s, s.begin():
-        _, token = await auth.issue(s, "tenant", code)
-    directory = Directory("http://hub", token, transport=http)
-    await directory.register(keystore.public_jwks())
-    store = await LocalStore.open(base / "store.db", keystore)
+    keystore, directory = await register_keys(ctx, code, http)
+    store = await LocalStore.open(tenant_dir(ctx, code) / "store.db", keystore)
     connector = ctx.connectors[code]
     sealer = Sealer(keystore, directory, code)
     keyring = GroupKeyring(store, code, directory)

@@ -104,10 +104,12 @@ async def step_hello(ctx: DemoContext) -> None:
 
 def _steps() -> list[Step]:
     from demo.notice_step import step_notice
+    from demo.template_step import step_templates
     from demo.transfer_step import step_transfer
 
     return [
         ("Every tenant says hello through the hub", step_hello),
+        ("Ingrado shares its letters; Den Haag writes to a pupil it has lost", step_templates),
         ("Den Haag has lost sight of a pupil and asks its neighbours", step_notice),
         ("The pupil moved: Den Haag hands his file to Rotterdam", step_transfer),
     ]

@@ -49,6 +49,17 @@ def trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
     return (parts[1], parts[2]) if len(parts) == 4 else (None, None)
 
 
+@dataclass(frozen=True)
+class Entry:
+    activity: str
+    actor: str
+    outcome: str
+    sender: str | None = None
+    recipients: Sequence[str] = ()
+    subject_ref: str | None = None
+    traceparent: str | None = None
+
+
 async def append(
     s: AsyncSession,
     *,
@@ -60,21 +71,40 @@ async def append(
     subject_ref: str | None = None,
     traceparent: str | None = None,
     when: datetime | None = None,
-) -> AuditRecord:
-    trace_id, span_id = trace_ids(traceparent)
+) -> None:
+    entry = Entry(activity, actor, outcome, sender, tuple(recipients), subject_ref, traceparent)
+    await append_many(s, [entry], when=when)
+
+
+async def append_many(s: AsyncSession, entries: Sequence[Entry], *, when: datetime | None = None) -> None:
+    """Chain `entries` onto the log in one statement (retrying on top of a concurrent writer)."""
+    if not entries:
+        return
     for _ in range(20):
-        last = await s.scalar(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1))
-        record = AuditRecord(
-            time=when or utcnow(),
-            trace_id=trace_id, span_id=span_id, activity=activity[:64], actor=actor[:64],
-            subject_ref=subject_ref, sender=sender, recipients=list(recipients),
-            outcome=outcome[:32], prev_hash=last.hash if last else GENESIS, hash="",
-        )
-        record.hash = _digest(record.prev_hash, _fields(record))
+        last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
+        prev = last or GENESIS
+        rows = []
+        for e in entries:
+            trace_id, span_id = trace_ids(e.traceparent)
+            record = AuditRecord(
+                time=when or utcnow(),
+                trace_id=trace_id,
+                span_id=span_id,
+                activity=e.activity[:64],
+                actor=e.actor[:64],
+                subject_ref=e.subject_ref,
+                sender=e.sender,
+                recipients=list(e.recipients),
+                outcome=e.outcome[:32],
+                prev_hash=prev,
+                hash="",
+            )
+            record.hash = prev = _digest(prev, _fields(record))
+            rows.append(record)
         try:
             async with s.begin_nested():
-                s.add(record)
-            return record
+                s.add_all(rows)
+            return
         except IntegrityError:  # another writer appended first; chain on top of it
             continue
     raise RuntimeError("could not append to the audit chain")

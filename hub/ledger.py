@@ -3,10 +3,13 @@ sequence numbers. Metadata only — never `data`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,30 +19,95 @@ from schemas.envelope import CloudEvent
 RECEIVED, ROUTED, REJECTED = "received", "routed", "rejected"
 
 
-async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> tuple[LedgerEvent, bool]:
-    """Insert the event (status `received`) or find it again. Returns (row, is_new)."""
-    existing = await find(s, event.source, event.id)
-    if existing is not None:
-        return existing, False
-    row = LedgerEvent(
-        event_id=event.id,
-        source=event.source,
-        type=event.type,
-        sender=sender,
-        addressed_to=list(event.recipients),
-        subject=event.subject,
-        correlationid=event.correlationid,
-        status=RECEIVED,
-        size=size,
+def _insert_ignoring_duplicates(s: AsyncSession) -> Any:
+    dialect = s.get_bind().dialect.name
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: int
+    status: str
+    is_new: bool
+
+
+async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> Recorded:
+    """Insert the event (status `received`) or find it again.
+
+    One statement in the common case: INSERT ... ON CONFLICT DO NOTHING on (source, id)."""
+    insert_ = _insert_ignoring_duplicates(s)
+    new_id = await s.scalar(
+        insert_(LedgerEvent)
+        .values(
+            event_id=event.id,
+            source=event.source,
+            type=event.type,
+            sender=sender,
+            addressed_to=list(event.recipients),
+            subject=event.subject,
+            correlationid=event.correlationid,
+            status=RECEIVED,
+            size=size,
+            received_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(LedgerEvent.id)
     )
-    try:
-        async with s.begin_nested():
-            s.add(row)
-    except IntegrityError:  # another router took it first
-        found = await find(s, event.source, event.id)
-        assert found is not None
-        return found, False
-    return row, True
+    if new_id is not None:
+        return Recorded(int(new_id), RECEIVED, True)
+    found = (
+        await s.execute(
+            select(LedgerEvent.id, LedgerEvent.status).where(
+                LedgerEvent.source == event.source, LedgerEvent.event_id == event.id
+            )
+        )
+    ).one()
+    return Recorded(int(found.id), str(found.status), False)
+
+
+async def record_many(s: AsyncSession, items: list[tuple[CloudEvent, str, int]]) -> list[Recorded]:
+    """`record` for a batch: one multi-row INSERT ... ON CONFLICT DO NOTHING, then a lookup
+    of the (rare) ones that were there already. Results in the order of `items`."""
+    if not items:
+        return []
+    insert_ = _insert_ignoring_duplicates(s)
+    now = utcnow()
+    rows = [
+        {
+            "event_id": e.id,
+            "source": e.source,
+            "type": e.type,
+            "sender": sender,
+            "addressed_to": list(e.recipients),
+            "subject": e.subject,
+            "correlationid": e.correlationid,
+            "status": RECEIVED,
+            "size": size,
+            "received_at": now,
+        }
+        for e, sender, size in items
+    ]
+    inserted = await s.execute(
+        insert_(LedgerEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(LedgerEvent.id, LedgerEvent.source, LedgerEvent.event_id)
+    )
+    new = {(r.source, r.event_id): int(r.id) for r in inserted}
+    result = []
+    for e, sender, size in items:
+        key = (e.source, e.id)
+        result.append(Recorded(new[key], RECEIVED, True) if key in new else await record(s, e, sender, size))
+    return result
+
+
+async def set_status(s: AsyncSession, ids: list[int], status: str, reason: str | None = None) -> None:
+    if ids:
+        await s.execute(
+            update(LedgerEvent)
+            .where(LedgerEvent.id.in_(ids))
+            .values(status=status, reason=reason, routed_at=utcnow())
+        )
 
 
 async def find(s: AsyncSession, source: str, event_id: str) -> LedgerEvent | None:
@@ -48,40 +116,66 @@ async def find(s: AsyncSession, source: str, event_id: str) -> LedgerEvent | Non
     )
 
 
-async def _next_sequence(s: AsyncSession, tenant_code: str) -> int:
-    seq = await s.scalar(
+async def _reserve(s: AsyncSession, tenant_code: str, n: int) -> int:
+    """Reserve `n` consecutive sequence numbers in a tenant's inbox; returns the first."""
+    last = await s.scalar(
         update(InboxSequence)
         .where(InboxSequence.tenant_code == tenant_code)
-        .values(last_sequence=InboxSequence.last_sequence + 1)
+        .values(last_sequence=InboxSequence.last_sequence + n)
         .returning(InboxSequence.last_sequence)
     )
-    if seq is not None:
-        return int(seq)
+    if last is not None:
+        return int(last) - n + 1
     try:
         async with s.begin_nested():
-            await s.execute(insert(InboxSequence).values(tenant_code=tenant_code, last_sequence=1))
+            await s.execute(insert(InboxSequence).values(tenant_code=tenant_code, last_sequence=n))
         return 1
-    except IntegrityError:
-        return await _next_sequence(s, tenant_code)
+    except IntegrityError:  # another router created the counter first
+        return await _reserve(s, tenant_code, n)
 
 
-async def assign_sequences(s: AsyncSession, row: LedgerEvent, recipients: list[str]) -> dict[str, int]:
-    """The sequence of `row` in each recipient's inbox; stable across redeliveries."""
-    rows = await s.scalars(select(Delivery).where(Delivery.ledger_id == row.id))
-    have = {d.recipient: d.sequence for d in rows}
-    for code in recipients:
-        if code not in have:
-            seq = await _next_sequence(s, code)
-            s.add(Delivery(ledger_id=row.id, recipient=code, sequence=seq))
-            have[code] = seq
-    await s.flush()
-    return {code: have[code] for code in recipients}
+@dataclass
+class Allocation:
+    """One event's deliveries to allocate: filled in by `assign_many`."""
+
+    ledger_id: int
+    recipients: list[str]
+    is_new: bool
+    seqs: dict[str, int] = field(default_factory=dict)
 
 
-def mark(row: LedgerEvent, status: str, reason: str | None = None, when: datetime | None = None) -> None:
-    row.status = status
-    row.reason = reason
-    row.routed_at = when or utcnow()
+async def assign_many(s: AsyncSession, allocations: list[Allocation]) -> None:
+    """Sequences for a batch of events, in batch order, with one counter update per recipient
+    (not per event). Deliveries that exist already (a redelivery) keep their numbers."""
+    for a in allocations:
+        if not a.is_new:
+            rows = await s.scalars(select(Delivery).where(Delivery.ledger_id == a.ledger_id))
+            a.seqs = {d.recipient: d.sequence for d in rows if d.recipient in a.recipients}
+    wanted: dict[str, int] = {}
+    for a in allocations:
+        for code in a.recipients:
+            if code not in a.seqs:
+                wanted[code] = wanted.get(code, 0) + 1
+    next_free = {code: await _reserve(s, code, n) for code, n in wanted.items()}
+    fresh = []
+    for a in allocations:
+        for code in a.recipients:
+            if code not in a.seqs:
+                a.seqs[code] = next_free[code]
+                next_free[code] += 1
+                fresh.append({"ledger_id": a.ledger_id, "recipient": code, "sequence": a.seqs[code]})
+        a.seqs = {code: a.seqs[code] for code in a.recipients}
+    if fresh:
+        await s.execute(insert(Delivery), fresh)
+
+
+async def assign_sequences(
+    s: AsyncSession, ledger_id: int, recipients: list[str], *, is_new: bool = False
+) -> dict[str, int]:
+    """The sequence of one event in each recipient's inbox; stable across redeliveries."""
+    allocation = Allocation(ledger_id, list(recipients), is_new)
+    await assign_many(s, [allocation])
+    return allocation.seqs
 
 
 async def mark_published(s: AsyncSession, row: LedgerEvent, recipient: str) -> None:

@@ -68,9 +68,10 @@ def delivery_message(event: CloudEvent) -> aio_pika.Message:
 
 async def record(s: AsyncSession, event: CloudEvent) -> dict[str, int]:
     """Record a hub event (sender `hub`, status routed) and its recipients' sequences."""
-    row, _ = await ledger.record(s, event, "hub", len(event.to_bytes()))
-    ledger.mark(row, ledger.ROUTED)
-    return await ledger.assign_sequences(s, row, list(event.recipients))
+    rec = await ledger.record(s, event, "hub", len(event.to_bytes()))
+    if rec.is_new:
+        await ledger.set_status(s, [rec.id], ledger.ROUTED)
+    return await ledger.assign_sequences(s, rec.id, list(event.recipients), is_new=rec.is_new)
 
 
 class HubPublisher:

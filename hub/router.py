@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,6 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import DeliveryError, PublishError
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,7 +41,7 @@ from hub.registry import TenantInfo
 from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients
 from hub.store.db import Database
-from hub.store.models import DeadLetter, GroupMember
+from hub.store.models import DeadLetter
 from hub.workflows import load_all, workflow_for
 from schemas.envelope import CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised
@@ -57,28 +57,53 @@ HEADER_DETAIL = "x-inbeeld-detail"
 HEADER_SENDER = "x-inbeeld-sender"
 
 
+SENDER_TTL = 1.0  # seconds a broker user -> tenant lookup is reused
+
+
+@dataclass
+class _Decision:
+    """What the router decided for one event: what to publish to whom."""
+
+    sender: TenantInfo
+    original: CloudEvent
+    outgoing: CloudEvent
+    allocation: ledger.Allocation
+    rejection: CloudEvent | None = None
+    ledger_id: int = 0
+    seqs: dict[str, int] = field(default_factory=dict)
+    busy: list[str] = field(default_factory=list)
+
+
 class RecipientBusy(InbeeldError):
     reason = "recipient_busy"
 
 
-class _DbDirectory:
-    """`hub.routing.Directory` over one store session."""
+class _CachedDirectory:
+    """`hub.routing.Directory` from an in-memory copy of tenants and groups, reloaded once per
+    batch (two queries, whatever the batch size) and when an address is not found."""
 
-    def __init__(self, s: AsyncSession) -> None:
-        self.s = s
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._tenants: dict[str, TenantInfo] = {}
+        self._groups: dict[str, list[str]] = {}
+
+    async def reload(self) -> None:
+        async with self.db.session() as s:
+            self._tenants = {t.code: t for t in await registry.list_tenants(s)}
+            self._groups = await registry.list_groups(s)
 
     async def tenant(self, code: str) -> TenantInfo | None:
-        try:
-            return await registry.get_tenant(self.s, code)
-        except InbeeldError:
-            return None
+        if code not in self._tenants:
+            await self.reload()
+        return self._tenants.get(code)
 
     async def group_members(self, name: str) -> list[str] | None:
-        return await registry.group_members(self.s, name)
+        if name not in self._groups:
+            await self.reload()
+        return self._groups.get(name)
 
     async def groups_of(self, code: str) -> list[str]:
-        rows = await self.s.scalars(select(GroupMember.group_name).where(GroupMember.tenant_code == code))
-        return list(rows)
+        return [name for name, members in self._groups.items() if code in members]
 
 
 def _id_guess(body: bytes) -> str:
@@ -92,10 +117,17 @@ def _id_guess(body: bytes) -> str:
 
 
 class Router:
-    def __init__(self, settings: Settings, db: Database, *, prefetch: int = 64) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, *, prefetch: int = 512, batch_max: int = 256
+    ) -> None:
         self.settings = settings
         self.db = db
         self.prefetch = prefetch
+        self.batch_max = batch_max
+        self._incoming: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._senders: dict[str, tuple[float, TenantInfo | None]] = {}
+        self._directory = _CachedDirectory(db)
         self.hub_source = settings.hub_source
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -104,9 +136,9 @@ class Router:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._stopped = asyncio.Event()
-        # aio-pika runs consumer callbacks concurrently; one message at a time keeps each
-        # inbox's sequence in publish order and a redelivered copy behind its original.
-        # Scale out with more router processes (competing consumers), not concurrency here.
+        # One batch at a time keeps each inbox's sequence in publish order and a redelivered
+        # copy behind its original. Scale out with more router processes (competing
+        # consumers on the quorum queue), not with concurrency inside one.
         self._serial = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self.handled = 0
@@ -121,6 +153,7 @@ class Router:
         self._delivery = await self._channel.get_exchange(DELIVERY)
         self._dlx = await self._channel.get_exchange(DLX)
         load_all()
+        self._worker = asyncio.create_task(self._work(), name="inbeeld-router")
         self._consumer_tag = await self._queue.consume(self._on_message)
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbeeld-sweeper")
         dead = await self._channel.get_queue(DEAD, ensure=False)
@@ -129,8 +162,9 @@ class Router:
 
     async def stop(self) -> None:
         self._stopped.set()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._worker):
+            if task is not None:
+                task.cancel()
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
@@ -150,114 +184,198 @@ class Router:
     # -- the one place where ack / retry / dead-letter is decided ---------------------------
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        async with self._serial:
-            await self._process(message)
+        await self._incoming.put(message)
 
-    async def _process(self, message: AbstractIncomingMessage) -> None:
+    async def _work(self) -> None:
+        """Take what has arrived (up to `batch_max`) and route it as one batch: two commits per
+        batch instead of two per message, which is what the store's fsyncs cost."""
+        while True:
+            batch = [await self._incoming.get()]
+            while len(batch) < self.batch_max and not self._incoming.empty():
+                batch.append(self._incoming.get_nowait())
+            async with self._serial:
+                await self._process(batch)
+
+    async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
         delay = 0.5
         while True:
             try:
-                await self.handle(message)
-                await message.ack()
-                self.handled += 1
-                return
+                await self.handle(batch)
             except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
-                # The store or the broker is briefly away: keep the message, try again.
+                # The store or the broker is briefly away: keep the messages, try again.
                 if self._stopped.is_set():
                     return
                 log.warning("router.retry", error=type(exc).__name__, delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+                continue
             except Exception:
-                log.exception("router.bug", message_id=message.message_id)
-                await message.nack(requeue=True)
+                if len(batch) > 1:  # find the culprit alone; the others must not pay for it
+                    for message in batch:
+                        await self._process([message])
+                    return
+                log.exception("router.bug", message_id=batch[0].message_id)
+                await batch[0].nack(requeue=True)
                 return
+            for message in batch:
+                await message.ack()
+            self.handled += len(batch)
+            return
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
-        body = message.body
+    async def _sender_of(self, message: AbstractIncomingMessage) -> TenantInfo | None:
         user = message.user_id
         replay_of = (message.headers or {}).get(HEADER_REPLAY)
-        async with self.db.session() as s, s.begin():
-            if replay_of is not None and user == self.settings.amqp_user:
+        if replay_of is not None and user == self.settings.amqp_user:
+            async with self.db.session() as s:
                 dead = await s.get(DeadLetter, int(str(replay_of)))
-                sender = await _DbDirectory(s).tenant(dead.sender) if dead and dead.sender else None
-            else:
-                sender = await registry.tenant_by_broker_user(s, user) if user else None
-        if sender is None:
-            await self._dead_letter(message, "unknown_sender", f"no tenant for broker user {user!r}", None)
-            return
-        try:
-            event = parse_event(body)
-        except InbeeldError as exc:
-            event_id = _id_guess(body)
-            if not event_id:
-                await self._dead_letter(message, exc.reason, exc.message, sender.code)
-                return
-            await self._reject_unrecorded(sender, event_id, exc)
-            return
-        await self._route(sender, event, len(body))
+                return await self._directory.tenant(dead.sender) if dead and dead.sender else None
+        if not user:
+            return None
+        now = asyncio.get_running_loop().time()
+        cached = self._senders.get(user)
+        if cached is None or now - cached[0] > SENDER_TTL:
+            async with self.db.session() as s:
+                cached = (now, await registry.tenant_by_broker_user(s, user))
+            self._senders[user] = cached
+        return cached[1]
 
-    async def _route(self, sender: TenantInfo, event: CloudEvent, size: int) -> None:
-        async with self.db.session() as s, s.begin():
-            row, is_new = await ledger.record(s, event, sender.code, size)
-            if not is_new and row.status != ledger.RECEIVED:
-                log.info("router.duplicate", event_id=event.id, sender=sender.code)
-                return
+    async def handle(self, batch: list[AbstractIncomingMessage]) -> None:
+        """Route a batch: decide every event in one transaction, publish every copy, then
+        mark them routed in a second one. Idempotent: a redelivered batch ends the same."""
+        routable: list[tuple[TenantInfo, CloudEvent, int]] = []
+        seen: set[tuple[str, str]] = set()
+        for message in batch:
+            body = message.body
+            sender = await self._sender_of(message)
+            if sender is None:
+                await self._dead_letter(
+                    message, "unknown_sender", f"no tenant for broker user {message.user_id!r}", None
+                )
+                continue
             try:
-                if not sender.active:
-                    raise NotAuthorised(f"tenant {sender.code} is suspended")
-                check_source(sender, event)
-                spec = spec_for(event.type)
-                recipients = await resolve_recipients(sender, event, _DbDirectory(s))
-                if spec.protection == "none":
-                    validate_payload(event.type, event.data)
-                else:  # signed / sealed: verify against the key directory, never decrypt
-                    await self.keys.check(s, sender.code, event, spec, recipients)
-                workflow = workflow_for(spec.short_type)
-                if workflow is not None:
-                    recipients = await workflow.check(s, sender, event, recipients)
-                    await workflow.record(s, sender, event, recipients)
+                event = parse_event(body)
             except InbeeldError as exc:
-                ledger.mark(row, ledger.REJECTED, exc.reason)
-                await audit.append(s, activity=f"route {event.short_type}"[:64], actor=ACTOR,
-                                   outcome=f"rejected:{exc.reason}", sender=sender.code,
-                                   recipients=list(event.recipients), subject_ref=event.id,
-                                   traceparent=event.traceparent)
-                rejection = self._rejection(sender, event.id, exc)
-                seqs = await publisher.record(s, rejection)
-                log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)
-            else:
-                seqs = await ledger.assign_sequences(s, row, recipients)
-                rejection = None
-        if rejection is None and event.type == RECEIPT_TYPE:
-            # The sender learns it from the hub, which checked the delivery it confirms.
-            event = self._hub_receipt(sender, event, recipients[0])
+                event_id = _id_guess(body)
+                if not event_id:
+                    await self._dead_letter(message, exc.reason, exc.message, sender.code)
+                else:
+                    await self._reject_unrecorded(sender, event_id, exc)
+                continue
+            if (event.source, event.id) in seen:  # a duplicate inside this batch
+                continue
+            seen.add((event.source, event.id))
+            routable.append((sender, event, len(body)))
+        if not routable:
+            return
+        decisions: list[_Decision] = []
+        await self._directory.reload()  # once per batch: membership changes apply at once
+        async with self.db.session() as s, s.begin():
+            recorded = await ledger.record_many(s, [(e, t.code, n) for t, e, n in routable])
+            for (sender, event, _), rec in zip(routable, recorded, strict=True):
+                decision = await self._decide(s, sender, event, rec)
+                if decision is not None:
+                    decisions.append(decision)
+            # Sequences for the whole batch at once, in batch order, so every inbox receives
+            # increasing numbers when the copies are published below in the same order.
+            await ledger.assign_many(s, [d.allocation for d in decisions])
+            for d in decisions:
+                d.seqs = d.allocation.seqs
         # Publish outside the transaction: a crash after it redelivers, and the stored
         # sequences make the republished copies identical (receivers drop them by id).
-        if rejection is not None:
-            await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)
-            return
-        busy: list[str] = []
-        for code, seq in seqs.items():
-            try:
-                await self._publish(event.with_sequence(seq), code)
-            except RecipientBusy:
-                busy.append(code)
-        async with self.db.session() as s, s.begin():
-            row2 = await ledger.find(s, event.source, event.id)
-            assert row2 is not None
-            ledger.mark(row2, ledger.ROUTED, "recipient_busy" if busy else None)
-            await audit.append(s, activity=f"route {event.short_type}"[:64], actor=ACTOR,
-                               outcome="routed" if not busy else "routed:partial",
-                               sender=sender.code, recipients=list(seqs),
-                               subject_ref=event.id, traceparent=event.traceparent)
-        if busy:
-            exc = RecipientBusy(
-                f"the inbox of {', '.join(busy)} is full; send again later", field="recipients"
+        # All copies of the batch go out pipelined on the one confirm channel (frames leave
+        # in this order, so each inbox still sees increasing sequences); then wait for every
+        # confirm together instead of one round trip per copy.
+        await asyncio.gather(
+            *(self._publish_copy(d, code, seq) for d in decisions for code, seq in d.seqs.items())
+        )
+        routed = [d for d in decisions if d.rejection is None]
+        if routed:
+            async with self.db.session() as s, s.begin():
+                await ledger.set_status(s, [d.ledger_id for d in routed if not d.busy], ledger.ROUTED)
+                await ledger.set_status(
+                    s, [d.ledger_id for d in routed if d.busy], ledger.ROUTED, "recipient_busy"
+                )
+                await audit.append_many(s, [self._audit_entry(d) for d in routed])
+        for d in routed:
+            if d.busy:
+                exc = RecipientBusy(
+                    f"the inbox of {', '.join(d.busy)} is full; send again later", field="recipients"
+                )
+                await self._send_rejection(d.sender, d.original.id, exc)
+            log.info(
+                "router.routed",
+                event_id=d.original.id,
+                type=d.original.type,
+                sender=d.sender.code,
+                recipients=list(d.seqs),
             )
-            await self._send_rejection(sender, event.id, exc)
-        log.info(
-            "router.routed", event_id=event.id, type=event.type, sender=sender.code, recipients=list(seqs)
+
+    async def _decide(
+        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, rec: ledger.Recorded
+    ) -> _Decision | None:
+        """Check and authorise one recorded event: what to publish to whom (or the rejection)."""
+        if not rec.is_new and rec.status != ledger.RECEIVED:
+            log.info("router.duplicate", event_id=event.id, sender=sender.code)
+            return None
+        try:
+            if not sender.active:
+                raise NotAuthorised(f"tenant {sender.code} is suspended")
+            check_source(sender, event)
+            spec = spec_for(event.type)
+            recipients = await resolve_recipients(sender, event, self._directory)
+            if spec.protection == "none":
+                validate_payload(event.type, event.data)
+            else:  # signed / sealed: verify against the key directory, never decrypt
+                await self.keys.check(s, sender.code, event, spec, recipients)
+            workflow = workflow_for(spec.short_type)
+            if workflow is not None:
+                recipients = await workflow.check(s, sender, event, recipients)
+                await workflow.record(s, sender, event, recipients)
+        except InbeeldError as exc:
+            await ledger.set_status(s, [rec.id], ledger.REJECTED, exc.reason)
+            await audit.append(
+                s,
+                activity=f"route {event.short_type}"[:64],
+                actor=ACTOR,
+                outcome=f"rejected:{exc.reason}",
+                sender=sender.code,
+                recipients=list(event.recipients),
+                subject_ref=event.id,
+                traceparent=event.traceparent,
+            )
+            rejection = self._rejection(sender, event.id, exc)
+            log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)
+            hub_rec = await ledger.record(s, rejection, "hub", len(rejection.to_bytes()))
+            if hub_rec.is_new:
+                await ledger.set_status(s, [hub_rec.id], ledger.ROUTED)
+            allocation = ledger.Allocation(hub_rec.id, [sender.code], hub_rec.is_new)
+            return _Decision(sender, event, rejection, allocation, rejection)
+        outgoing = event
+        if event.type == RECEIPT_TYPE:
+            # The sender learns it from the hub, which checked the delivery it confirms.
+            outgoing = self._hub_receipt(sender, event, recipients[0])
+        allocation = ledger.Allocation(rec.id, recipients, rec.is_new)
+        return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id)
+
+    async def _publish_copy(self, d: _Decision, code: str, seq: int) -> None:
+        try:
+            await self._publish(d.outgoing.with_sequence(seq), code)
+        except RecipientBusy:
+            if d.rejection is not None:  # the sender's own inbox is full; the ledger keeps it
+                log.warning("router.rejection_undeliverable", event_id=d.original.id, sender=code)
+                return
+            d.busy.append(code)
+
+    @staticmethod
+    def _audit_entry(d: _Decision) -> audit.Entry:
+        return audit.Entry(
+            activity=f"route {d.original.short_type}"[:64],
+            actor=ACTOR,
+            outcome="routed:partial" if d.busy else "routed",
+            sender=d.sender.code,
+            recipients=tuple(d.seqs),
+            subject_ref=d.original.id,
+            traceparent=d.original.traceparent,
         )
 
     async def sweep(self, now: datetime | None = None) -> int:
@@ -334,11 +452,16 @@ class Router:
 
     def _hub_receipt(self, sender: TenantInfo, receipt: CloudEvent, to: str) -> CloudEvent:
         data = Receipt.model_validate(receipt.data)
-        payload = HubReceipt(event_id=data.event_id, recipient=sender.code,
-                             processed_at=receipt.time.isoformat())
-        return self.hub_event("hub.receipt", payload.model_dump(), to,
-                              about=f"{sender.code}:{data.event_source}:{data.event_id}",
-                              subject=data.event_id)
+        payload = HubReceipt(
+            event_id=data.event_id, recipient=sender.code, processed_at=receipt.time.isoformat()
+        )
+        return self.hub_event(
+            "hub.receipt",
+            payload.model_dump(),
+            to,
+            about=f"{sender.code}:{data.event_source}:{data.event_id}",
+            subject=data.event_id,
+        )
 
     async def _send_rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         rejection = self._rejection(sender, event_id, exc)
@@ -349,8 +472,14 @@ class Router:
     async def _reject_unrecorded(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         log.info("router.rejected", event_id=event_id, sender=sender.code, reason=exc.reason)
         async with self.db.session() as s, s.begin():
-            await audit.append(s, activity="route", actor=ACTOR, outcome=f"rejected:{exc.reason}",
-                               sender=sender.code, subject_ref=event_id)
+            await audit.append(
+                s,
+                activity="route",
+                actor=ACTOR,
+                outcome=f"rejected:{exc.reason}",
+                sender=sender.code,
+                subject_ref=event_id,
+            )
         await self._send_rejection(sender, event_id, exc)
 
     async def publish_hub_event(self, event: CloudEvent) -> None:

@@ -1,0 +1,658 @@
+"""Letter templates, the connector's side (DESIGN section 2): publish bundles, keep the ones
+received, render letters from them.
+
+    event = await publish(connector, sealer, "templates_shared/we-zijn-je-kwijt")   # a publisher
+    await withdraw(connector, sealer, "we-zijn-je-kwijt", "1.0.0", "vervangen door 1.1.0")
+
+    catalogue = TemplateCatalogue(store, sealer)                                   # a subscriber
+    ...for every inbox event of a template type:
+    outcome = await catalogue.handle(message.event, message.payload)
+    letter = await catalogue.render_letter("we-zijn-je-kwijt", lang="ar", values=..., letterhead=...)
+    Path("letter.pdf").write_bytes(letter.content)                  # letter.ref: "we-zijn-je-kwijt@1.0.0"
+
+Publishing: the bundle is checked with `connectors.letters.load_bundle` (grammar, declared
+placeholders, sizes) before anything is signed; its `publisher` must be this tenant. The
+event is *signed* (not encrypted: templates hold no personal data) and addressed to
+`group:subscribers`, which the hub expands to the publisher's current subscribers.
+
+Receiving: the sealer verifies the signature against the sending tenant's keys in the hub's
+directory. That proves who sent it, not in whose name: so the bundle's `publisher` must be
+the sending tenant, a template id stays with the publisher that first used it here, and an
+id@version already held with other content is refused (`TemplateRefused`; the caller
+rejects the message). Every version is kept; a withdrawn one is marked retired and no
+longer rendered. `render_letter` without a version uses the newest version not withdrawn.
+
+Bundles live in the local store's `templates` table (`connectors.store`); withdrawals in
+this module's `template_withdrawals` table in the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+from sqlalchemy import Column, Float, MetaData, String, Table, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from connectors.client import Connector
+from connectors.client import Sealer as SealerLike
+from connectors.letters import (
+    DEFAULT_LIMITS,
+    Letter,
+    Letterhead,
+    Limits,
+    compose,
+    letter_html,
+    letter_pdf,
+    load_bundle,
+)
+from connectors.letters.values import Value
+from connectors.store import LocalStore, templates
+from schemas.envelope import CloudEvent
+from schemas.errors import InbeeldError, NotFound
+from schemas.events import Payload, TemplatePublished, TemplateWithdrawn
+
+__all__ = [
+    "PUBLISHED",
+    "SUBSCRIBERS",
+    "TEMPLATE_TYPES",
+    "WITHDRAWN",
+    "CatalogueEntry",
+    "Outcome",
+    "RenderedFile",
+    "TemplateCatalogue",
+    "TemplateRefused",
+    "TemplateUnavailable",
+    "letter_app",
+    "publish",
+    "templates_app",
+    "withdraw",
+]
+
+PUBLISHED = "nl.leerplicht.template.published"
+WITHDRAWN = "nl.leerplicht.template.withdrawn"
+TEMPLATE_TYPES = (PUBLISHED, WITHDRAWN)
+SUBSCRIBERS = "group:subscribers"  # the hub expands it to the publisher's subscribers
+Format = Literal["pdf", "html"]
+
+
+class TemplateRefused(InbeeldError):
+    """A received template event this connector does not accept (the caller rejects it)."""
+
+    reason = "template_refused"
+
+
+class TemplateUnavailable(NotFound):
+    """No such template (version) in the local catalogue, or it was withdrawn."""
+
+
+_metadata = MetaData()
+template_withdrawals = Table(
+    "template_withdrawals",
+    _metadata,
+    Column("template_id", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("publisher", String(32), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("withdrawn_at", Float, nullable=False),
+)
+
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def semver_key(version: str) -> tuple[Any, ...]:
+    """Sort key by SemVer 2.0 precedence (a pre-release sorts before its release)."""
+    m = _SEMVER.match(version)
+    if m is None:
+        return (-1, -1, -1, 0, ())
+    pre = m[4]
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")) if pre else ()
+    return (int(m[1]), int(m[2]), int(m[3]), 0 if pre else 1, parts)
+
+
+def _digest(bundle: TemplatePublished) -> str:
+    canonical = json.dumps(bundle.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+
+async def _send(connector: Connector, sealer: SealerLike | None, event: CloudEvent) -> CloudEvent:
+    if connector.sealer is None:
+        if sealer is None:
+            raise TemplateRefused("templates are signed: give a sealer (or a connector with one)")
+        event = await sealer.seal(event)
+    return await connector.publish(event)  # seals with the connector's own sealer if it has one
+
+
+def _subject(template_id: str, version: str) -> str:
+    """`template_id:version` for the envelope (`subject` allows no `@` or `+`)."""
+    return re.sub(r"[^A-Za-z0-9._:-]", "-", f"{template_id}:{version}")[:100]
+
+
+async def publish(
+    connector: Connector,
+    sealer: SealerLike | None,
+    bundle_dir: str | Path,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> CloudEvent:
+    """Check the bundle folder, sign it, and send it to the publisher's subscribers."""
+    bundle = load_bundle(bundle_dir, limits=limits)
+    if bundle.publisher != connector.tenant:
+        raise TemplateRefused(
+            f"the bundle names publisher {bundle.publisher}, but this connector is {connector.tenant}",
+            field="publisher",
+        )
+    subject = _subject(bundle.template_id, bundle.version)
+    event = connector.event(PUBLISHED, bundle.model_dump(mode="json"), [SUBSCRIBERS], subject=subject)
+    return await _send(connector, sealer, event)
+
+
+async def withdraw(
+    connector: Connector, sealer: SealerLike | None, template_id: str, version: str, reason: str
+) -> CloudEvent:
+    """Tell the subscribers that `template_id@version` must no longer be used."""
+    payload = TemplateWithdrawn(template_id=template_id, version=version, reason=reason)
+    subject = _subject(template_id, version)
+    event = connector.event(WITHDRAWN, payload.model_dump(mode="json"), [SUBSCRIBERS], subject=subject)
+    return await _send(connector, sealer, event)
+
+
+# -- the local catalogue ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Literal["stored", "duplicate", "withdrawn"]
+    template_id: str
+    version: str
+    publisher: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.template_id}@{self.version}"
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    template_id: str
+    version: str
+    publisher: str
+    title: str
+    languages: tuple[str, ...]
+    received_at: float
+    withdrawn_at: float | None
+    withdraw_reason: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.template_id}@{self.version}"
+
+    @property
+    def status(self) -> str:
+        return "retired" if self.withdrawn_at is not None else "active"
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """A rendered letter: `letter.ref` is the `template_id@version` it came from."""
+
+    letter: Letter
+    fmt: Format
+    content: bytes
+
+    @property
+    def ref(self) -> str:
+        return self.letter.ref
+
+
+class TemplateCatalogue:
+    def __init__(self, store: LocalStore, sealer: SealerLike | None = None) -> None:
+        self.store = store
+        self.sealer = sealer
+        self._ready = False
+        self._bundles: dict[tuple[str, str], TemplatePublished] = {}
+
+    async def _tables(self) -> None:
+        if not self._ready:
+            async with self.store.engine.begin() as conn:
+                await conn.run_sync(_metadata.create_all)
+            self._ready = True
+
+    async def _sender(self, event: CloudEvent) -> str:
+        sender_of = getattr(self.sealer, "sender_of", None)
+        if sender_of is not None:
+            return str(await sender_of(event))
+        kind, value = event.source_party
+        if kind != "cbs":
+            raise TemplateRefused("cannot tell the sending tenant of an OIN source without a sealer")
+        return value
+
+    async def handle(self, event: CloudEvent, payload: Payload | None = None) -> Outcome:
+        """Take a received `template.*` event into the catalogue (see the module docstring).
+        `payload` is the opened payload (`InboxMessage.payload`); None opens it here."""
+        await self._tables()
+        if payload is None:
+            if self.sealer is None:
+                raise TemplateRefused("a signed template event needs a sealer to be verified")
+            payload = await self.sealer.open(event)
+        sender = await self._sender(event)
+        if isinstance(payload, TemplatePublished):
+            return await self._on_published(sender, payload)
+        if isinstance(payload, TemplateWithdrawn):
+            return await self._on_withdrawn(sender, event, payload)
+        raise TemplateRefused(f"{event.type} is not a template event", field="type")
+
+    async def _on_published(self, sender: str, bundle: TemplatePublished) -> Outcome:
+        ref = f"{bundle.template_id}@{bundle.version}"
+        if bundle.publisher != sender:
+            raise TemplateRefused(
+                f"{ref} names publisher {bundle.publisher} but was signed and sent by {sender}",
+                field="publisher",
+            )
+        owner = await self._owner(bundle.template_id)
+        if owner is not None and owner != sender:
+            raise TemplateRefused(f"template {bundle.template_id} belongs to {owner}", field="template_id")
+        held = await self._stored(bundle.template_id, bundle.version)
+        if held is not None:
+            if _digest(held) != _digest(bundle):
+                raise TemplateRefused(f"{ref} is already held with other content", field="version")
+            return Outcome("duplicate", bundle.template_id, bundle.version, sender)
+        await self.store.save_template(
+            bundle.template_id, bundle.version, bundle.publisher, bundle.model_dump(mode="json")
+        )
+        return Outcome("stored", bundle.template_id, bundle.version, sender)
+
+    async def _on_withdrawn(self, sender: str, event: CloudEvent, w: TemplateWithdrawn) -> Outcome:
+        owner = await self._owner(w.template_id)
+        if owner is not None and owner != sender:
+            raise TemplateRefused(f"only {owner} withdraws {w.template_id}", field="template_id")
+        async with self.store.engine.begin() as conn:
+            stmt = sqlite_insert(template_withdrawals).values(
+                template_id=w.template_id,
+                version=w.version,
+                publisher=sender,
+                reason=w.reason,
+                event_id=event.id,
+                withdrawn_at=time.time(),
+            )
+            await conn.execute(stmt.on_conflict_do_nothing())
+        return Outcome("withdrawn", w.template_id, w.version, sender)
+
+    async def _owner(self, template_id: str) -> str | None:
+        async with self.store.engine.connect() as conn:
+            value = await conn.scalar(
+                select(templates.c.publisher).where(templates.c.template_id == template_id).limit(1)
+            )
+        return None if value is None else str(value)
+
+    async def _stored(self, template_id: str, version: str) -> TemplatePublished | None:
+        key = (template_id, version)
+        if key not in self._bundles:
+            async with self.store.engine.connect() as conn:
+                raw = await conn.scalar(
+                    select(templates.c.bundle).where(
+                        templates.c.template_id == template_id, templates.c.version == version
+                    )
+                )
+            if raw is None:
+                return None
+            self._bundles[key] = TemplatePublished.model_validate(json.loads(raw))
+        return self._bundles[key]
+
+    async def entries(self, template_id: str | None = None) -> list[CatalogueEntry]:
+        """Every version held (newest first per template), withdrawn ones marked retired."""
+        await self._tables()
+        w = template_withdrawals
+        q = select(
+            templates.c.template_id,
+            templates.c.version,
+            templates.c.publisher,
+            templates.c.bundle,
+            templates.c.received_at,
+            w.c.withdrawn_at,
+            w.c.reason,
+        ).outerjoin(
+            w, (w.c.template_id == templates.c.template_id) & (w.c.version == templates.c.version)
+        )
+        if template_id is not None:
+            q = q.where(templates.c.template_id == template_id)
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        out = []
+        for r in rows:
+            bundle = json.loads(r.bundle)
+            out.append(
+                CatalogueEntry(
+                    r.template_id,
+                    r.version,
+                    r.publisher,
+                    str(bundle.get("title", "")),
+                    tuple(bundle.get("languages", {})),
+                    float(r.received_at),
+                    None if r.withdrawn_at is None else float(r.withdrawn_at),
+                    r.reason,
+                )
+            )
+        out.sort(key=lambda e: (e.template_id, semver_key(e.version)), reverse=True)
+        out.sort(key=lambda e: e.template_id)
+        return out
+
+    async def bundle(self, template_id: str, version: str | None = None) -> TemplatePublished:
+        """The bundle to render: `version`, or the newest version not withdrawn."""
+        versions = await self.entries(template_id)
+        if version is None:
+            active = [e for e in versions if e.withdrawn_at is None]
+            if not active:
+                held = "every version held was withdrawn" if versions else "none is held"
+                raise TemplateUnavailable(f"no usable version of {template_id}: {held}", field="template")
+            version = active[0].version
+        entry = next((e for e in versions if e.version == version), None)
+        if entry is None:
+            raise TemplateUnavailable(f"{template_id}@{version} is not in the catalogue", field="template")
+        if entry.withdrawn_at is not None:
+            raise TemplateUnavailable(
+                f"{entry.ref} was withdrawn by {entry.publisher} ({entry.withdraw_reason})", field="version"
+            )
+        bundle = await self._stored(template_id, version)
+        assert bundle is not None
+        return bundle
+
+    async def render_letter(
+        self,
+        template_id: str,
+        *,
+        lang: str,
+        values: Mapping[str, Value | None],
+        letterhead: Letterhead,
+        version: str | None = None,
+        fmt: Format = "pdf",
+        bilingual: bool = False,
+        recipient: Sequence[str] = (),
+        letter_date: date | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> RenderedFile:
+        """Render from the catalogue (the newest active version unless `version` is given).
+        Raises `TemplateUnavailable` or a `connectors.letters.LetterError`."""
+        bundle = await self.bundle(template_id, version)
+        letter = compose(bundle, lang, values, bilingual=bilingual, letter_date=letter_date, limits=limits)
+        if fmt == "pdf":
+            content = letter_pdf(letter, letterhead, recipient=recipient, limits=limits)
+        else:
+            content = letter_html(letter, letterhead, recipient=recipient, limits=limits).encode("utf-8")
+        return RenderedFile(letter, fmt, content)
+
+
+# -- command line (`inbeeld-connector templates ...`, `... letter ...`; see connectors.cli) -------
+# Received templates come in through `inbeeld-connector run`.
+
+templates_app = typer.Typer(help="Letter templates: publish, list, withdraw.", no_args_is_help=True)
+letter_app = typer.Typer(help="Render letters from the local template catalogue.", no_args_is_help=True)
+_console = Console()
+_err = Console(stderr=True)
+_ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _load_config(path: Path, *, signing: bool = False) -> Any:
+    from connectors.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(path)
+        token = cfg.hub.resolved_token() if cfg.hub is not None else None
+    except ConfigError as exc:
+        _say(_err, f"config error: {exc.message}")
+        raise typer.Exit(2) from None
+    if signing and (cfg.keystore is None or cfg.hub is None or token is None):
+        _say(_err, "config error: publishing signs: configure [keystore] and [hub] (with a token)")
+        raise typer.Exit(2)
+    return cfg
+
+
+def _run(coro: Any) -> Any:
+    from connectors.client import ConnectorError
+
+    try:
+        return asyncio.run(coro)
+    except (InbeeldError, ConnectorError) as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        _say(_err, f"error{field}: {exc.message}")
+        raise typer.Exit(1) from None
+
+
+async def _with_publisher(cfg: Any, action: Any) -> Any:
+    from connectors.directory import Directory
+    from connectors.runtime import open_keystore
+    from connectors.sealing import Sealer
+
+    keystore = open_keystore(cfg)
+    async with Directory(cfg.hub.url, cfg.hub.resolved_token() or "") as directory:
+        sealer = Sealer(keystore, directory, cfg.tenant)  # type: ignore[arg-type]
+        connector = Connector(
+            cfg.tenant, cfg.broker.amqp_url(), system=cfg.system, oin=cfg.oin, publish_deadline=30
+        )
+        async with connector:
+            return await action(connector, sealer)
+
+
+@templates_app.command("publish")
+def _publish_cmd(
+    bundle_dir: Annotated[Path, typer.Argument(help="a bundle folder: manifest.json + <lang>.md")],
+    config: _ConfigOpt,
+) -> None:
+    """Check a bundle, sign it and send it to your subscribers."""
+    cfg = _load_config(config, signing=True)
+    event: CloudEvent = _run(_with_publisher(cfg, lambda c, s: publish(c, s, bundle_dir)))
+    ref = str(event.subject).replace(":", "@", 1)
+    _say(_console, f"published {ref} to your subscribers (event {event.id})")
+
+
+@templates_app.command("withdraw")
+def _withdraw_cmd(
+    template_id: Annotated[str, typer.Argument(help="the template id, e.g. we-zijn-je-kwijt")],
+    version: Annotated[str, typer.Argument(help="the version to withdraw, e.g. 1.0.0")],
+    config: _ConfigOpt,
+    reason: Annotated[str, typer.Option(help="why, for the subscribers")] = "withdrawn",
+) -> None:
+    """Tell your subscribers to stop using TEMPLATE_ID@VERSION."""
+    cfg = _load_config(config, signing=True)
+    _run(_with_publisher(cfg, lambda c, s: withdraw(c, s, template_id, version, reason)))
+    _say(_console, f"withdrew {template_id}@{version}")
+
+
+async def _catalogue_call(cfg: Any, call: Any) -> Any:
+    store = await LocalStore.open(cfg.store.path)
+    try:
+        return await call(TemplateCatalogue(store))
+    finally:
+        await store.close()
+
+
+@templates_app.command("list")
+def _list_cmd(config: _ConfigOpt) -> None:
+    """The templates this connector holds: every version, withdrawn ones retired."""
+    cfg = _load_config(config)
+    entries: list[CatalogueEntry] = _run(_catalogue_call(cfg, lambda cat: cat.entries()))
+    table = RichTable("template", "version", "publisher", "status", "languages", "title")
+    for e in entries:
+        status = e.status if e.withdraw_reason is None else f"{e.status}: {e.withdraw_reason}"
+        table.add_row(e.template_id, e.version, e.publisher, status, " ".join(e.languages), e.title)
+    _console.print(table)
+
+
+_TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="template id, e.g. we-zijn-je-kwijt")]
+_VersionOpt = Annotated[str | None, typer.Option(help="a version; default the newest not withdrawn")]
+_BilingualOpt = Annotated[bool, typer.Option(help="Dutch first, then the chosen language")]
+_OrgOpt = Annotated[str | None, typer.Option("--org", help="letterhead: your organisation's name")]
+_DeptOpt = Annotated[str | None, typer.Option("--department", help="letterhead: department")]
+_AddrOpt = Annotated[
+    list[str] | None, typer.Option("--address", help="letterhead: a return-address line (repeat)")
+]
+_PhoneOpt = Annotated[str | None, typer.Option("--phone", help="letterhead: phone")]
+_EmailOpt = Annotated[str | None, typer.Option("--email", help="letterhead: e-mail")]
+_WebOpt = Annotated[str | None, typer.Option("--website", help="letterhead: website")]
+
+
+def _letterhead(
+    cfg: Any,
+    org: str | None,
+    department: str | None,
+    address: list[str] | None,
+    phone: str | None,
+    email: str | None,
+    website: str | None,
+) -> Letterhead:
+    configured = getattr(cfg, "letterhead", None)  # a [letterhead] section, if the config has one
+    if configured is not None and org is None:
+        return Letterhead(
+            name=configured.name,
+            return_address=tuple(getattr(configured, "return_address", ()) or ()),
+            department=getattr(configured, "department", None),
+            phone=getattr(configured, "phone", None),
+            email=getattr(configured, "email", None),
+            website=getattr(configured, "website", None),
+        )
+    return Letterhead(
+        name=org or cfg.tenant,
+        return_address=tuple(address or ()),
+        department=department,
+        phone=phone,
+        email=email,
+        website=website,
+    )
+
+
+def _format_of(path: Path, given: str | None) -> Format:
+    fmt = given or ("html" if path.suffix.lower() in (".html", ".htm") else "pdf")
+    if fmt not in ("pdf", "html"):
+        _say(_err, "--format is pdf or html")
+        raise typer.Exit(2)
+    return fmt  # type: ignore[return-value]
+
+
+@letter_app.command("render")
+def _render_cmd(
+    config: _ConfigOpt,
+    template: _TemplateOpt,
+    lang: Annotated[str, typer.Option(help="nl, en, pl, tr, ar or bg")],
+    data: Annotated[Path, typer.Option(help="a JSON object: placeholder name -> value")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="letter.pdf or letter.html")],
+    version: _VersionOpt = None,
+    bilingual: _BilingualOpt = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="pdf or html (default: from -o)")] = None,
+    org: _OrgOpt = None,
+    department: _DeptOpt = None,
+    address: _AddrOpt = None,
+    phone: _PhoneOpt = None,
+    email: _EmailOpt = None,
+    website: _WebOpt = None,
+) -> None:
+    """Render one letter from the local catalogue."""
+    cfg = _load_config(config)
+    try:
+        values = json.loads(data.read_text("utf-8"))
+    except (OSError, ValueError):
+        _say(_err, f"{data} is not a readable JSON file")
+        raise typer.Exit(1) from None
+    if not isinstance(values, dict):
+        _say(_err, f"{data} must hold a JSON object of placeholder values")
+        raise typer.Exit(1)
+    head = _letterhead(cfg, org, department, address, phone, email, website)
+    kind = _format_of(output, fmt)
+
+    async def call(cat: TemplateCatalogue) -> RenderedFile:
+        return await cat.render_letter(
+            template, version=version, lang=lang, values=values, letterhead=head, fmt=kind,
+            bilingual=bilingual,
+        )
+
+    rendered: RenderedFile = _run(_catalogue_call(cfg, call))
+    output.write_bytes(rendered.content)
+    _say(_console, f"wrote {output} ({rendered.ref}, {'+'.join(rendered.letter.languages)})")
+
+
+_RESERVED = ("lang", "file")
+
+
+@letter_app.command("batch")
+def _batch_cmd(
+    config: _ConfigOpt,
+    template: _TemplateOpt,
+    csv_path: Annotated[Path, typer.Option("--csv", help="a header row of placeholder names (+ lang, file)")],
+    out: Annotated[Path, typer.Option("--out", help="the folder to write the letters to")],
+    lang: Annotated[str, typer.Option(help="the language where a row has no `lang` column")] = "nl",
+    version: _VersionOpt = None,
+    bilingual: _BilingualOpt = False,
+    fmt: Annotated[str, typer.Option("--format", help="pdf or html")] = "pdf",
+    org: _OrgOpt = None,
+    department: _DeptOpt = None,
+    address: _AddrOpt = None,
+    phone: _PhoneOpt = None,
+    email: _EmailOpt = None,
+    website: _WebOpt = None,
+) -> None:
+    """Render one letter per CSV row. A row's `lang` column picks its language, its `file`
+    column its file name (default: the row number); blank cells are values not given."""
+    cfg = _load_config(config)
+    head = _letterhead(cfg, org, department, address, phone, email, website)
+    kind = _format_of(Path(f"x.{fmt}"), fmt)
+    try:
+        with csv_path.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        _say(_err, f"{csv_path} is not a readable UTF-8 CSV file")
+        raise typer.Exit(1) from None
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[tuple[int, str, str]] = []
+
+    async def main(cat: TemplateCatalogue) -> int:
+        written = 0
+        with Progress(
+            TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console
+        ) as progress:
+            task = progress.add_task("letters", total=len(rows))
+            for n, row in enumerate(rows, 1):
+                row_lang = (row.get("lang") or lang).strip()
+                name = Path((row.get("file") or "").strip() or f"{n:05d}-{row_lang}").name
+                values = {k: (v if v and v.strip() else None) for k, v in row.items()
+                          if k is not None and k not in _RESERVED}
+                try:
+                    rendered = await cat.render_letter(
+                        template, version=version, lang=row_lang, values=values, letterhead=head,
+                        fmt=kind, bilingual=bilingual,
+                    )
+                except InbeeldError as exc:
+                    failures.append((n, exc.field or "", exc.message))
+                else:
+                    (out / f"{name}.{kind}").write_bytes(rendered.content)
+                    written += 1
+                progress.advance(task)
+        return written
+
+    written = _run(_catalogue_call(cfg, main))
+    _say(_console, f"wrote {written} letters to {out}; {len(failures)} rows failed")
+    if failures:
+        table = RichTable("row", "field", "why", title="rows not rendered")
+        for n, field, why in failures:
+            table.add_row(str(n), field, why)
+        _console.print(table)
+        raise typer.Exit(1)

@@ -1,0 +1,69 @@
+"""RabbitMQ itself as a fault: restart the app (`rabbitmqctl stop_app` / `start_app`) and
+wait until it answers again; read queue figures from the management API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+
+import aio_pika
+
+from hub.config import Settings
+from hub.services import management
+
+
+async def queue_info(settings: Settings, name: str) -> dict[str, object]:
+    async with management(settings) as mgmt:
+        return await mgmt.queue(settings.vhost, name) or {}
+
+
+async def consumers(settings: Settings, name: str) -> int:
+    return int((await queue_info(settings, name)).get("consumers", 0) or 0)  # type: ignore[call-overload]
+
+
+def rabbitmqctl() -> str | None:
+    return shutil.which("rabbitmqctl") or next(
+        (p for p in ("/usr/sbin/rabbitmqctl", "/usr/lib/rabbitmq/bin/rabbitmqctl") if shutil.which(p)), None
+    )
+
+
+async def _ctl(*args: str, timeout: float = 120.0) -> None:
+    ctl = rabbitmqctl()
+    assert ctl is not None
+    proc = await asyncio.create_subprocess_exec(
+        ctl, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed ({proc.returncode}): {out.decode()[-500:]}")
+
+
+async def wait_answering(settings: Settings, timeout: float = 120.0) -> None:
+    """Until an AMQP connection to our vhost opens again."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            conn = await aio_pika.connect(settings.amqp_url_for(), timeout=5)
+            await conn.close()
+            return
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def restart_app(settings: Settings, down_for: float = 3.0) -> float:
+    """Stop the RabbitMQ application, keep it down `down_for` seconds, start it again and
+    wait until it answers. Always tries to start it again. Returns seconds it was away."""
+    started = time.monotonic()
+    try:
+        await _ctl("stop_app")
+        await asyncio.sleep(down_for)
+    finally:
+        with contextlib.suppress(Exception):
+            await _ctl("start_app")
+        await _ctl("await_startup")
+        await wait_answering(settings)
+    return time.monotonic() - started
