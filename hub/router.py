@@ -29,6 +29,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import DeliveryError, PublishError
+from aiormq.abc import FieldValue
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -298,10 +299,10 @@ class Router:
                 await audit.append_many(s, [self._audit_entry(d) for d in routed])
         for d in routed:
             if d.busy:
-                exc = RecipientBusy(
+                busy = RecipientBusy(
                     f"the inbox of {', '.join(d.busy)} is full; send again later", field="recipients"
                 )
-                await self._send_rejection(d.sender, d.original.id, exc)
+                await self._send_rejection(d.sender, d.original.id, busy)
             log.info(
                 "router.routed",
                 event_id=d.original.id,
@@ -511,7 +512,11 @@ class Router:
         self, message: AbstractIncomingMessage, reason: str, detail: str, sender: str | None
     ) -> None:
         assert self._dlx is not None
-        headers = {HEADER_REASON: reason, HEADER_DETAIL: detail[:500], HEADER_SENDER: sender or ""}
+        headers: dict[str, FieldValue] = {
+            HEADER_REASON: reason,
+            HEADER_DETAIL: detail[:500],
+            HEADER_SENDER: sender or "",
+        }
         await self._dlx.publish(
             aio_pika.Message(
                 message.body,

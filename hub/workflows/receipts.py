@@ -19,7 +19,7 @@ from schemas.events import Receipt
 
 
 class Receipts:
-    prefixes = ("receipt",)
+    prefixes: tuple[str, ...] = ("receipt",)
 
     async def _delivery(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent
                         ) -> tuple[str, Delivery]:
