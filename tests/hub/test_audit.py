@@ -13,14 +13,6 @@ from tests.utils.hubs import RunningHub
 pytestmark = pytest.mark.broker
 
 
-@pytest.fixture
-async def db(database_url: str):
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.close()
-
-
 async def test_chain_detects_an_edited_record(db: Database) -> None:
     async with db.session() as s, s.begin():
         for i in range(5):

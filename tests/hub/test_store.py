@@ -12,14 +12,6 @@ from schemas.errors import NotFound
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def db(database_url: str):
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.close()
-
-
 async def test_migrations_reach_every_head_and_are_idempotent(db: Database) -> None:
     assert await db.current_revision() == head_revisions()
     await db.migrate()
