@@ -242,6 +242,12 @@ def register_shred(
     console.print(f"shredded {asyncio.run(main())} pupil records")
 
 
+# The retention command of the design: destroy the at-rest key; what it protected is gone.
+app.command("shred", help="Crypto-shred the stored personal data (the register): destroy its key.")(
+    register_shred
+)
+
+
 def main() -> None:
     app()
 
