@@ -135,15 +135,34 @@ class ImportReport:
         return not self.errors
 
 
+class _BrokenCsv(Exception):
+    def __init__(self, line: int, why: str) -> None:
+        self.line, self.why = line, why
+
+
+def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+    if not text.strip():
+        return csv.excel
+    try:
+        return csv.Sniffer().sniff(text[:4096], delimiters=",;")
+    except csv.Error:  # e.g. a first line longer than the sample: assume `,`
+        return csv.excel
+
+
 def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;") if text.strip() else csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader = csv.DictReader(io.StringIO(text), dialect=_dialect(text))
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise _BrokenCsv(reader.line_num + 1, str(exc)) from None
     reader.fieldnames = header
 
     def it() -> Iterator[tuple[int, dict[str, str]]]:
-        for record in reader:
-            yield reader.line_num, record
+        try:
+            for record in reader:
+                yield reader.line_num, record
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
+            raise _BrokenCsv(reader.line_num + 1, str(exc)) from None
 
     return header, it()
 
@@ -175,10 +194,21 @@ def parse_row(line: int, record: dict[str, Any]) -> RegisterRow | RowError:
 async def import_csv(
     store: LocalStore, path: Path, *, progress: Callable[[int, int], None] | None = None, batch: int = 500
 ) -> ImportReport:
-    """Validate and import every good row of `path`; report the bad ones."""
-    text = path.read_text(encoding="utf-8-sig")
-    header, rows = _rows(text)
+    """Validate and import every good row of `path`; report the bad ones. A file that is not
+    UTF-8 imports nothing; one that stops being CSV part-way keeps the rows before that line."""
     report = ImportReport()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        report.errors.append(RowError(line, "(file)", "not UTF-8 text; save the file as CSV UTF-8"))
+        return report
+    try:
+        header, rows = _rows(text)
+    except _BrokenCsv as exc:
+        report.errors.append(RowError(exc.line, "(file)", f"not valid CSV ({exc.why})"))
+        return report
     report.errors = check_header(header)
     if any(e.why == "required column is missing" for e in report.errors):
         return report
@@ -186,25 +216,30 @@ async def import_csv(
     pending: dict[str, dict[str, Any]] = {}
     first_seen: dict[str, int] = {}
     done = 0
-    for line, record in rows:
-        parsed = parse_row(line, record)
-        done += 1
-        if isinstance(parsed, RowError):
-            report.errors.append(parsed)
-        else:
-            index = store.bsn_index(parsed.bsn)
-            if index in first_seen:
-                report.errors.append(RowError(line, "bsn", f"the same BSN as row {first_seen[index]}"))
+    try:
+        for line, record in rows:
+            parsed = parse_row(line, record)
+            done += 1
+            if isinstance(parsed, RowError):
+                report.errors.append(parsed)
             else:
-                first_seen[index] = line
-                pending[index] = parsed.fields()
-        if len(pending) >= batch:
-            await _write(store, pending, report)
-        if progress is not None:
-            progress(done, total)
-        if done >= MAX_ROWS:
-            report.errors.append(RowError(line, "(file)", f"more than {MAX_ROWS} rows; the rest is ignored"))
-            break
+                index = store.bsn_index(parsed.bsn)
+                if index in first_seen:
+                    report.errors.append(RowError(line, "bsn", f"the same BSN as row {first_seen[index]}"))
+                else:
+                    first_seen[index] = line
+                    pending[index] = parsed.fields()
+            if len(pending) >= batch:
+                await _write(store, pending, report)
+            if progress is not None:
+                progress(done, total)
+            if done >= MAX_ROWS:
+                why = f"more than {MAX_ROWS} rows; the rest is ignored"
+                report.errors.append(RowError(line, "(file)", why))
+                break
+    except _BrokenCsv as exc:
+        why = f"not valid CSV ({exc.why}); the rows before it were read, the rest is ignored"
+        report.errors.append(RowError(exc.line, "(file)", why))
     await _write(store, pending, report)
     return report
 

@@ -128,9 +128,9 @@ class FolderSource:
         files = [
             p
             for p in self.path.iterdir()
-            if p.is_file() and p.suffix == ".json" and not p.name.startswith(".")
+            if (p.is_file() or p.is_symlink()) and p.suffix == ".json" and not p.name.startswith(".")
         ]
-        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return sorted(files, key=lambda p: (p.lstat().st_mtime_ns, p.name))
 
     async def scan(self) -> int:
         """Send every file now in the folder. Returns how many were sent."""
@@ -145,21 +145,27 @@ class FolderSource:
         return sent
 
     async def process(self, path: Path) -> bool:
+        if path.is_symlink():  # never follow one out of the folder (or to nothing)
+            self._fail(path, SchemaInvalid("(file): a symbolic link; put the file here", field="(file)"))
+            return False
         try:
             raw = path.read_bytes()
             stat = path.stat()
         except FileNotFoundError:
+            return False
+        except OSError as exc:  # unreadable: say so instead of failing every scan
+            self._fail(path, SchemaInvalid(f"(file): cannot be read ({exc.strerror})", field="(file)"))
             return False
         try:
             if len(raw) > MAX_FILE_BYTES:
                 raise TooLarge("the file exceeds 1 MiB", field="(file)")
             try:
                 doc = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 where = (
                     f" at line {exc.lineno} column {exc.colno}"
                     if isinstance(exc, json.JSONDecodeError)
-                    else ""
+                    else " (nested too deeply)" if isinstance(exc, RecursionError) else ""
                 )
                 raise SchemaInvalid(f"(file): not valid JSON{where}", field="(file)") from None
             digest = hashlib.sha256(raw).hexdigest()
@@ -240,7 +246,7 @@ class HttpSource:
                     raise TooLarge("the body exceeds 1 MiB", field="(body)")
                 try:
                     doc = json.loads(body)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     raise SchemaInvalid("(body): not valid JSON", field="(body)") from None
                 event = prepare(self.connector, doc)
             except ContractError as exc:

@@ -30,6 +30,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import DeliveryError, PublishError
 from aiormq.abc import FieldValue
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,6 +106,29 @@ class _CachedDirectory:
 
     async def groups_of(self, code: str) -> list[str]:
         return [name for name, members in self._groups.items() if code in members]
+
+
+BROKER_AWAY = (AMQPError, ChannelInvalidStateError, ConnectionError)
+RETRYABLE = (OperationalError, DBAPIError, OSError, TimeoutError, *BROKER_AWAY)
+SETTLE_FAILURES = (*BROKER_AWAY, RuntimeError)
+
+
+def _channel_gone(message: AbstractIncomingMessage) -> bool:
+    try:
+        return bool(message.channel.is_closed)
+    except Exception:  # a channel object in an odd state is as good as gone
+        return True
+
+
+async def _settle(message: AbstractIncomingMessage, *, ack: bool) -> None:
+    """Ack (or nack for redelivery); on a channel the broker closed, there is nothing to do."""
+    try:
+        if ack:
+            await message.ack()
+        else:
+            await message.nack(requeue=True)
+    except SETTLE_FAILURES:
+        log.info("router.settle_skipped", message_id=message.message_id)
 
 
 def _id_guess(body: bytes) -> str:
@@ -194,21 +218,32 @@ class Router:
             batch = [await self._incoming.get()]
             while len(batch) < self.batch_max and not self._incoming.empty():
                 batch.append(self._incoming.get_nowait())
-            async with self._serial:
-                await self._process(batch)
+            try:
+                async with self._serial:
+                    await self._process(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the worker must outlive anything one batch does
+                log.exception("router.batch_failed", size=len(batch))
 
     async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
         delay = 0.5
         while True:
             try:
                 await self.handle(batch)
-            except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
-                # The store or the broker is briefly away: keep the messages, try again.
+            except RETRYABLE as exc:
+                # The store or the broker is briefly away: keep the messages, try again. Those
+                # that came on a channel the broker has closed meanwhile are not ours any more:
+                # the broker redelivers them on the restored channel (the ledger makes the
+                # second routing a no-op or a faithful repeat).
                 if self._stopped.is_set():
                     return
                 log.warning("router.retry", error=type(exc).__name__, delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+                batch = [m for m in batch if not _channel_gone(m)]
+                if not batch:
+                    return
                 continue
             except Exception:
                 if len(batch) > 1:  # find the culprit alone; the others must not pay for it
@@ -216,10 +251,10 @@ class Router:
                         await self._process([message])
                     return
                 log.exception("router.bug", message_id=batch[0].message_id)
-                await batch[0].nack(requeue=True)
+                await _settle(batch[0], ack=False)
                 return
             for message in batch:
-                await message.ack()
+                await _settle(message, ack=True)
             self.handled += len(batch)
             return
 

@@ -15,6 +15,8 @@ from hub.config import Settings
 from hub.store.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An operator or tenant token (inb_...).")
+# The largest row id or offset the store's INTEGER columns hold: beyond it a 422, not a 500.
+MAX_ID = 2**31 - 1
 
 
 def get_db(request: Request) -> Database:

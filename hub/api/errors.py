@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from hub.errors import ServiceUnavailable
 from hub.registry import RegistryError
@@ -31,3 +33,23 @@ def install(app: FastAPI) -> None:
         if exc.field:
             body["field"] = exc.field
         return JSONResponse(body, status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the input, which may hold personal data and may not even
+        # be JSON (a body with -Infinity made it fail with a 500): name the place, not the value.
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(DBAPIError)
+    async def _store_refused_value(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 (data exception): a value from the request the store cannot hold,
+        # e.g. a NUL character in a path segment (PostgreSQL 22021). The caller's fault: 422.
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+        if not sqlstate.startswith("22"):
+            raise exc
+        body = {"reason": "invalid_value", "detail": "a value in the request cannot be stored (e.g. a NUL)"}
+        return JSONResponse(body, status_code=422)

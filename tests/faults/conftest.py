@@ -11,8 +11,9 @@ import pytest
 
 from tests.conftest import RUN_ID, base_settings, drop_database, make_database_url
 from tests.faults.harness import FaultDeployment, Outcome
-from tests.utils.hubs import remove_deployment, start_hub
+from tests.utils.hubs import start_hub
 from tests.utils.proxy import TcpProxy
+from tests.utils.rabbit import remove_slowly
 from tests.utils.webhook import Webhook
 
 OUTCOMES: list[Outcome] = []
@@ -35,21 +36,24 @@ async def fault_deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
     label = "faults"
     url = await make_database_url("postgres", label, tmp)
     settings = base_settings(vhost=f"inbeeld-faults-{RUN_ID}", database_url=url, delivery_limit=5)
-    hub = await start_hub(settings)
-    # The router of this deployment is an OS process (started per scenario), not in-process.
-    await hub.router.stop()
+    hub = dep = None
     pg_proxy = TcpProxy("127.0.0.1", 5432)
-    await pg_proxy.start()
-    dep = FaultDeployment(hub, url.rsplit("/", 1)[1], pg_proxy, tmp)
-    dep.router.start()
     try:
+        hub = await start_hub(settings)
+        # The router of this deployment is an OS process, not in-process.
+        await hub.router.stop()
+        await pg_proxy.start()
+        dep = FaultDeployment(hub, url.rsplit("/", 1)[1], pg_proxy, tmp)
+        dep.router.start()
         await dep.router_ready()
         yield dep
     finally:
-        dep.router.stop()
-        await hub.db.close()
+        if dep is not None:
+            dep.router.stop()
+        if hub is not None:
+            await hub.db.close()
         await pg_proxy.close()
-        await remove_deployment(settings)
+        await remove_slowly(settings)
         await drop_database("postgres", label)
 
 

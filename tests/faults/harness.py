@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -68,7 +68,7 @@ class Proc:
         out = self.log.open("ab")
         out.write(f"\n--- start {self.starts + 1} ---\n".encode())
         out.flush()
-        self.popen = subprocess.Popen(  # noqa: S603 - our own scripts
+        self.popen = subprocess.Popen(
             self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         out.close()

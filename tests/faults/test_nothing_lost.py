@@ -60,8 +60,9 @@ async def run_scenario(dep: FaultDeployment, tmp: Path, hook: Webhook, name: str
     procs = [sender.proc, receiver.proc]
     started = time.monotonic()
     try:
-        if not dep.router.alive:
-            dep.router.start()
+        # A fresh router process per scenario: one scenario's damage never spills into the next.
+        dep.router.stop()
+        dep.router.start()
         await dep.router_ready()
         receiver.proc.start()
         sender.proc.start()
@@ -85,7 +86,8 @@ async def run_scenario(dep: FaultDeployment, tmp: Path, hook: Webhook, name: str
         counts = count(hook, marker)
         delivered = set(counts)
         repeated = [i for i, c in counts.items() if c > 1]
-        bodies = {i: {repr(sorted(d.body.items())) for d in hook.accepted() if d.event_id == i} for i in repeated}
+        accepted = hook.accepted()
+        bodies = {i: {repr(sorted(d.body.items())) for d in accepted if d.event_id == i} for i in repeated}
         allowed = REPEATS_ALLOWED.get(name, 0)
         outcome = Outcome(
             name,
@@ -103,7 +105,8 @@ async def run_scenario(dep: FaultDeployment, tmp: Path, hook: Webhook, name: str
         OUTCOMES.append(outcome)
         print(outcome.line(), outcome.extra)
         detail = "\n".join(f"--- {p.name}\n{p.tail(15)}" for p in [dep.router, *procs])
-        assert outcome.lost == 0, f"{outcome.line()}; e.g. {sorted(stream.accepted - delivered)[:5]}\n{detail}"
+        missing = sorted(stream.accepted - delivered)[:5]
+        assert outcome.lost == 0, f"{outcome.line()}; e.g. {missing}\n{detail}"
         assert outcome.duplicated <= allowed, f"{outcome.line()}; {counts.most_common(3)}\n{detail}"
         assert all(c <= 2 for c in counts.values()), counts.most_common(3)
         assert all(len(b) == 1 for b in bodies.values()), "a repeated POST differs from the first"
@@ -197,8 +200,13 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_nothing_lost_nothing_doubled(
-    name: str, fault_deployment: FaultDeployment, tmp_path: Path, webhook: Webhook
+    name: str, fault_deployment: FaultDeployment, tmp_path: Path, webhook: Webhook,
+    request: pytest.FixtureRequest,
 ) -> None:
-    if name == "rabbitmq-restarted" and rabbitmqctl() is None:
-        pytest.skip("rabbitmqctl is not available here: cannot restart RabbitMQ")
+    if name == "rabbitmq-restarted":
+        if rabbitmqctl() is None:
+            pytest.skip("rabbitmqctl is not available here: cannot restart RabbitMQ")
+        # Found by this test: the router's worker used to die on the closed channel after
+        # `stop_app`/`start_app` (181 of 2,000 events stuck); it now drops the messages of
+        # the closed channel (the broker redelivers them) and carries on.
     await run_scenario(fault_deployment, tmp_path, webhook, name, SCENARIOS[name])

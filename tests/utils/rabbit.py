@@ -11,7 +11,9 @@ import time
 import aio_pika
 
 from hub.config import Settings
+from hub.errors import ManagementUnavailable
 from hub.services import management
+from tests.utils.hubs import remove_deployment
 
 
 async def queue_info(settings: Settings, name: str) -> dict[str, object]:
@@ -67,3 +69,17 @@ async def restart_app(settings: Settings, down_for: float = 3.0) -> float:
         await _ctl("await_startup")
         await wait_answering(settings)
     return time.monotonic() - started
+
+
+async def remove_slowly(settings: Settings) -> None:
+    """`remove_deployment`, patient: deleting a vhost whose quorum queues moved thousands of
+    messages can outlast one management API call on a busy broker (it goes on server-side),
+    and the broker may be restarting (tests/faults)."""
+    for attempt in range(12):
+        try:
+            await remove_deployment(settings)
+            return
+        except ManagementUnavailable:
+            if attempt == 11:
+                raise
+            await asyncio.sleep(5)

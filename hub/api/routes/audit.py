@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from hub import audit
-from hub.api.deps import CurrentPrincipal, DbDep, Operator, SessionDep, SettingsDep
+from hub.api.deps import MAX_ID, CurrentPrincipal, DbDep, Operator, SessionDep, SettingsDep
 from hub.replay import replay_dead_letter
 
 router = APIRouter(tags=["audit"])
@@ -51,6 +52,8 @@ async def verify_audit(s: SessionDep, _op: Operator) -> ChainOut:
     status_code=202,
     summary="Send a dead letter to the router again (operator)",
 )
-async def replay(dl_id: int, db: DbDep, settings: SettingsDep, _op: Operator) -> dict[str, str]:
+async def replay(
+    dl_id: Annotated[int, Path(ge=0, le=MAX_ID)], db: DbDep, settings: SettingsDep, _op: Operator
+) -> dict[str, str]:
     await replay_dead_letter(settings, db, dl_id)
     return {"status": "replayed"}

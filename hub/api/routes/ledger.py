@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from hub import ledger
-from hub.api.deps import CurrentPrincipal, Operator, SessionDep
+from hub.api.deps import MAX_ID, CurrentPrincipal, Operator, SessionDep
 from hub.store.models import DeadLetter
 from schemas.errors import NotFound
 
@@ -45,7 +45,7 @@ async def list_ledger(
     who: CurrentPrincipal,
     direction: Literal["all", "sent", "received"] = "all",
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> list[LedgerItem]:
     views = await ledger.list_for(s, who.tenant, limit=limit, offset=offset, direction=direction)
     return [LedgerItem(**v.__dict__) for v in views]
@@ -87,7 +87,9 @@ async def list_dead_letters(
 
 
 @router.get("/dead-letters/{dl_id}/body", summary="The raw body, base64 (operator)")
-async def dead_letter_body(dl_id: int, s: SessionDep, _op: Operator) -> dict[str, str]:
+async def dead_letter_body(
+    dl_id: Annotated[int, Path(ge=0, le=MAX_ID)], s: SessionDep, _op: Operator
+) -> dict[str, str]:
     row = await s.get(DeadLetter, dl_id)
     if row is None:
         raise NotFound(f"no dead letter {dl_id}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field, model_validator
 
 from hub import auth, provisioning
-from hub.api.deps import Operator, SessionDep, SettingsDep
+from hub.api.deps import MAX_ID, Operator, SessionDep, SettingsDep
 from hub.services import management
 
 router = APIRouter(tags=["operator"])
@@ -61,6 +61,8 @@ async def create_token(body: TokenIn, s: SessionDep, _op: Operator) -> TokenOut:
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API token")
-async def revoke_token(token_id: int, s: SessionDep, _op: Operator) -> Response:
+async def revoke_token(
+    token_id: Annotated[int, Path(ge=0, le=MAX_ID)], s: SessionDep, _op: Operator
+) -> Response:
     await auth.revoke(s, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -47,7 +47,7 @@ def _me(who: CurrentPrincipal, tenant: str | None) -> str:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such subscriptions")
         return who.tenant
     if tenant is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "the operator names a tenant: ?tenant=")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the operator names a tenant: ?tenant=")
     return tenant
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from hub.api.deps import CurrentTenant, Operator, SessionDep
+from hub.api.deps import MAX_ID, CurrentTenant, Operator, SessionDep
 from hub.workflows import transfers
 from schemas.transfers import State
 
@@ -56,7 +56,7 @@ async def list_transfers(
     role: Literal["all", "offerer", "receiver"] = "all",
     state: State | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> list[TransferItem]:
     assert who.tenant is not None
     views = await transfers.list_for(s, who.tenant, role=role, state=state, limit=limit, offset=offset)
