@@ -178,14 +178,6 @@ async def assign_sequences(
     return allocation.seqs
 
 
-async def mark_published(s: AsyncSession, row: LedgerEvent, recipient: str) -> None:
-    await s.execute(
-        update(Delivery)
-        .where(Delivery.ledger_id == row.id, Delivery.recipient == recipient)
-        .values(published_at=utcnow())
-    )
-
-
 @dataclass(frozen=True)
 class LedgerView:
     event_id: str

@@ -518,13 +518,6 @@ class Router:
             )
         await self._send_rejection(sender, event_id, exc)
 
-    async def publish_hub_event(self, event: CloudEvent) -> None:
-        """Record and deliver a hub-originated event (hub.*, key.rotated, transfer.expired)."""
-        async with self.db.session() as s, s.begin():
-            seqs = await publisher.record(s, event)
-        for code, seq in seqs.items():
-            await self._publish(event.with_sequence(seq), code)
-
     # -- transport --------------------------------------------------------------------------
 
     async def _publish(self, event: CloudEvent, recipient: str) -> None:
