@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from bench import fanout, latency, memory, national_day, relay, report, throughput
-from bench.deployment import Deployment, machine
+from bench.deployment import BrokerTooSmall, Deployment, machine
 from bench.profile import Profiler
 
 SECTIONS = ("relay", "throughput", "latency", "fanout", "national_day", "memory")
@@ -174,7 +174,11 @@ def main() -> None:
         raise KeyboardInterrupt  # so the vhost, users and database are still removed
 
     signal.signal(signal.SIGTERM, interrupted)
-    _, ok = asyncio.run(run(args, console))
+    try:
+        _, ok = asyncio.run(run(args, console))
+    except BrokerTooSmall as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(2)
     sys.exit(0 if ok else 1)
 
 

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from connectors.keystore import Keystore
 from hub import keys, provisioning, registry
+from hub.broker import capacity
 from hub.broker.management import Management
 from hub.broker.topology import ROUTER_QUEUE, declare_inbox
 from hub.config import Settings
@@ -36,6 +37,10 @@ from hub.store.db import Database
 
 ADMIN_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class BrokerTooSmall(RuntimeError):
+    """The broker's file-descriptor limit cannot hold the run's inboxes."""
 
 
 @dataclass
@@ -132,6 +137,14 @@ class Deployment:
 
     async def provision(self, specs: Sequence[tuple[str, str]], *, with_keys: bool = True) -> None:
         """Register and provision tenants (code, kind) with a progress bar; keystores too."""
+        async with self.mgmt() as mgmt:
+            for node, room in await capacity.broker_room(mgmt):
+                if not room.fits(len(specs)):
+                    raise BrokerTooSmall(
+                        f"RabbitMQ node {node} cannot hold {len(specs)} more inboxes ({room.describe()}); "
+                        "it would stop accepting connections. Raise its open-file limit (deploy/README.md, "
+                        "'File descriptors') or run a smaller size (--tiny)."
+                    )
         kek = os.urandom(32)
         async with self.db.session() as s, s.begin():
             for code, kind in specs:

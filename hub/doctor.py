@@ -21,6 +21,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub import provisioning, registry
+from hub.broker import capacity
 from hub.broker.management import Management
 from hub.broker.topology import DEAD, DELIVERY, DLX, INGRESS, ROUTER_QUEUE, declare_inbox, inbox_name
 from hub.config import Settings
@@ -59,6 +60,7 @@ async def run_checks(settings: Settings, *, probe: bool = True) -> list[Check]:
         if vhost_ok:
             checks.append(Check("vhost", "pass", settings.vhost))
             checks.extend(await _topology(mgmt, settings))
+            checks.extend(await _guarded("broker file descriptors", _capacity(mgmt)))
         else:
             checks.append(Check("vhost", "fail", f"{settings.vhost} does not exist"))
         db = await open_database(settings, migrate=False)
@@ -125,6 +127,20 @@ async def _topology(mgmt: Management, settings: Settings) -> list[Check]:
             problems.append(f"not bound to {source} with {key!r}")
         detail = "; ".join(problems) or f"{q['type']}, bound to {source}"
         checks.append(Check(f"queue {name}", "fail" if problems else "pass", detail))
+    return checks
+
+
+async def _capacity(mgmt: Management) -> list[Check]:
+    """Every inbox holds file descriptors; when they run out the broker accepts no connection."""
+    checks = []
+    for node, room in await capacity.broker_room(mgmt):
+        if room.exhausted:
+            status: Status = "fail"
+        elif room.more_queues < max(100, room.queues):
+            status = "warn"  # not room for as many tenants again: raise the limit before growing
+        else:
+            status = "pass"
+        checks.append(Check(f"file descriptors {node}", status, room.describe()))
     return checks
 
 

@@ -57,6 +57,11 @@ class Management:
         result: dict[str, Any] = await self._call("GET", "/overview")
         return result
 
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's nodes with their resource figures (fd_total, fd_used, mem_used, …)."""
+        result: list[dict[str, Any]] = await self._call("GET", "/nodes") or []
+        return result
+
     async def create_vhost(self, vhost: str) -> None:
         await self._call("PUT", f"/vhosts/{_q(vhost)}", {"description": "inbeeld"})
 

@@ -54,6 +54,11 @@ async def test_doctor_passes_on_the_live_deployment(hub: RunningHub) -> None:
         tenants = await registry.list_tenants(s)
     assert f"{len(tenants)} tenants" in by_name["tenant broker permissions"].detail
     assert by_name["audit chain"].status in ("pass", "skip")
+    fds = [c for c in checks if c.name.startswith("file descriptors ")]
+    async with management(hub.settings) as mgmt:
+        nodes = await mgmt.nodes()
+    assert [c.name for c in fds] == [f"file descriptors {n['name']}" for n in nodes]
+    assert all(f"of {n['fd_total']} file descriptors" in c.detail for c, n in zip(fds, nodes, strict=True))
     assert await leftovers(hub) == []
 
 
