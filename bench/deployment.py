@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -278,6 +279,38 @@ class Deployment:
                 await q.purge()
         finally:
             await channel.close()
+
+
+def broker_pid() -> int | None:
+    """The local RabbitMQ node's process (beam.smp), to see what the broker costs."""
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "beam.smp":
+            return int(proc.pid)
+    return None
+
+
+class CpuMeter:
+    """CPU time of named processes from now: `cores()` is each one's busy cores since then."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.start = time.perf_counter()
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items() if pid is not None}
+        self.before = {name: self._cpu(p) for name, p in self.procs.items()}
+
+    @staticmethod
+    def _cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    def cores(self) -> dict[str, float]:
+        span = time.perf_counter() - self.start
+        out = {}
+        for name, p in self.procs.items():
+            try:
+                out[name] = round((self._cpu(p) - self.before[name]) / span, 2)
+            except psutil.Error:  # it has exited meanwhile
+                continue
+        return out
 
 
 def _die_with_parent() -> None:

@@ -9,11 +9,12 @@ like, and neither the routers' start-up nor the senders' speed is in the figure.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench.deployment import Deployment
+from bench.deployment import CpuMeter, Deployment, broker_pid
 from bench.payloads import PING, PING_TEXT_MAX, LocalDirectory, dossier, event, new_id, sealer_for
 from bench.profile import Profiler
 from bench.traffic import Arrivals, ConnectorReceivers, close_connectors, open_connectors, publish_all
@@ -64,9 +65,12 @@ async def measure(
         publish_s = await publish_all(send, events)
         readers.start()
         started = await dep.start_routers(routers)
+        cpu = CpuMeter({"broker": broker_pid(), "bench (senders, receivers)": os.getpid(),
+                        **{f"router {i}": r.pid for i, r in enumerate(started)}})
         if profiler is not None:
             profiler.attach(started[0].pid)
         complete = await arrivals.wait_quiet(timeout=120 + n / 20, quiet=15)
+        cores = cpu.cores()
         if profiler is not None:
             profiler.detach()
     finally:
@@ -88,4 +92,5 @@ async def measure(
         "prefill_events_per_s": round(n / publish_s, 1),
         "seal_per_s": round(seal_rate, 1) if seal_rate else None,
         "msgs_per_s": round(arrivals.rate(), 1),
+        "cpu_cores": cores,  # cores each process kept busy while the routers drained the queue
     }

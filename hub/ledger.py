@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -66,11 +66,12 @@ async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> 
 
 
 async def record_many(s: AsyncSession, items: list[tuple[CloudEvent, str, int]]) -> list[Recorded]:
-    """`record` for a batch: one multi-row INSERT ... ON CONFLICT DO NOTHING, then a lookup
-    of the (rare) ones that were there already. Results in the order of `items`."""
+    """`record` for a batch: INSERT ... ON CONFLICT DO NOTHING RETURNING as one executemany
+    (SQLAlchemy sends it as multi-row statements; the compiled form is cached whatever the
+    batch size), then a lookup of the (rare) ones that were there already. Results in the
+    order of `items`."""
     if not items:
         return []
-    insert_ = _insert_ignoring_duplicates(s)
     now = utcnow()
     rows = [
         {
@@ -87,11 +88,12 @@ async def record_many(s: AsyncSession, items: list[tuple[CloudEvent, str, int]])
         }
         for e, sender, size in items
     ]
+    table = LedgerEvent.__table__
     inserted = await s.execute(
-        insert_(LedgerEvent)
-        .values(rows)
+        _insert_ignoring_duplicates(s)(table)
         .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(LedgerEvent.id, LedgerEvent.source, LedgerEvent.event_id)
+        .returning(table.c.id, table.c.source, table.c.event_id),
+        rows,
     )
     new = {(r.source, r.event_id): int(r.id) for r in inserted}
     result = []
@@ -166,7 +168,15 @@ async def assign_many(s: AsyncSession, allocations: list[Allocation]) -> None:
                 fresh.append({"ledger_id": a.ledger_id, "recipient": code, "sequence": a.seqs[code]})
         a.seqs = {code: a.seqs[code] for code in a.recipients}
     if fresh:
-        await s.execute(insert(Delivery), fresh)
+        await s.execute(insert(cast(Table, Delivery.__table__)), fresh)  # Core executemany
+
+
+async def recipients_of(s: AsyncSession, ledger_id: int) -> list[str]:
+    """The recipients an event was allocated to."""
+    rows = await s.scalars(
+        select(Delivery.recipient).where(Delivery.ledger_id == ledger_id).order_by(Delivery.recipient)
+    )
+    return list(rows)
 
 
 async def assign_sequences(

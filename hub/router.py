@@ -1,10 +1,12 @@
 """The hub router (DESIGN section 5): the AMQP edge that turns ingress messages into
 deliveries. The decision to ack, retry or dead-letter is made here and nowhere else.
 
-    consume inbeeld.router
+    consume inbeeld.router, in batches of what has arrived
       -> sender from the broker-validated user_id
       -> parse envelope -> ledger (dedupe by source+id) -> authorise -> sequence per recipient
-      -> publish to each inbox with publisher confirms -> mark routed -> ack
+         -> status routed + audit, all in one transaction per batch
+      -> publish to each inbox (pipelined) -> next batch, while this one's confirms come in
+      -> every confirm in -> ack (a refused copy: recipient_busy to the sender)
     refusal            -> hub.rejected to the sender, ack
     unparseable/orphan -> inbeeld.dlx with the reason in its headers, ack
     store unreachable  -> keep the message, back off, try again (never dead-letter for that)
@@ -59,7 +61,7 @@ HEADER_DETAIL = "x-inbeeld-detail"
 HEADER_SENDER = "x-inbeeld-sender"
 
 
-SENDER_TTL = 1.0  # seconds a broker user -> tenant lookup is reused
+SENDER_TTL = 1.0  # seconds a broker user -> tenant lookup (and the directory) is reused
 
 
 @dataclass
@@ -74,6 +76,10 @@ class _Decision:
     ledger_id: int = 0
     seqs: dict[str, int] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
+    repeat: bool = False  # a redelivered event routed before: publish the stored copies again
+
+
+_Copies = list[tuple[_Decision, str, "asyncio.Task[None]"]]  # (decision, recipient, publish task)
 
 
 class RecipientBusy(InbeeldError):
@@ -81,18 +87,31 @@ class RecipientBusy(InbeeldError):
 
 
 class _CachedDirectory:
-    """`hub.routing.Directory` from an in-memory copy of tenants and groups, reloaded once per
-    batch (two queries, whatever the batch size) and when an address is not found."""
+    """`hub.routing.Directory` from an in-memory copy of tenants and groups, reloaded when it
+    is older than `ttl` seconds (checked once per batch) and when an address is not found.
+    With 400 tenants a reload per batch cost more than the batch's own routing."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, ttl: float = SENDER_TTL) -> None:
         self.db = db
+        self.ttl = ttl
         self._tenants: dict[str, TenantInfo] = {}
         self._groups: dict[str, list[str]] = {}
+        self._member_of: dict[str, list[str]] = {}
+        self._loaded = float("-inf")
 
     async def reload(self) -> None:
         async with self.db.session() as s:
             self._tenants = {t.code: t for t in await registry.list_tenants(s)}
             self._groups = await registry.list_groups(s)
+        self._member_of = {}
+        for name, members in self._groups.items():
+            for code in members:
+                self._member_of.setdefault(code, []).append(name)
+        self._loaded = asyncio.get_running_loop().time()
+
+    async def refresh(self) -> None:
+        if asyncio.get_running_loop().time() - self._loaded > self.ttl:
+            await self.reload()
 
     async def tenant(self, code: str) -> TenantInfo | None:
         if code not in self._tenants:
@@ -105,7 +124,7 @@ class _CachedDirectory:
         return self._groups.get(name)
 
     async def groups_of(self, code: str) -> list[str]:
-        return [name for name, members in self._groups.items() if code in members]
+        return self._member_of.get(code, [])
 
 
 BROKER_AWAY = (AMQPError, ChannelInvalidStateError, ConnectionError)
@@ -166,6 +185,7 @@ class Router:
         # consumers on the quorum queue), not with concurrency inside one.
         self._serial = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._confirming: set[asyncio.Task[None]] = set()
         self.handled = 0
         self.keys = KeyCache()  # the senders' and recipients' published keys (hub.keys)
 
@@ -185,16 +205,31 @@ class Router:
         await dead.consume(self._on_dead)
         log.info("router.started", vhost=self.settings.vhost)
 
-    async def stop(self) -> None:
+    async def stop(self, drain: float = 10.0) -> None:
+        """Stop consuming, finish the batch in hand and wait for its confirms (up to `drain`
+        seconds), then close: what was not yet routed goes back to the queue untouched, so a
+        restart repeats nothing."""
         self._stopped.set()
-        for task in (self._sweeper, self._worker):
-            if task is not None:
-                task.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
             except Exception:
                 log.debug("router.cancel_failed")
+        try:
+            async with asyncio.timeout(drain):
+                async with self._serial:  # the batch being routed, if any
+                    if self._worker is not None:
+                        self._worker.cancel()
+                if self._confirming:
+                    await asyncio.gather(*self._confirming, return_exceptions=True)
+        except TimeoutError:
+            log.warning("router.drain_timeout", in_flight=len(self._confirming))
+        if self._worker is not None:
+            self._worker.cancel()
+        for task in self._confirming:
+            task.cancel()
         if self._connection is not None:
             await self._connection.close()
         log.info("router.stopped", handled=self.handled)
@@ -230,7 +265,7 @@ class Router:
         delay = 0.5
         while True:
             try:
-                await self.handle(batch)
+                copies = await self.handle(batch)
             except RETRYABLE as exc:
                 # The store or the broker is briefly away: keep the messages, try again. Those
                 # that came on a channel the broker has closed meanwhile are not ours any more:
@@ -253,10 +288,69 @@ class Router:
                 log.exception("router.bug", message_id=batch[0].message_id)
                 await _settle(batch[0], ack=False)
                 return
-            for message in batch:
-                await _settle(message, ack=True)
-            self.handled += len(batch)
+            # The next batch is decided while this one's confirms come in; the messages are
+            # acked only when every copy is confirmed.
+            task = asyncio.create_task(self._confirm_guarded(batch, copies), name="inbeeld-confirm")
+            self._confirming.add(task)
+            task.add_done_callback(self._confirming.discard)
             return
+
+    async def _confirm_guarded(self, batch: list[AbstractIncomingMessage], copies: _Copies) -> None:
+        try:
+            await self._confirm(batch, copies)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not leave the batch unacked for ever
+            log.exception("router.confirm_bug", size=len(batch))
+            for message in batch:
+                await _settle(message, ack=False)
+
+    async def _confirm(self, batch: list[AbstractIncomingMessage], copies: _Copies) -> None:
+        results = await asyncio.gather(*(task for _, _, task in copies), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            # The channel failed under the copies: not acked, so the broker gives the messages
+            # to a router again, which publishes the stored copies once more (same sequences).
+            log.warning("router.confirm_failed", error=type(failed[0]).__name__, size=len(batch))
+            for message in batch:
+                if not _channel_gone(message):
+                    await _settle(message, ack=False)
+            return
+        decisions = list({id(d): d for d, _, _ in copies}.values())
+        busy = [d for d in decisions if d.busy and d.rejection is None]
+        if busy:
+            try:
+                await self._refused(busy)
+            except RETRYABLE as exc:  # told next time: the redelivered event is repeated
+                log.warning("router.busy_unrecorded", error=type(exc).__name__)
+                for message in batch:
+                    await _settle(message, ack=False)
+                return
+        for message in batch:
+            await _settle(message, ack=True)
+        self.handled += len(batch)
+
+    async def _refused(self, decisions: list[_Decision]) -> None:
+        """Some inboxes refused their copy (full): record it and tell each sender."""
+        async with self.db.session() as s, s.begin():
+            await ledger.set_status(s, [d.ledger_id for d in decisions], ledger.ROUTED, "recipient_busy")
+            await audit.append_many(s, [
+                audit.Entry(
+                    activity=f"deliver {d.original.short_type}"[:64],
+                    actor=ACTOR,
+                    outcome="refused:recipient_busy",
+                    sender=d.sender.code,
+                    recipients=tuple(d.busy),
+                    subject_ref=d.original.id,
+                    traceparent=d.original.traceparent,
+                )
+                for d in decisions
+            ])
+        for d in decisions:
+            busy = RecipientBusy(
+                f"the inbox of {', '.join(d.busy)} is full; send again later", field="recipients"
+            )
+            await self._send_rejection(d.sender, d.original.id, busy)
 
     async def _sender_of(self, message: AbstractIncomingMessage) -> TenantInfo | None:
         user = message.user_id
@@ -275,10 +369,11 @@ class Router:
             self._senders[user] = cached
         return cached[1]
 
-    async def handle(self, batch: list[AbstractIncomingMessage]) -> None:
-        """Route a batch: decide every event in one transaction, publish every copy, then
-        mark them routed in a second one. Idempotent: a redelivered batch ends the same."""
-        routable: list[tuple[TenantInfo, CloudEvent, int]] = []
+    async def handle(self, batch: list[AbstractIncomingMessage]) -> _Copies:
+        """Decide a batch in one transaction (ledger, checks, sequences, status, audit), then
+        start publishing every copy; returns the copies, whose confirms the caller awaits
+        before acking. Idempotent: a redelivered batch publishes the same copies again."""
+        routable: list[tuple[TenantInfo, CloudEvent, int, bool]] = []
         seen: set[tuple[str, str]] = set()
         for message in batch:
             body = message.body
@@ -300,15 +395,15 @@ class Router:
             if (event.source, event.id) in seen:  # a duplicate inside this batch
                 continue
             seen.add((event.source, event.id))
-            routable.append((sender, event, len(body)))
+            routable.append((sender, event, len(body), bool(message.redelivered)))
         if not routable:
-            return
+            return []
         decisions: list[_Decision] = []
-        await self._directory.reload()  # once per batch: membership changes apply at once
+        await self._directory.refresh()  # membership changes apply within SENDER_TTL
         async with self.db.session() as s, s.begin():
-            recorded = await ledger.record_many(s, [(e, t.code, n) for t, e, n in routable])
-            for (sender, event, _), rec in zip(routable, recorded, strict=True):
-                decision = await self._decide(s, sender, event, rec)
+            recorded = await ledger.record_many(s, [(e, t.code, n) for t, e, n, _ in routable])
+            for (sender, event, _, redelivered), rec in zip(routable, recorded, strict=True):
+                decision = await self._decide(s, sender, event, rec, redelivered)
                 if decision is not None:
                     decisions.append(decision)
             # Sequences for the whole batch at once, in batch order, so every inbox receives
@@ -316,40 +411,45 @@ class Router:
             await ledger.assign_many(s, [d.allocation for d in decisions])
             for d in decisions:
                 d.seqs = d.allocation.seqs
-        # Publish outside the transaction: a crash after it redelivers, and the stored
-        # sequences make the republished copies identical (receivers drop them by id).
-        # All copies of the batch go out pipelined on the one confirm channel (frames leave
-        # in this order, so each inbox still sees increasing sequences); then wait for every
-        # confirm together instead of one round trip per copy.
-        await asyncio.gather(
-            *(self._publish_copy(d, code, seq) for d in decisions for code, seq in d.seqs.items())
-        )
-        routed = [d for d in decisions if d.rejection is None]
-        if routed:
-            async with self.db.session() as s, s.begin():
-                await ledger.set_status(s, [d.ledger_id for d in routed if not d.busy], ledger.ROUTED)
-                await ledger.set_status(
-                    s, [d.ledger_id for d in routed if d.busy], ledger.ROUTED, "recipient_busy"
-                )
-                await audit.append_many(s, [self._audit_entry(d) for d in routed])
-        for d in routed:
-            if d.busy:
-                busy = RecipientBusy(
-                    f"the inbox of {', '.join(d.busy)} is full; send again later", field="recipients"
-                )
-                await self._send_rejection(d.sender, d.original.id, busy)
-            log.info(
+            # Routed before the copies are confirmed: the message is acked only after every
+            # confirm, and a redelivered routed event publishes its stored copies again.
+            routed = [d for d in decisions if d.rejection is None and not d.repeat]
+            await ledger.set_status(s, [d.ledger_id for d in routed], ledger.ROUTED)
+            await audit.append_many(s, [self._audit_entry(d) for d in routed])
+        # Publish outside the transaction. All copies of the batch go out pipelined on the
+        # one confirm channel, created in batch order (frames leave in this order, so each
+        # inbox sees increasing sequences); the confirms are awaited together, later.
+        copies: _Copies = [
+            (d, code, asyncio.create_task(self._publish_copy(d, code, seq)))
+            for d in decisions
+            for code, seq in d.seqs.items()
+        ]
+        for d in decisions:
+            log.debug(
                 "router.routed",
                 event_id=d.original.id,
                 type=d.original.type,
                 sender=d.sender.code,
                 recipients=list(d.seqs),
+                repeat=d.repeat,
             )
+        log.info("router.batch", messages=len(batch), routed=len(routed), copies=len(copies))
+        return copies
 
     async def _decide(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, rec: ledger.Recorded
+        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, rec: ledger.Recorded,
+        redelivered: bool = False,
     ) -> _Decision | None:
         """Check and authorise one recorded event: what to publish to whom (or the rejection)."""
+        if not rec.is_new and rec.status == ledger.ROUTED and redelivered:
+            # Routed, but the broker gave the message back unacked: perhaps not every copy was
+            # published. Publish the stored copies again (receivers drop repeats by id).
+            recipients = await ledger.recipients_of(s, rec.id)
+            outgoing = event
+            if event.type == RECEIPT_TYPE and recipients:
+                outgoing = self._hub_receipt(sender, event, recipients[0])
+            allocation = ledger.Allocation(rec.id, recipients, False)
+            return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id, repeat=True)
         if not rec.is_new and rec.status != ledger.RECEIVED:
             log.info("router.duplicate", event_id=event.id, sender=sender.code)
             return None
@@ -407,7 +507,7 @@ class Router:
         return audit.Entry(
             activity=f"route {d.original.short_type}"[:64],
             actor=ACTOR,
-            outcome="routed:partial" if d.busy else "routed",
+            outcome="routed",
             sender=d.sender.code,
             recipients=tuple(d.seqs),
             subject_ref=d.original.id,

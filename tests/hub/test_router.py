@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
 import pytest
+from sqlalchemy import select
 
+from hub import ledger
+from hub.store.models import LedgerEvent
 from schemas.envelope import CloudEvent
 from tests.utils.hubs import RunningHub
 
@@ -126,3 +130,39 @@ async def test_unparseable_body_is_dead_lettered_and_router_keeps_running(hub: R
 
         await asyncio.sleep(0.1)
     assert rows and rows[0].reason == "envelope_invalid" and rows[0].sender == "GM0599"
+
+
+async def test_routed_messages_are_acked_and_marked_routed(hub: RunningHub) -> None:
+    """Every copy confirmed -> the ingress message acked (nothing left unacked to redeliver)."""
+    den_haag = await hub.connector("GM0518")
+    before = hub.router.handled
+    sent = [await den_haag.send(PING, {"text": f"ack {i}"}, ["GM0599", "GM0307"]) for i in range(30)]
+    ids = {e.id for e in sent}
+    await hub.receive("GM0599", lambda e: e.id in ids, count=len(sent))
+    for _ in range(100):  # the acks follow the confirms, a moment after the copies arrive
+        if hub.router.handled - before >= len(sent):
+            break
+        await asyncio.sleep(0.05)
+    assert hub.router.handled - before >= len(sent)
+    async with hub.db.session() as s:
+        statuses = set(await s.scalars(select(LedgerEvent.status).where(LedgerEvent.event_id.in_(ids))))
+    assert statuses == {ledger.ROUTED}
+
+
+async def test_a_redelivered_routed_event_publishes_its_stored_copies_again(hub: RunningHub) -> None:
+    """The crash window: routed in the store, copies maybe not published, message not acked.
+    The broker redelivers it; the router repeats the same copies with the same sequences."""
+    den_haag = await hub.connector("GM0518")
+    sent = await den_haag.send(PING, {"text": "repeat me"}, ["GM0957"])
+    [first] = await hub.receive("GM0957", lambda e: e.id == sent.id)
+    tenant = await hub.router._directory.tenant("GM0518")
+    assert tenant is not None
+    async with hub.db.session() as s, s.begin():
+        [rec] = await ledger.record_many(s, [(sent, "GM0518", 100)])
+        assert not rec.is_new and rec.status == ledger.ROUTED
+        fresh = await hub.router._decide(s, tenant, sent, rec, redelivered=False)
+        again = await hub.router._decide(s, tenant, sent, rec, redelivered=True)
+        assert fresh is None  # a sender's resend is a duplicate
+        assert again is not None and again.repeat
+        await ledger.assign_many(s, [again.allocation])
+    assert again.allocation.seqs == {"GM0957": first.sequence}
