@@ -81,14 +81,20 @@ async def append(
     await append_many(s, [entry], when=when)
 
 
-async def append_many(s: AsyncSession, entries: Sequence[Entry], *, when: datetime | None = None) -> None:
-    """Chain `entries` onto the log in one statement (retrying on top of a concurrent writer)."""
+async def append_many(
+    s: AsyncSession, entries: Sequence[Entry], *, when: datetime | None = None, head: str | None = None
+) -> str | None:
+    """Chain `entries` onto the log in one statement (retrying on top of a concurrent writer).
+    `head`, the last hash this writer knows, saves reading it; a stale one only costs a retry
+    (prev_hash is unique, so it can never fork the chain). Returns the new head."""
     if not entries:
-        return
+        return head
     table = cast(Table, AuditRecord.__table__)
     for _ in range(20):
-        last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
-        prev = last or GENESIS
+        if head is None:
+            last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
+            head = last or GENESIS
+        prev = head
         rows = []
         for e in entries:
             trace_id, span_id = trace_ids(e.traceparent)
@@ -107,11 +113,17 @@ async def append_many(s: AsyncSession, entries: Sequence[Entry], *, when: dateti
             row["hash"] = prev = _digest(prev, _fields(row))
             rows.append(row)
         try:
-            async with s.begin_nested():
-                # Core executemany: no ORM unit of work, one cached compiled statement.
+            # Core executemany: no ORM unit of work, one cached compiled statement. PostgreSQL
+            # aborts the transaction on a failed statement, so there it runs in a savepoint;
+            # SQLite undoes only the statement (and lets one writer in at a time anyway).
+            if s.get_bind().dialect.name == "sqlite":
                 await s.execute(insert(table), rows)
-            return
+            else:
+                async with s.begin_nested():
+                    await s.execute(insert(table), rows)
+            return prev
         except IntegrityError:  # another writer appended first; chain on top of it
+            head = None
             continue
     raise RuntimeError("could not append to the audit chain")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,8 @@ from hub.store.models import DeadLetter, Delivery, InboxSequence, LedgerEvent, u
 from schemas.envelope import CloudEvent
 
 RECEIVED, ROUTED, REJECTED = "received", "routed", "rejected"
+_SEQUENCES = cast(Table, InboxSequence.__table__)
+_EVENTS = cast(Table, LedgerEvent.__table__)
 
 
 def _insert_ignoring_duplicates(s: AsyncSession) -> Any:
@@ -65,14 +67,18 @@ async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> 
     return Recorded(int(found.id), str(found.status), False)
 
 
-async def record_many(s: AsyncSession, items: list[tuple[CloudEvent, str, int]]) -> list[Recorded]:
+async def record_many(
+    s: AsyncSession, items: list[tuple[CloudEvent, str, int]], *, status: str = RECEIVED
+) -> list[Recorded]:
     """`record` for a batch: INSERT ... ON CONFLICT DO NOTHING RETURNING as one executemany
     (SQLAlchemy sends it as multi-row statements; the compiled form is cached whatever the
     batch size), then a lookup of the (rare) ones that were there already. Results in the
-    order of `items`."""
+    order of `items`. The router records new events as `routed` at once (it decides them in
+    the same transaction and marks the few it rejects), saving an UPDATE per batch."""
     if not items:
         return []
     now = utcnow()
+    routed_at = now if status == ROUTED else None
     rows = [
         {
             "event_id": e.id,
@@ -82,32 +88,32 @@ async def record_many(s: AsyncSession, items: list[tuple[CloudEvent, str, int]])
             "addressed_to": list(e.recipients),
             "subject": e.subject,
             "correlationid": e.correlationid,
-            "status": RECEIVED,
+            "status": status,
             "size": size,
             "received_at": now,
+            "routed_at": routed_at,
         }
         for e, sender, size in items
     ]
-    table = LedgerEvent.__table__
     inserted = await s.execute(
-        _insert_ignoring_duplicates(s)(table)
+        _insert_ignoring_duplicates(s)(_EVENTS)
         .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(table.c.id, table.c.source, table.c.event_id),
+        .returning(_EVENTS.c.id, _EVENTS.c.source, _EVENTS.c.event_id),
         rows,
     )
     new = {(r.source, r.event_id): int(r.id) for r in inserted}
     result = []
     for e, sender, size in items:
         key = (e.source, e.id)
-        result.append(Recorded(new[key], RECEIVED, True) if key in new else await record(s, e, sender, size))
+        result.append(Recorded(new[key], status, True) if key in new else await record(s, e, sender, size))
     return result
 
 
 async def set_status(s: AsyncSession, ids: list[int], status: str, reason: str | None = None) -> None:
-    if ids:
+    if ids:  # Core UPDATE: the ORM's session synchronisation cost more than the statement
         await s.execute(
-            update(LedgerEvent)
-            .where(LedgerEvent.id.in_(ids))
+            update(_EVENTS)
+            .where(_EVENTS.c.id.in_(ids))
             .values(status=status, reason=reason, routed_at=utcnow())
         )
 
@@ -120,20 +126,33 @@ async def find(s: AsyncSession, source: str, event_id: str) -> LedgerEvent | Non
 
 async def _reserve(s: AsyncSession, tenant_code: str, n: int) -> int:
     """Reserve `n` consecutive sequence numbers in a tenant's inbox; returns the first."""
-    last = await s.scalar(
-        update(InboxSequence)
-        .where(InboxSequence.tenant_code == tenant_code)
-        .values(last_sequence=InboxSequence.last_sequence + n)
-        .returning(InboxSequence.last_sequence)
+    return (await _reserve_many(s, {tenant_code: n}))[tenant_code]
+
+
+async def _reserve_many(s: AsyncSession, wanted: dict[str, int]) -> dict[str, int]:
+    """Reserve `wanted[code]` consecutive numbers in each inbox with one UPDATE ... RETURNING
+    (Core, no ORM synchronisation); returns the first of each. Counters that do not exist yet
+    are created (another router may create one first: then it is updated instead)."""
+    if not wanted:
+        return {}
+    codes = sorted(wanted)  # one lock order for every router
+    rows = await s.execute(
+        update(_SEQUENCES)
+        .where(_SEQUENCES.c.tenant_code.in_(codes))
+        .values(last_sequence=_SEQUENCES.c.last_sequence + case(wanted, value=_SEQUENCES.c.tenant_code))
+        .returning(_SEQUENCES.c.tenant_code, _SEQUENCES.c.last_sequence)
     )
-    if last is not None:
-        return int(last) - n + 1
-    try:
-        async with s.begin_nested():
-            await s.execute(insert(InboxSequence).values(tenant_code=tenant_code, last_sequence=n))
-        return 1
-    except IntegrityError:  # another router created the counter first
-        return await _reserve(s, tenant_code, n)
+    first = {str(code): int(last) - wanted[str(code)] + 1 for code, last in rows}
+    for code in codes:
+        if code in first:
+            continue
+        try:
+            async with s.begin_nested():
+                await s.execute(insert(_SEQUENCES).values(tenant_code=code, last_sequence=wanted[code]))
+            first[code] = 1
+        except IntegrityError:  # another router created the counter first
+            first[code] = await _reserve(s, code, wanted[code])
+    return first
 
 
 @dataclass
@@ -158,7 +177,7 @@ async def assign_many(s: AsyncSession, allocations: list[Allocation]) -> None:
         for code in a.recipients:
             if code not in a.seqs:
                 wanted[code] = wanted.get(code, 0) + 1
-    next_free = {code: await _reserve(s, code, n) for code, n in wanted.items()}
+    next_free = await _reserve_many(s, wanted)
     fresh = []
     for a in allocations:
         for code in a.recipients:

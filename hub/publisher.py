@@ -17,6 +17,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange
 from aio_pika.exceptions import DeliveryError, PublishError
+from pamqp import commands as spec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
@@ -63,6 +64,17 @@ def delivery_message(event: CloudEvent) -> aio_pika.Message:
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=event.id,
         type=event.type,
+    )
+
+
+def delivery_properties(event: CloudEvent) -> spec.Basic.Properties:
+    """The same message's properties, for publishing on the AMQP channel underneath aio-pika
+    (the router's hot path: no aio_pika.Message object per copy)."""
+    return spec.Basic.Properties(
+        content_type=CONTENT_TYPE,
+        delivery_mode=int(aio_pika.DeliveryMode.PERSISTENT),
+        message_id=event.id,
+        message_type=event.type,
     )
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq.abc
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -175,7 +176,7 @@ class Router:
         self.hub_source = settings.hub_source
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._delivery: AbstractExchange | None = None
+        self._amqp: aiormq.abc.AbstractChannel | None = None
         self._dlx: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -186,6 +187,7 @@ class Router:
         self._serial = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._confirming: set[asyncio.Task[None]] = set()
+        self._audit_head: str | None = None  # the audit chain's last hash, as this router wrote it
         self.handled = 0
         self.keys = KeyCache()  # the senders' and recipients' published keys (hub.keys)
 
@@ -195,7 +197,6 @@ class Router:
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await self._channel.set_qos(prefetch_count=self.prefetch)
         self._queue = await declare_core(self._channel, self.settings.delivery_limit)
-        self._delivery = await self._channel.get_exchange(DELIVERY)
         self._dlx = await self._channel.get_exchange(DLX)
         load_all()
         self._worker = asyncio.create_task(self._work(), name="inbeeld-router")
@@ -400,8 +401,12 @@ class Router:
             return []
         decisions: list[_Decision] = []
         await self._directory.refresh()  # membership changes apply within SENDER_TTL
+        head = self._audit_head
+        self._audit_head = None  # until this transaction commits
         async with self.db.session() as s, s.begin():
-            recorded = await ledger.record_many(s, [(e, t.code, n) for t, e, n, _ in routable])
+            recorded = await ledger.record_many(
+                s, [(e, t.code, n) for t, e, n, _ in routable], status=ledger.ROUTED
+            )
             for (sender, event, _, redelivered), rec in zip(routable, recorded, strict=True):
                 decision = await self._decide(s, sender, event, rec, redelivered)
                 if decision is not None:
@@ -411,11 +416,12 @@ class Router:
             await ledger.assign_many(s, [d.allocation for d in decisions])
             for d in decisions:
                 d.seqs = d.allocation.seqs
-            # Routed before the copies are confirmed: the message is acked only after every
-            # confirm, and a redelivered routed event publishes its stored copies again.
+            # Recorded as routed before the copies are confirmed (those rejected were marked in
+            # _decide): the message is acked only after every confirm, and a redelivered routed
+            # event publishes its stored copies again.
             routed = [d for d in decisions if d.rejection is None and not d.repeat]
-            await ledger.set_status(s, [d.ledger_id for d in routed], ledger.ROUTED)
-            await audit.append_many(s, [self._audit_entry(d) for d in routed])
+            head = await audit.append_many(s, [self._audit_entry(d) for d in routed], head=head)
+        self._audit_head = head  # committed: the next batch chains on it without reading it
         # Publish outside the transaction. All copies of the batch go out pipelined on the
         # one confirm channel, created in batch order (frames leave in this order, so each
         # inbox sees increasing sequences); the confirms are awaited together, later.
@@ -425,7 +431,9 @@ class Router:
             for code, seq in d.seqs.items()
         ]
         for d in decisions:
-            log.debug(
+            if d.rejection is not None:
+                continue  # logged as router.rejected in _decide
+            log.info(
                 "router.routed",
                 event_id=d.original.id,
                 type=d.original.type,
@@ -433,7 +441,7 @@ class Router:
                 recipients=list(d.seqs),
                 repeat=d.repeat,
             )
-        log.info("router.batch", messages=len(batch), routed=len(routed), copies=len(copies))
+        log.debug("router.batch", messages=len(batch), routed=len(routed), copies=len(copies))
         return copies
 
     async def _decide(
@@ -621,12 +629,17 @@ class Router:
     # -- transport --------------------------------------------------------------------------
 
     async def _publish(self, event: CloudEvent, recipient: str) -> None:
-        assert self._delivery is not None
-        message = publisher.delivery_message(event)
+        assert self._channel is not None
+        # Straight onto aiormq's channel under the robust one (fetched again after a reconnect):
+        # the same frames as Exchange.publish, without building an aio_pika.Message per copy.
+        if self._amqp is None or self._amqp.is_closed:
+            self._amqp = await self._channel.get_underlay_channel()
         try:
-            await self._delivery.publish(
-                message,
+            await self._amqp.basic_publish(
+                event.to_bytes(),
+                exchange=DELIVERY,
                 routing_key=recipient,
+                properties=publisher.delivery_properties(event),
                 mandatory=True,
                 timeout=self.settings.publish_timeout,
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from hub import audit
 from hub.store.db import Database
@@ -41,3 +41,20 @@ async def test_router_decisions_are_audited(hub: RunningHub) -> None:
     assert records[ok.id].outcome == "routed" and records[ok.id].recipients == ["GM0599"]
     assert records[bad.id].outcome == "rejected:unknown_recipient"
     assert report.intact and report.records >= 2
+
+
+async def test_a_stale_head_hint_chains_on_the_real_head(db: Database) -> None:
+    """The router passes the last hash it wrote; if another writer appended since, the
+    unique prev_hash refuses the fork and the entries are chained on the real head."""
+    entry = audit.Entry(activity="route ping", actor="test", outcome="routed", sender="GM0518")
+    async with db.session() as s, s.begin():
+        mine = await audit.append_many(s, [entry])
+    async with db.session() as s, s.begin():
+        await audit.append(s, activity="rotate key", actor="api", outcome="done")  # another writer
+    async with db.session() as s, s.begin():
+        head = await audit.append_many(s, [entry, entry], head=mine)  # stale by one record
+    async with db.session() as s:
+        report = await audit.verify(s)
+        last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
+    assert report.intact and report.records == 4
+    assert head == last and head != mine
