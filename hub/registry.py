@@ -122,8 +122,15 @@ async def add_group(s: AsyncSession, name: str, members: list[str], description:
 
 
 async def list_groups(s: AsyncSession) -> dict[str, list[str]]:
-    rows = await s.scalars(select(Group).order_by(Group.name))
-    return {g.name: sorted(m.tenant_code for m in g.members) for g in rows}
+    """Every group with its sorted members: two queries, however many groups there are."""
+    names = await s.scalars(select(Group.name).order_by(Group.name))
+    groups: dict[str, list[str]] = {name: [] for name in names}
+    members = await s.execute(
+        select(GroupMember.group_name, GroupMember.tenant_code).order_by(GroupMember.tenant_code)
+    )
+    for name, code in members:
+        groups.setdefault(name, []).append(code)
+    return groups
 
 
 async def group_members(s: AsyncSession, name: str) -> list[str] | None:

@@ -44,7 +44,7 @@ from hub.config import Settings
 from hub.keys import KeyCache
 from hub.registry import TenantInfo
 from hub.replay import HEADER_REPLAY
-from hub.routing import check_source, resolve_recipients
+from hub.routing import check_source, resolve_recipients, uses_groups
 from hub.store.db import Database
 from hub.store.models import DeadLetter
 from hub.workflows import load_all, workflow_for
@@ -62,7 +62,7 @@ HEADER_DETAIL = "x-inbeeld-detail"
 HEADER_SENDER = "x-inbeeld-sender"
 
 
-SENDER_TTL = 1.0  # seconds a broker user -> tenant lookup (and the directory) is reused
+SENDER_TTL = 1.0  # seconds the directory (tenants, broker users, groups) is reused
 
 
 @dataclass
@@ -89,13 +89,16 @@ class RecipientBusy(InbeeldError):
 
 class _CachedDirectory:
     """`hub.routing.Directory` from an in-memory copy of tenants and groups, reloaded when it
-    is older than `ttl` seconds (checked once per batch) and when an address is not found.
-    With 400 tenants a reload per batch cost more than the batch's own routing."""
+    is older than `ttl` seconds (checked once per batch) and when an address is not found;
+    group membership is also reloaded for every batch that routes by group. With 400 tenants
+    a full reload per batch cost more than the batch's own routing."""
 
     def __init__(self, db: Database, ttl: float = SENDER_TTL) -> None:
         self.db = db
         self.ttl = ttl
         self._tenants: dict[str, TenantInfo] = {}
+        self._by_user: dict[str, TenantInfo] = {}
+        self._unknown: set[str] = set()
         self._groups: dict[str, list[str]] = {}
         self._member_of: dict[str, list[str]] = {}
         self._loaded = float("-inf")
@@ -103,16 +106,36 @@ class _CachedDirectory:
     async def reload(self) -> None:
         async with self.db.session() as s:
             self._tenants = {t.code: t for t in await registry.list_tenants(s)}
-            self._groups = await registry.list_groups(s)
-        self._member_of = {}
-        for name, members in self._groups.items():
-            for code in members:
-                self._member_of.setdefault(code, []).append(name)
+        self._by_user = {t.broker_username: t for t in self._tenants.values() if t.broker_username}
+        self._unknown = set()
+        await self.reload_groups()
         self._loaded = asyncio.get_running_loop().time()
+
+    async def reload_groups(self) -> None:
+        """Group membership afresh: done for every batch that routes by group, so a member
+        that left gets nothing more from the moment it was removed."""
+        async with self.db.session() as s:
+            groups = await registry.list_groups(s)
+        member_of: dict[str, list[str]] = {}
+        for name, members in groups.items():
+            for code in members:
+                member_of.setdefault(code, []).append(name)
+        self._groups, self._member_of = groups, member_of
 
     async def refresh(self) -> None:
         if asyncio.get_running_loop().time() - self._loaded > self.ttl:
             await self.reload()
+
+    async def by_broker_user(self, user: str) -> TenantInfo | None:
+        """The tenant whose broker user published a message (the broker vouches for user_id)."""
+        await self.refresh()
+        tenant = self._by_user.get(user)
+        if tenant is None and user not in self._unknown:
+            await self.reload()  # provisioned since the last load?
+            tenant = self._by_user.get(user)
+            if tenant is None:
+                self._unknown.add(user)  # until the next reload: no query per message
+        return tenant
 
     async def tenant(self, code: str) -> TenantInfo | None:
         if code not in self._tenants:
@@ -171,7 +194,6 @@ class Router:
         self.batch_max = batch_max
         self._incoming: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._senders: dict[str, tuple[float, TenantInfo | None]] = {}
         self._directory = _CachedDirectory(db)
         self.hub_source = settings.hub_source
         self._connection: AbstractRobustConnection | None = None
@@ -354,6 +376,7 @@ class Router:
             await self._send_rejection(d.sender, d.original.id, busy)
 
     async def _sender_of(self, message: AbstractIncomingMessage) -> TenantInfo | None:
+        """The tenant behind the broker-validated user_id (from the directory, <= 1 s old)."""
         user = message.user_id
         replay_of = (message.headers or {}).get(HEADER_REPLAY)
         if replay_of is not None and user == self.settings.amqp_user:
@@ -362,13 +385,7 @@ class Router:
                 return await self._directory.tenant(dead.sender) if dead and dead.sender else None
         if not user:
             return None
-        now = asyncio.get_running_loop().time()
-        cached = self._senders.get(user)
-        if cached is None or now - cached[0] > SENDER_TTL:
-            async with self.db.session() as s:
-                cached = (now, await registry.tenant_by_broker_user(s, user))
-            self._senders[user] = cached
-        return cached[1]
+        return await self._directory.by_broker_user(user)
 
     async def handle(self, batch: list[AbstractIncomingMessage]) -> _Copies:
         """Decide a batch in one transaction (ledger, checks, sequences, status, audit), then
@@ -400,7 +417,8 @@ class Router:
         if not routable:
             return []
         decisions: list[_Decision] = []
-        await self._directory.refresh()  # membership changes apply within SENDER_TTL
+        if any(uses_groups(e) for _, e, _, _ in routable):
+            await self._directory.reload_groups()  # membership changes apply at once
         head = self._audit_head
         self._audit_head = None  # until this transaction commits
         async with self.db.session() as s, s.begin():

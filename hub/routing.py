@@ -57,6 +57,14 @@ RULES: dict[str, Rule] = {
 }
 
 
+def uses_groups(event: CloudEvent) -> bool:
+    """Whether routing `event` reads group membership (a group address or a group rule)."""
+    if any(r.startswith(GROUP_PREFIX) for r in event.recipients):
+        return True
+    rule = RULES.get(event.short_type)
+    return rule is not None and rule.within_own_groups
+
+
 def check_source(sender: TenantInfo, event: CloudEvent) -> None:
     if not sender.owns_source(event.source):
         raise SourceMismatch(

@@ -34,11 +34,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import audit, registry
+from hub import audit
 from hub.config import get_settings
 from hub.registry import TenantInfo
 from hub.routing import PUPIL_KINDS
-from hub.store.models import Notice, NoticeAnswer, utcnow
+from hub.store.models import Notice, NoticeAnswer, Tenant, utcnow
 from hub.workflows import register
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, SchemaInvalid, UnknownRecipient
@@ -117,7 +117,10 @@ class NoticeWorkflow:
                 field="data.deadline",
             )
         # An association (Ingrado) holds no pupils: it has nothing to match, so it is not asked.
-        kept = [c for c in recipients if (await registry.get_tenant(s, c)).kind in PUPIL_KINDS]
+        keeping = set(await s.scalars(  # one query for the whole group, not one per member
+            select(Tenant.code).where(Tenant.code.in_(recipients), Tenant.kind.in_(PUPIL_KINDS))
+        ))
+        kept = [c for c in recipients if c in keeping]
         if not kept:
             raise UnknownRecipient("nobody in that group keeps a pupil register", field="recipients")
         return kept

@@ -100,6 +100,7 @@ class _Plan:
     counterparty: str
     acted_for: str | None
     already: bool  # this event is already on the timeline
+    row: Transfer | None = None  # the transfer as read (the session holds it only weakly)
 
 
 class TransferWorkflow:
@@ -107,6 +108,9 @@ class TransferWorkflow:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
+        # The plan `check` made, for the `record` that follows it in the same transaction
+        # (the router calls them back to back): saves reading the transfer twice.
+        self._checked: tuple[AsyncSession, str, _Plan] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -172,17 +176,24 @@ class TransferWorkflow:
                 f"{event.short_type} for transfer {transfer_id} goes to {counterparty} only",
                 field="recipients",
             )
-        return _Plan(transfer_id, step, before, after, counterparty, roles[role], False)
+        return _Plan(transfer_id, step, before, after, counterparty, roles[role], False, transfer)
 
     async def check(
         self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
     ) -> list[str]:
-        return [(await self._plan(s, sender, event, recipients)).counterparty]
+        self._checked = None
+        plan = await self._plan(s, sender, event, recipients)
+        self._checked = (s, event.id, plan)
+        return [plan.counterparty]
 
     async def record(
         self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
     ) -> None:
-        plan = await self._plan(s, sender, event, recipients)
+        checked, self._checked = self._checked, None
+        if checked is not None and checked[0] is s and checked[1] == event.id:
+            plan = checked[2]
+        else:
+            plan = await self._plan(s, sender, event, recipients)
         if plan.already:
             return
         now = utcnow()
@@ -200,7 +211,7 @@ class TransferWorkflow:
             )
             s.add(transfer)
         else:
-            transfer = await s.get_one(Transfer, plan.transfer_id)
+            transfer = plan.row if plan.row is not None else await s.get_one(Transfer, plan.transfer_id)
             transfer.state, transfer.updated_at = plan.after, now
             if plan.after in FINAL:
                 transfer.closed_at = now
