@@ -12,7 +12,11 @@ Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
 * `inbox()` yields `InboxMessage`s: parsed, de-duplicated by `source`+`id` (in the local
   store when one is given, else in memory), opened by the sealer when one is given (else a
   payload of protection "none" is validated), and checked for gaps in the hub's per-tenant
-  `sequence` (logged, counted, `on_gap` called: a gap means resync). A message that cannot be
+  `sequence` (logged, counted, `on_gap` called: a gap means resync). A number may arrive
+  late — with several hub routers (competing consumers) copies can overtake each other — so a
+  missing number is only a gap when it has not come within `gap_grace` seconds (reported on
+  the next message or when the inbox is idle; any still pending at `close()` are reported
+  then). A message that cannot be
   parsed or opened is rejected (dead-lettered by the hub's topology), never yielded.
 * `ack()` remembers the event (dedupe), sends the optional receipt, then acks; `reject()`
   dead-letters (or requeues). A message whose channel died cannot be acked: the broker
@@ -61,6 +65,8 @@ INGRESS = "inbeeld.ingress"
 INBOX_PREFIX = "inbeeld.inbox."
 RECEIPT_TYPE = "nl.leerplicht.receipt"
 _RECEIPT_NS = uuid.UUID("0b8f3f3e-6a47-4a2f-8f0e-5f1c2d3b4a59")
+GAP_GRACE = 10.0  # seconds a missing inbox sequence number may still arrive late
+MAX_PENDING = 10_000  # a larger jump is reported at once
 # Errors that mean "this connection or channel is gone / stuck": reconnect and retry.
 _TRANSIENT = (aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeError, TimeoutError)
 
@@ -119,6 +125,7 @@ class ConnectorStats:
     received: int = 0
     duplicates: int = 0
     gaps: int = 0
+    reordered: int = 0  # numbers that came late, within gap_grace (not gaps)
     rejected: int = 0
     reconnects: int = 0
 
@@ -185,6 +192,7 @@ class Connector:
         dedupe: bool = True,
         receipts: bool = False,
         on_gap: GapCallback | None = None,
+        gap_grace: float = GAP_GRACE,
         heartbeat: int = 15,
         reconnect_max: float = 30.0,
         connect_timeout: float = 10.0,
@@ -200,6 +208,8 @@ class Connector:
         self.dedupe = dedupe
         self.receipts = receipts
         self.on_gap = on_gap
+        self.gap_grace = gap_grace
+        self._pending: dict[int, float] = {}  # sequence numbers skipped -> when first missed
         self.heartbeat = heartbeat
         self.reconnect_max = reconnect_max
         self.connect_timeout = connect_timeout
@@ -282,6 +292,8 @@ class Connector:
                 await _quietly(conn.close())
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):  # numbers still missing will not come to us now
+            await self._report_overdue(None)
         self._closed = True
         async with self._lock:
             if self._connection is not None:
@@ -397,11 +409,17 @@ class Connector:
                 continue
             try:
                 while True:
-                    wait = None if idle_timeout is None else idle_since + idle_timeout - loop.time()
+                    now = loop.time()
+                    wait = None if idle_timeout is None else idle_since + idle_timeout - now
+                    due = self._next_overdue(now)
+                    timeout = due if wait is None else wait if due is None else min(wait, due)
                     try:
-                        raw = await asyncio.wait_for(arrivals.get(), wait)
+                        raw = await asyncio.wait_for(arrivals.get(), timeout)
                     except TimeoutError:
-                        return
+                        await self._report_overdue(loop.time())  # quiet inbox: holes are gaps now
+                        if idle_timeout is not None and loop.time() >= idle_since + idle_timeout:
+                            return
+                        continue
                     if raw is None:
                         log.warning("connector.inbox_lost", tenant=self.tenant)
                         break  # channel or connection gone: reconnect, re-consume
@@ -458,16 +476,49 @@ class Connector:
     async def _check_sequence(self, event: CloudEvent) -> None:
         if event.sequence is None:
             return
+        now = asyncio.get_running_loop().time()
+        seq = event.sequence
         last = await self.state.last_sequence()
-        if last is not None and event.sequence > last + 1:
-            self.stats.gaps += 1
-            log.warning("connector.sequence_gap", tenant=self.tenant, expected=last + 1, got=event.sequence)
-            if self.on_gap is not None:
-                result = self.on_gap(last + 1, event.sequence)
-                if inspect.isawaitable(result):
-                    await result
-        if last is None or event.sequence > last:
-            await self.state.set_last_sequence(event.sequence)
+        if self._pending.pop(seq, None) is not None:
+            self.stats.reordered += 1  # a late copy filled its hole: not a gap
+        elif last is not None and seq > last + 1:
+            if seq - last - 1 > MAX_PENDING:  # too many to wait for one by one
+                await self._report_gap(last + 1, seq)
+            else:
+                self._pending.update(dict.fromkeys(range(last + 1, seq), now))
+        if last is None or seq > last:
+            await self.state.set_last_sequence(seq)
+        await self._report_overdue(now)
+
+    def _next_overdue(self, now: float) -> float | None:
+        """Seconds until the oldest missing number becomes a gap (None: nothing missing)."""
+        if not self._pending:
+            return None
+        return max(0.0, min(self._pending.values()) + self.gap_grace - now)
+
+    async def _report_overdue(self, now: float | None = None) -> None:
+        """Report, as gaps, the missing numbers that did not arrive within `gap_grace`
+        (all of them when `now` is None), one report per run of consecutive numbers."""
+        overdue = sorted(
+            n for n, since in self._pending.items() if now is None or now - since >= self.gap_grace
+        )
+        for n in overdue:
+            del self._pending[n]
+        start = None
+        for i, n in enumerate(overdue):
+            if start is None:
+                start = n
+            if i + 1 == len(overdue) or overdue[i + 1] != n + 1:
+                await self._report_gap(start, n + 1)
+                start = None
+
+    async def _report_gap(self, expected: int, got: int) -> None:
+        self.stats.gaps += 1
+        log.warning("connector.sequence_gap", tenant=self.tenant, expected=expected, got=got)
+        if self.on_gap is not None:
+            result = self.on_gap(expected, got)
+            if inspect.isawaitable(result):
+                await result
 
     async def _after_processing(self, event: CloudEvent) -> None:
         if self.dedupe:

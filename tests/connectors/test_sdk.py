@@ -9,10 +9,13 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+import aio_pika
 import pytest
 
 from connectors import Connector, InboxMessage, MemoryInboxState
 from connectors.client import RECEIPT_TYPE
+from hub import publisher
+from hub.broker.topology import DELIVERY
 from schemas.envelope import CloudEvent
 from schemas.errors import SchemaInvalid
 from schemas.events import Payload, Receipt, TransferAccepted
@@ -72,7 +75,9 @@ async def test_duplicates_are_dropped_and_gaps_reported(hub: RunningHub) -> None
     gaps: list[tuple[int, int]] = []
     state = MemoryInboxState()
     sender = await connector(hub, "GM0307")
-    receiver = await connector(hub, "GM0957", state=state, on_gap=lambda a, b: gaps.append((a, b)))
+    receiver = await connector(
+        hub, "GM0957", state=state, on_gap=lambda a, b: gaps.append((a, b)), gap_grace=0
+    )
     try:
         first = await sender.send(PING, {"text": f"{marker}-1"}, ["GM0957"])
         [m1] = await read_until(receiver, lambda e: e.id == first.id)
@@ -187,3 +192,45 @@ async def test_sealer_seam_and_receipts_without_network() -> None:
     assert c.receipt_for(hub_event) is None
     await c._after_processing(incoming)
     assert delivered[-1].type == RECEIPT_TYPE and len(sealer.sealed) == 1
+
+
+async def _deliver(hub: RunningHub, code: str, events: list[CloudEvent]) -> None:
+    """Put copies straight into an inbox, as the hub's routers would (admin connection)."""
+    conn = await aio_pika.connect(hub.settings.amqp_url_for())
+    try:
+        channel = await conn.channel()
+        exchange = await channel.get_exchange(DELIVERY)
+        for ev in events:
+            await exchange.publish(publisher.delivery_message(ev), routing_key=code)
+    finally:
+        await conn.close()
+
+
+async def test_a_late_sequence_number_is_not_a_gap_but_a_lost_one_is(hub: RunningHub) -> None:
+    """Two routers may publish an inbox's copies out of order: 5 before 3 and 4 is reordering,
+    and only a number that never comes (7) is reported, once gap_grace has passed."""
+    gaps: list[tuple[int, int]] = []
+    state = MemoryInboxState()
+    receiver = await connector(
+        hub, "GM0957", state=state, on_gap=lambda a, b: gaps.append((a, b)), gap_grace=0.5
+    )
+    marker = f"reorder-{uuid.uuid4().hex[:8]}"
+    base = 10_000_000 + int(uuid.uuid4().int % 1_000_000) * 10  # clear of this inbox's real numbers
+
+    def copy(offset: int) -> CloudEvent:
+        data = {"text": f"{marker} {offset}"}
+        event = CloudEvent(source=hub.settings.hub_source, type=PING, recipients=["GM0957"], data=data)
+        return event.with_sequence(base + offset)
+
+    try:
+        await hub.drain("GM0957")
+        await state.set_last_sequence(base)
+        await _deliver(hub, "GM0957", [copy(1), copy(2), copy(5), copy(3), copy(4), copy(6), copy(8)])
+        got = await read_until(receiver, lambda e: e.data["text"].startswith(marker), count=7)
+        assert [m.event.sequence - base for m in got] == [1, 2, 5, 3, 4, 6, 8]  # type: ignore[operator]
+        assert gaps == [] and receiver.stats.reordered == 2  # 3 and 4 came late, within grace
+        async for _ in receiver.inbox(idle_timeout=1.5):  # 7 never comes: reported while quiet
+            pass
+        assert gaps == [(base + 7, base + 8)] and receiver.stats.gaps == 1
+    finally:
+        await receiver.close()
