@@ -81,16 +81,22 @@ async def append(
     await append_many(s, [entry], when=when)
 
 
+@dataclass(frozen=True)
+class Appended:
+    head: str | None  # the chain's last hash after the append
+    retries: int  # times another writer had appended first (0: the head given was current)
+
+
 async def append_many(
     s: AsyncSession, entries: Sequence[Entry], *, when: datetime | None = None, head: str | None = None
-) -> str | None:
+) -> Appended:
     """Chain `entries` onto the log in one statement (retrying on top of a concurrent writer).
     `head`, the last hash this writer knows, saves reading it; a stale one only costs a retry
-    (prev_hash is unique, so it can never fork the chain). Returns the new head."""
+    (prev_hash is unique, so it can never fork the chain)."""
     if not entries:
-        return head
+        return Appended(head, 0)
     table = cast(Table, AuditRecord.__table__)
-    for _ in range(20):
+    for attempt in range(20):
         if head is None:
             last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
             head = last or GENESIS
@@ -121,7 +127,7 @@ async def append_many(
             else:
                 async with s.begin_nested():
                     await s.execute(insert(table), rows)
-            return prev
+            return Appended(prev, attempt)
         except IntegrityError:  # another writer appended first; chain on top of it
             head = None
             continue

@@ -438,8 +438,10 @@ class Router:
             # _decide): the message is acked only after every confirm, and a redelivered routed
             # event publishes its stored copies again.
             routed = [d for d in decisions if d.rejection is None and not d.repeat]
-            head = await audit.append_many(s, [self._audit_entry(d) for d in routed], head=head)
-        self._audit_head = head  # committed: the next batch chains on it without reading it
+            appended = await audit.append_many(s, [self._audit_entry(d) for d in routed], head=head)
+        # Committed: the next batch chains on it without reading it - unless another writer
+        # (a second router) got in first, when a hint would mostly cost a retry.
+        self._audit_head = appended.head if appended.retries == 0 else None
         # Publish outside the transaction. All copies of the batch go out pipelined on the
         # one confirm channel, created in batch order (frames leave in this order, so each
         # inbox sees increasing sequences); the confirms are awaited together, later.

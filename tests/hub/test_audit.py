@@ -48,13 +48,13 @@ async def test_a_stale_head_hint_chains_on_the_real_head(db: Database) -> None:
     unique prev_hash refuses the fork and the entries are chained on the real head."""
     entry = audit.Entry(activity="route ping", actor="test", outcome="routed", sender="GM0518")
     async with db.session() as s, s.begin():
-        mine = await audit.append_many(s, [entry])
+        mine = (await audit.append_many(s, [entry])).head
     async with db.session() as s, s.begin():
         await audit.append(s, activity="rotate key", actor="api", outcome="done")  # another writer
     async with db.session() as s, s.begin():
-        head = await audit.append_many(s, [entry, entry], head=mine)  # stale by one record
+        appended = await audit.append_many(s, [entry, entry], head=mine)  # stale by one record
     async with db.session() as s:
         report = await audit.verify(s)
         last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
     assert report.intact and report.records == 4
-    assert head == last and head != mine
+    assert appended.head == last and appended.head != mine and appended.retries == 1
