@@ -40,6 +40,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
+from aio_pika.connection import make_url
 
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import InbeeldError
@@ -242,11 +243,15 @@ class Connector:
             await self._open()
 
     async def _open(self) -> None:
+        # Not aio_pika.connect: a connection that fails to open must be closed here, or its
+        # __del__ later schedules close() on whatever loop the garbage collector runs under.
+        connection = aio_pika.Connection(make_url(self.amqp_url, heartbeat=self.heartbeat))
         try:
-            connection = await aio_pika.connect(
-                self.amqp_url, timeout=self.connect_timeout, heartbeat=self.heartbeat
-            )
-        except (*_TRANSIENT, aio_pika.exceptions.AMQPConnectionError) as exc:
+            await asyncio.wait_for(connection.connect(timeout=self.connect_timeout), self.connect_timeout)
+        except BaseException as exc:
+            await _quietly(connection.close())
+            if not isinstance(exc, (*_TRANSIENT, aio_pika.exceptions.AMQPConnectionError)):
+                raise
             host = urlsplit(self.amqp_url).hostname
             raise ConnectorError(f"cannot reach the hub's broker at {host} ({type(exc).__name__})") from None
         try:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub import provisioning, registry
 from hub.broker import capacity
+from hub.broker.connection import open_connection
 from hub.broker.management import Management
 from hub.broker.topology import DEAD, DELIVERY, DLX, INGRESS, ROUTER_QUEUE, declare_inbox, inbox_name
 from hub.config import Settings
@@ -303,7 +304,7 @@ async def _probe(mgmt: Management, settings: Settings, db: Database) -> list[Che
             await declare_inbox(channel, probe_code, settings.delivery_limit, 10)
         await mgmt.put_user(probe_user, password)
         await provisioning.grant(mgmt, settings, probe_user, probe_code)
-        conn = await aio_pika.connect(settings.amqp_url_for(user=probe_user, password=password), timeout=10)
+        conn = await open_connection(settings.amqp_url_for(user=probe_user, password=password), timeout=10)
         try:
             own = inbox_name(probe_code)
 

@@ -32,14 +32,14 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import DeliveryError, PublishError
-from aiormq.abc import FieldValue
+from aiormq.abc import DeliveredMessage, FieldValue
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit, ledger, publisher, registry
 from hub.broker.connection import connect
-from hub.broker.topology import DEAD, DELIVERY, DLX, declare_core
+from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
 from hub.keys import KeyCache
 from hub.registry import TenantInfo
@@ -156,14 +156,40 @@ RETRYABLE = (OperationalError, DBAPIError, OSError, TimeoutError, *BROKER_AWAY)
 SETTLE_FAILURES = (*BROKER_AWAY, RuntimeError)
 
 
-def _channel_gone(message: AbstractIncomingMessage) -> bool:
+class Delivery:
+    """One message from the router queue, straight from aiormq: what the router reads of it
+    and how it settles it. (aio-pika's consumer wraps every delivery in an IncomingMessage
+    and a second task; on the router's hot path that was a tenth of its time.)"""
+
+    __slots__ = ("body", "channel", "content_type", "delivery_tag", "headers", "message_id",
+                 "redelivered", "user_id")
+
+    def __init__(self, message: DeliveredMessage) -> None:
+        properties = message.header.properties
+        self.body: bytes = message.body
+        self.channel: aiormq.abc.AbstractChannel = message.channel
+        self.delivery_tag: int | None = message.delivery_tag
+        self.redelivered = bool(message.redelivered)
+        self.content_type = properties.content_type
+        self.headers = properties.headers
+        self.message_id = properties.message_id
+        self.user_id = properties.user_id
+
+    async def ack(self) -> None:
+        await self.channel.basic_ack(self.delivery_tag)  # type: ignore[arg-type]
+
+    async def nack(self, requeue: bool = True) -> None:
+        await self.channel.basic_nack(self.delivery_tag, requeue=requeue)  # type: ignore[arg-type]
+
+
+def _channel_gone(message: Delivery) -> bool:
     try:
         return bool(message.channel.is_closed)
     except Exception:  # a channel object in an odd state is as good as gone
         return True
 
 
-async def _settle(message: AbstractIncomingMessage, *, ack: bool) -> None:
+async def _settle(message: Delivery, *, ack: bool) -> None:
     """Ack (or nack for redelivery); on a channel the broker closed, there is nothing to do."""
     try:
         if ack:
@@ -192,7 +218,7 @@ class Router:
         self.db = db
         self.prefetch = prefetch
         self.batch_max = batch_max
-        self._incoming: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._incoming: asyncio.Queue[Delivery] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._directory = _CachedDirectory(db)
         self.hub_source = settings.hub_source
@@ -202,6 +228,7 @@ class Router:
         self._dlx: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
+        self._amqp_in: aiormq.abc.AbstractChannel | None = None
         self._stopped = asyncio.Event()
         # One batch at a time keeps each inbox's sequence in publish order and a redelivered
         # copy behind its original. Scale out with more router processes (competing
@@ -222,7 +249,8 @@ class Router:
         self._dlx = await self._channel.get_exchange(DLX)
         load_all()
         self._worker = asyncio.create_task(self._work(), name="inbeeld-router")
-        self._consumer_tag = await self._queue.consume(self._on_message)
+        await self._consume()
+        self._channel.reopen_callbacks.add(self._consume_again)  # after a reconnect
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbeeld-sweeper")
         dead = await self._channel.get_queue(DEAD, ensure=False)
         await dead.consume(self._on_dead)
@@ -235,9 +263,9 @@ class Router:
         self._stopped.set()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._queue is not None and self._consumer_tag is not None:
+        if self._amqp_in is not None and self._consumer_tag is not None:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                await self._amqp_in.basic_cancel(self._consumer_tag)
             except Exception:
                 log.debug("router.cancel_failed")
         try:
@@ -266,8 +294,22 @@ class Router:
 
     # -- the one place where ack / retry / dead-letter is decided ---------------------------
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        await self._incoming.put(message)
+    async def _consume(self) -> None:
+        """Consume the router queue on the channel under the robust one (aiormq)."""
+        assert self._channel is not None
+        self._amqp_in = await self._channel.get_underlay_channel()
+        ok = await self._amqp_in.basic_consume(ROUTER_QUEUE, self._on_message)
+        self._consumer_tag = ok.consumer_tag
+
+    async def _consume_again(self, *_: object) -> None:
+        """The robust channel was re-opened (broker restart, network): consume again there;
+        what was in flight on the old channel is redelivered by the broker."""
+        if not self._stopped.is_set():
+            await self._consume()
+            log.info("router.consuming_again")
+
+    async def _on_message(self, message: DeliveredMessage) -> None:
+        self._incoming.put_nowait(Delivery(message))
 
     async def _work(self) -> None:
         """Take what has arrived (up to `batch_max`) and route it as one batch: two commits per
@@ -284,7 +326,7 @@ class Router:
             except Exception:  # the worker must outlive anything one batch does
                 log.exception("router.batch_failed", size=len(batch))
 
-    async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
+    async def _process(self, batch: list[Delivery]) -> None:
         delay = 0.5
         while True:
             try:
@@ -318,7 +360,7 @@ class Router:
             task.add_done_callback(self._confirming.discard)
             return
 
-    async def _confirm_guarded(self, batch: list[AbstractIncomingMessage], copies: _Copies) -> None:
+    async def _confirm_guarded(self, batch: list[Delivery], copies: _Copies) -> None:
         try:
             await self._confirm(batch, copies)
         except asyncio.CancelledError:
@@ -328,7 +370,7 @@ class Router:
             for message in batch:
                 await _settle(message, ack=False)
 
-    async def _confirm(self, batch: list[AbstractIncomingMessage], copies: _Copies) -> None:
+    async def _confirm(self, batch: list[Delivery], copies: _Copies) -> None:
         results = await asyncio.gather(*(task for _, _, task in copies), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -375,7 +417,7 @@ class Router:
             )
             await self._send_rejection(d.sender, d.original.id, busy)
 
-    async def _sender_of(self, message: AbstractIncomingMessage) -> TenantInfo | None:
+    async def _sender_of(self, message: Delivery) -> TenantInfo | None:
         """The tenant behind the broker-validated user_id (from the directory, <= 1 s old)."""
         user = message.user_id
         replay_of = (message.headers or {}).get(HEADER_REPLAY)
@@ -387,7 +429,7 @@ class Router:
             return None
         return await self._directory.by_broker_user(user)
 
-    async def handle(self, batch: list[AbstractIncomingMessage]) -> _Copies:
+    async def handle(self, batch: list[Delivery]) -> _Copies:
         """Decide a batch in one transaction (ledger, checks, sequences, status, audit), then
         start publishing every copy; returns the copies, whose confirms the caller awaits
         before acking. Idempotent: a redelivered batch publishes the same copies again."""
@@ -670,7 +712,7 @@ class Router:
             raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, reason: str, detail: str, sender: str | None
+        self, message: Delivery, reason: str, detail: str, sender: str | None
     ) -> None:
         assert self._dlx is not None
         headers: dict[str, FieldValue] = {

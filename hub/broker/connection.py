@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 import aio_pika
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractConnection, AbstractRobustConnection
+from aio_pika.connection import make_url
 from aiormq.exceptions import AMQPConnectionError, AMQPError, ProbableAuthenticationError
 
 from hub.errors import BrokerUnavailable
@@ -32,11 +34,27 @@ def quiet_first_attempt() -> Iterator[None]:
         logger.setLevel(level)
 
 
+async def open_connection(
+    url: str, timeout: float = 10.0, *, robust: bool = False, **kwargs: Any
+) -> AbstractConnection:
+    """aio_pika.connect(_robust), except that a connection that fails to open is closed here.
+    aio-pika leaves it to the object's __del__, which schedules close() on whatever loop runs
+    the garbage collector - and, outside a running loop, leaves an un-awaited coroutine."""
+    cls = aio_pika.RobustConnection if robust else aio_pika.Connection
+    connection = cls(make_url(url), **kwargs)
+    try:
+        await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
 async def connect(url: str, shown_url: str, timeout: float = 10.0) -> AbstractRobustConnection:
     """A robust (reconnecting) connection; fails fast and clearly if the first attempt fails."""
     try:
         with quiet_first_attempt():
-            return await asyncio.wait_for(aio_pika.connect_robust(url, timeout=timeout), timeout)
+            return cast(AbstractRobustConnection, await open_connection(url, timeout, robust=True))
     except ProbableAuthenticationError:
         raise BrokerAccessRefused(f"RabbitMQ at {shown_url} refused the credentials") from None
     except (TimeoutError, OSError, AMQPConnectionError) as exc:

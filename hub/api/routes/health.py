@@ -3,11 +3,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aio_pika
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from hub.api.deps import DbDep, SettingsDep
+from hub.broker.connection import open_connection
 from hub.store.db import head_revisions
 
 router = APIRouter(tags=["health"])
@@ -23,7 +23,7 @@ async def health(db: DbDep, settings: SettingsDep) -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     try:
-        conn = await asyncio.wait_for(aio_pika.connect(settings.amqp_url_for(), timeout=5), 5)
+        conn = await open_connection(settings.amqp_url_for(), timeout=5)
         await conn.close()
         checks["broker"] = "ok"
     except Exception as exc:
