@@ -399,18 +399,9 @@ class Router:
         """Some inboxes refused their copy (full): record it and tell each sender."""
         async with self.db.session() as s, s.begin():
             await ledger.set_status(s, [d.ledger_id for d in decisions], ledger.ROUTED, "recipient_busy")
-            await audit.append_many(s, [
-                audit.Entry(
-                    activity=f"deliver {d.original.short_type}"[:64],
-                    actor=ACTOR,
-                    outcome="refused:recipient_busy",
-                    sender=d.sender.code,
-                    recipients=tuple(d.busy),
-                    subject_ref=d.original.id,
-                    traceparent=d.original.traceparent,
-                )
-                for d in decisions
-            ])
+            await audit.append_many(
+                s, [self._audit_entry(d, "deliver", "refused:recipient_busy", d.busy) for d in decisions]
+            )
         for d in decisions:
             busy = RecipientBusy(
                 f"the inbox of {', '.join(d.busy)} is full; send again later", field="recipients"
@@ -573,13 +564,15 @@ class Router:
             d.busy.append(code)
 
     @staticmethod
-    def _audit_entry(d: _Decision) -> audit.Entry:
+    def _audit_entry(
+        d: _Decision, verb: str = "route", outcome: str = "routed", recipients: list[str] | None = None
+    ) -> audit.Entry:
         return audit.Entry(
-            activity=f"route {d.original.short_type}"[:64],
+            activity=f"{verb} {d.original.short_type}"[:64],
             actor=ACTOR,
-            outcome="routed",
+            outcome=outcome,
             sender=d.sender.code,
-            recipients=tuple(d.seqs),
+            recipients=tuple(d.seqs if recipients is None else recipients),
             subject_ref=d.original.id,
             traceparent=d.original.traceparent,
         )

@@ -11,8 +11,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from sqlalchemy import select
 
 from connectors import Connector
+from hub import audit
+from hub.store.models import AuditRecord, LedgerEvent
 from schemas.envelope import CloudEvent
 from tests.conftest import RUN_ID, base_settings, drop_database, make_database_url
 from tests.faults.conftest import EXTRA_LINES
@@ -148,6 +151,18 @@ async def test_full_inbox_refuses_the_sender_and_does_not_slow_the_others(
     assert held in (MAX_LENGTH, MAX_LENGTH + 1), held
     missing = [sent_to_busy.index(i) for i in set(sent_to_busy) - set(busy)]
     assert len(missing) == held - MAX_LENGTH, (len(busy), len(sent_to_busy), missing, held)
+    # Each refusal is in the ledger (routed, reason recipient_busy) and in the audit chain.
+    async with hub.db.session() as s:
+        rows = await s.execute(
+            select(LedgerEvent.event_id, LedgerEvent.reason).where(LedgerEvent.event_id.in_(busy))
+        )
+        reasons = {event_id: reason for event_id, reason in rows}
+        refused = set(await s.scalars(
+            select(AuditRecord.subject_ref).where(AuditRecord.outcome == "refused:recipient_busy")
+        ))
+        chain = await audit.verify(s)
+    assert len(reasons) == len(busy) and set(reasons.values()) == {"recipient_busy"}
+    assert set(busy) <= refused and chain.intact
     p50_base, p95_base = _ms(baseline)
     p50_load, p95_load = _ms(loaded)
     line = (
