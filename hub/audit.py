@@ -33,17 +33,10 @@ def _digest(prev_hash: str, fields: dict[str, object]) -> str:
 
 def _fields(r: Mapping[str, Any]) -> dict[str, object]:
     """What a record's hash covers (its row as a mapping)."""
-    return {
-        "time": r["time"].isoformat(),
-        "trace_id": r["trace_id"],
-        "span_id": r["span_id"],
-        "activity": r["activity"],
-        "actor": r["actor"],
-        "subject_ref": r["subject_ref"],
-        "sender": r["sender"],
-        "recipients": list(r["recipients"]),
-        "outcome": r["outcome"],
-    }
+    fields: dict[str, object] = {name: r[name] for name in _HASHED}
+    fields["time"] = r["time"].isoformat()
+    fields["recipients"] = list(r["recipients"])
+    return fields
 
 
 def trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:

@@ -124,11 +124,6 @@ async def find(s: AsyncSession, source: str, event_id: str) -> LedgerEvent | Non
     )
 
 
-async def _reserve(s: AsyncSession, tenant_code: str, n: int) -> int:
-    """Reserve `n` consecutive sequence numbers in a tenant's inbox; returns the first."""
-    return (await _reserve_many(s, {tenant_code: n}))[tenant_code]
-
-
 async def _reserve_many(s: AsyncSession, wanted: dict[str, int]) -> dict[str, int]:
     """Reserve `wanted[code]` consecutive numbers in each inbox with one UPDATE ... RETURNING
     (Core, no ORM synchronisation); returns the first of each. Counters that do not exist yet
@@ -151,7 +146,7 @@ async def _reserve_many(s: AsyncSession, wanted: dict[str, int]) -> dict[str, in
                 await s.execute(insert(_SEQUENCES).values(tenant_code=code, last_sequence=wanted[code]))
             first[code] = 1
         except IntegrityError:  # another router created the counter first
-            first[code] = await _reserve(s, code, wanted[code])
+            first[code] = (await _reserve_many(s, {code: wanted[code]}))[code]
     return first
 
 

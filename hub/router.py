@@ -28,7 +28,6 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import DeliveryError, PublishError
@@ -62,7 +61,7 @@ HEADER_DETAIL = "x-inbeeld-detail"
 HEADER_SENDER = "x-inbeeld-sender"
 
 
-SENDER_TTL = 1.0  # seconds the directory (tenants, broker users, groups) is reused
+DIRECTORY_TTL = 1.0  # seconds the directory (tenants, broker users, groups) is reused
 
 
 @dataclass
@@ -93,7 +92,7 @@ class _CachedDirectory:
     group membership is also reloaded for every batch that routes by group. With 400 tenants
     a full reload per batch cost more than the batch's own routing."""
 
-    def __init__(self, db: Database, ttl: float = SENDER_TTL) -> None:
+    def __init__(self, db: Database, ttl: float = DIRECTORY_TTL) -> None:
         self.db = db
         self.ttl = ttl
         self._tenants: dict[str, TenantInfo] = {}
@@ -224,11 +223,11 @@ class Router:
         self.hub_source = settings.hub_source
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
+        # The AMQP channel under the robust one: the router consumes and publishes on it
+        # directly (fetched again after a reconnect).
         self._amqp: aiormq.abc.AbstractChannel | None = None
         self._dlx: AbstractExchange | None = None
-        self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
-        self._amqp_in: aiormq.abc.AbstractChannel | None = None
         self._stopped = asyncio.Event()
         # One batch at a time keeps each inbox's sequence in publish order and a redelivered
         # copy behind its original. Scale out with more router processes (competing
@@ -245,7 +244,7 @@ class Router:
         self._connection = await connect(url, self.settings.redacted(url))
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await self._channel.set_qos(prefetch_count=self.prefetch)
-        self._queue = await declare_core(self._channel, self.settings.delivery_limit)
+        await declare_core(self._channel, self.settings.delivery_limit)
         self._dlx = await self._channel.get_exchange(DLX)
         load_all()
         self._worker = asyncio.create_task(self._work(), name="inbeeld-router")
@@ -263,9 +262,9 @@ class Router:
         self._stopped.set()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._amqp_in is not None and self._consumer_tag is not None:
+        if self._amqp is not None and self._consumer_tag is not None:
             try:
-                await self._amqp_in.basic_cancel(self._consumer_tag)
+                await self._amqp.basic_cancel(self._consumer_tag)
             except Exception:
                 log.debug("router.cancel_failed")
         try:
@@ -297,8 +296,8 @@ class Router:
     async def _consume(self) -> None:
         """Consume the router queue on the channel under the robust one (aiormq)."""
         assert self._channel is not None
-        self._amqp_in = await self._channel.get_underlay_channel()
-        ok = await self._amqp_in.basic_consume(ROUTER_QUEUE, self._on_message)
+        self._amqp = await self._channel.get_underlay_channel()
+        ok = await self._amqp.basic_consume(ROUTER_QUEUE, self._on_message)
         self._consumer_tag = ok.consumer_tag
 
     async def _consume_again(self, *_: object) -> None:
@@ -312,8 +311,8 @@ class Router:
         self._incoming.put_nowait(Delivery(message))
 
     async def _work(self) -> None:
-        """Take what has arrived (up to `batch_max`) and route it as one batch: two commits per
-        batch instead of two per message, which is what the store's fsyncs cost."""
+        """Take what has arrived (up to `batch_max`) and route it as one batch: one transaction
+        per batch instead of one per message, which is what the store's round trips cost."""
         while True:
             batch = [await self._incoming.get()]
             while len(batch) < self.batch_max and not self._incoming.empty():
@@ -381,8 +380,7 @@ class Router:
                 if not _channel_gone(message):
                     await _settle(message, ack=False)
             return
-        decisions = list({id(d): d for d, _, _ in copies}.values())
-        busy = [d for d in decisions if d.busy and d.rejection is None]
+        busy = list({id(d): d for d, _, _ in copies if d.busy and d.rejection is None}.values())
         if busy:
             try:
                 await self._refused(busy)
@@ -685,8 +683,7 @@ class Router:
 
     async def _publish(self, event: CloudEvent, recipient: str) -> None:
         assert self._channel is not None
-        # Straight onto aiormq's channel under the robust one (fetched again after a reconnect):
-        # the same frames as Exchange.publish, without building an aio_pika.Message per copy.
+        # The same frames as Exchange.publish, without building an aio_pika.Message per copy.
         if self._amqp is None or self._amqp.is_closed:
             self._amqp = await self._channel.get_underlay_channel()
         try:

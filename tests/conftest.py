@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +17,7 @@ import pytest
 from hub.config import Settings
 from schemas.observability import configure_logging
 from tests.utils.hubs import RunningHub, remove_deployment, start_hub
+from tests.utils.rabbit import remove_slowly
 
 RUN_ID = uuid.uuid4().hex[:8]
 configure_logging("json", "INFO")
@@ -65,6 +67,20 @@ async def make_database_url(backend: str, label: str, tmp: Path) -> str:
 async def drop_database(backend: str, label: str) -> None:
     if backend == "postgres":
         await _pg_drop(f"inbeeld_test_{RUN_ID}_{label}")
+
+
+@asynccontextmanager
+async def private_hub(settings: Settings, backend: str, label: str) -> AsyncIterator[RunningHub]:
+    """A hub of a test module's own (its settings, vhost and database `label`), removed after."""
+    hub = None
+    try:
+        hub = await start_hub(settings)
+        yield hub
+    finally:
+        if hub is not None:
+            await hub.close()
+        await remove_slowly(settings)
+        await drop_database(backend, label)
 
 
 @pytest.fixture(params=BACKENDS)

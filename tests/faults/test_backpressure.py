@@ -17,10 +17,10 @@ from connectors import Connector
 from hub import audit
 from hub.store.models import AuditRecord, LedgerEvent
 from schemas.envelope import CloudEvent
-from tests.conftest import RUN_ID, base_settings, drop_database, make_database_url
+from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
 from tests.faults.conftest import EXTRA_LINES
-from tests.utils.hubs import RunningHub, start_hub
-from tests.utils.rabbit import queue_info, remove_slowly
+from tests.utils.hubs import RunningHub
+from tests.utils.rabbit import queue_info
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker, pytest.mark.postgres, pytest.mark.slow]
 
@@ -39,15 +39,8 @@ async def small_inbox_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
         database_url=await make_database_url("postgres", label, tmp_path_factory.mktemp("bp")),
         inbox_max_length=MAX_LENGTH,  # as INBEELD_INBOX_MAX_LENGTH=50
     )
-    hub = None
-    try:
-        hub = await start_hub(settings)
+    async with private_hub(settings, "postgres", label) as hub:
         yield hub
-    finally:
-        if hub is not None:
-            await hub.close()
-        await remove_slowly(settings)
-        await drop_database("postgres", label)
 
 
 async def _consume(c: Connector, on_event: Callable[[CloudEvent], None]) -> None:

@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 
 from hub import auth
 from hub.api.app import create_app
-from tests.conftest import BACKENDS, RUN_ID, base_settings, drop_database, make_database_url
-from tests.utils.hubs import RunningHub, start_hub
-from tests.utils.rabbit import remove_slowly
+from tests.conftest import BACKENDS, RUN_ID, base_settings, make_database_url, private_hub
+from tests.utils.hubs import RunningHub
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -57,15 +56,8 @@ async def fuzz_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         vhost=f"inbeeld-fuzz-{RUN_ID}-{backend}",
         database_url=await make_database_url(backend, label, tmp_path_factory.mktemp("fuzz")),
     )
-    hub = None
-    try:
-        hub = await start_hub(s)
+    async with private_hub(s, backend, label) as hub:
         yield hub
-    finally:
-        if hub is not None:
-            await hub.close()
-        await remove_slowly(s)
-        await drop_database(backend, label)
 
 
 class Api:

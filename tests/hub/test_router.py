@@ -172,14 +172,14 @@ async def test_the_router_consumes_again_after_its_channel_is_reopened(hub: Runn
     """The router consumes on the AMQP channel under aio-pika's robust one; when that channel
     dies (here: closed under it), the robust channel re-opens and the router consumes again."""
     den_haag = await hub.connector("GM0518")
-    old = hub.router._amqp_in
+    old = hub.router._amqp
     assert old is not None
     await old.close()
     for _ in range(100):
-        if hub.router._amqp_in is not None and hub.router._amqp_in is not old:
+        if hub.router._amqp is not None and hub.router._amqp is not old:
             break
         await asyncio.sleep(0.05)
-    assert hub.router._amqp_in is not old and not hub.router._amqp_in.is_closed
+    assert hub.router._amqp is not old and not hub.router._amqp.is_closed
     sent = await den_haag.send(PING, {"text": "after the reopen"}, ["GM0599"])
     [got] = await hub.receive("GM0599", lambda e: e.id == sent.id)
     assert got.data == {"text": "after the reopen"}
