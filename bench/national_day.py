@@ -57,7 +57,7 @@ def plan(
     region_of = {m: g for g, ms in groups.items() for m in ms}
     for _ in range(round(n * TRANSFER_SHARE / EVENTS_PER_TRANSFER)):
         a, b = rnd.sample(list(municipalities), 2)
-        tid = new_id("tr")
+        tid = new_id(f"tr-{a}")  # a transfer id names its offerer
         waves[0].append((a, "transfer.offered", dossier(tid, a, b), [b]))
         if rnd.random() < 0.05:
             waves[1].append((b, "transfer.rejected", {"transfer_id": tid, "reason": "not_resident"}, [a]))

@@ -39,7 +39,7 @@ async def build(
     start = time.perf_counter()
     for i in range(n):
         s, r = senders[i % len(senders)], receivers[i % len(receivers)]
-        tid = new_id("tr")
+        tid = new_id(f"tr-{s}")  # a transfer id names its offerer
         plain = event(s, TRANSFER_OFFERED, dossier(tid, s, r), [r], subject=tid)
         out.append((s, await sealers[s].seal(plain)))
     return out, n / (time.perf_counter() - start)

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Longest a neighbour notice may stay open: a deadline further ahead is refused.",
     )
+    rate_limit: float = Field(
+        1000.0,
+        ge=0,
+        description="Events per second one tenant may publish, sustained (token bucket in each "
+        "router; 0: no limit). Beyond it the sender gets `hub.rejected` `rate_limited`.",
+    )
+    rate_burst: int = Field(
+        10000, ge=1, description="Events one tenant may publish at once above `INBEELD_RATE_LIMIT`."
+    )
 
     @model_validator(mode="after")
     def _reminder_before_deadline(self) -> Settings:

@@ -3,6 +3,7 @@ sequence numbers. Metadata only — never `data`."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -19,6 +20,7 @@ from schemas.envelope import CloudEvent
 RECEIVED, ROUTED, REJECTED = "received", "routed", "rejected"
 _SEQUENCES = cast(Table, InboxSequence.__table__)
 _EVENTS = cast(Table, LedgerEvent.__table__)
+_UNIQUE = ["sender", "source", "event_id"]  # uq_ledger_sender_source_id
 
 
 def _insert_ignoring_duplicates(s: AsyncSession) -> Any:
@@ -36,7 +38,9 @@ class Recorded:
 async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> Recorded:
     """Insert the event (status `received`) or find it again.
 
-    One statement in the common case: INSERT ... ON CONFLICT DO NOTHING on (source, id)."""
+    One statement in the common case: INSERT ... ON CONFLICT DO NOTHING on (sender, source,
+    id). `sender` is the authenticated tenant: only what passed the source check is recorded,
+    and one tenant's ids never collide with another's."""
     insert_ = _insert_ignoring_duplicates(s)
     new_id = await s.scalar(
         insert_(LedgerEvent)
@@ -52,7 +56,7 @@ async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> 
             size=size,
             received_at=utcnow(),
         )
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .on_conflict_do_nothing(index_elements=_UNIQUE)
         .returning(LedgerEvent.id)
     )
     if new_id is not None:
@@ -60,7 +64,9 @@ async def record(s: AsyncSession, event: CloudEvent, sender: str, size: int) -> 
     found = (
         await s.execute(
             select(LedgerEvent.id, LedgerEvent.status).where(
-                LedgerEvent.source == event.source, LedgerEvent.event_id == event.id
+                LedgerEvent.sender == sender,
+                LedgerEvent.source == event.source,
+                LedgerEvent.event_id == event.id,
             )
         )
     ).one()
@@ -97,14 +103,14 @@ async def record_many(
     ]
     inserted = await s.execute(
         _insert_ignoring_duplicates(s)(_EVENTS)
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(_EVENTS.c.id, _EVENTS.c.source, _EVENTS.c.event_id),
+        .on_conflict_do_nothing(index_elements=_UNIQUE)
+        .returning(_EVENTS.c.id, _EVENTS.c.sender, _EVENTS.c.source, _EVENTS.c.event_id),
         rows,
     )
-    new = {(r.source, r.event_id): int(r.id) for r in inserted}
+    new = {(r.sender, r.source, r.event_id): int(r.id) for r in inserted}
     result = []
     for e, sender, size in items:
-        key = (e.source, e.id)
+        key = (sender, e.source, e.id)
         result.append(Recorded(new[key], status, True) if key in new else await record(s, e, sender, size))
     return result
 
@@ -119,8 +125,14 @@ async def set_status(s: AsyncSession, ids: list[int], status: str, reason: str |
 
 
 async def find(s: AsyncSession, source: str, event_id: str) -> LedgerEvent | None:
+    """The event `source` sent with `id`. Only events whose source passed the check against
+    their sender are recorded, so (source, id) names one event; the first recorded wins
+    should rows from before that check exist."""
     return await s.scalar(
-        select(LedgerEvent).where(LedgerEvent.source == source, LedgerEvent.event_id == event_id)
+        select(LedgerEvent)
+        .where(LedgerEvent.source == source, LedgerEvent.event_id == event_id)
+        .order_by(LedgerEvent.id)
+        .limit(1)
     )
 
 
@@ -270,8 +282,19 @@ async def add_dead_letter(
     sender: str | None,
     body: bytes,
     headers: dict[str, str],
+    keep_body: bool,
 ) -> DeadLetter:
-    row = DeadLetter(reason=reason, detail=detail[:2000], sender=sender, body=body, headers=headers)
+    """File a dead letter. Its body is kept only when `keep_body` (a signed or sealed event);
+    otherwise only its size and SHA-256, so nothing readable is stored."""
+    row = DeadLetter(
+        reason=reason,
+        detail=detail[:2000],
+        sender=sender,
+        body=body if keep_body else b"",
+        body_size=len(body),
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        headers=headers,
+    )
     s.add(row)
     await s.flush()
     return row

@@ -2,7 +2,8 @@
 
 The copy goes straight to the router queue with `user_id` = the hub's own broker user (only
 the hub can set that) and a header naming the dead letter; the router then routes it as the
-tenant who originally sent it."""
+tenant the dead letter is filed under - which is only ever the broker-validated sender - and
+checks it exactly as a fresh event (the body's `source` must belong to that tenant)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ async def replay_dead_letter(settings: Settings, db: Database, dl_id: int) -> No
             raise NotFound(f"no dead letter {dl_id}")
         if dl.sender is None:
             raise ReplayRefused("this dead letter has no known sender, so it cannot be replayed")
+        if not dl.body:
+            raise ReplayRefused("the body of this dead letter was not kept, so it cannot be replayed")
         body = dl.body
     async with amqp_channel(settings) as channel:
         await channel.default_exchange.publish(

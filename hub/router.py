@@ -2,8 +2,9 @@
 deliveries. The decision to ack, retry or dead-letter is made here and nowhere else.
 
     consume inbeeld.router, in batches of what has arrived
-      -> sender from the broker-validated user_id
-      -> parse envelope -> ledger (dedupe by source+id) -> authorise -> sequence per recipient
+      -> sender from the broker-validated user_id (no tenant: counted, dropped)
+      -> parse envelope -> source check, no BSN in the envelope, rate limit (refused ones are
+         not recorded) -> ledger (dedupe by sender+source+id) -> authorise -> sequence
          -> status routed + audit, all in one transaction per batch
       -> publish to each inbox (pipelined) -> next batch, while this one's confirms come in
       -> every confirm in -> ack (a refused copy: recipient_busy to the sender)
@@ -36,11 +37,12 @@ from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import audit, ledger, publisher, registry
+from hub import audit, ledger, metrics, publisher, registry
 from hub.broker.connection import connect
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
 from hub.keys import KeyCache
+from hub.rate_limit import RateLimiter
 from hub.registry import TenantInfo
 from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients, uses_groups
@@ -48,8 +50,9 @@ from hub.store.db import Database
 from hub.store.models import DeadLetter
 from hub.workflows import load_all, workflow_for
 from schemas.envelope import CloudEvent, parse_event
-from schemas.errors import InbeeldError, NotAuthorised
+from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
 from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
+from schemas.redaction import bsn_in_attributes
 from schemas.validation import validate_payload
 
 log = structlog.get_logger("inbeeld.router")
@@ -59,6 +62,9 @@ RECEIPT_TYPE = "nl.leerplicht.receipt"
 HEADER_REASON = "x-inbeeld-reason"
 HEADER_DETAIL = "x-inbeeld-detail"
 HEADER_SENDER = "x-inbeeld-sender"
+# Why the broker dead-lettered a message (x-first-death-reason); anything else a publisher
+# may have put in that header is not believed.
+BROKER_DEATH_REASONS = frozenset({"expired", "rejected", "maxlen", "delivery_limit"})
 
 
 DIRECTORY_TTL = 1.0  # seconds the directory (tenants, broker users, groups) is reused
@@ -200,13 +206,41 @@ async def _settle(message: Delivery, *, ack: bool) -> None:
 
 
 def _id_guess(body: bytes) -> str:
-    """The event id if the body is JSON with a sensible one, for the rejection."""
+    """The event id if the body is JSON with a sensible one, for the rejection. (Called only
+    when `parse_event` refused the body for something other than its depth; RecursionError
+    is caught all the same: nothing a sender writes may become a router bug.)"""
     try:
         raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ""
     value = raw.get("id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) and 0 < len(value) <= 64 else ""
+    if not isinstance(value, str) or not 0 < len(value) <= 64 or bsn_in_attributes({"id": value}):
+        return ""
+    return value
+
+
+def _envelope_attributes(event: CloudEvent) -> dict[str, str | list[str] | None]:
+    """The envelope attributes the hub stores or logs in the clear."""
+    return {
+        "id": event.id,
+        "source": event.source,
+        "subject": event.subject,
+        "correlationid": event.correlationid,
+        "recipients": list(event.recipients),
+        "dataschema": event.dataschema,
+    }
+
+
+def _is_jose_event(body: bytes) -> bool:
+    """Whether `body` is an event whose `data` is a JOSE object (signed or sealed) and whose
+    envelope holds no BSN: the only dead-letter bodies the hub keeps."""
+    try:
+        event = parse_event(body)
+    except InbeeldError:
+        return False
+    data = event.data
+    jose = isinstance(data, dict) and ("protected" in data or "signatures" in data or "ciphertext" in data)
+    return jose and bsn_in_attributes(_envelope_attributes(event)) is None
 
 
 class Router:
@@ -238,6 +272,7 @@ class Router:
         self._audit_head: str | None = None  # the audit chain's last hash, as this router wrote it
         self.handled = 0
         self.keys = KeyCache()  # the senders' and recipients' published keys (hub.keys)
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
 
     async def start(self) -> None:
         url = self.settings.amqp_url_for()
@@ -251,8 +286,6 @@ class Router:
         await self._consume()
         self._channel.reopen_callbacks.add(self._consume_again)  # after a reconnect
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbeeld-sweeper")
-        dead = await self._channel.get_queue(DEAD, ensure=False)
-        await dead.consume(self._on_dead)
         log.info("router.started", vhost=self.settings.vhost)
 
     async def stop(self, drain: float = 10.0) -> None:
@@ -294,11 +327,13 @@ class Router:
     # -- the one place where ack / retry / dead-letter is decided ---------------------------
 
     async def _consume(self) -> None:
-        """Consume the router queue on the channel under the robust one (aiormq)."""
+        """Consume the router queue and the dead-letter queue on the channel under the robust
+        one (aiormq); called again whenever that channel is re-opened."""
         assert self._channel is not None
         self._amqp = await self._channel.get_underlay_channel()
         ok = await self._amqp.basic_consume(ROUTER_QUEUE, self._on_message)
         self._consumer_tag = ok.consumer_tag
+        await self._amqp.basic_consume(DEAD, self._on_dead_delivery)
 
     async def _consume_again(self, *_: object) -> None:
         """The robust channel was re-opened (broker restart, network): consume again there;
@@ -406,44 +441,75 @@ class Router:
             )
             await self._send_rejection(d.sender, d.original.id, busy)
 
+    def _is_replay(self, message: Delivery) -> bool:
+        """An operator's replay: only the hub's own broker user can set this user_id."""
+        return HEADER_REPLAY in (message.headers or {}) and message.user_id == self.settings.amqp_user
+
     async def _sender_of(self, message: Delivery) -> TenantInfo | None:
-        """The tenant behind the broker-validated user_id (from the directory, <= 1 s old)."""
+        """The tenant behind the broker-validated user_id (from the directory, <= 1 s old); for
+        a replay, the tenant its dead letter is filed under (itself only ever a validated one)."""
         user = message.user_id
-        replay_of = (message.headers or {}).get(HEADER_REPLAY)
-        if replay_of is not None and user == self.settings.amqp_user:
+        if self._is_replay(message):
+            try:
+                dl_id = int(str((message.headers or {})[HEADER_REPLAY]))
+            except ValueError:
+                return None
             async with self.db.session() as s:
-                dead = await s.get(DeadLetter, int(str(replay_of)))
+                dead = await s.get(DeadLetter, dl_id)
                 return await self._directory.tenant(dead.sender) if dead and dead.sender else None
         if not user:
             return None
         return await self._directory.by_broker_user(user)
+
+    def _admit(self, sender: TenantInfo, event: CloudEvent, replay: bool) -> None:
+        """What is checked before an event is recorded, so a refused one occupies nothing in
+        the ledger: its source belongs to the sender, its envelope holds no BSN (the ledger
+        keeps the envelope in the clear), and the sender is within its rate."""
+        check_source(sender, event)
+        name = bsn_in_attributes(_envelope_attributes(event))
+        if name is not None:
+            raise PersonalDataInEnvelope(
+                f"the envelope attribute {name} holds what looks like a BSN; personal data "
+                "belongs in the sealed data only",
+                field=name,
+            )
+        if not replay:
+            self.limiter.take(sender.code)
 
     async def handle(self, batch: list[Delivery]) -> _Copies:
         """Decide a batch in one transaction (ledger, checks, sequences, status, audit), then
         start publishing every copy; returns the copies, whose confirms the caller awaits
         before acking. Idempotent: a redelivered batch publishes the same copies again."""
         routable: list[tuple[TenantInfo, CloudEvent, int, bool]] = []
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str]] = set()
         for message in batch:
             body = message.body
             sender = await self._sender_of(message)
             if sender is None:
-                await self._dead_letter(
-                    message, "unknown_sender", f"no tenant for broker user {message.user_id!r}", None
-                )
+                # No tenant to tell and nothing to replay as: counted, logged, dropped (a body
+                # kept for free would let anyone fill the store).
+                metrics.count_unknown_sender(message.user_id)
+                log.warning("router.unknown_sender", user_id=message.user_id, size=len(body))
                 continue
             try:
                 event = parse_event(body)
             except InbeeldError as exc:
-                event_id = _id_guess(body)
+                event_id = "" if exc.reason == "too_deep" else _id_guess(body)
                 if not event_id:
                     await self._dead_letter(message, exc.reason, exc.message, sender.code)
                 else:
                     await self._reject_unrecorded(sender, event_id, exc)
                 continue
-            if (event.source, event.id) in seen:  # a duplicate inside this batch
+            key = (sender.code, event.source, event.id)
+            if key in seen:  # a duplicate inside this batch
                 continue
-            seen.add((event.source, event.id))
+            seen.add(key)
+            try:
+                self._admit(sender, event, self._is_replay(message))
+            except InbeeldError as exc:
+                bad_id = isinstance(exc, PersonalDataInEnvelope) and exc.field == "id"
+                await self._reject_unrecorded(sender, "" if bad_id else event.id, exc)
+                continue
             routable.append((sender, event, len(body), bool(message.redelivered)))
         if not routable:
             return []
@@ -515,7 +581,6 @@ class Router:
         try:
             if not sender.active:
                 raise NotAuthorised(f"tenant {sender.code} is suspended")
-            check_source(sender, event)
             spec = spec_for(event.type)
             recipients = await resolve_recipients(sender, event, self._directory)
             if spec.protection == "none":
@@ -599,21 +664,43 @@ class Router:
             except Exception:
                 log.exception("router.sweep_failed")
 
+    async def _on_dead_delivery(self, message: DeliveredMessage) -> None:
+        await self._on_dead(aio_pika.IncomingMessage(message, no_ack=False))
+
     async def _on_dead(self, message: AbstractIncomingMessage) -> None:
-        """Keep what reached inbeeld.dead in the store, where the operator lists and replays it."""
-        headers = {
-            k: str(v)[:500]
-            for k, v in (message.headers or {}).items()
-            if k.startswith("x-inbeeld-") or k == "x-first-death-reason"
-        }
+        """Keep what reached inbeeld.dead in the store, where the operator lists and replays it.
+
+        Anything a tenant published can end up here (the broker dead-letters it when it expires
+        or passes the delivery limit), with whatever headers the tenant gave it. So the
+        `x-inbeeld-*` headers are believed only on what the hub itself dead-lettered (its own
+        broker user as `user_id`, which no tenant can set); otherwise the sender is the tenant
+        behind the broker-validated `user_id`, or unknown."""
+        raw = message.headers or {}
+        from_hub = message.user_id == self.settings.amqp_user
+        headers: dict[str, str] = {}
+        death = str(raw.get("x-first-death-reason", ""))
+        if death in BROKER_DEATH_REASONS:
+            headers["x-first-death-reason"] = death
+        if from_hub:
+            headers.update({k: str(v)[:500] for k, v in raw.items() if k.startswith("x-inbeeld-")})
         reason = headers.get(HEADER_REASON) or headers.get("x-first-death-reason", "dead")
         sender = headers.get(HEADER_SENDER) or None
-        if sender is None and message.user_id:
-            async with self.db.session() as s, s.begin():
-                tenant = await registry.tenant_by_broker_user(s, message.user_id)
-                sender = tenant.code if tenant else None
         try:
             async with self.db.session() as s, s.begin():
+                replay_of = headers.get(HEADER_REPLAY, "")
+                if from_hub and replay_of.isdigit():  # a replay that died again: same sender
+                    earlier = await s.get(DeadLetter, int(replay_of))
+                    sender = earlier.sender if earlier is not None else None
+                elif not from_hub:
+                    tenant = None
+                    if message.user_id:
+                        tenant = await registry.tenant_by_broker_user(s, message.user_id)
+                    if tenant is None:  # nobody to file it under: counted, not kept
+                        metrics.count_unknown_sender(message.user_id)
+                        log.warning("router.unknown_sender", user_id=message.user_id, dead=True)
+                        await message.ack()
+                        return
+                    sender = tenant.code
                 await ledger.add_dead_letter(
                     s,
                     reason=reason[:32],
@@ -621,6 +708,7 @@ class Router:
                     sender=sender,
                     body=message.body,
                     headers=headers,
+                    keep_body=_is_jose_event(message.body),
                 )
         except (OperationalError, DBAPIError, OSError):
             await message.nack(requeue=True)
@@ -716,6 +804,7 @@ class Router:
                 headers=headers,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 content_type=message.content_type,
+                user_id=self.settings.amqp_user,  # what _on_dead believes the headers of
             ),
             routing_key="",
             timeout=self.settings.publish_timeout,

@@ -5,13 +5,15 @@
     │   ├── EnvelopeInvalid      the CloudEvents envelope is malformed        (envelope_invalid)
     │   ├── UnknownType          the event type is not one we know            (unknown_type)
     │   ├── SchemaInvalid        the payload does not match its schema        (schema_invalid)
-    │   └── TooLarge             the message exceeds the size limit           (too_large)
+    │   ├── TooLarge             the message exceeds the size limit           (too_large)
+    │   └── PersonalDataInEnvelope  a BSN in an envelope attribute            (personal_data_in_envelope)
     ├── RoutingRefused           the hub refuses to route a valid event
     │   ├── SourceMismatch       `source` does not belong to the broker user  (source_mismatch)
     │   ├── UnknownRecipient     a recipient or group does not exist/active   (unknown_recipient)
     │   ├── NotAuthorised        the sender may not send this to them         (not_authorised)
     │   ├── InvalidTransition    a workflow step that its state forbids       (invalid_transition)
-    │   └── BadSignature         signature missing, wrong or key unknown      (bad_signature)
+    │   ├── BadSignature         signature missing, wrong or key unknown      (bad_signature)
+    │   └── RateLimited          the sender publishes faster than allowed     (rate_limited)
     ├── CryptoError              sealing/opening failed (never says why to a peer beyond this)
     └── NotFound                 a record does not exist (or is not yours)
 
@@ -52,6 +54,13 @@ class TooLarge(ContractError):
     reason = "too_large"
 
 
+class PersonalDataInEnvelope(ContractError):
+    """An envelope attribute holds what looks like a BSN. Envelope attributes are stored and
+    logged by the hub in the clear, so personal data belongs in the sealed `data` only."""
+
+    reason = "personal_data_in_envelope"
+
+
 class RoutingRefused(InbeeldError):
     reason = "refused"
 
@@ -74,6 +83,10 @@ class InvalidTransition(RoutingRefused):
 
 class BadSignature(RoutingRefused):
     reason = "bad_signature"
+
+
+class RateLimited(RoutingRefused):
+    reason = "rate_limited"
 
 
 class CryptoError(InbeeldError):

@@ -13,7 +13,13 @@ from typing import Any
 
 from schemas.validation import passes_eleven_test
 
-__all__ = ["PERSONAL_FIELDS", "REDACTED", "passes_eleven_test", "redact_personal_data"]
+__all__ = [
+    "PERSONAL_FIELDS",
+    "REDACTED",
+    "bsn_in_attributes",
+    "passes_eleven_test",
+    "redact_personal_data",
+]
 
 REDACTED = "[redacted]"
 
@@ -59,6 +65,34 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
 )
 
 _BSN_LIKE = re.compile(r"(?<!\d)\d{9}(?!\d)")
+
+
+_TOKEN_SEPARATOR = re.compile(r"[^A-Za-z0-9]+")
+_HEX_WITH_LETTER = re.compile(r"^(?=.*[a-fA-F])[0-9a-fA-F]+$")
+
+
+def _has_bsn(value: str) -> bool:
+    """Whether `value` carries a BSN: a run of exactly nine digits that passes the 11-test,
+    in a token (split on everything but letters and digits) that is not a hexadecimal string.
+    Random identifiers (UUIDs, trace ids) are hex tokens and may hold nine digits in a row by
+    chance; refusing one in every few hundred of them would break delivery, not protect it."""
+    for token in _TOKEN_SEPARATOR.split(value):
+        if len(token) < 9 or _HEX_WITH_LETTER.match(token):
+            continue
+        if any(passes_eleven_test(m.group(0)) for m in _BSN_LIKE.finditer(token)):
+            return True
+    return False
+
+
+def bsn_in_attributes(attributes: Mapping[str, str | list[str] | None]) -> str | None:
+    """The name of the first attribute that carries a BSN (see `_has_bsn`), or None.
+    The hub stores envelope attributes in the clear, so it refuses an event whose attributes
+    hold one (a safety net against mistakes, not against a sender determined to leak)."""
+    for name, value in attributes.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and _has_bsn(v) for v in values):
+            return name
+    return None
 
 
 def _mask_text(text: str) -> str:

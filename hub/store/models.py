@@ -101,7 +101,9 @@ class LedgerEvent(Base):
     """One event the router saw. Metadata only: never `data`."""
 
     __tablename__ = "ledger_events"
-    __table_args__ = (UniqueConstraint("source", "event_id", name="uq_ledger_source_id"),)
+    # De-duplication is keyed on the authenticated sender (the tenant behind the broker user),
+    # so no tenant can occupy another's (source, id) with a forged event.
+    __table_args__ = (UniqueConstraint("sender", "source", "event_id", name="uq_ledger_sender_source_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64))
@@ -150,8 +152,10 @@ class InboxSequence(Base):
 
 
 class DeadLetter(Base):
-    """A message the router could not handle at all. The body is what the broker carried
-    (ciphertext for sealed events); kept so the operator can replay it once fixed."""
+    """A message the router could not handle at all. The body is kept (for the operator to
+    replay once the cause is fixed) only when it is an event whose `data` is a JOSE object
+    (signed or sealed); anything else may hold personal data in the clear, so only its size
+    and SHA-256 are kept and `body` is empty."""
 
     __tablename__ = "dead_letters"
 
@@ -160,6 +164,8 @@ class DeadLetter(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     sender: Mapped[str | None] = mapped_column(String(32), index=True)
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_size: Mapped[int] = mapped_column(Integer, default=0)
+    body_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     replayed_at: Mapped[datetime | None] = mapped_column(default=None)

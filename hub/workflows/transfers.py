@@ -11,8 +11,10 @@ the queries the API serves.
     (`transfer_reminder_days` before it)  sweep(now): transfer.reminder to the receiver
 
 The transfer id travels in the envelope's `subject` on every transfer event: the payloads are
-sealed and the hub cannot read them. It is unique across the hub (connectors make ids like
-`tr-GM0518-...`); a second offer with a known id is `invalid_transition`. The receiving
+sealed and the hub cannot read them. It is unique across the hub and names its offerer
+(`tr-GM0518-...`, `id_prefix`): an offer of an id with another tenant's prefix is
+`not_authorised`, a second offer with a known id is `invalid_transition`. A step on a transfer
+that does not exist and one on a transfer of others get the same refusal. The receiving
 connector checks that `subject` equals the payload's `transfer_id` after opening it.
 
 Regional bureaus: a bureau acts for the municipalities in the registry group
@@ -57,6 +59,7 @@ __all__ = [
     "bureau_group",
     "counts",
     "get_for",
+    "id_prefix",
     "list_for",
     "stuck",
 ]
@@ -66,6 +69,11 @@ HUB_ACTOR = "hub"
 ACTOR = "hub-transfers"
 _EVENT_NS = uuid.UUID("3c2d8f51-7a4e-4b0f-9d61-5e8a2b7c9f13")
 SWEEP_BATCH = 500  # per sweep and kind; the next sweep takes the rest
+
+
+def id_prefix(offerer: str) -> str:
+    """How the id of a transfer offered by `offerer` starts (`tr-GM0518-...`)."""
+    return f"tr-{offerer}-"
 
 
 def bureau_group(bureau_code: str) -> str:
@@ -145,6 +153,12 @@ class TransferWorkflow:
                 return _Plan(transfer_id, step, None, transfer.state, counterparty, seen.acted_for, True)  # type: ignore[arg-type]
 
         if step == "offered":
+            # The id names its offerer, so no tenant can take (or probe) another's ids.
+            if not transfer_id.startswith(id_prefix(sender.code)):
+                raise NotAuthorised(
+                    f"a new transfer id from {sender.code} starts with {id_prefix(sender.code)}",
+                    field="subject",
+                )
             if transfer is not None:
                 raise InvalidTransition(
                     f"transfer {transfer_id} already exists; a new offer needs a new transfer id",
@@ -154,8 +168,11 @@ class TransferWorkflow:
             after = next_state(None, event.short_type, "offerer")
             return _Plan(transfer_id, step, None, after, recipients[0], None, False)
 
+        # One answer for "no such transfer" and "not yours" (as the API's 404), so that the
+        # refusal tells no outsider whether a transfer id exists.
+        unknown = InvalidTransition(f"there is no transfer {transfer_id} of yours", field="subject")
         if transfer is None:
-            raise InvalidTransition(f"there is no transfer {transfer_id}", field="subject")
+            raise unknown
         members = await _members_of(s, sender)
         roles: dict[Role, str | None] = {}  # the role the sender may take, and for whom
         sides: tuple[tuple[Role, str], ...] = (("offerer", transfer.offerer), ("receiver", transfer.receiver))
@@ -165,7 +182,7 @@ class TransferWorkflow:
             elif party in members:
                 roles[side] = party  # a bureau acting for a member
         if not roles:
-            raise NotAuthorised(f"{sender.code} is not a party to transfer {transfer_id}", field="subject")
+            raise unknown
         wanted = party_for(step)
         role: Role = wanted if wanted in roles else next(iter(roles))
         before: State = transfer.state  # type: ignore[assignment]

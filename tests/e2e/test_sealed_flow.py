@@ -53,12 +53,12 @@ PERSONAL = (
 )
 
 
-def dossier() -> dict[str, Any]:
-    return {**DOSSIER, "transfer_id": f"tr-{uuid.uuid4().hex[:12]}"}
+def dossier(offerer: str = "GM0518") -> dict[str, Any]:
+    return {**DOSSIER, "transfer_id": f"tr-{offerer}-{uuid.uuid4().hex[:12]}"}
 
 
 def offer(party: Party, to: str, data: dict[str, Any] | None = None) -> CloudEvent:
-    data = data or dossier()
+    data = data or dossier(party.code)
     return party.connector.event(OFFERED, data, [to], subject=data["transfer_id"])
 
 

@@ -24,7 +24,7 @@ from connectors import transfers as sdk
 from connectors.cli import app as cli_app
 from connectors.keystore import Keystore
 from connectors.sealing import Sealer
-from hub import provisioning, registry
+from hub import provisioning, registry, workflows
 from hub.api.app import create_app
 from hub.services import amqp_channel, management
 from hub.store.models import AuditRecord, LedgerEvent, Transfer
@@ -88,8 +88,9 @@ async def bearer(hub: RunningHub, code: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def tid() -> str:
-    return f"tr-test-{uuid.uuid4().hex[:16]}"
+def tid(offerer: str = "GM0518") -> str:
+    """A transfer id as the offerer's connector makes it (the hub refuses another's prefix)."""
+    return f"tr-{offerer}-{uuid.uuid4().hex[:16]}"
 
 
 async def send(
@@ -220,10 +221,12 @@ async def test_every_illegal_step_is_refused_with_a_clear_reason(
     offered = await send(dh, "offered", transfer_id, "GM0599")
     await routed(hub, offered, "GM0599")
 
-    # a second offer with that id, by anyone
-    for who, to in ((dh, "GM0599"), (af, "GM0957")):
-        sent = await send(who, "offered", transfer_id, to)
-        await refused(hub, sent, who.code, "invalid_transition", f"transfer {transfer_id} already exists")
+    # a second offer with that id: by its offerer, a clear "exists"; by anyone else, refused
+    # for the id's prefix before the hub looks the id up (so it tells them nothing)
+    sent = await send(dh, "offered", transfer_id, "GM0599")
+    await refused(hub, sent, "GM0518", "invalid_transition", f"transfer {transfer_id} already exists")
+    sent = await send(af, "offered", transfer_id, "GM0957")
+    await refused(hub, sent, "GM0307", "not_authorised", "from GM0307 starts with tr-GM0307-")
     # the wrong party for the step
     sent = await send(dh, "accepted", transfer_id, "GM0599")
     await refused(hub, sent, "GM0518", "not_authorised", "only the receiver of a transfer may send")
@@ -232,7 +235,7 @@ async def test_every_illegal_step_is_refused_with_a_clear_reason(
     sent = await send(rd, "cancelled", transfer_id, "GM0518")
     await refused(hub, sent, "GM0599", "not_authorised", "only the offerer of a transfer may send")
     sent = await send(af, "accepted", transfer_id, "GM0518")
-    await refused(hub, sent, "GM0307", "not_authorised", f"GM0307 is not a party to transfer {transfer_id}")
+    await refused(hub, sent, "GM0307", "invalid_transition", f"there is no transfer {transfer_id} of yours")
     # the right party, addressed to someone else than the other party
     sent = await send(rd, "accepted", transfer_id, "GM0307")
     await refused(hub, sent, "GM0599", "not_authorised", "goes to GM0518 only")
@@ -283,7 +286,7 @@ async def test_two_municipalities_offering_each_other_at_once(
     hub: RunningHub, parties: dict[str, Party]
 ) -> None:
     dh, rd = parties["GM0518"], parties["GM0599"]
-    a, b = tid(), tid()
+    a, b = tid(), tid("GM0599")
     sent_a, sent_b = await asyncio.gather(send(dh, "offered", a, "GM0599"), send(rd, "offered", b, "GM0518"))
     await routed(hub, sent_a, "GM0599")
     await routed(hub, sent_b, "GM0518")
@@ -370,7 +373,7 @@ async def test_a_bureau_acts_for_its_members(
     hub: RunningHub, parties: dict[str, Party], api: httpx.AsyncClient
 ) -> None:
     dh, rd, bureau = parties["GM0518"], parties["GM0599"], parties[BUREAU]
-    to_member, from_member, not_member = tid(), tid(), tid()
+    to_member, from_member, not_member = tid(), tid("GM0307"), tid()
 
     # an offer to Roermond, answered by the bureau for it
     await routed(hub, await send(dh, "offered", to_member, "GM0957"), "GM0957")
@@ -387,7 +390,7 @@ async def test_a_bureau_acts_for_its_members(
     # not for a tenant that is no member
     await routed(hub, await send(dh, "offered", not_member, "GM0599"), "GM0599")
     sent = await send(bureau, "accepted", not_member, "GM0518")
-    await refused(hub, sent, BUREAU, "not_authorised", f"{BUREAU} is not a party to transfer {not_member}")
+    await refused(hub, sent, BUREAU, "invalid_transition", f"there is no transfer {not_member} of yours")
 
     body = await timeline(api, hub, "GM0518", to_member)
     assert [(x["step"], x["actor"], x["acted_for"]) for x in body["timeline"]] == [
@@ -477,7 +480,7 @@ async def test_api_lists_gets_and_counts(
     dh, rd = parties["GM0518"], parties["GM0599"]
     operator = await bearer(hub, None)
     counts_before = (await api.get("/transfer-counts", headers=operator)).json()
-    open_, done = tid(), tid()
+    open_, done = tid(), tid("GM0599")
     await routed(hub, await send(dh, "offered", open_, "GM0599"), "GM0599")
     await routed(hub, await send(rd, "offered", done, "GM0518"), "GM0518")
     await routed(hub, await send(dh, "rejected", done, "GM0599", reason="other", note="Onbekend."), "GM0599")
@@ -525,3 +528,57 @@ async def test_api_lists_gets_and_counts(
     r = await api.get("/transfers-stuck", headers=operator, params={"days": 3})
     assert open_ not in {x["transfer_id"] for x in r.json()}
     assert (await api.get("/transfers-stuck", headers=await bearer(hub, "GM0518"))).status_code == 403
+
+
+class _BrokenOffers:
+    """A transfers workflow with a bug for one transfer id, until it is fixed."""
+
+    prefixes = ("transfer.offered",)
+
+    def __init__(self, transfer_id: str) -> None:
+        self.transfer_id, self.broken = transfer_id, True
+
+    async def check(self, s, sender, event, recipients):
+        if event.subject == self.transfer_id and self.broken:
+            raise RuntimeError("simulated bug")
+        return await WORKFLOW.check(s, sender, event, recipients)
+
+    async def record(self, s, sender, event, recipients) -> None:
+        await WORKFLOW.record(s, sender, event, recipients)
+
+    async def sweep(self, s, now: datetime):
+        return []
+
+
+async def test_a_sealed_offer_dead_lettered_by_a_bug_is_replayed_as_its_sender(
+    hub: RunningHub, parties: dict[str, Party], api: httpx.AsyncClient
+) -> None:
+    """A sealed event's body is kept (it is ciphertext) and replayed, checked afresh."""
+    transfer_id = tid()
+    broken = _BrokenOffers(transfer_id)
+    workflows.WORKFLOWS.insert(0, broken)
+    try:
+        sent = await send(parties["GM0518"], "offered", transfer_id, "GM0599")
+        dead = None
+        for _ in range(100):
+            listed = (await api.get("/dead-letters", headers=await bearer(hub, None))).json()
+            dead = next((d for d in listed if d["sender"] == "GM0518" and d["reason"] == "delivery_limit"
+                         and d["body_kept"]), None)
+            if dead:
+                break
+            await asyncio.sleep(0.2)
+        assert dead is not None, "the offer was not dead-lettered"
+        broken.broken = False
+        replay = await api.post(f"/dead-letters/{dead['id']}/replay", headers=await bearer(hub, None))
+        assert replay.status_code == 202, replay.text
+        await routed(hub, sent, "GM0599")
+        assert await state_of(hub, transfer_id) == "offered"
+        [row] = [r for r in await ledger_rows_for(hub, sent.id)]
+        assert row.sender == "GM0518" and row.status == "routed"
+    finally:
+        workflows.WORKFLOWS.remove(broken)
+
+
+async def ledger_rows_for(hub: RunningHub, event_id: str) -> list[LedgerEvent]:
+    async with hub.db.session() as s:
+        return list(await s.scalars(select(LedgerEvent).where(LedgerEvent.event_id == event_id)))

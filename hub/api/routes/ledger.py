@@ -37,6 +37,8 @@ class DeadLetterItem(BaseModel):
     received_at: datetime
     replayed_at: datetime | None
     size: int
+    sha256: str | None
+    body_kept: bool  # only a signed or sealed event's body is kept (and can be replayed)
 
 
 @router.get("/ledger", summary="Events you sent or received (operator: all)")
@@ -72,7 +74,9 @@ def _dl(row: DeadLetter) -> DeadLetterItem:
         sender=row.sender,
         received_at=row.received_at,
         replayed_at=row.replayed_at,
-        size=len(row.body),
+        size=row.body_size,
+        sha256=row.body_sha256,
+        body_kept=bool(row.body),
     )
 
 
@@ -93,4 +97,6 @@ async def dead_letter_body(
     row = await s.get(DeadLetter, dl_id)
     if row is None:
         raise NotFound(f"no dead letter {dl_id}")
+    if not row.body:
+        raise NotFound(f"the body of dead letter {dl_id} was not kept (not a signed or sealed event)")
     return {"body_b64": base64.b64encode(row.body).decode()}
