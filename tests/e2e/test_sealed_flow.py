@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -67,8 +68,12 @@ def rejection_of(event_id: str):
 
 
 def leaks(text_: str) -> list[str]:
+    """The personal values found in `text_`, case-insensitively - except those that read as
+    hexadecimal in lower case (postcodes like 3011AA), which any digest may contain by chance:
+    those are searched as written."""
     low = text_.lower()
-    return [p for p in PERSONAL if p.lower() in low]
+    hexlike = {p for p in PERSONAL if re.fullmatch(r"[0-9a-f]+", p.lower())}
+    return [p for p in PERSONAL if (p in text_ if p in hexlike else p.lower() in low)]
 
 
 def sig_keys(ks: Keystore) -> list[dict[str, Any]]:

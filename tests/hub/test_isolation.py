@@ -175,13 +175,8 @@ async def source_matrix(hub: RunningHub) -> list[Outcome]:
                 for r in await s.scalars(select(LedgerEvent).where(LedgerEvent.event_id.in_(ids)))
             }
         for event_id, b in ids.items():
-            row = rows[event_id]
-            refused = (
-                reasons.get(b) == "source_mismatch"
-                and row.status == "rejected"
-                and row.sender == a
-                and not row.deliveries
-            )
+            # refused before it is recorded: a forged event occupies nothing in the ledger
+            refused = reasons.get(b) == "source_mismatch" and event_id not in rows
             outcomes.append(
                 Outcome(
                     a, b, "claim the victim's source", SourceRefused, SourceRefused() if refused else None
