@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from schemas.errors import EnvelopeInvalid, TooLarge
+from schemas.nesting import check_json
 
 CONTENT_TYPE = "application/cloudevents+json"
 SPEC_VERSION = "1.0"
@@ -120,9 +121,14 @@ class CloudEvent(BaseModel):
 
 
 def parse_event(body: bytes) -> CloudEvent:
-    """Parse a structured-mode CloudEvent, raising `EnvelopeInvalid` naming the first bad field."""
+    """Parse a structured-mode CloudEvent, raising `EnvelopeInvalid` naming the first bad field.
+
+    Refused before any parse: `TooLarge` over `MAX_MESSAGE_BYTES`, `TooDeep` (reason
+    `too_deep`) nested beyond `schemas.nesting.MAX_DEPTH` — a body refused as too deep must
+    not be handed to another JSON parser either."""
     if len(body) > MAX_MESSAGE_BYTES:
         raise TooLarge(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    check_json(body, what="the message")
     try:
         return CloudEvent.model_validate_json(body, context={"wire": True})
     except ValidationError as exc:

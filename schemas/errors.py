@@ -5,7 +5,8 @@
     │   ├── EnvelopeInvalid      the CloudEvents envelope is malformed        (envelope_invalid)
     │   ├── UnknownType          the event type is not one we know            (unknown_type)
     │   ├── SchemaInvalid        the payload does not match its schema        (schema_invalid)
-    │   └── TooLarge             the message exceeds the size limit           (too_large)
+    │   ├── TooLarge             the message exceeds the size limit           (too_large)
+    │   └── TooDeep              JSON/TOML nested beyond schemas.nesting.MAX_DEPTH (too_deep)
     ├── RoutingRefused           the hub refuses to route a valid event
     │   ├── SourceMismatch       `source` does not belong to the broker user  (source_mismatch)
     │   ├── UnknownRecipient     a recipient or group does not exist/active   (unknown_recipient)
@@ -13,6 +14,10 @@
     │   ├── InvalidTransition    a workflow step that its state forbids       (invalid_transition)
     │   └── BadSignature         signature missing, wrong or key unknown      (bad_signature)
     ├── CryptoError              sealing/opening failed (never says why to a peer beyond this)
+    │   └── CryptoInvalid        `data` is not a well-formed JOSE object of the wire format:
+    │                            bad structure or encoding, unsupported version or algorithm
+    │                            (crypto_invalid; a signature that does not verify is
+    │                            `bad_signature`)
     └── NotFound                 a record does not exist (or is not yours)
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
@@ -52,6 +57,10 @@ class TooLarge(ContractError):
     reason = "too_large"
 
 
+class TooDeep(ContractError):
+    reason = "too_deep"
+
+
 class RoutingRefused(InbeeldError):
     reason = "refused"
 
@@ -78,6 +87,10 @@ class BadSignature(RoutingRefused):
 
 class CryptoError(InbeeldError):
     reason = "crypto_error"
+
+
+class CryptoInvalid(CryptoError):
+    reason = "crypto_invalid"
 
 
 class NotFound(InbeeldError):
