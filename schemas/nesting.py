@@ -52,11 +52,13 @@ def _deepest(structure: str, limit: int) -> int:
     return max(accumulate(map(_DELTA.__getitem__, map(ord, brackets))))
 
 
-def _refuse(depth: int, limit: int, what: str) -> TooDeep:
-    return TooDeep(f"{what} is nested {depth} levels deep; the limit is {limit}")
+def _refuse(depth: int, limit: int, what: str, field: str | None) -> TooDeep:
+    return TooDeep(f"{what} is nested too deeply: {depth} levels, the limit is {limit}", field=field)
 
 
-def check_json(text: str | bytes, *, limit: int = MAX_DEPTH, what: str = "the JSON document") -> None:
+def check_json(
+    text: str | bytes, *, limit: int = MAX_DEPTH, what: str = "the JSON document", field: str | None = None
+) -> None:
     """Raise `TooDeep` if `text` (JSON, UTF-8 when bytes) nests arrays/objects deeper than
     `limit`. Does not check that it is JSON."""
     if isinstance(text, bytes | bytearray | memoryview):
@@ -67,21 +69,25 @@ def check_json(text: str | bytes, *, limit: int = MAX_DEPTH, what: str = "the JS
         stripped = _JSON_STRING.sub("", text)
     depth = _deepest(stripped, limit)
     if depth > limit:
-        raise _refuse(depth, limit, what)
+        raise _refuse(depth, limit, what, field)
 
 
-def check_toml(text: str, *, limit: int = MAX_DEPTH, what: str = "the TOML document") -> None:
+def check_toml(
+    text: str, *, limit: int = MAX_DEPTH, what: str = "the TOML document", field: str | None = None
+) -> None:
     """Raise `TooDeep` if `text` nests TOML arrays/inline tables deeper than `limit`
     (a `[table]` header counts as one level, `[[array]]` as two: both far below any limit)."""
     depth = _deepest(_TOML_SKIP.sub("", text), limit)
     if depth > limit:
-        raise _refuse(depth, limit, what)
+        raise _refuse(depth, limit, what, field)
 
 
-def loads(text: str | bytes, *, limit: int = MAX_DEPTH, what: str = "the JSON document") -> Any:
+def loads(
+    text: str | bytes, *, limit: int = MAX_DEPTH, what: str = "the JSON document", field: str | None = None
+) -> Any:
     """`json.loads` after the depth check. Bytes must be UTF-8 (`ValueError` otherwise, as for
     malformed JSON; `json.loads` would otherwise guess UTF-16/32, which the scan does not read)."""
     if isinstance(text, bytes | bytearray | memoryview):
         text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError
-    check_json(text, limit=limit, what=what)
+    check_json(text, limit=limit, what=what, field=field)
     return json.loads(text)
