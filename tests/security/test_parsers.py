@@ -270,3 +270,23 @@ def test_parse_event_refuses_every_deep_shape_as_too_deep() -> None:
             with pytest.raises(TooDeep) as exc:
                 parse_event(body.encode())
             assert exc.value.reason == "too_deep"
+
+
+def test_the_connector_cli_refuses_deep_files_in_one_line(tmp_path: Path) -> None:
+    """`transfer offer --file` and `check --config`: exit with the reason, no traceback."""
+    from typer.testing import CliRunner
+
+    from connectors.cli import app
+
+    runner = CliRunner()
+    dossier, config = tmp_path / "dossier.json", tmp_path / "connector.toml"
+    for depth, kinds in drawn(st.tuples(DEPTHS, KINDS)):
+        dossier.write_text(nested_json(depth, kinds), encoding="utf-8")
+        config.write_text(f"tenant = 'GM0518'\nx = {nested_toml(depth, kinds)}\n", encoding="utf-8")
+        offered = runner.invoke(app, ["transfer", "offer", "--to", "GM0599", "--file", str(dossier),
+                                      "--config", str(config)])
+        checked = runner.invoke(app, ["check", "--config", str(config)])
+        for result in (offered, checked):
+            assert result.exit_code in (1, 2), result.output
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            assert "nested too deeply" in result.output
