@@ -5,12 +5,13 @@ a few thousand levels deep — a deep stack frame in the middle of the router or
 not a clear refusal. Every JSON or TOML document the hub or a connector parses from outside
 is scanned here first and refused with `TooDeep` (reason `too_deep`) beyond `MAX_DEPTH`.
 
-The scan is linear and non-recursive: string contents are cut out with one regular
-expression (so a `[` inside a string does not count), the remaining brackets are mapped to
-+1/-1 and the running maximum is taken in C (`itertools.accumulate`). A string is cut the way
-the parser reads it (from a quote outside any string to the next unescaped quote), so no
-bracket the parser treats as structure can hide from the scan. Input that is not valid JSON
-or TOML may be miscounted, but the parser then refuses it anyway.
+The scan is linear and non-recursive: string contents (and TOML comments) are cut out with
+one regular expression (so a `[` inside a string does not count), the remaining brackets are
+mapped to +1/-1 and the running maximum is taken in C (`itertools.accumulate`). A string is
+cut the way the parser reads it (from a quote outside any string to the next unescaped
+quote), so no bracket the parser treats as structure can hide from the scan; a string left
+open swallows the rest, where the parser stops with an error anyway. Input that is not valid
+JSON or TOML may be miscounted, but the parser then refuses it before it could recurse.
 """
 
 from __future__ import annotations
@@ -26,22 +27,24 @@ __all__ = ["MAX_DEPTH", "check_json", "check_toml", "loads"]
 
 MAX_DEPTH = 64  # arrays/objects inside one another; our deepest document (a dossier) needs < 10
 
-# A JSON string, escapes included (unrolled loop: linear, no backtracking).
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_STRING_B = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Each pattern below matches from its opening quote and can never fail once it started: a
+# string left open runs to the end of its line (TOML) or of the input. No match is ever
+# retried from inside an earlier one, so the scan stays linear on hostile input such as
+# `"\"\"\"...` (a pattern that could fail would rescan from every quote: quadratic).
+# A JSON string, escapes included (unrolled loop, no backtracking).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\[\s\S]?[^"\\]*)*(?:"|\Z)')
+_JSON_STRING_B = re.compile(rb'"[^"\\]*(?:\\[\s\S]?[^"\\]*)*(?:"|\Z)')
 # TOML strings (multi-line first: `"""` must not be read as an empty string and a quote) and
 # comments, which may hold brackets and quotes of their own.
 _TOML_SKIP = re.compile(
-    r'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'  # multi-line basic; `\` escapes
-    r"|'''[\s\S]*?'''"  # multi-line literal: no escapes
-    r'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"'  # basic
-    r"|'[^'\n]*'"  # literal
-    r"|#[^\n]*",  # comment
-    re.DOTALL,
+    r'"""[^"\\]*(?:(?:\\[\s\S]?|"(?!""))[^"\\]*)*(?:"""|\Z)'  # multi-line basic; `\` escapes
+    r"|'''[\s\S]*?(?:'''|\Z)"  # multi-line literal: no escapes
+    r'|"[^"\\\n]*(?:\\[^\n]?[^"\\\n]*)*(?:"|(?=\n)|\Z)'  # basic: one line
+    r"|'[^'\n]*(?:'|(?=\n)|\Z)"  # literal: one line
+    r"|#[^\n]*"  # comment
 )
 _OPEN, _CLOSE = "[{", "]}"
-_KEEP = _OPEN + _CLOSE
-# Code point -> +1/-1 (str.translate keeps only brackets; their values are then summed).
+# Code point -> +1/-1: the running sum over the brackets left is the nesting depth.
 _DELTA = {ord(c): 1 for c in _OPEN} | {ord(c): -1 for c in _CLOSE}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 
 import pytest
@@ -147,3 +148,68 @@ def test_toml_strings_tables_and_comments_do_not_count():
     )
     check_toml(text)
     assert tomllib.loads(text)["hub"]["b"].startswith("[[")
+
+
+# -- the scan itself must not be the denial of service -----------------------------------------
+
+HOSTILE_SCANS = {
+    "escaped quotes in an open string": b'"' + b'\\"' * 350_000,
+    "a trailing backslash": b'"' + b'\\"' * 350_000 + b"\\",
+    "only quotes": b'"' * 1_000_000,
+    "open strings between brackets": b'["a' * 300_000,
+}
+HOSTILE_TOML = {
+    "escaped quotes": '"' + '\\"' * 350_000,
+    "open multi-line basic": '"""' + '\\"' * 350_000,
+    "quotes in multi-line basic": '"""' + '""a' * 300_000,
+    "quotes in multi-line literal": "'''" + "''a" * 300_000,
+    "only quotes": '"' * 1_000_000,
+    "only apostrophes": "'" * 1_000_000,
+    "quotes, apostrophes, comments": "\"'#\n" * 250_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SCANS))
+def test_the_json_scan_is_linear_on_hostile_quoting(name):
+    """A string pattern that could fail would be retried from every quote inside it: these
+    1 MiB inputs took minutes before the patterns were made unable to fail."""
+    body = HOSTILE_SCANS[name]
+    start = time.perf_counter()
+    for text in (body, body.decode()):
+        try:
+            check_json(text)
+        except TooDeep:
+            pass
+    assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_TOML))
+def test_the_toml_scan_is_linear_on_hostile_quoting(name):
+    start = time.perf_counter()
+    try:
+        check_toml(HOSTILE_TOML[name])
+    except TooDeep:
+        pass
+    assert time.perf_counter() - start < 3
+
+
+@given(st.text(alphabet='[]{}"\\\'#\n ab=', max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_the_toml_count_is_at_least_what_tomllib_nests(text):
+    """Whatever tomllib manages to parse, the scan saw at least as deep."""
+    try:
+        value = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return
+
+    def depth(v: object) -> int:
+        if isinstance(v, list):
+            return 1 + max(map(depth, v), default=0)
+        if isinstance(v, dict):
+            return 1 + max(map(depth, v.values()), default=0)
+        return 0
+
+    inline = depth(value) - 1  # the document itself is a table, not written with brackets
+    if inline > 0:
+        with pytest.raises(TooDeep):
+            check_toml(text, limit=inline - 1)
