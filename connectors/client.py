@@ -9,9 +9,12 @@ Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
 * The connection is our own, not aio-pika's robust one: robust objects are held weakly and
   consumers are not always restored after a broker restart. Here one place (`_ensure`)
   reconnects with backoff, and `inbox()` re-opens its channel and consumer itself.
-* `inbox()` yields `InboxMessage`s: parsed, de-duplicated by `source`+`id` (in the local
-  store when one is given, else in memory), opened by the sealer when one is given (else a
-  payload of protection "none" is validated), and checked for gaps in the hub's per-tenant
+* `inbox()` yields `InboxMessage`s: parsed (nesting bounded first: `too_deep`),
+  de-duplicated by `source`+`id` (in the local store when one is given, else in memory),
+  opened by the sealer when one is given — which verifies the signature over the envelope's
+  id, type, source, recipients, subject and correlationid, so a copy with any of them
+  changed is rejected, not yielded (else a payload of protection "none" is validated) — and
+  checked for gaps in the hub's per-tenant
   `sequence` (logged, counted, `on_gap` called: a gap means resync). A number may arrive
   late — with several hub routers (competing consumers) copies can overtake each other — so a
   missing number is only a gap when it has not come within `gap_grace` seconds (reported on

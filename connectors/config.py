@@ -18,8 +18,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.envelope import TENANT_CODE_RE, TenantCode, error_path
-from schemas.errors import InbeeldError
+from schemas.errors import InbeeldError, TooDeep
 from schemas.events import ContactPerson
+from schemas.nesting import check_toml
 from schemas.validation import Email, Phone, ShortText
 
 __all__ = [
@@ -277,7 +278,11 @@ def parse_config(raw: dict[str, object], base: Path) -> ConnectorConfig:
 def load_config(path: str | os.PathLike[str]) -> ConnectorConfig:
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        check_toml(text, what=str(path))  # tomllib recurses per level of nesting
+        raw = tomllib.loads(text)
+    except TooDeep as exc:
+        raise ConfigError(exc.message) from None
     except FileNotFoundError:
         raise ConfigError(f"no config file at {path}") from None
     except tomllib.TOMLDecodeError as exc:

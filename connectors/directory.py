@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
+from schemas import nesting
 from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError, NotFound
+from schemas.errors import InbeeldError, NotFound, TooDeep
 
 __all__ = ["DEFAULT_TTL", "Directory", "DirectoryError"]
 
@@ -82,7 +83,10 @@ class Directory:
         if response.status_code >= 400:
             status = response.status_code
             raise DirectoryError(f"the hub refused {method} {path}: {status} {_detail(response)}")
-        return response.json()
+        try:
+            return nesting.loads(response.content, what="the hub's answer")
+        except ValueError:
+            raise DirectoryError(f"the hub's answer to {method} {path} is not JSON") from None
 
     def _fresh(self, stamp: float) -> bool:
         return self._clock() - stamp <= self.ttl
@@ -159,8 +163,8 @@ class Directory:
 
 def _detail(response: httpx.Response) -> str:
     try:
-        body = response.json()
-    except ValueError:
+        body = nesting.loads(response.content)
+    except (ValueError, TooDeep):
         return response.reason_phrase
     if isinstance(body, dict):
         detail = body.get("detail")

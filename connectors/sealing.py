@@ -10,8 +10,9 @@
 invalid is ever signed), then replaces it with the JOSE object of `schemas.sealed`:
 - `sealed`: encrypted to every current key (primary and pending) of every recipient —
   `group:<name>` expanded through the directory, the sender left out — then signed with
-  the keystore's primary signing key; the envelope (id, type, source, recipients) is bound
-  in both protected headers, so seal the event exactly as it will be published.
+  the keystore's primary signing key; the envelope (id, type, source, recipients, and
+  subject and correlationid when set) is bound in both protected headers, so seal the event
+  exactly as it will be published.
 - `signed`: signed only. `none`: returned unchanged (after validation).
 
 `open(event)` finds the sender (the CBS code in `urn:nld:cbs:<code>:...`, or the tenant of

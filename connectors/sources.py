@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.client import Connector, ConnectorError
 from connectors.config import FolderSourceConfig, HttpSourceConfig
+from schemas import nesting
 from schemas.envelope import CloudEvent, Recipient, describe_validation_error, error_field
 from schemas.errors import ContractError, EnvelopeInvalid, SchemaInvalid, TooLarge
 from schemas.events import spec_for
@@ -160,13 +161,11 @@ class FolderSource:
             if len(raw) > MAX_FILE_BYTES:
                 raise TooLarge("the file exceeds 1 MiB", field="(file)")
             try:
-                doc = json.loads(raw)
-            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                where = (
-                    f" at line {exc.lineno} column {exc.colno}"
-                    if isinstance(exc, json.JSONDecodeError)
-                    else " (nested too deeply)" if isinstance(exc, RecursionError) else ""
-                )
+                doc = nesting.loads(raw, what="(file): the JSON", field="(file)")  # or TooDeep
+            except ValueError as exc:  # UnicodeDecodeError included
+                where = ""
+                if isinstance(exc, json.JSONDecodeError):
+                    where = f" at line {exc.lineno} column {exc.colno}"
                 raise SchemaInvalid(f"(file): not valid JSON{where}", field="(file)") from None
             digest = hashlib.sha256(raw).hexdigest()
             default_id = str(
@@ -245,8 +244,8 @@ class HttpSource:
                 if len(body) > MAX_FILE_BYTES:
                     raise TooLarge("the body exceeds 1 MiB", field="(body)")
                 try:
-                    doc = json.loads(body)
-                except (ValueError, UnicodeDecodeError, RecursionError):
+                    doc = nesting.loads(body, what="(body): the JSON", field="(body)")  # or TooDeep
+                except ValueError:  # UnicodeDecodeError included
                     raise SchemaInvalid("(body): not valid JSON", field="(body)") from None
                 event = prepare(self.connector, doc)
             except ContractError as exc:

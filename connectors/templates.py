@@ -61,8 +61,9 @@ from connectors.letters import (
 )
 from connectors.letters.values import Value
 from connectors.store import LocalStore, templates
+from schemas import nesting
 from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError, NotFound
+from schemas.errors import InbeeldError, NotFound, TooDeep
 from schemas.events import Payload, TemplatePublished, TemplateWithdrawn
 
 __all__ = [
@@ -569,9 +570,12 @@ def _render_cmd(
     """Render one letter from the local catalogue."""
     cfg = _load_config(config)
     try:
-        values = json.loads(data.read_text("utf-8"))
+        values = nesting.loads(data.read_text("utf-8"), what=str(data))
     except (OSError, ValueError):
         _say(_err, f"{data} is not a readable JSON file")
+        raise typer.Exit(1) from None
+    except TooDeep as exc:
+        _say(_err, exc.message)
         raise typer.Exit(1) from None
     if not isinstance(values, dict):
         _say(_err, f"{data} must hold a JSON object of placeholder values")

@@ -35,7 +35,6 @@ need ([keystore] and [hub]).
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,8 +48,9 @@ from rich.table import Table
 
 from connectors.client import Connector, ConnectorError
 from connectors.config import ConfigError, ConnectorConfig, load_config
+from schemas import nesting
 from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError, NotFound, SchemaInvalid
+from schemas.errors import InbeeldError, NotFound, SchemaInvalid, TooDeep
 from schemas.events import Payload, TransferOffered, spec_for
 from schemas.validation import validate_payload
 
@@ -172,7 +172,10 @@ class TransferStatus:
             raise NotFound(f"the hub knows no transfer of yours at {path}")
         if response.status_code >= 400:
             raise TransferError(f"the hub refused GET {path}: HTTP {response.status_code}")
-        return response.json()
+        try:
+            return nesting.loads(response.content, what="the hub's answer")
+        except ValueError:
+            raise TransferError(f"the hub's answer to GET {path} is not JSON") from None
 
     async def list(self, *, role: str = "all", state: str | None = None) -> list[dict[str, Any]]:
         params = {"role": role, **({"state": state} if state else {})}
@@ -266,12 +269,15 @@ def offer_command(
 ) -> None:
     """Offer a pupil's dossier to another municipality (sealed to it)."""
     try:
-        raw = json.loads(file.read_text("utf-8"))
+        raw = nesting.loads(file.read_text("utf-8"), what=str(file))
     except OSError as exc:
         _say(err, f"cannot read {file}: {exc.strerror}")
         raise typer.Exit(1) from None
     except ValueError as exc:
         _say(err, f"{file} is not JSON: {exc}")
+        raise typer.Exit(1) from None
+    except TooDeep as exc:
+        _say(err, exc.message)
         raise typer.Exit(1) from None
     try:
         dossier = validate_dossier(raw)

@@ -19,8 +19,10 @@ The router verifies without decrypting (`KeyCache.check`):
   a signed-only object is `schema_invalid` (the signature is fine, the protection is not:
   personal data would travel in clear). Every resolved recipient must find one of its
   published enc keys among the JWE's recipient entries, else `recipient_key_missing`.
-- anything else in `data` (missing, unsigned, malformed, wrong key, other envelope) is
-  `bad_signature`.
+- `data` missing or unsigned, signed by a key not the sender's, a signature that does not
+  verify, or bound to another envelope (id, type, source, recipients, subject,
+  correlationid) is `bad_signature`; a malformed JOSE object (structure, encoding, version,
+  algorithm) is `crypto_invalid`; JSON inside nested too deep is `too_deep`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.store.models import Tenant, TenantKey, utcnow
 from schemas.envelope import CloudEvent
-from schemas.errors import BadSignature, ContractError, CryptoError, NotFound, RoutingRefused, SchemaInvalid
+from schemas.errors import (
+    BadSignature,
+    ContractError,
+    CryptoError,
+    CryptoInvalid,
+    NotFound,
+    RoutingRefused,
+    SchemaInvalid,
+)
 from schemas.events import EventSpec
 from schemas.sealed import JWE_ALG, JWS_ALG, EnvelopeBinding, VerifiedObject, jwk_thumbprint, verify
 from schemas.validation import validate_payload
@@ -254,9 +264,9 @@ class KeyCache:
             except BadSignature as exc:
                 if refresh:
                     raise BadSignature(exc.message, field="data") from None
-            except CryptoError as exc:
+            except CryptoError as exc:  # malformed JOSE, not a wrong signature: crypto_invalid
                 message = f"data is not a valid signed object: {exc.message}"
-                raise BadSignature(message, field="data") from None
+                raise CryptoInvalid(message, field="data") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def check(

@@ -10,19 +10,24 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from schemas.errors import EnvelopeInvalid, TooLarge
+from schemas.nesting import check_json
 
 CONTENT_TYPE = "application/cloudevents+json"
 SPEC_VERSION = "1.0"
@@ -33,6 +38,15 @@ MAX_MESSAGE_BYTES = 1_048_576  # 1 MiB; larger messages are refused with `too_la
 SOURCE_RE = re.compile(
     r"^urn:nld:(?:oin:(?P<oin>\d{20})|cbs:(?P<cbs>[A-Za-z0-9][A-Za-z0-9-]{1,31})):systeem:(?P<system>[a-z0-9][a-z0-9._-]{0,62})$"
 )
+# CloudEvents sequence extension, as the NL GOV profile includes it: `sequence` is a string,
+# ordered lexicographically; `sequencetype` "Integer" says it counts 1, 2, 3, ... Zero-padded
+# to a fixed width, the string order is the numeric order (the profile's "Integer" is a
+# string-encoded integer; leading zeros keep it one, and a reader that parses it gets the
+# number). 20 digits hold any unsigned 64-bit value, so the hub never has to widen them.
+SEQUENCE_TYPE = "Integer"
+SEQUENCE_WIDTH = 20
+MAX_SEQUENCE = 2**63 - 1  # the hub's counter is a signed 64-bit column
+_SEQUENCE_RE = re.compile(rf"^[0-9]{{{SEQUENCE_WIDTH}}}$")
 TENANT_CODE_RE = r"^(?:GM\d{4}|[a-z][a-z0-9-]{1,31})$"
 GROUP_RE = r"^group:[a-z][a-z0-9-]{1,62}$"
 
@@ -70,7 +84,33 @@ class CloudEvent(BaseModel):
     traceparent: Annotated[
         str | None, Field(pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
     ] = None
-    sequence: Annotated[int | None, Field(ge=1)] = None
+    # On the wire a zero-padded decimal string with `sequencetype`; an integer (what hubs
+    # sent before) is still accepted for one release. In Python it is an int.
+    sequence: Annotated[
+        int | None,
+        Field(ge=1, le=MAX_SEQUENCE),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "pattern": f"^[0-9]{{{SEQUENCE_WIDTH}}}$",
+                        "description": "Per-recipient position, zero-padded: "
+                        "lexicographic order is numeric order (CloudEvents sequence extension).",
+                    },
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "deprecated": True,
+                        "description": "The integer form hubs sent before; accepted for one release.",
+                    },
+                    {"type": "null"},
+                ],
+                "default": None,
+            }
+        ),
+    ] = None
+    sequencetype: Literal["Integer"] | None = None
     data: Any = None
 
     @model_validator(mode="before")
@@ -83,6 +123,29 @@ class CloudEvent(BaseModel):
             if missing:
                 raise ValueError(f"{' and '.join(missing)} required (CloudEvents 1.0)")
         return raw
+
+    @field_validator("sequence", mode="before")
+    @classmethod
+    def _sequence_from_string(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if not _SEQUENCE_RE.match(v):
+                raise ValueError(f"sequence must be {SEQUENCE_WIDTH} decimal digits (zero-padded)")
+            return int(v)
+        if isinstance(v, bool):  # JSON true is not a number
+            raise ValueError("sequence must be a decimal string")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _sequence_as_string(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # JSON (the wire, `to_bytes`) gets the extension's string form and its type, always
+        # together; Python dumps keep the int.
+        out = handler(self)
+        if info.mode_is_json() and isinstance(out, dict):
+            out.pop("sequencetype", None)
+            if self.sequence is not None:
+                out["sequence"] = format_sequence(self.sequence)
+                out["sequencetype"] = SEQUENCE_TYPE
+        return out
 
     @field_validator("source")
     @classmethod
@@ -116,13 +179,26 @@ class CloudEvent(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
     def with_sequence(self, sequence: int) -> CloudEvent:
-        return self.model_copy(update={"sequence": sequence})
+        """This event as stamped for one recipient (sent as `format_sequence(sequence)`)."""
+        if type(sequence) is not int or not 1 <= sequence <= MAX_SEQUENCE:
+            raise ValueError(f"a sequence is an int from 1 to {MAX_SEQUENCE}")
+        return self.model_copy(update={"sequence": sequence, "sequencetype": SEQUENCE_TYPE})
+
+
+def format_sequence(sequence: int) -> str:
+    """The wire form of a sequence number: zero-padded to `SEQUENCE_WIDTH` digits."""
+    return f"{sequence:0{SEQUENCE_WIDTH}d}"
 
 
 def parse_event(body: bytes) -> CloudEvent:
-    """Parse a structured-mode CloudEvent, raising `EnvelopeInvalid` naming the first bad field."""
+    """Parse a structured-mode CloudEvent, raising `EnvelopeInvalid` naming the first bad field.
+
+    Refused before any parse: `TooLarge` over `MAX_MESSAGE_BYTES`, `TooDeep` (reason
+    `too_deep`) nested beyond `schemas.nesting.MAX_DEPTH` — a body refused as too deep must
+    not be handed to another JSON parser either."""
     if len(body) > MAX_MESSAGE_BYTES:
         raise TooLarge(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    check_json(body, what="the message")
     try:
         return CloudEvent.model_validate_json(body, context={"wire": True})
     except ValidationError as exc:

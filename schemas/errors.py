@@ -6,6 +6,7 @@
     │   ├── UnknownType          the event type is not one we know            (unknown_type)
     │   ├── SchemaInvalid        the payload does not match its schema        (schema_invalid)
     │   ├── TooLarge             the message exceeds the size limit           (too_large)
+    │   ├── TooDeep              JSON/TOML nested beyond schemas.nesting.MAX_DEPTH (too_deep)
     │   └── PersonalDataInEnvelope  a BSN in an envelope attribute            (personal_data_in_envelope)
     ├── RoutingRefused           the hub refuses to route a valid event
     │   ├── SourceMismatch       `source` does not belong to the broker user  (source_mismatch)
@@ -15,6 +16,10 @@
     │   ├── BadSignature         signature missing, wrong or key unknown      (bad_signature)
     │   └── RateLimited          the sender publishes faster than allowed     (rate_limited)
     ├── CryptoError              sealing/opening failed (never says why to a peer beyond this)
+    │   └── CryptoInvalid        `data` is not a well-formed JOSE object of the wire format:
+    │                            bad structure or encoding, unsupported version or algorithm
+    │                            (crypto_invalid; a signature that does not verify is
+    │                            `bad_signature`)
     └── NotFound                 a record does not exist (or is not yours)
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
@@ -54,6 +59,10 @@ class TooLarge(ContractError):
     reason = "too_large"
 
 
+class TooDeep(ContractError):
+    reason = "too_deep"
+
+
 class PersonalDataInEnvelope(ContractError):
     """An envelope attribute holds what looks like a BSN. Envelope attributes are stored and
     logged by the hub in the clear, so personal data belongs in the sealed `data` only."""
@@ -91,6 +100,10 @@ class RateLimited(RoutingRefused):
 
 class CryptoError(InbeeldError):
     reason = "crypto_error"
+
+
+class CryptoInvalid(CryptoError):
+    reason = "crypto_invalid"
 
 
 class NotFound(InbeeldError):

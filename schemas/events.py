@@ -61,7 +61,19 @@ class Ping(Payload):
 
 class HubRejected(Payload):
     event_id: Annotated[str, Field(max_length=64)]
-    reason: Annotated[str, Field(max_length=32)]
+    reason: Annotated[
+        str,
+        Field(
+            max_length=32,
+            description="A stable reason code (the error tree in schemas.errors and the hub's own "
+            "refusals), e.g. envelope_invalid, unknown_type, schema_invalid, too_large, too_deep "
+            "(nested beyond the depth limit), source_mismatch, unknown_recipient, not_authorised, "
+            "invalid_transition, bad_signature (no signature, a wrong key, a signature that does "
+            "not verify, or another envelope), crypto_invalid (a malformed JOSE object), "
+            "recipient_key_missing, recipient_busy, personal_data_in_envelope (a BSN in an "
+            "envelope attribute), rate_limited (the sender is over its publish rate).",
+        ),
+    ]
     message: Annotated[str, Field(max_length=500)]
     field: Annotated[str | None, Field(max_length=100)] = None
 

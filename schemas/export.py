@@ -106,7 +106,10 @@ def _envelope_body() -> dict[str, Any]:
     schema["description"] = (
         "A CloudEvents 1.0 event in structured JSON mode (`application/cloudevents+json`), "
         "NL GOV profile. Context attributes never carry personal data. Extensions: "
-        "`recipients`, `correlationid`, `traceparent`, `sequence` (stamped by the hub)."
+        "`recipients`, `correlationid`, `traceparent`, and the CloudEvents sequence "
+        "extension as the NL GOV profile includes it: `sequence` (stamped by the hub per "
+        "recipient, a zero-padded decimal string so that string order is numeric order) with "
+        "`sequencetype` `Integer`."
     )
     return schema
 
@@ -120,34 +123,45 @@ def envelope_schema() -> dict[str, Any]:
 
 def _jose_schema() -> dict[str, Any]:
     b64url = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1_500_000}
+    signature = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["protected", "signature"],
+        "properties": {"protected": b64url, "signature": b64url},
+    }
     return {
         "title": "JOSE object (wire format v1)",
         "description": (
             "A JWS (RFC 7515) by the sender, General JSON Serialization, exactly one "
             "signature, alg Ed25519 (RFC 9864), `kid` = RFC 7638 thumbprint. Its protected "
-            "header carries `inb` (wire version) and `ce` (the envelope's id, type, source and "
-            "recipients), both critical. Signed events: the payload is the UTF-8 JSON payload "
-            "(`cty` json). Sealed events: the payload is a JWE (RFC 7516, General JSON "
-            "Serialization, ECDH-ES+A256KW / A256GCM, one recipient entry per recipient key, "
-            "`cty` jose+json) whose plaintext is the JSON payload. See `schemas.sealed`."
+            "header carries `inb` (wire version) and `ce` (the envelope's id, type, source, "
+            "recipients, and its subject and correlationid when it has them), both critical. "
+            "Signed events: the payload is the UTF-8 JSON payload (`cty` json). Sealed events: "
+            "the payload is a JWE (RFC 7516, General JSON Serialization, ECDH-ES+A256KW / "
+            "A256GCM, one recipient entry per recipient key, `cty` jose+json) whose plaintext "
+            "is the JSON payload. Also read: the Flattened JSON Serialization of the JWS and of "
+            "a one-recipient JWE, and a one-recipient JWE with `epk` in its protected header. "
+            "See `schemas.sealed`."
         ),
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["payload", "signatures"],
-        "properties": {
-            "payload": b64url,
-            "signatures": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 1,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["protected", "signature"],
-                    "properties": {"protected": b64url, "signature": b64url},
+        "oneOf": [
+            {
+                "title": "General JSON Serialization",
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["payload", "signatures"],
+                "properties": {
+                    "payload": b64url,
+                    "signatures": {"type": "array", "minItems": 1, "maxItems": 1, "items": signature},
                 },
             },
-        },
+            {
+                "title": "Flattened JSON Serialization",
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["payload", "protected", "signature"],
+                "properties": {"payload": b64url, "protected": b64url, "signature": b64url},
+            },
+        ],
     }
 
 
@@ -275,7 +289,8 @@ def asyncapi_document() -> dict[str, Any]:
                 "description": (
                     "Quorum queue per tenant, fed by the hub through the direct exchange "
                     "`inbeeld.delivery`. Only that tenant may read it. The hub stamps a "
-                    "per-recipient `sequence` so a connector can detect gaps; consumers "
+                    "per-recipient `sequence` (a 20-digit zero-padded string, `sequencetype` "
+                    "Integer) so a connector can detect gaps; consumers "
                     "drop duplicates by `source` + `id`."
                 ),
                 "parameters": {

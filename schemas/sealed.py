@@ -16,7 +16,8 @@ Sealed (personal data) — encrypt, then sign::
                   "kid": <RFC 7638 thumbprint of the sender's Ed25519 key>,
                   "cty": "jose+json",               # the payload is a JWE (JSON serialization)
                   "inb": 1,                         # WIRE_VERSION
-                  "ce":  {"id", "type", "source", "recipients": [...]},   # the envelope binding
+                  "ce":  {"id", "type", "source", "recipients": [...],    # the envelope binding
+                          "subject"?, "correlationid"?},   # each only when the envelope has it
                   "crit": ["inb", "ce"]}
 
     jwe = JWE, General JSON Serialization, no shared unprotected header, no `aad`, no `zip`
@@ -32,6 +33,23 @@ Sealed (personal data) — encrypt, then sign::
 Signed only (no personal data: templates, notices' blind indexes) — the same JWS, with
 `"cty": "json"` and the UTF-8 JSON object itself as payload.
 
+Read, besides the shape above (written by other JOSE implementations; the same objects in
+other syntax, so the same signatures and the same AEAD): the Flattened JSON Serialization of
+the JWS (one signature) and of the JWE (one recipient), and, with exactly one recipient, the
+`epk` in the JWE protected header instead of the recipient entry (RFC 7516 allows it;
+panva/jose 6 writes it so), the entry's header then being `{"kid"}` alone. The Compact
+Serialization is refused: `data` is a JSON object, and a compact JWE could not carry the
+per-recipient `kid` outside its protected header.
+
+Versions. `inb` stays 1 for this additive change: 1 (first edition) bound id, type, source
+and recipients; since the second edition the binding also carries `subject` and
+`correlationid` whenever the envelope has them. An object of the first edition still
+verifies against an envelope without subject and correlationid, and only against such an
+envelope: a message whose envelope names a subject must have it signed. A verifier of the
+first edition refuses a `ce` with the new members (it treats unknown members as malformed),
+so receivers (hub, connectors) are upgraded before senders. The known-answer vector
+(tests/data/sealed_vector.json) has neither member and verifies under both editions.
+
 The envelope binding (`ce`) is in the JWS protected header (so the hub, which cannot
 decrypt, refuses re-addressed or replayed messages) and in the JWE protected header, which
 is the AEAD's additional data (so a recipient that re-signs someone else's ciphertext under
@@ -43,10 +61,12 @@ The JWS covers the whole JWE byte for byte (including the per-recipient headers 
 itself leaves unprotected). `kid` is always the RFC 7638 thumbprint, recomputed from the key
 material: a `kid` member a caller passes inside a JWK is not trusted.
 
-Errors: `BadSignature` — the signature is wrong, by a key not in the sender's directory
-keys, or the binding differs from the envelope; `CryptoError` — malformed JOSE, an
-unsupported version or algorithm, or nothing we can decrypt. Messages never carry plaintext
-and exceptions are raised `from None` so no library error can drag plaintext along.
+Errors: `BadSignature` (`bad_signature`) — no JWS at all, a signature that does not verify,
+by a key not in the sender's directory keys, or a binding that differs from the envelope;
+`CryptoInvalid` (`crypto_invalid`, a `CryptoError`) — a malformed JOSE object, an unsupported
+version or algorithm; `TooDeep` (`too_deep`) — JSON inside nested beyond
+`schemas.nesting.MAX_DEPTH`; `CryptoError` — nothing we can decrypt. Messages never carry
+plaintext and exceptions are raised `from None` so no library error can drag plaintext along.
 """
 
 from __future__ import annotations
@@ -67,7 +87,8 @@ from joserfc.jws import JWSRegistry
 from joserfc.registry import HeaderParameter
 from joserfc.util import urlsafe_b64decode
 
-from schemas.errors import BadSignature, CryptoError
+from schemas.errors import BadSignature, CryptoError, CryptoInvalid
+from schemas.nesting import check_json
 
 __all__ = [
     "JWE_ALG",
@@ -137,44 +158,73 @@ _JWE_REGISTRY = _JWE(
 )
 
 
+_BINDING_REQUIRED = frozenset({"id", "type", "source", "recipients"})
+_BINDING_OPTIONAL = ("subject", "correlationid")
+
+
 @dataclass(frozen=True, slots=True)
 class EnvelopeBinding:
-    """The envelope attributes a sealed object is bound to. Order of `recipients` counts."""
+    """The envelope attributes a sealed object is bound to. Order of `recipients` counts.
+
+    `subject` and `correlationid` are bound when the envelope has them (and only then: the
+    header then carries the member, never a null), so an event whose envelope has a subject
+    verifies only if the signer bound that very subject."""
 
     id: str
     type: str
     source: str
     recipients: tuple[str, ...]
+    subject: str | None = None
+    correlationid: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.recipients, tuple):
             object.__setattr__(self, "recipients", tuple(self.recipients))
         fields = (self.id, self.type, self.source, *self.recipients)
         if not all(isinstance(v, str) and v for v in fields) or not self.recipients:
-            raise CryptoError("envelope binding needs a non-empty id, type, source and recipients")
+            raise CryptoInvalid("envelope binding needs a non-empty id, type, source and recipients")
+        for name in _BINDING_OPTIONAL:
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise CryptoInvalid(f"envelope binding: {name} must be a non-empty string when present")
 
     @classmethod
     def from_event(cls, event: Any) -> EnvelopeBinding:
-        """From anything with `id`, `type`, `source`, `recipients` (a `CloudEvent`)."""
+        """From anything with `id`, `type`, `source`, `recipients` and optionally `subject`,
+        `correlationid` (a `CloudEvent`)."""
         return cls(
-            id=event.id, type=event.type, source=event.source, recipients=tuple(event.recipients)
+            id=event.id,
+            type=event.type,
+            source=event.source,
+            recipients=tuple(event.recipients),
+            subject=getattr(event, "subject", None),
+            correlationid=getattr(event, "correlationid", None),
         )
 
     @classmethod
     def from_header(cls, value: Any) -> EnvelopeBinding:
-        if not isinstance(value, dict) or set(value) != {"id", "type", "source", "recipients"}:
-            raise CryptoError("malformed envelope binding")
+        if not isinstance(value, dict) or not _BINDING_REQUIRED <= set(value):
+            raise CryptoInvalid("malformed envelope binding")
+        if not set(value) <= _BINDING_REQUIRED | set(_BINDING_OPTIONAL):
+            raise CryptoInvalid("malformed envelope binding: unknown member")
         if not isinstance(value["recipients"], list):
-            raise CryptoError("malformed envelope binding")
-        return cls(value["id"], value["type"], value["source"], tuple(value["recipients"]))
+            raise CryptoInvalid("malformed envelope binding")
+        optional = {name: value[name] for name in _BINDING_OPTIONAL if name in value}
+        if any(v is None for v in optional.values()):
+            raise CryptoInvalid("malformed envelope binding: an absent member is left out, not null")
+        return cls(value["id"], value["type"], value["source"], tuple(value["recipients"]), **optional)
 
     def to_header(self) -> dict[str, Any]:
-        return {
+        header: dict[str, Any] = {
             "id": self.id,
             "type": self.type,
             "source": self.source,
             "recipients": list(self.recipients),
         }
+        for name in _BINDING_OPTIONAL:
+            if getattr(self, name) is not None:
+                header[name] = getattr(self, name)
+        return header
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,11 +299,11 @@ def _b64decode(segment: Any) -> bytes:
     """Base64url without padding, canonical only (joserfc's strict decoder: no `+/=`, no
     stray characters, unused trailing bits must be zero), so no encoding is malleable."""
     if not isinstance(segment, str):
-        raise CryptoError("malformed JOSE object")
+        raise CryptoInvalid("malformed JOSE object")
     try:
         return urlsafe_b64decode(segment.encode("ascii"))
     except (binascii.Error, ValueError):
-        raise CryptoError("malformed JOSE object") from None
+        raise CryptoInvalid("malformed JOSE object") from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -264,12 +314,14 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
+    # Bounded before parsing (`TooDeep`, reason too_deep): json.loads recurses per level.
+    check_json(raw, what="JSON in the JOSE object")
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError):
-        raise CryptoError("malformed JSON in JOSE object") from None
+        raise CryptoInvalid("malformed JSON in JOSE object") from None
     if not isinstance(value, dict):
-        raise CryptoError("malformed JOSE object")
+        raise CryptoInvalid("malformed JOSE object")
     return value
 
 
@@ -279,21 +331,56 @@ def _dumps(value: Any) -> bytes:
 
 _JWS_HEADER = {"alg", "kid", "cty", "inb", "ce", "crit"}
 _JWE_HEADER = {"alg", "enc", "cty", "inb", "ce", "crit"}
+_JWE_BODY = {"protected", "iv", "ciphertext", "tag"}
+_COMPACT = "compact serialization is not part of the wire format: use the JSON serialization"
 
 
 def _check_protected(header: dict[str, Any], envelope: EnvelopeBinding, layer: str) -> None:
     version = header.get("inb")
     if type(version) is not int or version != WIRE_VERSION:
-        raise CryptoError(f"unsupported {layer} wire version")
+        raise CryptoInvalid(f"unsupported {layer} wire version")
     if not isinstance(header.get("crit"), list) or set(header["crit"]) != set(_CRIT):
-        raise CryptoError(f"{layer} must mark 'inb' and 'ce' critical")
+        raise CryptoInvalid(f"{layer} must mark 'inb' and 'ce' critical")
     if EnvelopeBinding.from_header(header.get("ce")) != envelope:
         raise BadSignature(f"the {layer} is bound to another envelope (re-addressed or replayed)")
 
 
 def _exact_keys(value: Any, members: set[str]) -> None:
     if not isinstance(value, dict) or set(value) != members:
-        raise CryptoError("malformed JOSE object")
+        raise CryptoInvalid("malformed JOSE object")
+
+
+def _general_jws(obj: Any) -> dict[str, Any]:
+    """The JWS in General JSON Serialization. The Flattened one (RFC 7515 section 7.2.2, what
+    other implementations write for a single signature) is the same object in other
+    syntax, so it is accepted; the signature covers the same bytes either way."""
+    if isinstance(obj, str) and obj.count(".") == 2:
+        raise CryptoInvalid(_COMPACT)
+    if not isinstance(obj, Mapping) or not {"payload", "signatures", "signature"} & set(obj):
+        raise BadSignature("the data is not signed (no JWS)")
+    general: dict[str, Any] = dict(obj)
+    if "signatures" not in general and "signature" in general:
+        _exact_keys(general, {"payload", "protected", "signature"})
+        signature = {"protected": general["protected"], "signature": general["signature"]}
+        return {"payload": general["payload"], "signatures": [signature]}
+    _exact_keys(general, {"payload", "signatures"})
+    return general
+
+
+def _general_jwe(obj: dict[str, Any]) -> dict[str, Any]:
+    """The JWE in General JSON Serialization; a Flattened one (one recipient) is rewritten."""
+    if "recipients" not in obj and "encrypted_key" in obj:
+        _exact_keys(obj, _JWE_BODY | {"header", "encrypted_key"})
+        entry = {"header": obj["header"], "encrypted_key": obj["encrypted_key"]}
+        return {**{k: obj[k] for k in _JWE_BODY}, "recipients": [entry]}
+    _exact_keys(obj, _JWE_BODY | {"recipients"})
+    return obj
+
+
+def _check_epk(epk: Any) -> None:
+    _exact_keys(epk, {"kty", "crv", "x"})
+    if (epk["kty"], epk["crv"]) != ("OKP", "X25519") or len(_b64decode(epk["x"])) != 32:
+        raise CryptoInvalid("malformed JOSE object: ephemeral key")
 
 
 # --- seal / sign -----------------------------------------------------------------------------
@@ -367,61 +454,69 @@ def verify(
 ) -> VerifiedObject:
     """Check the sender's signature (key chosen by `kid` among `sender_keys`, the sender's
     Ed25519 public keys from the directory) and that every binding equals `envelope`.
-    Never decrypts: this is what the hub calls."""
-    sealed = dict(sealed) if isinstance(sealed, Mapping) else sealed
-    _exact_keys(sealed, {"payload", "signatures"})
-    signatures = sealed["signatures"]
+    Never decrypts: this is what the hub calls.
+
+    Raises `BadSignature` (no JWS at all, a key not among `sender_keys`, a signature that
+    does not verify, another envelope), `CryptoInvalid` (malformed or outside version 1),
+    `TooDeep` (JSON inside nested beyond `schemas.nesting.MAX_DEPTH`)."""
+    jws_obj = _general_jws(sealed)
+    signatures = jws_obj["signatures"]
     if not isinstance(signatures, list) or len(signatures) != 1:
-        raise CryptoError("malformed JOSE object: expected exactly one signature")
+        raise CryptoInvalid("malformed JOSE object: expected exactly one signature")
     _exact_keys(signatures[0], {"protected", "signature"})
     header = _json_object(_b64decode(signatures[0]["protected"]))
     _b64decode(signatures[0]["signature"])
     if header.get("alg") != JWS_ALG:
-        raise CryptoError(f"unsupported signature algorithm; expected {JWS_ALG}")
+        raise CryptoInvalid(f"unsupported signature algorithm; expected {JWS_ALG}")
     _exact_keys(header, _JWS_HEADER)
     keys = _index(sender_keys, "Ed25519", private=False)
     kid = header.get("kid")
     if not isinstance(kid, str) or kid not in keys:
         raise BadSignature("signed by a key that is not one of the sender's keys")
     try:
-        checked = jws.deserialize_json(sealed, keys[kid], registry=_JWS_REGISTRY)  # type: ignore[call-overload]
+        checked = jws.deserialize_json(jws_obj, keys[kid], registry=_JWS_REGISTRY)  # type: ignore[call-overload]
     except BadSignatureError:
         raise BadSignature("signature does not verify") from None
     except (JoseError, ValueError, TypeError, KeyError):
-        raise CryptoError("malformed JOSE object") from None
+        raise CryptoInvalid("malformed JOSE object") from None
     _check_protected(header, envelope, "signature")
     payload = _json_object(checked.payload)  # decoded strictly by joserfc, after the signature
     if header.get("cty") == CTY_JSON:
         return VerifiedObject("signed", kid, envelope, payload)
     if header.get("cty") != CTY_JWE:
-        raise CryptoError("unsupported content type")
-    _exact_keys(payload, {"protected", "iv", "ciphertext", "tag", "recipients"})
+        raise CryptoInvalid("unsupported content type")
+    payload = _general_jwe(payload)
     jwe_header = _json_object(_b64decode(payload["protected"]))
     if jwe_header.get("alg") != JWE_ALG or jwe_header.get("enc") != JWE_ENC:
-        raise CryptoError(f"unsupported encryption; expected {JWE_ALG} with {JWE_ENC}")
-    _exact_keys(jwe_header, _JWE_HEADER)
-    if jwe_header.get("cty") not in (CTY_JSON, CTY_BYTES) or "zip" in jwe_header:
-        raise CryptoError("unsupported encrypted content type")
-    _check_protected(jwe_header, envelope, "encryption")
+        raise CryptoInvalid(f"unsupported encryption; expected {JWE_ALG} with {JWE_ENC}")
     entries = payload["recipients"]
     if not isinstance(entries, list) or not entries:
-        raise CryptoError("malformed JOSE object: no recipients")
+        raise CryptoInvalid("malformed JOSE object: no recipients")
+    # RFC 7516 lets the ephemeral key stand in the protected header when there is one
+    # recipient (panva/jose writes it there): then it is in the AEAD's additional data too,
+    # and the recipient entry names only the key id.
+    shared_epk = "epk" in jwe_header and len(entries) == 1
+    _exact_keys(jwe_header, _JWE_HEADER | ({"epk"} if shared_epk else set()))
+    if shared_epk:
+        _check_epk(jwe_header["epk"])
+    if jwe_header.get("cty") not in (CTY_JSON, CTY_BYTES) or "zip" in jwe_header:
+        raise CryptoInvalid("unsupported encrypted content type")
+    _check_protected(jwe_header, envelope, "encryption")
     # Per-recipient headers are outside the JWE's AEAD (RFC 7516): the JWS covers them, and we
-    # also accept nothing but the exact shape version 1 writes, so no parser has leeway.
+    # also accept nothing but the exact shapes above, so no parser has leeway.
     if len(_b64decode(payload["iv"])) != 12 or len(_b64decode(payload["tag"])) != 16:
-        raise CryptoError("malformed JOSE object: iv or tag")
+        raise CryptoInvalid("malformed JOSE object: iv or tag")
     if not isinstance(payload["ciphertext"], str):  # decoded (strictly) by whoever opens it
-        raise CryptoError("malformed JOSE object: ciphertext")
+        raise CryptoInvalid("malformed JOSE object: ciphertext")
     kids = []
     for entry in entries:
         _exact_keys(entry, {"header", "encrypted_key"})
-        _exact_keys(entry["header"], {"kid", "epk"})
-        epk, kid_ = entry["header"]["epk"], entry["header"]["kid"]
-        _exact_keys(epk, {"kty", "crv", "x"})
-        if (epk["kty"], epk["crv"]) != ("OKP", "X25519") or len(_b64decode(epk["x"])) != 32:
-            raise CryptoError("malformed JOSE object: ephemeral key")
+        _exact_keys(entry["header"], {"kid"} if shared_epk else {"kid", "epk"})
+        if not shared_epk:
+            _check_epk(entry["header"]["epk"])
+        kid_ = entry["header"]["kid"]
         if len(_b64decode(entry["encrypted_key"])) != 40 or len(_b64decode(kid_)) != 32:
-            raise CryptoError("malformed JOSE object: recipient entry")
+            raise CryptoInvalid("malformed JOSE object: recipient entry")
         kids.append(kid_)
     return VerifiedObject("sealed", kid, envelope, payload, tuple(kids))
 

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from connectors.letters.compose import parse_language
 from connectors.letters.errors import BundleInvalid, TemplateSyntaxError, TemplateTooLarge
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
+from schemas import nesting
 from schemas.envelope import TenantCode
+from schemas.errors import TooDeep
 from schemas.events import Placeholder, TemplatePublished
 from schemas.validation import Direction, Language, SemVer, ShortText, Slug
 
@@ -84,10 +86,12 @@ def load_bundle(folder: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Templ
     folder = Path(folder)
     raw = _read(folder / MANIFEST, MAX_MANIFEST_BYTES)
     try:
-        data: Any = json.loads(raw)
+        data: Any = nesting.loads(raw, what=MANIFEST)
         manifest = Manifest.model_validate(data)
     except json.JSONDecodeError as e:
         raise BundleInvalid(f"{MANIFEST} is not JSON (line {e.lineno})") from None
+    except TooDeep as e:
+        raise BundleInvalid(e.message) from None
     except ValidationError as e:
         raise BundleInvalid(f"{MANIFEST}: {_describe(e)}") from None
     languages: dict[str, dict[str, str]] = {}

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hub.api import errors
+from hub.api import errors, nesting
 from hub.api.routes import (
     audit,
     contract,
@@ -44,6 +44,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = database
     errors.install(app)
+    app.add_middleware(nesting.BoundedJsonBodies)  # bound nesting before FastAPI's json.loads
     for module in (health, tenants, ledger, audit, keys, operator, contract, notices, transfers, templates):
         app.include_router(module.router)
     return app

@@ -26,13 +26,19 @@ def status_for(exc: InbeeldError) -> int:
     return 400
 
 
+def response_for(exc: InbeeldError) -> JSONResponse:
+    """The answer to a refusal (also used outside the exception handlers, e.g. by
+    `hub.api.nesting`, which refuses a body before FastAPI parses it)."""
+    body = {"reason": exc.reason, "detail": exc.message}
+    if exc.field:
+        body["field"] = exc.field
+    return JSONResponse(body, status_code=status_for(exc))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(InbeeldError)
     async def _inbeeld_error(_request: Request, exc: InbeeldError) -> JSONResponse:
-        body = {"reason": exc.reason, "detail": exc.message}
-        if exc.field:
-            body["field"] = exc.field
-        return JSONResponse(body, status_code=status_for(exc))
+        return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +39,7 @@ from hub.registry import TenantInfo
 from hub.routing import PUPIL_KINDS
 from hub.store.models import Notice, NoticeAnswer, Tenant, utcnow
 from hub.workflows import register
+from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, SchemaInvalid, UnknownRecipient
 from schemas.events import NoticeClosed, PupilMissing
@@ -53,14 +53,14 @@ ACTOR = "hub-notices"
 
 
 def signed_content(event: CloudEvent) -> Any:
-    """The JSON inside a signed (JWS General JSON) `data`, which the router has verified
-    already; plain `data` as is."""
+    """The JSON inside a signed (JWS General or Flattened JSON) `data`, which the router has
+    verified already; plain `data` as is."""
     data = event.data
-    if isinstance(data, Mapping) and "payload" in data and "signatures" in data:
+    if isinstance(data, Mapping) and "payload" in data and ("signatures" in data or "signature" in data):
         segment = data["payload"]
         try:
             raw = base64.urlsafe_b64decode(str(segment) + "=" * (-len(str(segment)) % 4))
-            return json.loads(raw)
+            return nesting.loads(raw)  # TooDeep (too_deep) past MAX_DEPTH
         except (binascii.Error, ValueError):
             raise SchemaInvalid("the signed payload is not JSON", field="data") from None
     return data

@@ -54,8 +54,13 @@ FILES: dict[str, tuple[bytes, str, str]] = {
     "huge.json": (b'{"pad": "' + b"x" * MAX_FILE_BYTES + b'"}', "(file)", "exceeds 1 MiB"),
     "deep-array.json": (b"[" * 100_000 + b"]" * 100_000, "(file)", "nested too deeply"),
     "deep-object.json": (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "(file)", "nested too deeply"),
-    "deep-data.json": (
+    "deep-data.json": (  # beyond schemas.nesting.MAX_DEPTH: refused before any parse
         json.dumps({**GOOD_DOC, "data": {"text": json.loads("[" * 500 + "]" * 500)}}).encode(),
+        "(file)",
+        "nested too deeply",
+    ),
+    "nested-data.json": (  # within the bound: the schema names the field
+        json.dumps({**GOOD_DOC, "data": {"text": json.loads("[" * 40 + "]" * 40)}}).encode(),
         "data.text",
         "string",
     ),

@@ -142,7 +142,8 @@ async def test_folder_source_to_webhook_once(hub: RunningHub, tmp_path: Path, we
         body = delivery.body
         assert body["data"] == {"text": marker}
         assert body["source"] == "urn:nld:cbs:GM0518:systeem:test-runtime"
-        assert body["subject"] == "case-1" and body["sequence"] >= 1
+        assert body["subject"] == "case-1" and body["sequencetype"] == "Integer"
+        assert len(body["sequence"]) == 20 and int(body["sequence"]) >= 1  # the wire's zero-padded form
         assert (outgoing / "sent" / "drop.json").exists() and not (outgoing / "drop.json").exists()
         assert sender.folder_sources[0].sent == 1
 

@@ -17,7 +17,7 @@ from joserfc.jwk import OKPKey
 from connectors.keystore import Keystore
 from schemas import sealed
 from schemas.envelope import CloudEvent
-from schemas.errors import BadSignature, CryptoError
+from schemas.errors import BadSignature, CryptoError, CryptoInvalid, TooDeep
 from schemas.sealed import EnvelopeBinding, jwk_thumbprint, open_, seal, sign, verify
 
 VECTOR = Path(__file__).parents[1] / "data" / "sealed_vector.json"
@@ -339,8 +339,9 @@ def test_structure_outside_version_1_is_refused(den_haag, rotterdam):
     obj = seal_to(den_haag, rotterdam)
     two = {**obj, "signatures": obj["signatures"] * 2}
     unprotected = {**obj, "signatures": [{**obj["signatures"][0], "header": {"kid": "x"}}]}
-    flattened = {"payload": obj["payload"], **obj["signatures"][0]}
-    for bad in (two, unprotected, flattened, {}, {"payload": obj["payload"]}):
+    flattened_unprotected = {"payload": obj["payload"], **obj["signatures"][0], "header": {"kid": "x"}}
+    compact = "{protected}.{payload}.{signature}".format(payload=obj["payload"], **obj["signatures"][0])
+    for bad in (two, unprotected, flattened_unprotected, compact, {}, {"payload": obj["payload"]}):
         with pytest.raises(REFUSED):
             open_as(bad, den_haag, rotterdam)
 
@@ -487,3 +488,113 @@ def test_known_answer_vector_still_opens():
     assert all(set(r["header"]) == {"kid", "epk"} for r in jwe["recipients"])
     # the fixed keys are what they claim to be
     assert vector["recipient_private_jwk"] == Party("GM0599", "inbeeld-vector-v1:GM0599").enc
+
+
+# --- subject and correlationid in the binding (second edition of version 1) --------------------
+
+
+def test_binding_from_cloud_event_carries_subject_and_correlationid():
+    event = CloudEvent(
+        source="urn:nld:cbs:GM0518:systeem:leerlingzaken",
+        type="nl.leerplicht.transfer.offered",
+        recipients=["GM0599"],
+        subject="tr-GM0518-0001",
+        correlationid="flow-1",
+    )
+    b = EnvelopeBinding.from_event(event)
+    assert (b.subject, b.correlationid) == ("tr-GM0518-0001", "flow-1")
+    assert b.to_header()["subject"] == "tr-GM0518-0001"
+    assert "subject" not in binding().to_header()  # absent, never null
+
+
+@pytest.mark.parametrize("member", ["subject", "correlationid"])
+@pytest.mark.parametrize("seal_it", [True, False])
+def test_a_swapped_subject_or_correlationid_is_refused(den_haag, rotterdam, member, seal_it):
+    env = binding(**{member: "tr-GM0518-0001"})
+    if seal_it:
+        obj = seal_to(den_haag, rotterdam, env=env)
+    else:
+        obj = sign({"a": 1}, envelope=env, signer=den_haag.sig)
+    assert open_as(obj, den_haag, rotterdam, env=env)
+    for other in (binding(**{member: "tr-GM0518-0002"}), binding()):
+        with pytest.raises(BadSignature, match="another envelope"):
+            open_as(obj, den_haag, rotterdam, env=other)
+
+
+def test_first_edition_objects_verify_only_without_subject_and_correlationid(den_haag, rotterdam):
+    """An object bound without subject/correlationid (all written before the second edition)
+    still opens under an envelope that has neither; an envelope that names one must have it
+    signed, so an old object cannot be given a subject afterwards."""
+    obj = seal_to(den_haag, rotterdam, env=binding())
+    assert open_as(obj, den_haag, rotterdam, env=binding()) == {"note": SECRET}
+    for added in ({"subject": "tr-GM0518-0001"}, {"correlationid": "flow-1"}):
+        with pytest.raises(BadSignature):
+            open_as(obj, den_haag, rotterdam, env=binding(**added))
+
+
+@pytest.mark.parametrize(
+    "ce",
+    [
+        {"subject": None},
+        {"subject": ""},
+        {"subject": 7},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+    ],
+)
+def test_malformed_binding_members_are_crypto_invalid(den_haag, ce):
+    header = _header(den_haag.sig, ce={**binding().to_header(), **ce})
+    obj = _raw_jws(header, b'{"a":1}', den_haag.sig)
+    with pytest.raises(CryptoInvalid):
+        verify(obj, envelope=binding(), sender_keys=[public(den_haag.sig)])
+
+
+# --- reason codes: malformed is crypto_invalid, a wrong signature is bad_signature -------------
+
+
+def test_malformed_jose_is_crypto_invalid_and_a_wrong_signature_is_bad_signature(den_haag, rotterdam):
+    obj = seal_to(den_haag, rotterdam)
+    garbled = {**obj, "signatures": [{**obj["signatures"][0], "protected": "not base64!"}]}
+    with pytest.raises(CryptoInvalid) as exc:
+        open_as(garbled, den_haag, rotterdam)
+    assert exc.value.reason == "crypto_invalid"
+    sig = obj["signatures"][0]["signature"]
+    flipped = ("A" if sig[0] != "A" else "B") + sig[1:]
+    wrong = {**obj, "signatures": [{**obj["signatures"][0], "signature": flipped}]}
+    with pytest.raises(BadSignature) as bad:
+        open_as(wrong, den_haag, rotterdam)
+    assert bad.value.reason == "bad_signature"
+    for unsigned in (None, "plain text", {"pupil": "x"}):
+        with pytest.raises(BadSignature):
+            open_as(unsigned, den_haag, rotterdam)
+
+
+def test_flattened_jws_is_the_same_object(den_haag, rotterdam):
+    obj = seal_to(den_haag, rotterdam)
+    flattened = {"payload": obj["payload"], **obj["signatures"][0]}
+    assert open_as(flattened, den_haag, rotterdam) == {"note": SECRET}
+
+
+def test_epk_in_the_protected_header_only_with_one_recipient(den_haag, rotterdam, amersfoort):
+    """Our own JWE rewritten by hand into jose's shape must be refused when it has two entries:
+    one shared ephemeral key for several recipients is not a shape any of us writes."""
+    obj = seal_to(den_haag, rotterdam, amersfoort)
+    jwe = json.loads(unb64(obj["payload"]))
+    header = json.loads(unb64(jwe["protected"]))
+    header["epk"] = jwe["recipients"][0]["header"]["epk"]
+    jwe["protected"] = b64(json.dumps(header).encode())
+    for entry in jwe["recipients"]:
+        entry["header"] = {"kid": entry["header"]["kid"]}
+    resigned = sealed._signed(sealed._dumps(jwe), sealed.CTY_JWE, binding(), den_haag.sig)
+    with pytest.raises(CryptoInvalid):
+        verify(resigned, envelope=binding(), sender_keys=[public(den_haag.sig)])
+
+
+def test_jose_json_nested_too_deep_is_too_deep(den_haag):
+    deep = b"[" * 5000 + b"]" * 5000
+    obj = _raw_jws(_header(den_haag.sig), b'{"a":' + deep + b"}", den_haag.sig)
+    with pytest.raises(TooDeep):
+        verify(obj, envelope=binding(), sender_keys=[public(den_haag.sig)])
+    header = b64(b'{"alg":"Ed25519","x":' + deep + b"}")
+    with pytest.raises(TooDeep):
+        verify({"payload": "e30", "signatures": [{"protected": header, "signature": "AA"}]},
+               envelope=binding(), sender_keys=[public(den_haag.sig)])

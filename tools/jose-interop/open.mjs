@@ -3,7 +3,8 @@
 // headers, decrypt the JWE (ECDH-ES+A256KW / A256GCM) and print the plaintext to stdout.
 //
 //   node open.mjs input.json        (or the JSON on stdin)
-//   input: {sealed, recipient_private_jwk, sender_public_jwk, envelope: {id, type, source, recipients}}
+//   input: {sealed, recipient_private_jwk, sender_public_jwk,
+//           envelope: {id, type, source, recipients, subject?, correlationid?}}
 //
 // jose >= 6 knows the RFC 9864 fully-specified JWS alg "Ed25519" (lib/jws_algorithms.js), so
 // no EdDSA fallback is needed. Exit 0 with the plaintext, or exit 1 with a reason on stderr.
@@ -22,12 +23,14 @@ function checkHeader(header, envelope, layer) {
   if (header.inb !== WIRE_VERSION) fail(`${layer}: unsupported wire version ${header.inb}`);
   const crit = [...(header.crit ?? [])].sort();
   if (JSON.stringify(crit) !== JSON.stringify(['ce', 'inb'])) fail(`${layer}: inb/ce not critical`);
-  const ce = header.ce ?? {};
-  const want = [envelope.id, envelope.type, envelope.source, envelope.recipients];
-  const got = [ce.id, ce.type, ce.source, ce.recipients];
-  if (Object.keys(ce).length !== 4 || JSON.stringify(got) !== JSON.stringify(want)) {
-    fail(`${layer}: bound to another envelope`);
-  }
+  // id, type, source, recipients, and subject / correlationid when the envelope has them
+  if (canonical(header.ce ?? {}) !== canonical(envelope)) fail(`${layer}: bound to another envelope`);
+}
+
+function canonical(binding) {
+  const names = ['id', 'type', 'source', 'recipients', 'subject', 'correlationid'];
+  if (Object.keys(binding).some((name) => !names.includes(name))) return 'unknown member';
+  return JSON.stringify(names.map((name) => binding[name] ?? null));
 }
 
 const input = JSON.parse(readFileSync(process.argv[2] ?? 0, 'utf8'));
