@@ -13,6 +13,7 @@
     │   ├── InvalidTransition    a workflow step that its state forbids       (invalid_transition)
     │   └── BadSignature         signature missing, wrong or key unknown      (bad_signature)
     ├── CryptoError              sealing/opening failed (never says why to a peer beyond this)
+    ├── Conflict                 the request clashes with what the hub holds (e.g. a tenant's keys)
     └── NotFound                 a record does not exist (or is not yours)
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
@@ -78,6 +79,10 @@ class BadSignature(RoutingRefused):
 
 class CryptoError(InbeeldError):
     reason = "crypto_error"
+
+
+class Conflict(InbeeldError):
+    reason = "conflict"
 
 
 class NotFound(InbeeldError):
