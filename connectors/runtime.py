@@ -147,9 +147,10 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Start, then run until cancelled."""
-        await self.start()
+        """Start, then run until cancelled. A start that fails (e.g. the hub refuses our keys)
+        closes what it had opened before the error goes up."""
         try:
+            await self.start()
             await asyncio.Event().wait()
         finally:
             await self.stop()
