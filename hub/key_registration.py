@@ -98,16 +98,19 @@ async def _apply(
                 jwks, changed = await keys.register(s, tenant, records)
                 if changed and before and check:
                     _check_proof(body, before)  # a refusal rolls the change back
+                tenants = [tenant]
                 if changed:
                     events, tenants = await _announce(s, settings, tenant, jwks)
+                if changed or not check:  # every operator action is in the chain, even a no-op
+                    outcome = ("registered" if check else "replaced") if changed else "unchanged"
                     await audit.append(
                         s,
                         activity=activity,
                         actor=actor,
-                        outcome="registered" if check else "replaced",
+                        outcome=outcome,
                         sender=tenant,
                         recipients=tenants,
-                        subject_ref=events[0][0].id,
+                        subject_ref=events[0][0].id if events else None,
                     )
         except KeyReplacementRefused as exc:
             await _refused(db, pub, settings, tenant, body, actor, exc)

@@ -3,7 +3,10 @@ announce."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -178,7 +181,9 @@ REFUSED_ALERT = "nl.leerplicht.hub.key_replacement_refused"
 
 async def _audit_outcomes(hub: RunningHub, activity: str) -> list[tuple[str, str, str | None]]:
     async with hub.db.session() as s:
-        rows = await s.scalars(select(AuditRecord).where(AuditRecord.activity == activity))
+        rows = await s.scalars(
+            select(AuditRecord).where(AuditRecord.activity == activity).order_by(AuditRecord.seq)
+        )
         return [(r.actor, r.outcome, r.sender) for r in rows]
 
 
@@ -264,7 +269,42 @@ async def test_the_operator_replaces_a_tenants_keys_audited(
     replaced = [a for a in await _audit_outcomes(hub, "replace keys") if a[2] == "GM0957"]
     assert replaced and replaced[-1][0].startswith("api:operator:") and replaced[-1][1] == "replaced"
     await hub.receive("GM0957", rotated_for("GM0957", {k["kid"] for k in fresh.public_jwks()["keys"]}))
+    # the same again changes nothing, and is in the chain all the same
+    again = await api.put("/tenants/GM0957/keys", json=fresh.public_jwks(), headers=operator)
+    assert again.status_code == 200
+    assert [a for a in await _audit_outcomes(hub, "replace keys") if a[2] == "GM0957"][-1][1] == "unchanged"
     bad = await api.put("/tenants/GM9999/keys", json=fresh.public_jwks(), headers=operator)
     assert bad.status_code == 404
     # the tenant's own connector carries on with the new keystore: its re-registration is a no-op
     assert (await api.put("/keys", json=fresh.public_jwks(), headers=tenant)).status_code == 200
+
+
+async def _inbeeld(hub: RunningHub, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "INBEELD_LOG_FORMAT": "json", "INBEELD_DATABASE_URL": hub.settings.database_url,
+           "INBEELD_VHOST": hub.settings.vhost}
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "inbeeld"), *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_operator_cli_replaces_a_tenants_keys(hub: RunningHub, tmp_path: Path) -> None:
+    fresh = keystore(tmp_path, "fresh")
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(fresh.public_jwks()))
+    code, out, err = await _inbeeld(hub, "tenant", "replace-keys", "GM0307", str(path))
+    assert code == 0, err
+    assert "GM0307: keys replaced" in out
+    replaced = [a for a in await _audit_outcomes(hub, "replace keys") if a[2] == "GM0307"]
+    assert replaced[-1][:2] == ("cli:operator", "replaced")
+    await hub.receive("GM0307", rotated_for("GM0307", {k["kid"] for k in fresh.public_jwks()["keys"]}))
+    # a file that is not a JWK Set: one line naming the problem, no traceback
+    path.write_text("[" * 100_000)
+    code, _, err = await _inbeeld(hub, "tenant", "replace-keys", "GM0307", str(path))
+    assert code == 1 and "cannot read a JWK Set" in err and "Traceback" not in err
+    path.write_text(json.dumps({"keys": [{**fresh.public_jwks()["keys"][0], "d": "secret"}]}))
+    code, _, err = await _inbeeld(hub, "tenant", "replace-keys", "GM0307", str(path))
+    assert code == 1 and "private member 'd'" in err and "Traceback" not in err
