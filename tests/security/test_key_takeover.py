@@ -180,6 +180,17 @@ async def offer(hub: RunningHub, api_url: str, den_haag: Keystore, to: str, doc:
             return await sdk.offer(c, to, doc)
 
 
+async def connector_check(config: Path, env: dict[str, str]) -> tuple[int, str]:
+    """`inbeeld-connector check` as a user runs it (wide, so no table cell wraps)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connectors.cli", "check", "-c", str(config), env={**env, "COLUMNS": "400"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
 async def transfer_status(api_url: str, token: str, transfer_id: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {token}"}) as http:
         r = await http.get(f"/transfers/{transfer_id}")
@@ -216,6 +227,14 @@ async def test_a_copied_configuration_cannot_take_over_a_tenants_keys(
     assert "rotation proof" in lines[-1]
     logged = [json.loads(x) for x in lines if x.startswith("{")]
     assert [x for x in logged if x["event"] == "runtime.key_replacement_refused" and x["level"] == "error"]
+
+    # `check` says so before: the mistyped tenant, and (typo fixed) the keystore the hub refuses
+    code, out = await connector_check(impostor, env)
+    assert code == 1 and "the hub knows no tenant GM0959" in out, out
+    impostor.write_text(impostor.read_text().replace('tenant = "GM0959"', 'tenant = "GM0599"'))
+    code, out = await connector_check(impostor, env)
+    assert code == 1 and "the hub publishes other keys for GM0599" in out, out
+    assert "key_replacement_refused" in out
 
     # Rotterdam's keys stay, and the refusal is in the audit chain under Rotterdam
     async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {token}"}) as http:
