@@ -1,7 +1,7 @@
 """`inbeeld-connector`: what a municipality's IT team runs.
 
     inbeeld-connector init [PATH]                       write a commented example config
-    inbeeld-connector check --config FILE               validate it, try broker and hub
+    inbeeld-connector check --config FILE               validate it, try broker, hub and keys
     inbeeld-connector run --config FILE                 the long-running connector
     inbeeld-connector register import FILE.csv --config FILE
     inbeeld-connector register shred --config FILE --yes
@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -29,7 +29,7 @@ from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSink
 from connectors.notices import notice_app
 from connectors.templates import letter_app, templates_app
 from connectors.transfers import transfer_app
-from schemas.errors import InbeeldError
+from schemas.errors import InbeeldError, NotFound
 from schemas.observability import configure_logging
 
 app = typer.Typer(help="The Inbeeld connector.", no_args_is_help=True, add_completion=False)
@@ -99,10 +99,13 @@ async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
 
         if cfg.keystore.path.exists():
             try:
-                open_keystore(cfg)
+                keystore = open_keystore(cfg)
                 results.append(("keystore", True, f"unlocked {cfg.keystore.path}"))
             except InbeeldError as exc:
                 results.append(("keystore", False, exc.message))
+            else:
+                if keystore is not None and cfg.hub is not None:
+                    results.append(await _keys_check(cfg, keystore.public_jwks()))
         else:
             results.append(("keystore", True, f"{cfg.keystore.path} will be created on first run"))
     parent = cfg.store.path.parent
@@ -118,6 +121,41 @@ async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
             except ConfigError as exc:
                 results.append((f"sink {name}", False, exc.message))
     return results
+
+
+async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> tuple[str, bool, str]:
+    """Would the hub take this keystore's keys for `tenant`? (A copied configuration with a
+    mistyped tenant or another keystore is refused at `run`: say so before.)"""
+    from connectors.directory import Directory, DirectoryError
+
+    assert cfg.hub is not None
+    try:
+        token = cfg.hub.resolved_token()
+    except ConfigError:
+        return ("keys", False, "no hub token to ask the hub's key directory")
+    if token is None:
+        return ("keys", False, "no hub token to ask the hub's key directory")
+    try:
+        async with Directory(cfg.hub.url, token, timeout=5) as directory:
+            published = await directory.keys(cfg.tenant)
+    except NotFound:
+        return ("keys", False, f"the hub knows no tenant {cfg.tenant}: check `tenant` in the configuration")
+    except DirectoryError as exc:
+        return ("keys", False, exc.message)
+    ours = {k["kid"] for k in jwks["keys"]}
+    theirs = {k["kid"] for k in published}
+    if not theirs:
+        return ("keys", True, f"none registered for {cfg.tenant} yet: `run` registers this keystore's")
+    if ours == theirs:
+        return ("keys", True, f"this keystore's keys are the ones the hub publishes for {cfg.tenant}")
+    if {k["kid"] for k in published if k.get("use") == "sig"} & ours:
+        return ("keys", True, f"`run` registers a rotation of {cfg.tenant}'s keys, signed by a current key")
+    return (
+        "keys",
+        False,
+        f"the hub publishes other keys for {cfg.tenant}: `run` would be refused (key_replacement_refused). "
+        "Is this the tenant's own keystore? After a lost keystore the hub operator replaces the keys.",
+    )
 
 
 @app.command()

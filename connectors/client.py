@@ -21,6 +21,11 @@ Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
   the next message or when the inbox is idle; any still pending at `close()` are reported
   then). A message that cannot be
   parsed or opened is rejected (dead-lettered by the hub's topology), never yielded.
+* A signed or sealed event from a tenant that the sealer cannot open (bad signature, not
+  decryptable with our keys, invalid inside) is also reported to its sender: a
+  `nl.leerplicht.delivery.failed` with the event's id, type and the reason code, never any
+  content (`report_failures`, on by default). The hub checks that we received that event and
+  marks the step (a transfer shows `delivery_failed`); the sender's connector logs it.
 * `ack()` remembers the event (dedupe), sends the optional receipt, then acks; `reject()`
   dead-letters (or requeues). A message whose channel died cannot be acked: the broker
   redelivers it and de-duplication drops the copy.
@@ -46,8 +51,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from aio_pika.connection import make_url
 
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
-from schemas.errors import InbeeldError
-from schemas.events import EVENTS, Payload, Receipt, spec_for
+from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
+from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
 from schemas.validation import validate_payload
 
 __all__ = [
@@ -68,6 +73,10 @@ log = structlog.get_logger("inbeeld.connector")
 INGRESS = "inbeeld.ingress"
 INBOX_PREFIX = "inbeeld.inbox."
 RECEIPT_TYPE = "nl.leerplicht.receipt"
+DELIVERY_FAILED_TYPE = "nl.leerplicht.delivery.failed"
+# What makes an event unopenable for good (worth telling its sender); a directory that cannot
+# be asked or a sender it does not know (yet) is not reported.
+_UNOPENABLE = (CryptoError, ContractError, RoutingRefused)
 _RECEIPT_NS = uuid.UUID("0b8f3f3e-6a47-4a2f-8f0e-5f1c2d3b4a59")
 GAP_GRACE = 10.0  # seconds a missing inbox sequence number may still arrive late
 MAX_PENDING = 10_000  # a larger jump is reported at once
@@ -195,6 +204,7 @@ class Connector:
         state: InboxState | None = None,
         dedupe: bool = True,
         receipts: bool = False,
+        report_failures: bool = True,
         on_gap: GapCallback | None = None,
         gap_grace: float = GAP_GRACE,
         heartbeat: int = 15,
@@ -211,6 +221,7 @@ class Connector:
         self.state: InboxState = state if state is not None else MemoryInboxState()
         self.dedupe = dedupe
         self.receipts = receipts
+        self.report_failures = report_failures
         self.on_gap = on_gap
         self.gap_grace = gap_grace
         self._pending: dict[int, float] = {}  # sequence numbers skipped -> when first missed
@@ -470,6 +481,8 @@ class Connector:
             )
             self.stats.rejected += 1
             await _settle(raw.reject(requeue=False))
+            if isinstance(exc, _UNOPENABLE):
+                await self._send_delivery_failed(event, exc.reason)
             return None
         return InboxMessage(event, raw, payload, self)
 
@@ -565,6 +578,52 @@ class Connector:
             await self._deliver(receipt)
         except ConnectorError as exc:
             log.warning("connector.receipt_failed", event_id=event.id, error=exc.message)
+
+
+    # -- delivery failures ----------------------------------------------------------------------
+
+    async def delivery_failed_for(self, event: CloudEvent, reason: str) -> CloudEvent | None:
+        """The `delivery.failed` telling `event`'s sender we could not open it, or None when
+        there is nobody to tell (an unsigned event type, a hub event, a sender we cannot name).
+        Its id is random: a report is news, and nobody else can occupy its id beforehand."""
+        spec = EVENTS.get(event.type)
+        if spec is None or spec.hub_only or spec.protection == "none":
+            return None
+        kind, value = event.source_party
+        code: str | None = value if kind == "cbs" else None
+        sender_of = getattr(self.sealer, "sender_of", None)
+        if code is None and sender_of is not None:
+            try:
+                code = await sender_of(event)
+            except InbeeldError:
+                code = None
+        if code is None or code == self.tenant:
+            return None
+        payload = DeliveryFailed(
+            event_id=event.id, event_source=event.source, event_type=event.type, reason=reason[:32]
+        )
+        return CloudEvent(
+            source=self.source,
+            type=DELIVERY_FAILED_TYPE,
+            dataschema=EVENTS[DELIVERY_FAILED_TYPE].dataschema,
+            recipients=[code],
+            subject=event.subject,
+            correlationid=event.correlationid,
+            data=payload.model_dump(mode="json"),
+        )
+
+    async def _send_delivery_failed(self, event: CloudEvent, reason: str) -> None:
+        if not self.report_failures:
+            return
+        try:
+            report = await self.delivery_failed_for(event, reason)
+            if report is None:
+                return
+            await self._deliver(report)
+        except (InbeeldError, ValueError) as exc:  # never let a report stop the inbox
+            log.warning("connector.delivery_failed_unsent", event_id=event.id, error=type(exc).__name__)
+            return
+        log.warning("connector.delivery_failed_sent", event_id=event.id, type=event.type, reason=reason)
 
 
 def _signal_lost(arrivals: asyncio.Queue[AbstractIncomingMessage | None], *_: Any) -> None:

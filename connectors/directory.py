@@ -1,7 +1,8 @@
 """The connector's view of the hub's key directory and groups, over the hub's HTTP API.
 
     directory = Directory("https://hub.example", token)          # a tenant API token
-    await directory.register(keystore.public_jwks())              # PUT /keys
+    await directory.register(keystore.public_jwks(),              # PUT /keys, with a rotation
+                             tenant="GM0518", signers=keystore.signing_keys())  # proof
     await directory.encryption_keys("GM0599")                     # whom to seal to
     await directory.signing_keys("GM0518")                        # whose signature to trust
     await directory.group_members("zuid-holland")
@@ -10,13 +11,15 @@
 Answers are cached for `ttl` seconds; `refresh=True` (or a `key.rotated` event) fetches
 again. Everything here is public key material and tenant codes: nothing secret, nothing
 personal. Errors: `schemas.errors.NotFound` for an unknown tenant, OIN or group,
-`DirectoryError` when the hub cannot be asked or answers otherwise.
+`KeyReplacementRefused` when the hub keeps the tenant's current keys (a new key set without
+a valid rotation proof: another keystore than the one registered), `DirectoryError` when
+the hub cannot be asked or answers otherwise.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -25,8 +28,9 @@ import httpx
 from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, NotFound, TooDeep
+from schemas.key_proof import sign_rotation
 
-__all__ = ["DEFAULT_TTL", "Directory", "DirectoryError"]
+__all__ = ["DEFAULT_TTL", "Directory", "DirectoryError", "KeyReplacementRefused"]
 
 DEFAULT_TTL = 300.0
 KEY_ROTATED = "nl.leerplicht.key.rotated"
@@ -35,6 +39,12 @@ _ENCRYPT_TO = ("primary", "pending")  # retired keys only decrypt what was seale
 
 class DirectoryError(InbeeldError):
     reason = "directory_error"
+
+
+class KeyReplacementRefused(DirectoryError):
+    """The hub refused to replace the tenant's published keys (HTTP 409)."""
+
+    reason = "key_replacement_refused"
 
 
 class Directory:
@@ -80,6 +90,12 @@ class Directory:
             raise DirectoryError(f"cannot reach the hub's directory ({type(exc).__name__})") from None
         if response.status_code == 404:
             raise NotFound(_detail(response))
+        if response.status_code == 409 and _reason(response) == KeyReplacementRefused.reason:
+            raise KeyReplacementRefused(
+                "the hub refused to replace this tenant's keys (key_replacement_refused): "
+                + _detail(response),
+                field="keys",
+            )
         if response.status_code >= 400:
             status = response.status_code
             raise DirectoryError(f"the hub refused {method} {path}: {status} {_detail(response)}")
@@ -122,10 +138,28 @@ class Directory:
             self._jwks[body["tenant"]] = (self._clock(), list(body["keys"]))
         return self._oins[oin]
 
-    async def register(self, jwks: Mapping[str, Any]) -> dict[str, Any]:
+    async def register(
+        self,
+        jwks: Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        signers: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
         """Publish our own public JWK Set (e.g. `Keystore.public_jwks()`); returns what the hub
-        now publishes. Raises `DirectoryError` naming the problem if the hub refuses it."""
-        body: dict[str, Any] = await self._call("PUT", "/keys", json=dict(jwks))
+        now publishes. With `tenant` and `signers` (`Keystore.signing_keys()`) the set goes
+        with a rotation proof signed by the first signer the hub publishes for `tenant`, which
+        the hub needs for any change once keys are registered. Raises
+        `KeyReplacementRefused` or `DirectoryError` naming the problem if the hub refuses it."""
+        payload = dict(jwks)
+        if tenant is not None and signers:
+            try:
+                known = {k.get("kid") for k in await self.signing_keys(tenant, refresh=True)}
+            except NotFound:  # not a tenant the hub knows: the hub will say so on PUT
+                known = set()
+            signer = next((k for k in signers if k.get("kid") in known), None)
+            if signer is not None:
+                payload["proof"] = sign_rotation(jwks, signer)
+        body: dict[str, Any] = await self._call("PUT", "/keys", json=payload)
         self._jwks[body["tenant"]] = (self._clock(), list(body["keys"]))
         return body
 
@@ -159,6 +193,15 @@ class Directory:
         if members is None:
             raise NotFound(f"there is no group {name}")
         return members
+
+
+def _reason(response: httpx.Response) -> str | None:
+    try:
+        body = nesting.loads(response.content)
+    except (ValueError, TooDeep):
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def _detail(response: httpx.Response) -> str:

@@ -356,6 +356,14 @@ class Keystore:
         """The primary Ed25519 private JWK, for `schemas.sealed.seal` / `sign`."""
         return self._primary("sig").secret()
 
+    def signing_keys(self, now: datetime | None = None) -> list[SecretJWK]:
+        """Every unexpired Ed25519 private JWK, primary first: a rotation proof is signed with
+        whichever of them the hub still publishes (see `schemas.key_proof`)."""
+        t = _ts(now)
+        keys = [k for k in self._live_state() if k.use == "sig" and k.live(t)]
+        keys.sort(key=lambda k: ("primary", "pending", "retired").index(k.status))
+        return [k.secret() for k in keys]
+
     def encryption_private_keys(self, now: datetime | None = None) -> list[SecretJWK]:
         """Every unexpired X25519 private JWK (primary first), for `schemas.sealed.open_`."""
         t = _ts(now)

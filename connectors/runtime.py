@@ -17,9 +17,17 @@ Flows, before any sink sees the event:
         transfer id is refused.
     template.*  -> `connectors.templates.TemplateCatalogue.handle` (the local catalogue),
         only from the publishers [templates] accepts.
-    hub.rejected, hub.receipt -> kept in the store (`LocalStore.hub_replies`) and delivered, so
-        the municipality's system sees what became of what it sent.
+    hub.rejected, hub.receipt, delivery.failed -> kept in the store (`LocalStore.hub_replies`)
+        and delivered, so the municipality's system sees what became of what it sent
+        (delivery.failed: a recipient could not open it; logged as an error).
     key.rotated -> the directory forgets its cached keys of that tenant.
+    hub.key_replacement_refused -> logged as an error: someone with this tenant's API token
+        tried to register other keys (another installation with a copied configuration?).
+
+Keys: on start the runtime registers its keystore's public keys, with a rotation proof
+signed by a key the hub already publishes (`Directory.register`). If the hub refuses
+(`key_replacement_refused`: this keystore is not the one registered for the tenant), the
+runtime stops with that message rather than run with keys nobody seals to.
 Log lines name events, types, reasons and fields only: never personal data.
 A crash anywhere before the ack redelivers the message; after the store transaction the
 redelivered copy is recognised by source+id and only acked. So a webhook gets each event
@@ -52,7 +60,7 @@ from connectors.config import (
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
-from connectors.directory import DirectoryError
+from connectors.directory import DirectoryError, KeyReplacementRefused
 from connectors.group_keys import KEY_SHARED, GroupKeyring
 from connectors.keystore import KEK_ENV, PASSPHRASE_ENV, Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk
@@ -61,7 +69,15 @@ from connectors.sources import FolderSource, HttpSource
 from connectors.store import LocalStore, pupils
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError
-from schemas.events import HubReceipt, HubRejected, Payload, TemplatePublished, TemplateWithdrawn
+from schemas.events import (
+    DeliveryFailed,
+    HubKeyReplacementRefused,
+    HubReceipt,
+    HubRejected,
+    Payload,
+    TemplatePublished,
+    TemplateWithdrawn,
+)
 
 __all__ = ["FlowRefused", "Runtime", "open_keystore"]
 
@@ -70,6 +86,8 @@ log = structlog.get_logger("inbeeld.connector.runtime")
 HUB_REJECTED = "nl.leerplicht.hub.rejected"
 HUB_RECEIPT = "nl.leerplicht.hub.receipt"
 KEY_ROTATED = "nl.leerplicht.key.rotated"
+KEY_REPLACEMENT_REFUSED = "nl.leerplicht.hub.key_replacement_refused"
+DELIVERY_FAILED = "nl.leerplicht.delivery.failed"
 TRANSFER_PREFIX = "nl.leerplicht.transfer."
 TEMPLATE_PREFIX = "nl.leerplicht.template."
 # The hub's API or broker is away for a while: retry the flow, never dead-letter for it.
@@ -129,9 +147,10 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Start, then run until cancelled."""
-        await self.start()
+        """Start, then run until cancelled. A start that fails (e.g. the hub refuses our keys)
+        closes what it had opened before the error goes up."""
         try:
+            await self.start()
             await asyncio.Event().wait()
         finally:
             await self.stop()
@@ -269,7 +288,13 @@ class Runtime:
         """Publish our public keys in the hub's directory, so others can seal to us."""
         assert self.keystore is not None and self._directory is not None
         try:
-            await self._directory.register(self.keystore.public_jwks())
+            await self._directory.register(
+                self.keystore.public_jwks(), tenant=self.config.tenant, signers=self.keystore.signing_keys()
+            )
+        except KeyReplacementRefused as exc:
+            # Retrying cannot help: the hub keeps the keys of the keystore registered before.
+            log.error("runtime.key_replacement_refused", tenant=self.config.tenant, error=exc.message)
+            raise
         except InbeeldError as exc:
             log.warning("runtime.key_registration_failed", error=exc.message)
             return False
@@ -282,7 +307,12 @@ class Runtime:
 
     async def _register_keys_until_done(self) -> None:
         delay = 2.0
-        while not await self._register_keys():
+        while True:
+            try:
+                if await self._register_keys():
+                    return
+            except KeyReplacementRefused:
+                return  # logged; only the operator or the right keystore can resolve it
             await asyncio.sleep(delay)
             delay = min(delay * 2, 300.0)
 
@@ -422,6 +452,32 @@ class Runtime:
                 event.id, "receipt", payload.event_id, recipient=payload.recipient
             )
             log.info("runtime.hub_receipt", about=payload.event_id, recipient=payload.recipient)
+        elif kind == DELIVERY_FAILED and isinstance(payload, DeliveryFailed):
+            assert self.store is not None
+            recipient = event.source_party[1] if event.source_party[0] == "cbs" else None
+            await self.store.record_hub_reply(
+                event.id, "delivery_failed", payload.event_id, reason=payload.reason, recipient=recipient
+            )
+            log.error(
+                "runtime.delivery_failed",
+                about=payload.event_id,
+                type=payload.event_type,
+                recipient=recipient,
+                reason=payload.reason,
+            )
+        elif kind == KEY_REPLACEMENT_REFUSED and isinstance(payload, HubKeyReplacementRefused):
+            ours = {k["kid"] for k in self.keystore.public_jwks()["keys"]} if self.keystore else set()
+            by_us = bool(ours & set(payload.presented_kids))
+            log.error(
+                "runtime.key_replacement_alert",
+                tenant=payload.tenant,
+                reason=payload.reason,
+                presented=payload.presented_kids,
+                by_this_connector=by_us,
+                hint="this connector's keystore is not the registered one"
+                if by_us
+                else "another installation with this tenant's API token tried to register other keys",
+            )
         elif kind == KEY_ROTATED:
             directory = self._directory or getattr(self.sealer, "directory", None)
             if directory is not None:

@@ -5,7 +5,8 @@ Tables:
     state      small key/value facts, e.g. the last inbox `sequence` seen (gap detection)
     outbox     what durable sinks (webhook) still have to deliver, with retry bookkeeping
     templates  the local template catalogue (bundles as received)
-    hub_replies  the hub's answers about what we sent: `hub.rejected` / `hub.receipt` (metadata)
+    hub_replies  what became of what we sent: `hub.rejected` / `hub.receipt` / a recipient's
+               `delivery.failed` (metadata)
     pupils     the local pupil register; every personal column encrypted at rest
 
 Personal data (pupil columns, outbox bodies) is encrypted with `connectors.at_rest` under a
@@ -116,12 +117,12 @@ hub_replies = Table(
     "hub_replies",
     metadata,
     Column("event_id", String(64), primary_key=True),  # the hub's event
-    Column("kind", String(16), nullable=False),  # rejected | receipt
+    Column("kind", String(16), nullable=False),  # rejected | receipt | delivery_failed
     Column("about", String(64), nullable=False),  # the id of the event we sent
     Column("reason", String(32)),  # rejected: the reason code
     Column("message", String(500)),  # rejected: the hub's message (no personal data)
     Column("field", String(100)),
-    Column("recipient", String(32)),  # receipt: who processed it
+    Column("recipient", String(32)),  # receipt: who processed it; delivery_failed: who could not
     Column("received_at", Float, nullable=False),
 )
 
@@ -415,7 +416,7 @@ class LocalStore:
         field: str | None = None,
         recipient: str | None = None,
     ) -> None:
-        """Keep a `hub.rejected` / `hub.receipt` (idempotent by the hub's event id)."""
+        """Keep a `hub.rejected` / `hub.receipt` / `delivery.failed` (idempotent by its event id)."""
         async with self.engine.begin() as conn:
             stmt = sqlite_insert(hub_replies).values(
                 event_id=event_id,

@@ -25,7 +25,7 @@ CLI::
     inbeeld-connector transfer accept|cancel|complete ID [--note TEXT] --config FILE
     inbeeld-connector transfer reject ID --reason not_resident [--note TEXT] --config FILE
     inbeeld-connector transfer list [--role offerer|receiver] [--state offered] --config FILE
-    inbeeld-connector transfer show ID --config FILE
+    inbeeld-connector transfer show ID --config FILE   # says so when delivery failed
 
 A dossier is validated before anything is sent or even connected: a bad one prints the
 field and why (never the value) and exits 1. Exit 2: the configuration lacks what transfers
@@ -369,11 +369,19 @@ def list_command(
             r["transfer_id"],
             r["offerer"],
             r["receiver"],
-            r["state"],
+            _state(r),
             r["offered_at"][:16],
             r["deadline_at"][:16],
         )
     console.print(table)
+    failed = [r["transfer_id"] for r in rows if r.get("delivery_failed")]
+    if failed:
+        _say(err, f"delivery failed: the other party could not open the latest step of {', '.join(failed)}")
+
+
+def _state(transfer: Mapping[str, Any]) -> str:
+    state = str(transfer["state"])
+    return f"{state} (delivery failed)" if transfer.get("delivery_failed") else state
 
 
 @transfer_app.command("show")
@@ -382,8 +390,15 @@ def show_command(transfer_id: IdArg, config: ConfigOpt) -> None:
     cfg = _config(config)
     t = _status_call(cfg, lambda st: st.get(transfer_id))
     table = Table(
-        "step", "by", "for", "at", title=f"{transfer_id}: {t['offerer']} -> {t['receiver']}, {t['state']}"
+        "step", "by", "for", "at", title=f"{transfer_id}: {t['offerer']} -> {t['receiver']}, {_state(t)}"
     )
     for x in t["timeline"]:
         table.add_row(x["step"], x["actor"], x["acted_for"] or "", x["at"][:19])
     console.print(table)
+    if t.get("delivery_failed"):
+        who = next((x["actor"] for x in reversed(t["timeline"]) if x["step"] == "delivery_failed"), "?")
+        _say(
+            err,
+            f"delivery failed: {who} could not open the latest step of {transfer_id} (its keys may have "
+            "changed); cancel it and offer again once its keys are sorted out",
+        )

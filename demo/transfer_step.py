@@ -4,9 +4,10 @@ Den Haag offers the dossier to Rotterdam, Rotterdam opens and accepts it, Den Ha
 the transfer; the hub routes each step without reading the dossier and keeps only states and
 times, which the step prints as the parties' timeline (from the hub API, as Den Haag sees it).
 
-Sealing needs each party's keystore and the hub's key directory: the step creates both
-keystores under `<out>/keys/` (random KEKs, demo only), registers their public keys through
-the hub API (in process, ASGI), gives the two tenants' demo connectors a `Sealer` for the
+Sealing needs each party's keystore and the hub's key directory: the step uses each tenant's
+keystore of the whole demo (`demo.support.keystore_for`: the hub refuses to replace keys an
+earlier step registered without a rotation proof), registers its public keys through the
+hub API (in process, ASGI), gives the two tenants' demo connectors a `Sealer` for the
 length of the step, and drains the `key.rotated` announcements the registration causes from
 every tenant's inbox, so later steps start with empty inboxes.
 """
@@ -14,7 +15,6 @@ every tenant's inbox, so later steps start with empty inboxes.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +25,9 @@ from connectors import Connector
 from connectors import Sealer as SealerLike
 from connectors import transfers as sdk
 from connectors.directory import Directory
-from connectors.keystore import Keystore
 from connectors.sealing import Sealer
 from demo.story import DemoContext
+from demo.support import keystore_for
 from hub import auth
 from hub.api.app import create_app
 from schemas.envelope import CloudEvent
@@ -124,14 +124,12 @@ async def step_transfer(ctx: DemoContext) -> None:
     """Den Haag offers a pupil who moved to Rotterdam; Rotterdam accepts; Den Haag completes."""
     app = create_app(ctx.settings, ctx.db)
     transport = httpx.ASGITransport(app=app)
-    keys_dir = ctx.out / "keys"
-    keys_dir.mkdir(exist_ok=True)
     directories: dict[str, Directory] = {}
     sealing: dict[str, Connector] = {}
     previous: dict[str, SealerLike | None] = {}
     try:
         for code in (OFFERER, RECEIVER):
-            keystore = Keystore.create(keys_dir / f"{code}.keystore", kek=os.urandom(32))
+            keystore = keystore_for(ctx, code)
             directory = Directory("http://hub", await _token(ctx, code), transport=transport)
             directories[code] = directory
             await directory.register(keystore.public_jwks())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hub import auth, provisioning, registry
+from hub import auth, key_registration, provisioning, registry
 from hub.config import Settings, get_settings
 from hub.errors import ServiceUnavailable
 from hub.services import amqp_channel, ensure_deployment, management, open_database
@@ -362,6 +363,32 @@ def token_revoke(token_id: int) -> None:
             await auth.revoke(s, token_id)
         await db.close()
         console.print(f"token {token_id} revoked")
+
+    run(go)
+
+
+@tenant_app.command("replace-keys")
+def tenant_replace_keys(
+    code: str,
+    jwks_file: Annotated[Path, typer.Argument(help="the tenant's new public JWK Set (JSON)")],
+) -> None:
+    """Replace a tenant's public keys without a rotation proof (a lost keystore, a leaked key);
+    audited, and announced to every tenant with key.rotated."""
+    try:
+        body = json.loads(jwks_file.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        err.print(f"[bold red]error:[/] cannot read a JWK Set from {jwks_file} ({type(exc).__name__})")
+        raise typer.Exit(1) from None
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            done = await key_registration.replace_as_operator(db, settings, code, body, actor="cli:operator")
+        finally:
+            await db.close()
+        kids = ", ".join(k["kid"] for k in done.keys)
+        console.print(f"{code}: keys {'replaced' if done.changed else 'unchanged'}; published: {kids}")
 
     run(go)
 

@@ -8,7 +8,9 @@ A tenant registers its whole public JWK Set at once (what `Keystore.public_jwks(
                | "retired", "iat"?: unix time, "exp"?: unix time}, ...]}
 
 Exactly one primary key per use. A key missing from a later set is *withdrawn* (kept for
-the record, never published again). Published: every key not withdrawn and not expired,
+the record, never published again). Who may change a tenant's set (first registration, a
+rotation proof by a current key, the operator) is `hub.key_registration`'s rule; `register`
+here only applies a set. Published: every key not withdrawn and not expired,
 primary, pending and retired alike — a retired key still verifies signatures and still
 decrypts until it expires (Tink's rotation order; see `connectors.keystore`).
 

@@ -54,6 +54,9 @@ RULES: dict[str, Rule] = {
     "notice.closed": Rule(PUPIL_KINDS, within_own_groups=True),
     "group.key_shared": Rule(ALL_KINDS, within_own_groups=True),
     "receipt": Rule(ALL_KINDS, single_recipient=True, groups_allowed=False),
+    # A recipient reports that it could not open an event, to that event's sender only
+    # (hub.workflows.delivery_failures checks it received the event).
+    "delivery.failed": Rule(ALL_KINDS, single_recipient=True, groups_allowed=False),
 }
 
 

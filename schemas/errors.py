@@ -20,6 +20,7 @@
     │                            bad structure or encoding, unsupported version or algorithm
     │                            (crypto_invalid; a signature that does not verify is
     │                            `bad_signature`)
+    ├── Conflict                 the request clashes with what the hub holds (e.g. a tenant's keys)
     └── NotFound                 a record does not exist (or is not yours)
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
@@ -104,6 +105,10 @@ class CryptoError(InbeeldError):
 
 class CryptoInvalid(CryptoError):
     reason = "crypto_invalid"
+
+
+class Conflict(InbeeldError):
+    reason = "conflict"
 
 
 class NotFound(InbeeldError):

@@ -92,6 +92,24 @@ class HubReceipt(Payload):
     processed_at: Annotated[str, Field(max_length=40)]
 
 
+class DeliveryFailed(Payload):
+    """A recipient's connector could not open (verify, decrypt or validate) `event_id` from
+    `event_source`: sent to that event's sender through the hub, which checks that the
+    reporter was a recipient. A reference and a reason code only, never content."""
+
+    event_id: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+    event_source: Annotated[str, Field(max_length=200)]
+    event_type: Annotated[str, Field(max_length=100, pattern=r"^nl\.leerplicht\.[a-z0-9_.]+$")]
+    reason: Annotated[
+        str,
+        Field(
+            max_length=32,
+            pattern=r"^[a-z][a-z0-9_]*$",
+            description="The recipient's reason code, e.g. crypto_error or bad_signature.",
+        ),
+    ]
+
+
 # --- templates ----------------------------------------------------------------------------
 
 PlaceholderName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=64)]
@@ -380,6 +398,17 @@ class KeyRotated(Payload):
     kids: Annotated[list[KeyId], Field(min_length=1, max_length=20)]
 
 
+class HubKeyReplacementRefused(Payload):
+    """The hub refused to replace this tenant's published keys: a caller with the tenant's
+    API token presented other keys without a rotation proof by a current key. The tenant's
+    real connector logs it: another installation may be using its credentials."""
+
+    tenant: TenantCode
+    presented_kids: Annotated[list[KeyId], Field(min_length=1, max_length=20)]
+    current_kids: Annotated[list[KeyId], Field(min_length=1, max_length=20)]
+    reason: Literal["proof_missing", "proof_invalid"]
+
+
 # --- the catalogue ------------------------------------------------------------------------
 
 
@@ -410,6 +439,7 @@ _SPECS: tuple[EventSpec, ...] = (
     EventSpec("hub.rejected", HubRejected, hub_only=True),
     EventSpec("receipt", Receipt),
     EventSpec("hub.receipt", HubReceipt, hub_only=True),
+    EventSpec("delivery.failed", DeliveryFailed),
     EventSpec("template.published", TemplatePublished, protection="signed"),
     EventSpec("template.withdrawn", TemplateWithdrawn, protection="signed"),
     EventSpec("transfer.offered", TransferOffered, protection="sealed"),
@@ -424,6 +454,7 @@ _SPECS: tuple[EventSpec, ...] = (
     EventSpec("notice.closed", NoticeClosed, protection="signed"),
     EventSpec("group.key_shared", GroupKeyShared, protection="sealed"),
     EventSpec("key.rotated", KeyRotated, hub_only=True),
+    EventSpec("hub.key_replacement_refused", HubKeyReplacementRefused, hub_only=True),
 )
 
 EVENTS: dict[str, EventSpec] = {s.type: s for s in _SPECS}

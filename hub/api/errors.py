@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 
 from hub.errors import ServiceUnavailable
 from hub.registry import RegistryError
-from schemas.errors import ContractError, InbeeldError, NotFound, RoutingRefused
+from schemas.errors import Conflict, ContractError, InbeeldError, NotFound, RoutingRefused
 
 
 def status_for(exc: InbeeldError) -> int:
@@ -17,6 +17,8 @@ def status_for(exc: InbeeldError) -> int:
         return 404
     if isinstance(exc, ServiceUnavailable):
         return 503
+    if isinstance(exc, Conflict):
+        return 409
     if isinstance(exc, RegistryError) and "already exists" in exc.message:
         return 409
     if isinstance(exc, RoutingRefused):

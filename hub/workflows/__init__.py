@@ -56,6 +56,7 @@ def workflow_for(short_type: str) -> Workflow | None:
 
 # Each flow's module registers its workflow on import; add yours here.
 _MODULES: tuple[str, ...] = (
+    "hub.workflows.delivery_failures",
     "hub.workflows.notices",
     "hub.workflows.receipts",
     "hub.workflows.templates",

@@ -9,6 +9,9 @@ the queries the API serves.
     transfer.cancelled   the offerer (or its bureau), before an answer      => cancelled
     (no answer by the deadline)  sweep(now): transfer.expired to both       => expired
     (`transfer_reminder_days` before it)  sweep(now): transfer.reminder to the receiver
+    delivery.failed      a recipient of a step could not open it            (state unchanged)
+        -> a `delivery_failed` step on the timeline (hub.workflows.delivery_failures); the
+           transfer shows `delivery_failed` until a later step supersedes it
 
 The transfer id travels in the envelope's `subject` on every transfer event: the payloads are
 sealed and the hub cannot read them. It is unique across the hub and names its offerer
@@ -69,6 +72,7 @@ HUB_ACTOR = "hub"
 ACTOR = "hub-transfers"
 _EVENT_NS = uuid.UUID("3c2d8f51-7a4e-4b0f-9d61-5e8a2b7c9f13")
 SWEEP_BATCH = 500  # per sweep and kind; the next sweep takes the rest
+DELIVERY_FAILED = "delivery_failed"  # a timeline step that is no state change
 
 
 def id_prefix(offerer: str) -> str:
@@ -244,6 +248,32 @@ class TransferWorkflow:
         )
         await s.flush()
 
+    async def mark_delivery_failed(
+        self, s: AsyncSession, transfer_id: str, reporter: str, event_id: str
+    ) -> None:
+        """A party could not open a step of this transfer (its `delivery.failed` is `event_id`):
+        put it on the timeline, idempotently by event id. The state does not change: the sender
+        decides what to do (cancel and offer again once the keys are sorted out)."""
+        transfer = await s.get(Transfer, transfer_id)
+        if transfer is None:
+            return
+        seen = await s.scalar(
+            select(TransferStep.id).where(
+                TransferStep.transfer_id == transfer_id, TransferStep.event_id == event_id
+            )
+        )
+        if seen is None:
+            s.add(
+                TransferStep(
+                    transfer_id=transfer_id,
+                    step=DELIVERY_FAILED,
+                    actor=reporter,
+                    at=utcnow(),
+                    event_id=event_id,
+                )
+            )
+            await s.flush()
+
     # -- sweep ------------------------------------------------------------------------------
 
     def _hub_event(
@@ -361,9 +391,10 @@ class TransferView:
     reminded_at: datetime | None
     updated_at: datetime
     closed_at: datetime | None
+    delivery_failed: bool = False  # a party could not open the latest step (see module docstring)
 
     @classmethod
-    def of(cls, t: Transfer) -> TransferView:
+    def of(cls, t: Transfer, failed_at: datetime | None = None) -> TransferView:
         return cls(
             t.transfer_id,
             t.offerer,
@@ -374,7 +405,25 @@ class TransferView:
             t.reminded_at,
             t.updated_at,
             t.closed_at,
+            failed_at is not None and _naive(failed_at) >= _naive(t.updated_at),
         )
+
+
+def _naive(when: datetime) -> datetime:
+    """SQLite hands back naive UTC times, PostgreSQL aware ones: compare them alike."""
+    return when.replace(tzinfo=None) if when.tzinfo is not None else when
+
+
+async def _failures(s: AsyncSession, transfer_ids: list[str]) -> dict[str, datetime]:
+    """The latest `delivery_failed` step of each of these transfers."""
+    if not transfer_ids:
+        return {}
+    rows = await s.execute(
+        select(TransferStep.transfer_id, func.max(TransferStep.at))
+        .where(TransferStep.transfer_id.in_(transfer_ids), TransferStep.step == DELIVERY_FAILED)
+        .group_by(TransferStep.transfer_id)
+    )
+    return {tid: at for tid, at in rows}
 
 
 async def _parties(s: AsyncSession, tenant: str) -> set[str]:
@@ -402,7 +451,9 @@ async def list_for(
     if state is not None:
         q = q.where(Transfer.state == state)
     q = q.order_by(Transfer.offered_at.desc(), Transfer.transfer_id).limit(limit).offset(offset)
-    return [TransferView.of(t) for t in await s.scalars(q)]
+    rows = list(await s.scalars(q))
+    failed = await _failures(s, [t.transfer_id for t in rows])
+    return [TransferView.of(t, failed.get(t.transfer_id)) for t in rows]
 
 
 async def get_for(s: AsyncSession, tenant: str, transfer_id: str) -> tuple[TransferView, list[StepView]]:
@@ -410,10 +461,14 @@ async def get_for(s: AsyncSession, tenant: str, transfer_id: str) -> tuple[Trans
     t = await s.get(Transfer, transfer_id)
     if t is None or not {t.offerer, t.receiver} & await _parties(s, tenant):
         raise NotFound(f"no transfer {transfer_id}")
-    steps = await s.scalars(
-        select(TransferStep).where(TransferStep.transfer_id == transfer_id).order_by(TransferStep.id)
+    steps = list(
+        await s.scalars(
+            select(TransferStep).where(TransferStep.transfer_id == transfer_id).order_by(TransferStep.id)
+        )
     )
-    return TransferView.of(t), [StepView(x.step, x.actor, x.acted_for, x.at, x.event_id) for x in steps]
+    failed = max((x.at for x in steps if x.step == DELIVERY_FAILED), default=None)
+    view = TransferView.of(t, failed)
+    return view, [StepView(x.step, x.actor, x.acted_for, x.at, x.event_id) for x in steps]
 
 
 async def counts(s: AsyncSession) -> dict[str, int]:

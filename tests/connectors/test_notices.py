@@ -35,6 +35,7 @@ from schemas.errors import CryptoError
 from schemas.events import PupilFound
 from tests.e2e.conftest import TENANTS, Party, make_directory
 from tests.utils.hubs import RunningHub
+from tests.utils.keys import install_keys
 
 pytestmark = pytest.mark.broker
 
@@ -86,7 +87,7 @@ async def desks(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterator[
         ks = Keystore.create(tmp_path / f"{code}.keystore", kek=os.urandom(32))
         directory = await make_directory(hub, app, code)
         party = Party(code, ks, directory, Sealer(ks, directory, code), await hub.connector(code))
-        await party.register()
+        await install_keys(hub, code, ks.public_jwks())  # a fresh keystore for a seed tenant
         store = await LocalStore.open(tmp_path / f"{code}.db", ks)
         keyring = GroupKeyring(store, code, directory)
         person = {"name": f"Leerplichtambtenaar {code}", "phone": "010 267 1000"}

@@ -18,6 +18,7 @@ from connectors.keystore import Keystore
 from connectors.sealing import Sealer
 from hub.api.app import create_app
 from tests.utils.hubs import RunningHub
+from tests.utils.keys import install_keys
 
 TENANTS = ("GM0518", "GM0599", "GM0307", "GM0957", "ingrado")
 
@@ -31,7 +32,10 @@ class Party:
     connector: Connector
 
     async def register(self) -> None:
-        await self.directory.register(self.keystore.public_jwks())
+        """Register the keystore's keys as its connector does: with a rotation proof."""
+        await self.directory.register(
+            self.keystore.public_jwks(), tenant=self.code, signers=self.keystore.signing_keys()
+        )
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ async def parties(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterato
         ks = Keystore.create(tmp_path / f"{code}.keystore", kek=os.urandom(32))
         directory = await make_directory(hub, app, code)
         party = Party(code, ks, directory, Sealer(ks, directory, code), await hub.connector(code))
-        await party.register()
+        await install_keys(hub, code, ks.public_jwks())  # a fresh keystore for a seed tenant
         out[code] = party
     yield out
     for party in out.values():

@@ -211,7 +211,9 @@ async def test_sealed_to_a_withdrawn_key_is_rejected(hub: RunningHub, parties: d
     new = rotterdam.keystore.add_key("enc")
     rotterdam.keystore.promote(new)
     only_new = {"keys": [k for k in rotterdam.keystore.public_jwks()["keys"] if k["status"] != "retired"]}
-    await rotterdam.directory.register(only_new)  # withdraws the key the event was sealed to
+    await rotterdam.directory.register(  # withdraws the key the event was sealed to
+        only_new, tenant="GM0599", signers=rotterdam.keystore.signing_keys()
+    )
     await den_haag.connector.publish(event)
     [rejection] = await hub.receive("GM0518", rejection_of(event.id))
     assert rejection.data["reason"] == "recipient_key_missing"

@@ -34,6 +34,7 @@ from schemas.errors import SchemaInvalid
 from schemas.events import TransferAccepted, TransferOffered
 from tests.e2e.conftest import TENANTS, Party, make_directory
 from tests.utils.hubs import RunningHub
+from tests.utils.keys import install_keys
 
 pytestmark = pytest.mark.broker
 
@@ -68,7 +69,7 @@ async def parties(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterato
         ks = Keystore.create(tmp_path / f"{code}.keystore", kek=os.urandom(32))
         directory = await make_directory(hub, app, code)
         party = Party(code, ks, directory, Sealer(ks, directory, code), await hub.connector(code))
-        await party.register()
+        await install_keys(hub, code, ks.public_jwks())  # a fresh keystore for a seed tenant
         out[code] = party
     for code in out:
         await hub.drain(code, quiet=0.3)  # the key.rotated announcements

@@ -104,6 +104,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "alg": "HMAC-SHA256",
         "key": "q" * 43,
     },
+    "delivery.failed": {
+        "event_id": "7d7c3a59-1f0f-4b59-9a58-0d1b4b1f3c11",
+        "event_source": "urn:nld:cbs:GM0518:systeem:leerlingzaken",
+        "event_type": "nl.leerplicht.transfer.offered",
+        "reason": "crypto_error",
+    },
+    "hub.key_replacement_refused": {
+        "tenant": "GM0599",
+        "presented_kids": ["NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"],
+        "current_kids": ["kuLdV0lq3rRPGoHI0fCqIhGJv5Vq8Y7ADj7bDNqWbyA"],
+        "reason": "proof_missing",
+    },
     "key.rotated": {
         "tenant": "GM0518",
         "kids": [
@@ -150,7 +162,10 @@ def test_catalogue_shape() -> None:
         assert spec.schema_file == f"{spec.short_type}.v{spec.version}.json"
         assert spec.model.model_config.get("extra") == "forbid"
     hub_only = {s.short_type for s in EVENTS.values() if s.hub_only}
-    assert hub_only == {"hub.rejected", "hub.receipt", "transfer.expired", "transfer.reminder", "key.rotated"}
+    assert hub_only == {
+        "hub.rejected", "hub.receipt", "transfer.expired", "transfer.reminder", "key.rotated",
+        "hub.key_replacement_refused",
+    }
     protections = {s.short_type: s.protection for s in EVENTS.values()}
     assert protections["transfer.offered"] == "sealed"
     assert protections["notice.pupil_found"] == "sealed"

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from hub import audit, keys, publisher, registry
-from hub.api.deps import CurrentPrincipal, CurrentTenant, DbDep, SessionDep, SettingsDep
-from schemas.events import KeyRotated
+from hub import key_registration, keys
+from hub.api.deps import CurrentPrincipal, CurrentTenant, DbDep, Operator, SessionDep, SettingsDep
 
 router = APIRouter(tags=["keys"])
-log = structlog.get_logger("inbeeld.keys")
 
 
 class JWKSet(BaseModel):
@@ -34,12 +30,22 @@ _EXAMPLE = {
 }
 
 
+_PUT_KEYS = (
+    "Registers the calling tenant's public key set. OKP Ed25519 keys for `sig`, X25519 for "
+    "`enc`, `kid` = RFC 7638 thumbprint, no private members, exactly one primary per use. Keys "
+    "left out are withdrawn. The first set is accepted as it is and the same set again changes "
+    "nothing; any other change needs `proof`, a rotation proof signed by a currently published "
+    "signing key (`schemas.key_proof`), else it is refused with 409 `key_replacement_refused` "
+    "and the tenant is alerted (`hub.key_replacement_refused`). On a change every tenant "
+    "receives `key.rotated`."
+)
+
+
 @router.put(
     "/keys",
     summary="Register or rotate your public keys",
-    description="Replaces the calling tenant's published key set. OKP Ed25519 keys for `sig`, "
-    "X25519 for `enc`, `kid` = RFC 7638 thumbprint, no private members, exactly one primary "
-    "per use. Keys left out are withdrawn. On a change every tenant receives `key.rotated`.",
+    description=_PUT_KEYS,
+    responses={409: {"description": "new keys without a valid rotation proof (key_replacement_refused)"}},
 )
 async def put_keys(
     body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
@@ -48,32 +54,27 @@ async def put_keys(
     who: CurrentTenant,
 ) -> JWKSet:
     assert who.tenant is not None
-    records = keys.validate_jwks(body)  # refuse before touching the broker or the store
-    async with publisher.HubPublisher.open(settings) as pub:
-        events = []
-        async with db.session() as s, s.begin():
-            jwks, changed = await keys.register(s, who.tenant, records)
-            if changed:
-                tenants = [t.code for t in await registry.list_tenants(s) if t.active]
-                data = KeyRotated(tenant=who.tenant, kids=[k["kid"] for k in jwks]).model_dump()
-                about = f"{who.tenant}:{uuid.uuid4()}"  # every change is news, even back to an old set
-                for i in range(0, len(tenants), publisher.MAX_RECIPIENTS):
-                    chunk = tenants[i : i + publisher.MAX_RECIPIENTS]
-                    event = publisher.hub_event(settings, "key.rotated", data, chunk, about=f"{about}:{i}")
-                    events.append((event, await publisher.record(s, event)))
-                await audit.append(
-                    s,
-                    activity="register keys",
-                    actor=f"api:{who.tenant}",
-                    outcome="registered",
-                    sender=who.tenant,
-                    recipients=tenants,
-                    subject_ref=events[0][0].id,
-                )
-        for event, seqs in events:
-            await pub.deliver(event, seqs)
-    log.info("keys.registered", tenant=who.tenant, kids=[k["kid"] for k in jwks], changed=changed)
-    return JWKSet(tenant=who.tenant, keys=jwks)
+    done = await key_registration.register_as_tenant(db, settings, who.tenant, body)
+    return JWKSet(tenant=done.tenant, keys=done.keys)
+
+
+@router.put(
+    "/tenants/{code}/keys",
+    summary="Replace a tenant's public keys (operator)",
+    description="The operator replaces a tenant's key set without a rotation proof, e.g. after "
+    "the tenant lost its keystore or a key leaked. Audited (`replace keys`); every tenant "
+    "receives `key.rotated`.",
+)
+async def replace_keys(
+    code: str,
+    body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
+    db: DbDep,
+    settings: SettingsDep,
+    op: Operator,
+) -> JWKSet:
+    actor = f"api:operator:{op.token_id}"
+    done = await key_registration.replace_as_operator(db, settings, code, body, actor=actor)
+    return JWKSet(tenant=done.tenant, keys=done.keys)
 
 
 @router.get("/tenants/{code}/keys", summary="A tenant's public keys (JWK Set)")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hub.api.deps import MAX_ID, CurrentTenant, Operator, SessionDep
 from hub.workflows import transfers
@@ -26,6 +26,9 @@ class TransferItem(BaseModel):
     reminded_at: datetime | None
     updated_at: datetime
     closed_at: datetime | None
+    delivery_failed: bool = Field(
+        False, description="A party could not open the latest step (it sent `delivery.failed`)."
+    )
 
 
 class StepItem(BaseModel):
