@@ -32,6 +32,7 @@ from schemas.envelope import CloudEvent
 from schemas.events import TransferOffered
 from tests.e2e.conftest import Party, make_directory
 from tests.utils.hubs import RunningHub
+from tests.utils.keys import install_keys
 from tests.utils.node import node_tool
 
 pytestmark = pytest.mark.broker
@@ -49,7 +50,7 @@ async def parties(hub: RunningHub, tmp_path: Path) -> AsyncIterator[dict[str, Pa
         ks = Keystore.create(tmp_path / f"{code}.keystore", kek=os.urandom(32))
         directory = await make_directory(hub, app, code)
         party = Party(code, ks, directory, Sealer(ks, directory, code), await hub.connector(code))
-        await party.register()
+        await install_keys(hub, code, ks.public_jwks())  # a fresh keystore for a seed tenant
         out[code] = party
     yield out
     for party in out.values():
