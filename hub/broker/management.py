@@ -118,6 +118,15 @@ class Management:
         result: dict[str, Any] | None = await self._call("GET", f"/users/{_q(user)}")
         return result
 
+    async def set_user_limit(self, user: str, name: str, value: int) -> None:
+        """A per-user limit (`max-connections`, `max-channels`; RabbitMQ 3.8.10 and later)."""
+        await self._call("PUT", f"/user-limits/{_q(user)}/{_q(name)}", {"value": value})
+
+    async def user_limits(self, user: str) -> dict[str, int]:
+        """The user's limits, e.g. {"max-connections": 16, "max-channels": 128}; {} when none."""
+        rows: list[dict[str, Any]] = await self._call("GET", f"/user-limits/{_q(user)}") or []
+        return {k: int(v) for row in rows for k, v in (row.get("value") or {}).items()}
+
     async def connections_of(self, user: str) -> list[dict[str, Any]]:
         """The user's connections from the broker's connection tracking (name, vhost, node).
 
@@ -156,6 +165,19 @@ class Management:
 
     async def delete_queue(self, vhost: str, name: str) -> None:
         await self._call("DELETE", f"/queues/{_q(vhost)}/{_q(name)}")
+
+    async def delete_queue_if_empty(self, vhost: str, name: str) -> bool:
+        """Delete the queue only if it holds no message; False if the broker refused for that.
+        (A queue already gone counts as deleted.)"""
+        try:
+            resp = await self._client.delete(f"/queues/{_q(vhost)}/{_q(name)}", params={"if-empty": "true"})
+        except httpx.TransportError as exc:
+            raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+        if resp.status_code in (200, 201, 204, 404):
+            return True
+        if resp.status_code == 400:  # "queue not empty"
+            return False
+        raise ManagementError(f"deleting queue {name} failed: {resp.status_code} {resp.text[:200]}")
 
     async def list_queues(self, vhost: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._call("GET", f"/queues/{_q(vhost)}") or []

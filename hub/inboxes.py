@@ -1,0 +1,135 @@
+"""A tenant's inbox on the broker: naming it, declaring it, and moving an old-style one.
+
+An inbox is `inbeeld.inbox.<code>.<random>` (hub.broker.topology.new_inbox_name), its name
+stored with the tenant. Until migration 0007 inboxes were `inbeeld.inbox.<code>`, which any
+tenant could find with a passive `queue.declare`. `ensure_inbox` gives a tenant its new inbox
+and drains an old one into it without losing a message and without a shovel:
+
+1. the new inbox is declared and bound (the name is committed first, so a message moved into
+   it is never in a queue nobody knows);
+2. the tenant's read permission moves to the new inbox and its connections are closed, so the
+   consumer on the old inbox stops and what it had not acknowledged returns to the queue;
+3. the old inbox is unbound, so the router's publishes reach only the new one (for a moment
+   both are bound: a copy may be in both, and the connector drops the duplicate);
+4. every message left in the old inbox is republished to the new one, confirmed, and only
+   then acknowledged;
+5. the old inbox is deleted only when it is empty; otherwise it stays, and running this again
+   finishes the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from hub import registry
+from hub.broker.management import Management
+from hub.broker.topology import DELIVERY, declare_inbox, legacy_inbox_name, new_inbox_name
+from hub.config import Settings
+from hub.provisioning import grant
+from hub.store.db import Database
+
+log = structlog.get_logger("inbeeld.inboxes")
+
+# Headers the broker writes itself; a moved message starts afresh in its new queue.
+_BROKER_HEADERS = frozenset(
+    {"x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"}
+)
+
+
+@dataclass(frozen=True)
+class InboxOutcome:
+    tenant: str
+    inbox: str
+    moved: int = 0  # messages moved from the old-style inbox
+    legacy_left: bool = False  # the old-style inbox still exists (not empty): run again
+
+
+async def assign_inbox(db: Database, tenant_code: str) -> str:
+    """The tenant's inbox name, choosing and committing a new one if it has none."""
+    async with db.session() as s, s.begin():
+        tenant = await registry.get_tenant(s, tenant_code)
+        if tenant.inbox is not None:
+            return tenant.inbox
+        name = new_inbox_name(tenant.code)
+        await registry.set_inbox(s, tenant.code, name)
+        return name
+
+
+async def ensure_inbox(
+    db: Database, mgmt: Management, channel: AbstractChannel, settings: Settings, tenant_code: str
+) -> InboxOutcome:
+    """Give the tenant its (unguessable, single-active-consumer) inbox, bound to the delivery
+    exchange, and move an old-style inbox's messages into it. Idempotent. `channel` must have
+    publisher confirms (aio-pika's default)."""
+    name = await assign_inbox(db, tenant_code)
+    await declare_inbox(channel, name, tenant_code, settings.delivery_limit, settings.inbox_max_length)
+    legacy = legacy_inbox_name(tenant_code)
+    if await mgmt.queue(settings.vhost, legacy) is None:
+        return InboxOutcome(tenant_code, name)
+    async with db.session() as s:
+        tenant = await registry.get_tenant(s, tenant_code)
+    if tenant.broker_username is not None:
+        if tenant.active:
+            await grant(mgmt, settings, tenant.broker_username, name)
+        await mgmt.close_connections_of(tenant.broker_username, "inbox moved; reconnect")
+    old = await channel.get_queue(legacy, ensure=False)
+    await old.unbind(DELIVERY, routing_key=tenant_code)
+    moved = await _move(channel, legacy, name, settings)
+    left = not await mgmt.delete_queue_if_empty(settings.vhost, legacy)
+    log.info("inbox.migrated", tenant=tenant_code, moved=moved, legacy_left=left)
+    return InboxOutcome(tenant_code, name, moved, left)
+
+
+async def _move(channel: AbstractChannel, source: str, target: str, settings: Settings) -> int:
+    """Republish every ready message of `source` to `target`: confirmed first, then acked."""
+    queue = await channel.get_queue(source, ensure=False)
+    moved = 0
+    while True:
+        message = await queue.get(no_ack=False, fail=False, timeout=settings.publish_timeout)
+        if message is None:
+            return moved
+        await asyncio.wait_for(
+            channel.default_exchange.publish(_copy(message, settings), routing_key=target, mandatory=True),
+            settings.publish_timeout,
+        )
+        await message.ack()
+        moved += 1
+
+
+def _copy(message: AbstractIncomingMessage, settings: Settings) -> aio_pika.Message:
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS}
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        correlation_id=message.correlation_id,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        # The broker refuses a user_id that is not the publisher's own: keep the router's
+        # stamp when we are the router's user, drop it otherwise (connectors do not read it).
+        user_id=message.user_id if message.user_id == settings.amqp_user else None,
+        app_id=message.app_id,
+    )
+
+
+async def migrate_all(
+    db: Database, mgmt: Management, channel: AbstractChannel, settings: Settings
+) -> list[InboxOutcome]:
+    """`inbeeld migrate`: every provisioned tenant gets its new inbox; old ones are drained.
+    A tenant never provisioned (no broker user, no inbox) is left to `tenant provision`."""
+    async with db.session() as s:
+        tenants = await registry.list_tenants(s)
+    outcomes = []
+    for t in tenants:
+        if t.broker_username is None and t.inbox is None:
+            continue
+        outcomes.append(await ensure_inbox(db, mgmt, channel, settings, t.code))
+    return outcomes
