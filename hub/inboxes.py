@@ -13,8 +13,8 @@ and drains an old one into it without losing a message and without a shovel:
    both are bound: a copy may be in both, and the connector drops the duplicate);
 4. every message left in the old inbox is republished to the new one, confirmed, and only
    then acknowledged;
-5. the old inbox is deleted only when it is empty; otherwise it stays, and running this again
-   finishes the job.
+5. the old inbox is deleted only when it is empty and unconsumed (checked here: quorum queues
+   do not support `if-empty`); otherwise it stays, and running this again finishes the job.
 """
 
 from __future__ import annotations
@@ -80,9 +80,23 @@ async def ensure_inbox(
     old = await channel.get_queue(legacy, ensure=False)
     await old.unbind(DELIVERY, routing_key=tenant_code)
     moved = await _move(channel, legacy, name, settings)
-    left = not await mgmt.delete_queue_if_empty(settings.vhost, legacy)
+    left = not await _delete_if_empty(channel, legacy)
     log.info("inbox.migrated", tenant=tenant_code, moved=moved, legacy_left=left)
     return InboxOutcome(tenant_code, name, moved, left)
+
+
+async def _delete_if_empty(channel: AbstractChannel, name: str) -> bool:
+    """Delete the drained old inbox if nothing is left in it and nobody consumes it.
+
+    Quorum queues refuse `queue.delete` with `if-empty`, so the check is ours: the queue is
+    unbound and the tenant may no longer read it, so nothing can arrive or be held between
+    the check and the delete (only the hub's own user could still publish to it)."""
+    declared = await channel.declare_queue(name, passive=True)
+    result = declared.declaration_result
+    if result.message_count or result.consumer_count:
+        return False
+    await channel.queue_delete(name)
+    return True
 
 
 async def _move(channel: AbstractChannel, source: str, target: str, settings: Settings) -> int:

@@ -166,19 +166,6 @@ class Management:
     async def delete_queue(self, vhost: str, name: str) -> None:
         await self._call("DELETE", f"/queues/{_q(vhost)}/{_q(name)}")
 
-    async def delete_queue_if_empty(self, vhost: str, name: str) -> bool:
-        """Delete the queue only if it holds no message; False if the broker refused for that.
-        (A queue already gone counts as deleted.)"""
-        try:
-            resp = await self._client.delete(f"/queues/{_q(vhost)}/{_q(name)}", params={"if-empty": "true"})
-        except httpx.TransportError as exc:
-            raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
-        if resp.status_code in (200, 201, 204, 404):
-            return True
-        if resp.status_code == 400:  # "queue not empty"
-            return False
-        raise ManagementError(f"deleting queue {name} failed: {resp.status_code} {resp.text[:200]}")
-
     async def list_queues(self, vhost: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._call("GET", f"/queues/{_q(vhost)}") or []
         return result
