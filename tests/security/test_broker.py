@@ -12,17 +12,19 @@ isolation attacks.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aio_pika
 import pytest
+import uvicorn
 from aiormq.exceptions import (
     ChannelAccessRefused,
     ChannelNotFoundEntity,
@@ -35,7 +37,10 @@ from typer.testing import CliRunner
 
 from connectors import Connector, InboxUnavailable
 from connectors.cli import app as connector_cli
+from connectors.config import parse_config
+from connectors.runtime import Runtime
 from hub import doctor, provisioning, registry
+from hub.api.app import create_app
 from hub.broker.topology import DELIVERY, _quorum_args, legacy_inbox_name
 from hub.config import Settings
 from hub.provisioning import BrokerCredentials
@@ -399,3 +404,85 @@ async def test_provisioning_refuses_an_unmigrated_tenant_instead_of_forking_its_
                     await provisioning.provision_tenant(s, mgmt, channel, hub.settings, old.tenant)
         done = await asyncio.to_thread(hub_cli, hub, "tenant", "provision", old.tenant)
         assert done.returncode == 1 and "inbeeld migrate" in done.stderr and "Traceback" not in done.stderr
+
+
+class _Api(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # pytest owns the signals
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.servers[0].sockets[0].getsockname()[1]}"
+
+
+@asynccontextmanager
+async def api_server(hub: RunningHub) -> AsyncIterator[str]:
+    app = create_app(hub.settings, hub.db)
+    server = _Api(uvicorn.Config(app, port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield server.url
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_runtime_that_asks_the_hub_follows_its_inbox_through_migrate(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    """A connector configured without `[broker] inbox` asks the hub (`GET /tenants/me`); while
+    the hub has none for it, it waits and asks again; after `inbeeld migrate` it finds the new
+    inbox and receives what waited in the old one, and what comes after."""
+    sender = await hub.connector("GM0518")
+    async with old_style_tenant(hub) as old, api_server(hub) as api_url:
+        token = await hub.token("tenant", old.tenant)
+        before = [(await sender.send(PING, {"text": f"voor {i}"}, [old.tenant])).id for i in range(3)]
+        for _ in range(200):
+            if await ready_in(hub, legacy_inbox_name(old.tenant)) == len(before):
+                break
+            await asyncio.sleep(0.05)
+        parts = urlsplit(hub.settings.amqp_url_for())
+        raw = {
+            "tenant": old.tenant,
+            "system": "migrating",
+            "broker": {
+                "url": urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, "", "")),
+                "username": old.username,
+                "password": old.password,
+                "heartbeat": 5,
+            },
+            "hub": {"url": api_url, "token": token},
+            "store": {"path": "connector.db"},
+            "sinks": [{"kind": "folder", "path": "received"}],
+        }
+        runtime = Runtime(parse_config(raw, tmp_path), reconnect_max=1.0)
+        with capture_logs() as logs:
+            running = asyncio.create_task(runtime.run())
+            try:
+                await asyncio.wait_for(runtime.ready.wait(), 20)
+                for _ in range(100):
+                    if any(e["event"] == "runtime.inbox_unavailable" for e in logs):
+                        break
+                    await asyncio.sleep(0.05)
+                waiting = [e for e in logs if e["event"] == "runtime.inbox_unavailable"]
+                assert waiting and "no inbox for this tenant yet" in waiting[0]["error"]
+                assert runtime.processed == 0
+
+                done = await asyncio.to_thread(hub_cli, hub, "migrate")
+                assert done.returncode == 0 and "3 messages moved" in done.stdout, done.stdout + done.stderr
+                after = (await sender.send(PING, {"text": "na"}, [old.tenant])).id
+                for _ in range(600):
+                    if runtime.processed == len(before) + 1:
+                        break
+                    await asyncio.sleep(0.05)
+                assert runtime.processed == len(before) + 1
+                received = sorted(p.name for p in (tmp_path / "received").iterdir())
+                assert all(any(i in name for name in received) for i in [*before, after]), received
+            finally:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
