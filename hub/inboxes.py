@@ -7,14 +7,15 @@ and drains an old one into it without losing a message and without a shovel:
 
 1. the new inbox is declared and bound (the name is committed first, so a message moved into
    it is never in a queue nobody knows);
-2. the tenant's read permission moves to the new inbox and its connections are closed, so the
-   consumer on the old inbox stops and what it had not acknowledged returns to the queue;
+2. the tenant's read permission moves to the new inbox and its open connections are closed
+   (a channel keeps its permission checks), so a consumer of the old inbox stops and what it
+   had not acknowledged returns to the queue;
 3. the old inbox is unbound, so the router's publishes reach only the new one (for a moment
    both are bound: a copy may be in both, and the connector drops the duplicate);
 4. every message left in the old inbox is republished to the new one, confirmed, and only
    then acknowledged;
-5. the old inbox is deleted only when it is empty and unconsumed (checked here: quorum queues
-   do not support `if-empty`); otherwise it stays, and running this again finishes the job.
+5. the old inbox is deleted only when it is empty (checked here: quorum queues do not support
+   `if-empty`); otherwise it stays, and running this again finishes the job.
 """
 
 from __future__ import annotations
@@ -32,8 +33,17 @@ from hub.broker.topology import DELIVERY, declare_inbox, legacy_inbox_name, new_
 from hub.config import Settings
 from hub.provisioning import grant
 from hub.store.db import Database
+from schemas.errors import InbeeldError
 
 log = structlog.get_logger("inbeeld.inboxes")
+
+
+class InboxMoveError(InbeeldError):
+    """Moving an old-style inbox stopped part-way; nothing is lost (an unconfirmed message stays
+    in the old inbox) and running `inbeeld migrate` again carries on."""
+
+    reason = "inbox_move_failed"
+
 
 # Headers the broker writes itself; a moved message starts afresh in its new queue.
 _BROKER_HEADERS = frozenset(
@@ -67,7 +77,10 @@ async def ensure_inbox(
     exchange, and move an old-style inbox's messages into it. Idempotent. `channel` must have
     publisher confirms (aio-pika's default)."""
     name = await assign_inbox(db, tenant_code)
-    await declare_inbox(channel, name, tenant_code, settings.delivery_limit, settings.inbox_max_length)
+    if await mgmt.queue(settings.vhost, name) is None:
+        await declare_inbox(channel, name, tenant_code, settings.delivery_limit, settings.inbox_max_length)
+    else:  # not re-declared: changed settings must not make an existing inbox fail the run
+        await (await channel.get_queue(name, ensure=False)).bind(DELIVERY, routing_key=tenant_code)
     legacy = legacy_inbox_name(tenant_code)
     if await mgmt.queue(settings.vhost, legacy) is None:
         return InboxOutcome(tenant_code, name)
@@ -76,7 +89,7 @@ async def ensure_inbox(
     if tenant.broker_username is not None:
         if tenant.active:
             await grant(mgmt, settings, tenant.broker_username, name)
-        await mgmt.close_connections_of(tenant.broker_username, "inbox moved; reconnect")
+        await _disconnect(mgmt, tenant.broker_username, settings.publish_timeout)
     old = await channel.get_queue(legacy, ensure=False)
     await old.unbind(DELIVERY, routing_key=tenant_code)
     moved = await _move(channel, legacy, name, settings)
@@ -86,31 +99,65 @@ async def ensure_inbox(
 
 
 async def _delete_if_empty(channel: AbstractChannel, name: str) -> bool:
-    """Delete the drained old inbox if nothing is left in it and nobody consumes it.
+    """Delete the drained old inbox if no message is left in it.
 
     Quorum queues refuse `queue.delete` with `if-empty`, so the check is ours: the queue is
-    unbound and the tenant may no longer read it, so nothing can arrive or be held between
-    the check and the delete (only the hub's own user could still publish to it)."""
+    unbound and the tenant's consumers on it are gone (`_disconnect`) and may not come back,
+    so nothing can arrive or be held between the check and the delete (only the hub's own
+    user could still publish to it)."""
     declared = await channel.declare_queue(name, passive=True)
-    result = declared.declaration_result
-    if result.message_count or result.consumer_count:
+    if declared.declaration_result.message_count:
         return False
     await channel.queue_delete(name)
     return True
 
 
+async def _disconnect(mgmt: Management, user: str, timeout: float) -> None:
+    """Close the tenant's current connections and wait until the broker's connection tracking
+    no longer lists them: their consumers on the old inbox are then gone, and what those held
+    unacknowledged is back in the queue to be moved. A channel keeps its permission checks,
+    so only this makes the old inbox unreadable; a connection opened after the grant cannot
+    read it. (The consumer count a passive declare of a quorum queue reports can lag behind
+    a forced close, so it is not used here.)"""
+    before = {str(c.get("name")) for c in await mgmt.connections_of(user)}
+    if not before:
+        return
+    await mgmt.drop_connections(user, "inbox moved; reconnect")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while before & {str(c.get("name")) for c in await mgmt.connections_of(user)}:
+        if loop.time() > deadline:
+            raise InboxMoveError("the tenant's connections to its old inbox did not close")
+        await asyncio.sleep(0.05)
+
+
 async def _move(channel: AbstractChannel, source: str, target: str, settings: Settings) -> int:
     """Republish every ready message of `source` to `target`: confirmed first, then acked."""
     queue = await channel.get_queue(source, ensure=False)
-    moved = 0
+    moved, looked_again = 0, False
     while True:
         message = await queue.get(no_ack=False, fail=False, timeout=settings.publish_timeout)
         if message is None:
-            return moved
-        await asyncio.wait_for(
-            channel.default_exchange.publish(_copy(message, settings), routing_key=target, mandatory=True),
-            settings.publish_timeout,
-        )
+            if looked_again:
+                return moved
+            # Messages a closed consumer held come back through the queue's log: give a
+            # straggler a moment before calling the queue drained.
+            looked_again = True
+            await asyncio.sleep(0.5)
+            continue
+        looked_again = False
+        try:
+            copy = _copy(message, settings)
+            await asyncio.wait_for(
+                channel.default_exchange.publish(copy, routing_key=target, mandatory=True),
+                settings.publish_timeout,
+            )
+        except (aio_pika.exceptions.DeliveryError, TimeoutError) as exc:
+            # Not confirmed (e.g. the new inbox is full): the message stays in the old inbox.
+            raise InboxMoveError(
+                f"the new inbox refused a message ({type(exc).__name__}) after {moved} were moved; "
+                "the rest stay in the old inbox: run `inbeeld migrate` again"
+            ) from None
         await message.ack()
         moved += 1
 
@@ -145,5 +192,13 @@ async def migrate_all(
     for t in tenants:
         if t.broker_username is None and t.inbox is None:
             continue
-        outcomes.append(await ensure_inbox(db, mgmt, channel, settings, t.code))
+        try:
+            outcomes.append(await ensure_inbox(db, mgmt, channel, settings, t.code))
+        except InboxMoveError as exc:
+            raise InboxMoveError(f"tenant {t.code}: {exc.message}") from None
+        except aio_pika.exceptions.AMQPError as exc:
+            raise InboxMoveError(
+                f"tenant {t.code}: the broker stopped the inbox move ({type(exc).__name__}); "
+                "nothing unconfirmed was removed: run `inbeeld migrate` again"
+            ) from None
     return outcomes

@@ -136,6 +136,18 @@ class Management:
         conns: list[dict[str, Any]] = await self._call("GET", f"/connections/username/{_q(user)}") or []
         return conns
 
+    async def drop_connections(self, user: str, reason: str) -> None:
+        """Ask the broker to close every connection `user` has now, without waiting for it
+        (the caller may not mind a client that reconnects at once)."""
+        try:
+            resp = await self._client.delete(
+                f"/connections/username/{_q(user)}", headers={"X-Reason": reason}
+            )
+        except httpx.TransportError as exc:
+            raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+        if resp.status_code >= 400 and resp.status_code != 404:
+            raise ManagementError(f"closing the connections of {user} failed: {resp.status_code}")
+
     async def close_connections_of(
         self, user: str, reason: str = "access revoked", *, timeout: float = 5.0
     ) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -43,6 +44,7 @@ from hub import doctor, provisioning, registry
 from hub.api.app import create_app
 from hub.broker.topology import DELIVERY, _quorum_args, legacy_inbox_name
 from hub.config import Settings
+from hub.inboxes import InboxMoveError, migrate_all
 from hub.provisioning import BrokerCredentials
 from hub.services import amqp_channel, management
 from hub.store.models import ApiToken, Tenant
@@ -486,3 +488,53 @@ async def test_a_runtime_that_asks_the_hub_follows_its_inbox_through_migrate(
             finally:
                 running.cancel()
                 await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_move_that_stops_half_way_loses_nothing_and_a_second_run_finishes(hub: RunningHub) -> None:
+    """The new inbox refuses messages past its length limit: the move stops with a clear
+    error, what was not confirmed stays in the old inbox, and `migrate` again moves the rest
+    once there is room."""
+    sender = await hub.connector("GM0518")
+    small = hub.settings.model_copy(update={"inbox_max_length": 2})
+    async with old_style_tenant(hub) as old:
+        legacy = legacy_inbox_name(old.tenant)
+        sent = [(await sender.send(PING, {"text": f"te veel {i}"}, [old.tenant])).id for i in range(5)]
+        for _ in range(200):
+            if await ready_in(hub, legacy) == len(sent):
+                break
+            await asyncio.sleep(0.05)
+        async with management(small) as mgmt, amqp_channel(small) as channel:
+            with pytest.raises(InboxMoveError, match=f"tenant {old.tenant}: the new inbox refused") as caught:
+                await migrate_all(hub.db, mgmt, channel, small)
+        assert "migrate` again" in caught.value.message
+        # (A quorum queue lets one message past its limit before it refuses.)
+        first = int(re.search(r"after (\d+) were moved", caught.value.message).group(1))  # type: ignore[union-attr]
+        assert 2 <= first < len(sent)
+        async with hub.db.session() as s:
+            inbox = (await registry.get_tenant(s, old.tenant)).inbox
+        assert inbox is not None
+        assert await ready_in(hub, inbox) == first and await ready_in(hub, legacy) == len(sent) - first
+
+        # With the tenant's connector consuming, the inbox has room again: a second run
+        # moves the rest, and the connector has every message once, in order.
+        got: list[str] = []
+        async with Connector(old.tenant, tenant_url(hub, old), inbox_name=inbox, system="new") as c:
+
+            async def read() -> None:
+                async for message in c.inbox(prefetch=1):
+                    await message.ack()
+                    got.append(message.event.id)
+
+            reading = asyncio.create_task(read())
+            try:
+                async with management(small) as mgmt, amqp_channel(small) as channel:
+                    [outcome] = [o for o in await migrate_all(hub.db, mgmt, channel, small) if o.moved]
+                assert outcome.moved == len(sent) - first and not outcome.legacy_left
+                for _ in range(200):
+                    if len(got) == len(sent):
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+        assert got == sent
