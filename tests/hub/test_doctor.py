@@ -45,6 +45,7 @@ async def test_doctor_passes_on_the_live_deployment(hub: RunningHub) -> None:
         "database migrated",
         "tenant broker permissions",
         "tenant inboxes",
+        "tenant broker limits",
         "probe: control",
     ):
         assert by_name[name].status == "pass", name

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aio_pika
+import httpx
 import pytest
 import uvicorn
 from aiormq.exceptions import (
@@ -538,3 +539,19 @@ async def test_a_move_that_stops_half_way_loses_nothing_and_a_second_run_finishe
                 reading.cancel()
                 await asyncio.gather(reading, return_exceptions=True)
         assert got == sent
+
+
+async def test_the_api_tells_a_tenant_its_own_inbox_and_nobody_else_any(hub: RunningHub) -> None:
+    transport = httpx.ASGITransport(app=create_app(hub.settings, hub.db))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as api:
+        mine = {"Authorization": f"Bearer {await hub.token('tenant', 'GM0518')}"}
+        me = (await api.get("/tenants/me", headers=mine)).json()
+        assert me["code"] == "GM0518" and me["inbox"] == hub.inbox("GM0518")
+        others = [hub.inbox(code) for code in ("GM0599", "GM0307", "GM0957", "ingrado")]
+        for path in ("/tenants", "/groups", "/tenants/GM0599/keys", "/ledger", "/dead-letters"):
+            response = await api.get(path, headers=mine)
+            assert not any(name in response.text for name in others), path
+        operator = {"Authorization": f"Bearer {await hub.token('operator')}"}
+        listed = await api.get("/tenants", headers=operator)
+        assert listed.status_code == 200 and "inbox" not in listed.text  # the operator needs none
+        assert (await api.get("/tenants/me", headers=operator)).json() == {"scope": "operator"}
