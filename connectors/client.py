@@ -501,9 +501,11 @@ class Connector:
         return self.inbox_name
 
     def _unavailable(self, exc: BaseException) -> InboxUnavailable:
+        # The name itself stays out of the message (and so out of logs): it is what keeps
+        # other tenants from probing the inbox.
         why = "does not exist" if isinstance(exc, ChannelNotFoundEntity) else "may not be read by us"
         return InboxUnavailable(
-            f"the broker says inbox {self.inbox_name} {why}: check the inbox name "
+            f"the broker says the inbox named by inbox_name {why}: check the name "
             "(the hub's GET /tenants/me tells the current one)"
         )
 

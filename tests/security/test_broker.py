@@ -259,6 +259,7 @@ async def test_an_outdated_inbox_name_is_a_clear_error_not_a_retry_loop(hub: Run
         with pytest.raises(InboxUnavailable) as caught:
             await asyncio.wait_for(anext(aiter(c.inbox())), 10)
         assert "does not exist" in caught.value.message and "/tenants/me" in caught.value.message
+        assert legacy_inbox_name("GM0307") not in caught.value.message  # names stay out of logs
         nameless = Connector("GM0307", hub.tenant_url("GM0307"), system="sender-only")
         await nameless.connect()
         try:
