@@ -561,3 +561,25 @@ async def test_the_api_tells_a_tenant_its_own_inbox_and_nobody_else_any(hub: Run
         listed = await api.get("/tenants", headers=operator)
         assert listed.status_code == 200 and "inbox" not in listed.text  # the operator needs none
         assert (await api.get("/tenants/me", headers=operator)).json() == {"scope": "operator"}
+
+
+async def test_tenant_provision_prints_the_inbox_the_store_keeps_and_sets_the_limits(hub: RunningHub) -> None:
+    code = f"tmp{uuid.uuid4().hex[:8]}"
+    async with hub.db.session() as s, s.begin():
+        await registry.add_tenant(s, code, "Nieuwe gemeente", "municipality")
+    inbox = None
+    try:
+        done = await asyncio.to_thread(hub_cli, hub, "tenant", "provision", code)
+        assert done.returncode == 0, done.stderr
+        printed = re.search(r"inbox \(the connector's broker\.inbox\): (\S+)", done.stdout)
+        assert printed is not None, done.stdout
+        async with hub.db.session() as s:
+            inbox = (await registry.get_tenant(s, code)).inbox
+        assert printed.group(1) == inbox and inbox.startswith(legacy_inbox_name(code) + ".")
+        async with management(hub.settings) as mgmt:
+            user = provisioning.broker_username(hub.settings.vhost, code)
+            assert await mgmt.user_limits(user) == provisioning.limits_for(hub.settings)
+            perms = await mgmt.get_permissions(hub.settings.vhost, user)
+            assert perms is not None and perms["read"] == provisioning.permissions_for(inbox)["read"]
+    finally:
+        await _remove(hub, code, inbox)
