@@ -173,7 +173,7 @@ class Deployment:
                                         self.settings.inbox_max_length)
                     await mgmt.put_user(username, password)
                     await provisioning.apply_limits(mgmt, self.settings, username)
-                    await provisioning.grant(mgmt, self.settings, username, inboxes[code])
+                    await provisioning.grant(mgmt, self.settings, username, inbox=inboxes[code])
                     passwords[code] = password
                     progress.advance(task)
 

@@ -210,7 +210,7 @@ async def _tenant_users(mgmt: Management, settings: Settings, db: Database) -> l
                 problems.append(f"{t.code}: suspended but still has permissions")
             continue
         have = None if perms is None else {k: perms[k] for k in ("configure", "write", "read")}
-        if have != provisioning.permissions_for(t.inbox or legacy_inbox_name(t.code)):
+        if have != provisioning.permissions_for(inbox=t.inbox or legacy_inbox_name(t.code)):
             problems.append(f"{t.code}: permissions {have}")
         have_topic = [{k: p[k] for k in ("exchange", "write", "read")} for p in topic]
         if have_topic != [provisioning.topic_permissions_for(t.code)]:
@@ -362,7 +362,7 @@ async def _probe(mgmt: Management, settings: Settings, db: Database) -> list[Che
         async with amqp_channel(settings) as channel:
             await declare_inbox(channel, probe_inbox, probe_code, settings.delivery_limit, 10)
         await mgmt.put_user(probe_user, password)
-        await provisioning.grant(mgmt, settings, probe_user, probe_inbox)
+        await provisioning.grant(mgmt, settings, probe_user, inbox=probe_inbox)
         conn = await open_connection(settings.amqp_url_for(user=probe_user, password=password), timeout=10)
         try:
             own = probe_inbox

@@ -88,7 +88,7 @@ async def ensure_inbox(
         tenant = await registry.get_tenant(s, tenant_code)
     if tenant.broker_username is not None:
         if tenant.active:
-            await grant(mgmt, settings, tenant.broker_username, name)
+            await grant(mgmt, settings, tenant.broker_username, inbox=name)
         await _disconnect(mgmt, tenant.broker_username, settings.publish_timeout)
     old = await channel.get_queue(legacy, ensure=False)
     await old.unbind(DELIVERY, routing_key=tenant_code)

@@ -58,9 +58,10 @@ def broker_username(vhost: str, tenant_code: str) -> str:
     return f"{vhost}.{tenant_code}"
 
 
-def permissions_for(inbox: str) -> dict[str, str]:
+def permissions_for(*, inbox: str) -> dict[str, str]:
     """The vhost permissions of an active tenant whose inbox is `inbox`; `inbeeld doctor`
-    checks for exactly these."""
+    checks for exactly these. (Keyword-only: it once took the tenant code, and a code here
+    would silently grant a queue that does not exist.)"""
     return {
         "configure": "^$",
         "write": f"^{re.escape(INGRESS)}$",
@@ -78,10 +79,11 @@ def topic_permissions_for(tenant_code: str) -> dict[str, str]:
     return {"exchange": INGRESS, "write": TOPIC_WRITE, "read": "^$"}
 
 
-async def grant(mgmt: Management, settings: Settings, username: str, inbox: str) -> None:
+async def grant(mgmt: Management, settings: Settings, username: str, *, inbox: str) -> None:
     """Give `username` exactly the rights of a tenant whose inbox is `inbox` (idempotent)."""
-    await mgmt.set_permissions(settings.vhost, username, **permissions_for(inbox))
-    await mgmt.set_topic_permissions(settings.vhost, username, **topic_permissions_for(username))
+    await mgmt.set_permissions(settings.vhost, username, **permissions_for(inbox=inbox))
+    topic = topic_permissions_for(username)  # the same for every tenant
+    await mgmt.set_topic_permissions(settings.vhost, username, **topic)
 
 
 async def apply_limits(mgmt: Management, settings: Settings, username: str) -> None:
@@ -115,7 +117,7 @@ async def provision_tenant(
     await mgmt.put_user(username, password)
     await apply_limits(mgmt, settings, username)
     if tenant.active:
-        await grant(mgmt, settings, username, inbox)
+        await grant(mgmt, settings, username, inbox=inbox)
     await registry.set_broker_username(session, tenant.code, username)
     return BrokerCredentials(tenant.code, username, password, settings.vhost, inbox)
 
@@ -169,4 +171,5 @@ async def reinstate_tenant(
     """Mark active and restore exactly the tenant's broker rights (its password is unchanged)."""
     tenant = await registry.set_active(session, tenant_code, True)
     if tenant.broker_username is not None:
-        await grant(mgmt, settings, tenant.broker_username, tenant.inbox or legacy_inbox_name(tenant.code))
+        inbox = tenant.inbox or legacy_inbox_name(tenant.code)
+        await grant(mgmt, settings, tenant.broker_username, inbox=inbox)

@@ -272,7 +272,7 @@ async def test_suspension_cuts_broker_and_api_access_and_reinstatement_restores_
             await hub.receive("GM0599", lambda e: e.id == reply.id)
         async with management(hub.settings) as mgmt:
             perms = await mgmt.get_permissions(hub.settings.vhost, temp_tenant.username)
-        wanted = provisioning.permissions_for(temp_tenant.inbox or "")
+        wanted = provisioning.permissions_for(inbox=temp_tenant.inbox or "")
         assert {k: perms[k] for k in ("configure", "write", "read")} == wanted
     finally:
         await bystander.close()

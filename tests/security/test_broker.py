@@ -321,7 +321,7 @@ async def old_style_tenant(hub: RunningHub) -> AsyncIterator[BrokerCredentials]:
             )
             await queue.bind(DELIVERY, routing_key=code)
             await mgmt.put_user(username, password)
-            await provisioning.grant(mgmt, hub.settings, username, legacy)
+            await provisioning.grant(mgmt, hub.settings, username, inbox=legacy)
         yield BrokerCredentials(code, username, password, hub.settings.vhost, None)
     finally:
         async with hub.db.session() as s:
@@ -380,7 +380,7 @@ async def test_migrate_moves_an_old_style_inbox_without_losing_a_message(hub: Ru
             q = await mgmt.queue(hub.settings.vhost, inbox)
             assert q is not None and q["arguments"]["x-single-active-consumer"] is True
             perms = await mgmt.get_permissions(hub.settings.vhost, old.username)
-            assert perms is not None and perms["read"] == provisioning.permissions_for(inbox)["read"]
+            assert perms is not None and perms["read"] == provisioning.permissions_for(inbox=inbox)["read"]
 
         # The old name is gone for the tenant too; the new one holds every message, in order,
         # and later events are routed to it.
@@ -580,6 +580,6 @@ async def test_tenant_provision_prints_the_inbox_the_store_keeps_and_sets_the_li
             user = provisioning.broker_username(hub.settings.vhost, code)
             assert await mgmt.user_limits(user) == provisioning.limits_for(hub.settings)
             perms = await mgmt.get_permissions(hub.settings.vhost, user)
-            assert perms is not None and perms["read"] == provisioning.permissions_for(inbox)["read"]
+            assert perms is not None and perms["read"] == provisioning.permissions_for(inbox=inbox)["read"]
     finally:
         await _remove(hub, code, inbox)
