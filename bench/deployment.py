@@ -31,7 +31,7 @@ from connectors.keystore import Keystore
 from hub import keys, provisioning, registry
 from hub.broker import capacity
 from hub.broker.management import Management
-from hub.broker.topology import ROUTER_QUEUE, declare_inbox
+from hub.broker.topology import ROUTER_QUEUE, declare_inbox, new_inbox_name
 from hub.config import Settings
 from hub.services import ensure_deployment, management, open_database
 from hub.store.db import Database
@@ -51,6 +51,7 @@ class Tenant:
     url: str  # AMQP URL with the tenant's own broker user
     username: str
     keystore: Keystore | None = None
+    inbox: str = ""  # its inbox queue (unguessable name, as `inbeeld tenant provision` makes)
 
 
 @dataclass
@@ -153,6 +154,7 @@ class Deployment:
         conn = await self.admin()
         channel = await conn.channel()
         passwords: dict[str, str] = {}
+        inboxes = {code: new_inbox_name(code) for code, _ in specs}
         sem = asyncio.Semaphore(8)
         progress = Progress(
             TextColumn("[bold]provisioning tenants"),
@@ -167,10 +169,11 @@ class Deployment:
                 async with sem:
                     username = provisioning.broker_username(self.vhost, code)
                     password = uuid.uuid4().hex
-                    await declare_inbox(channel, code, self.settings.delivery_limit,
+                    await declare_inbox(channel, inboxes[code], code, self.settings.delivery_limit,
                                         self.settings.inbox_max_length)
                     await mgmt.put_user(username, password)
-                    await provisioning.grant(mgmt, self.settings, username, code)
+                    await provisioning.apply_limits(mgmt, self.settings, username)
+                    await provisioning.grant(mgmt, self.settings, username, inbox=inboxes[code])
                     passwords[code] = password
                     progress.advance(task)
 
@@ -182,13 +185,14 @@ class Deployment:
             for code, kind in specs:
                 username = provisioning.broker_username(self.vhost, code)
                 await registry.set_broker_username(s, code, username)
+                await registry.set_inbox(s, code, inboxes[code])
                 ks = None
                 if with_keys:
                     ks = Keystore.create(self.workdir / f"{code}.keystore", kek=kek)
                     await keys.register(s, code, keys.validate_jwks(ks.public_jwks()))
                 self.tenants[code] = Tenant(
                     code, kind, self.settings.amqp_url_for(user=username, password=passwords[code]),
-                    username, ks,
+                    username, ks, inboxes[code],
                 )
 
     async def add_group(self, name: str, members: Sequence[str]) -> None:
@@ -275,7 +279,7 @@ class Deployment:
         channel = await conn.channel()
         try:
             for code in codes:
-                q = await channel.get_queue(f"inbeeld.inbox.{code}", ensure=False)
+                q = await channel.get_queue(self.tenants[code].inbox, ensure=False)
                 await q.purge()
         finally:
             await channel.close()

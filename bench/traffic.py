@@ -14,7 +14,6 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bench.deployment import Deployment, Tenant
 from connectors import Connector, InboxMessage
-from hub.broker.topology import inbox_name
 from schemas.envelope import CloudEvent
 
 
@@ -24,7 +23,7 @@ async def open_connectors(tenants: Iterable[Tenant], limit: int = 16) -> dict[st
 
     async def one(t: Tenant) -> None:
         async with sem:
-            c = Connector(t.code, t.url, system="bench", heartbeat=60)
+            c = Connector(t.code, t.url, inbox_name=t.inbox, system="bench", heartbeat=60)
             await c.connect()
             out[t.code] = c
 
@@ -152,7 +151,7 @@ class BulkReader:
         self._channel = await conn.channel()
         await self._channel.set_qos(prefetch_count=self.prefetch)
         for code in self.codes:
-            queue = await self._channel.get_queue(inbox_name(code), ensure=False)
+            queue = await self._channel.get_queue(self.dep.tenants[code].inbox, ensure=False)
             await queue.consume(self._on_message, no_ack=True)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:

@@ -4,7 +4,7 @@ Public API::
 
     from connectors import Connector, InboxMessage
 
-    async with Connector(tenant="GM0518", amqp_url=..., system="leerlingzaken") as c:
+    async with Connector(tenant="GM0518", amqp_url=..., inbox_name=..., system="leerlingzaken") as c:
         await c.send("nl.leerplicht.ping", {"text": "hello"}, recipients=["GM0599"])
         async for message in c.inbox():
             ...
@@ -17,6 +17,8 @@ from connectors.client import (
     ConnectorStats,
     InboxMessage,
     InboxState,
+    InboxStatus,
+    InboxUnavailable,
     MemoryInboxState,
     Sealer,
 )
@@ -27,6 +29,8 @@ __all__ = [
     "ConnectorStats",
     "InboxMessage",
     "InboxState",
+    "InboxStatus",
+    "InboxUnavailable",
     "MemoryInboxState",
     "Sealer",
 ]

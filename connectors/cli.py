@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from connectors import inbox_name
 from connectors.client import Connector, ConnectorError
 from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
 from connectors.notices import notice_app
@@ -77,6 +78,7 @@ async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
         try:
             await connector.connect()
             results.append(("broker", True, f"connected as {cfg.broker.username}"))
+            results.append(await _inbox_check(cfg, connector))
         except ConnectorError as exc:
             results.append(("broker", False, exc.message))
         finally:
@@ -156,6 +158,25 @@ async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> tuple[str, 
         f"the hub publishes other keys for {cfg.tenant}: `run` would be refused (key_replacement_refused). "
         "Is this the tenant's own keystore? After a lost keystore the hub operator replaces the keys.",
     )
+
+
+async def _inbox_check(cfg: ConnectorConfig, connector: Connector) -> tuple[str, bool, str]:
+    """Our inbox exists and we may read it; and whether another instance is consuming it (one
+    active consumer per inbox: this one would stand by until that one stops)."""
+    try:
+        connector.inbox_name = await inbox_name.resolve(cfg)
+        status = await connector.inbox_status()
+    except InbeeldError as exc:
+        return ("inbox", False, exc.message)
+    where = "named in [broker] inbox" if cfg.broker.inbox else "as the hub reports it"
+    if status.consumers:
+        return (
+            "inbox",
+            True,
+            f"{status.messages} waiting; another instance of {cfg.tenant} is consuming it now, "
+            "so a `run` of this config would stand by until that one stops",
+        )
+    return ("inbox", True, f"{status.messages} waiting, no connector consuming ({where})")
 
 
 @app.command()

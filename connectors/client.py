@@ -26,6 +26,13 @@ Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
   `nl.leerplicht.delivery.failed` with the event's id, type and the reason code, never any
   content (`report_failures`, on by default). The hub checks that we received that event and
   marks the step (a transfer shows `delivery_failed`); the sender's connector logs it.
+* The inbox is the queue the hub named for this tenant (`inbox_name`, from the tenant's
+  provisioning or the hub's `GET /tenants/me`): its name is unguessable, so other tenants
+  cannot even probe it. It has one active consumer: a second instance of the same tenant
+  consumes as a standby, receives nothing while the first is connected, and says so
+  (`connector.standby`, `inbox_status()`); it takes over when the first goes away.
+  An inbox the broker does not know or refuses raises `InboxUnavailable` (a wrong or
+  outdated name), rather than being retried for ever.
 * `ack()` remembers the event (dedupe), sends the optional receipt, then acks; `reject()`
   dead-letters (or requeues). A message whose channel died cannot be acked: the broker
   redelivers it and de-duplication drops the copy.
@@ -49,6 +56,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
 from aio_pika.connection import make_url
+from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity
 
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
@@ -64,6 +72,8 @@ __all__ = [
     "ConnectorStats",
     "InboxMessage",
     "InboxState",
+    "InboxStatus",
+    "InboxUnavailable",
     "MemoryInboxState",
     "Sealer",
 ]
@@ -86,6 +96,23 @@ _TRANSIENT = (aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeEr
 
 class ConnectorError(InbeeldError):
     reason = "connector_error"
+
+
+class InboxUnavailable(ConnectorError):
+    """The broker does not know the inbox or will not let us read it: a wrong or outdated
+    `inbox_name` (the hub moved it), or revoked access. Reconnecting will not help."""
+
+    reason = "inbox_unavailable"
+
+
+@dataclass(frozen=True)
+class InboxStatus:
+    """What the broker says about our inbox: messages waiting and active consumers. With
+    one active consumer per inbox, `consumers > 0` before we consume means another instance
+    of this tenant is running and this one would stand by."""
+
+    messages: int
+    consumers: int
 
 
 class Sealer(Protocol):
@@ -196,6 +223,7 @@ class Connector:
         tenant: str,
         amqp_url: str,
         *,
+        inbox_name: str | None = None,
         system: str = "connector",
         oin: str | None = None,
         publish_timeout: float = 10.0,
@@ -213,6 +241,8 @@ class Connector:
     ) -> None:
         self.tenant = tenant
         self.amqp_url = amqp_url
+        self.inbox_name = inbox_name  # needed by inbox() only; a sender may leave it out
+        self.standby = False  # another instance held the inbox when we started consuming
         self.username = unquote(urlsplit(amqp_url).username or "")
         self.source = source_urn(system=system, oin=oin, cbs=None if oin else tenant)
         self.publish_timeout = publish_timeout
@@ -403,6 +433,7 @@ class Connector:
         `idle_timeout` seconds without a message (None: never)."""
         if self._closed or self._ingress is None:
             raise ConnectorError("connector is not connected")
+        name = self._require_inbox_name()
         loop = asyncio.get_running_loop()
         idle_since = loop.time()
         while True:
@@ -410,11 +441,23 @@ class Connector:
             try:
                 channel = await conn.channel()
                 await channel.set_qos(prefetch_count=prefetch)
-                queue = await channel.get_queue(INBOX_PREFIX + self.tenant, ensure=False)
+                status = await self._declared(channel, name)
+                queue = await channel.get_queue(name, ensure=False)
+            except InboxUnavailable:
+                raise
             except _TRANSIENT as exc:
                 log.warning("connector.inbox_open_failed", error=type(exc).__name__)
                 await self._invalidate(conn)
                 continue
+            self.standby = status.consumers > 0
+            if self.standby:
+                log.warning(
+                    "connector.standby",
+                    tenant=self.tenant,
+                    active_consumers=status.consumers,
+                    detail="another instance of this tenant is consuming the inbox; this one "
+                    "receives nothing until that one stops",
+                )
             arrivals: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
 
             _lost = functools.partial(_signal_lost, arrivals)
@@ -423,6 +466,10 @@ class Connector:
             conn.close_callbacks.add(_lost)
             try:
                 tag = await queue.consume(arrivals.put)
+            except (ChannelAccessRefused, ChannelNotFoundEntity) as exc:
+                channel.close_callbacks.discard(_lost)
+                conn.close_callbacks.discard(_lost)
+                raise self._unavailable(exc) from None
             except _TRANSIENT:
                 await self._invalidate(conn)
                 continue
@@ -443,6 +490,9 @@ class Connector:
                         log.warning("connector.inbox_lost", tenant=self.tenant)
                         break  # channel or connection gone: reconnect, re-consume
                     idle_since = loop.time()
+                    if self.standby:
+                        self.standby = False
+                        log.info("connector.active", tenant=self.tenant, detail="took over the inbox")
                     message = await self._receive(raw)
                     if message is not None:
                         yield message
@@ -455,6 +505,44 @@ class Connector:
                     with contextlib.suppress(*_TRANSIENT):
                         await asyncio.wait_for(queue.cancel(tag), 5)
                     await _quietly(channel.close())
+
+    def _require_inbox_name(self) -> str:
+        if not self.inbox_name:
+            raise InboxUnavailable(
+                "no inbox name: pass inbox_name (from the tenant's provisioning, or the hub's "
+                "GET /tenants/me) to read the inbox"
+            )
+        return self.inbox_name
+
+    def _unavailable(self, exc: BaseException) -> InboxUnavailable:
+        # The name itself stays out of the message (and so out of logs): it is what keeps
+        # other tenants from probing the inbox.
+        why = "does not exist" if isinstance(exc, ChannelNotFoundEntity) else "may not be read by us"
+        return InboxUnavailable(
+            f"the broker says the inbox named by inbox_name {why}: check the name "
+            "(the hub's GET /tenants/me tells the current one)"
+        )
+
+    async def _declared(self, channel: AbstractChannel, name: str) -> InboxStatus:
+        """A passive declare of our own inbox (allowed to anyone who knows the name; it is
+        our way to see another active instance). The broker closes the channel on a refusal."""
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+        except (ChannelAccessRefused, ChannelNotFoundEntity) as exc:
+            raise self._unavailable(exc) from None
+        result = queue.declaration_result
+        return InboxStatus(int(result.message_count or 0), int(result.consumer_count or 0))
+
+    async def inbox_status(self) -> InboxStatus:
+        """Messages waiting in our inbox and its active consumers (another instance, when we
+        are not consuming). `InboxUnavailable` for a wrong name."""
+        name = self._require_inbox_name()
+        conn = await self._ensure()
+        channel = await conn.channel()
+        try:
+            return await self._declared(channel, name)
+        finally:
+            await _quietly(channel.close())
 
     async def _receive(self, raw: AbstractIncomingMessage) -> InboxMessage | None:
         """Turn a broker message into an InboxMessage, or settle it here and return None."""

@@ -65,6 +65,8 @@ class BrokerConfig(_Model):
     username: Annotated[str, Field(min_length=1, max_length=200)]
     password: str | None = None
     password_env: str | None = None
+    # The inbox queue the hub named for us (unguessable); None: ask the hub ([hub] token).
+    inbox: Annotated[str | None, Field(pattern=r"^inbeeld\.inbox\.[A-Za-z0-9._-]{1,180}$")] = None
     heartbeat: Annotated[int, Field(ge=0, le=600)] = 15
     prefetch: Annotated[int, Field(ge=1, le=1000)] = 32
     publish_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
@@ -305,6 +307,8 @@ receipts = false             # send nl.leerplicht.receipt to the sender after pr
 url = "amqps://hub.example.nl:5671/inbeeld"
 username = "inbeeld.GM0518"
 password_env = "INBEELD_BROKER_PASSWORD"
+# inbox = "inbeeld.inbox.GM0518.<random>"  # your inbox queue, printed by `inbeeld tenant provision`;
+#                                     # omit it to ask the hub ([hub] below, with a token)
 heartbeat = 15               # seconds; detects a dead network path
 prefetch = 32
 

@@ -50,8 +50,8 @@ from typing import Any
 import httpx
 import structlog
 
-from connectors import transfers
-from connectors.client import Connector, ConnectorError, InboxMessage, Sealer
+from connectors import inbox_name, transfers
+from connectors.client import Connector, ConnectorError, InboxMessage, InboxUnavailable, Sealer
 from connectors.config import (
     ConnectorConfig,
     FolderSinkConfig,
@@ -157,6 +157,7 @@ class Runtime:
 
     async def start(self) -> None:
         cfg = self.config
+        inbox_name.check_configured(cfg)
         if self.keystore is None:
             self.keystore = open_keystore(cfg)
         self.store = await LocalStore.open(cfg.store.path, self.keystore)
@@ -165,6 +166,7 @@ class Runtime:
         self.connector = Connector(
             cfg.tenant,
             cfg.broker.amqp_url(),
+            inbox_name=cfg.broker.inbox,  # None: the inbox loop asks the hub
             system=cfg.system,
             oin=cfg.oin,
             publish_timeout=cfg.broker.publish_timeout,
@@ -363,9 +365,25 @@ class Runtime:
     # -- the inbox ----------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        assert self.connector is not None
-        async for message in self.connector.inbox(prefetch=self.config.broker.prefetch):
-            await self.handle(message)
+        """Consume the inbox; its name comes from [broker] inbox or the hub (asked again when
+        the broker no longer knows the name, e.g. after `inbeeld migrate` moved it)."""
+        connector = self.connector
+        assert connector is not None
+        delay = 1.0
+        while True:
+            try:
+                if connector.inbox_name is None:
+                    connector.inbox_name = await inbox_name.resolve(self.config)
+                async for message in connector.inbox(prefetch=self.config.broker.prefetch):
+                    delay = 1.0
+                    await self.handle(message)
+                return
+            except (InboxUnavailable, inbox_name.InboxNameUnknown) as exc:
+                log.warning("runtime.inbox_unavailable", error=exc.message, delay=delay)
+                if self.config.broker.inbox is None:
+                    connector.inbox_name = None  # ask the hub again
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
     async def handle(self, message: InboxMessage) -> None:
         assert self.store is not None

@@ -158,6 +158,7 @@ async def play(base: Settings, out: Path, vhost: str, console: Console) -> None:
             c = Connector(
                 t.code,
                 settings.amqp_url_for(user=creds[t.code].username, password=creds[t.code].password),
+                inbox_name=creds[t.code].inbox,
                 system=TENANT_SYSTEMS.get(t.code, "connector"),
             )
             await c.connect()

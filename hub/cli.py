@@ -55,12 +55,32 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the hub's database schema."""
+    """Create or upgrade the hub's database schema, then move old-style tenant inboxes."""
+    from hub import inboxes
+
+    settings = get_settings()
 
     async def go() -> None:
-        db = await open_database(get_settings())
-        console.print(f"database at revision [bold]{', '.join(await db.current_revision())}[/]")
-        await db.close()
+        db = await open_database(settings)
+        try:
+            console.print(f"database at revision [bold]{', '.join(await db.current_revision())}[/]")
+            async with management(settings) as mgmt:
+                if not await mgmt.vhost_exists(settings.vhost):
+                    console.print(f"no vhost {settings.vhost} on the broker yet: no inboxes to move")
+                    return
+                async with amqp_channel(settings) as channel:
+                    outcomes = await inboxes.migrate_all(db, mgmt, channel, settings)
+        finally:
+            await db.close()
+        moved = [o for o in outcomes if o.moved]
+        left = [o.tenant for o in outcomes if o.legacy_left]
+        console.print(
+            f"{len(outcomes)} tenant inboxes in place; {sum(o.moved for o in moved)} messages moved "
+            f"from {len(moved)} old-style inboxes"
+        )
+        if left:
+            err.print(f"old-style inboxes not empty yet (run again): {', '.join(left)}")
+            raise typer.Exit(1)
 
     run(go)
 
@@ -212,6 +232,7 @@ def tenant_provision(code: str) -> None:
                 creds = await provisioning.provision_tenant(s, mgmt, channel, settings, code)
         await db.close()
         console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
+        console.print(f"inbox (the connector's broker.inbox): [bold]{creds.inbox}[/]")
         console.print(f"password (shown once, not stored): [bold]{creds.password}[/]")
 
     run(go)

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     inbox_max_length: int = Field(
         100_000, description="Per-tenant inbox length limit; beyond it the sender is refused."
     )
+    tenant_max_connections: int = Field(
+        16,
+        ge=1,
+        description="Broker connections one tenant may hold open at once (RabbitMQ user limit).",
+    )
+    tenant_max_channels: int = Field(
+        128, ge=1, description="Broker channels one tenant may hold open, over all its connections."
+    )
     hub_source: str = Field(
         "urn:nld:cbs:inbeeld:systeem:hub",
         description="CloudEvents `source` of events the hub itself sends (use the operator's OIN).",

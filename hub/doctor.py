@@ -16,7 +16,12 @@ from typing import Any, Literal
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
-from aiormq.exceptions import AMQPError, ChannelAccessRefused, ChannelPreconditionFailed
+from aiormq.exceptions import (
+    AMQPError,
+    ChannelAccessRefused,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+)
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,7 +29,17 @@ from hub import provisioning, registry
 from hub.broker import capacity
 from hub.broker.connection import open_connection
 from hub.broker.management import Management
-from hub.broker.topology import DEAD, DELIVERY, DLX, INGRESS, ROUTER_QUEUE, declare_inbox, inbox_name
+from hub.broker.topology import (
+    DEAD,
+    DELIVERY,
+    DLX,
+    INGRESS,
+    ROUTER_QUEUE,
+    declare_inbox,
+    inbox_args,
+    legacy_inbox_name,
+    new_inbox_name,
+)
 from hub.config import Settings
 from hub.services import amqp_channel, management, open_database
 from hub.store.db import Database, head_revisions
@@ -195,7 +210,7 @@ async def _tenant_users(mgmt: Management, settings: Settings, db: Database) -> l
                 problems.append(f"{t.code}: suspended but still has permissions")
             continue
         have = None if perms is None else {k: perms[k] for k in ("configure", "write", "read")}
-        if have != provisioning.permissions_for(t.code):
+        if have != provisioning.permissions_for(inbox=t.inbox or legacy_inbox_name(t.code)):
             problems.append(f"{t.code}: permissions {have}")
         have_topic = [{k: p[k] for k in ("exchange", "write", "read")} for p in topic]
         if have_topic != [provisioning.topic_permissions_for(t.code)]:
@@ -207,28 +222,65 @@ async def _tenant_users(mgmt: Management, settings: Settings, db: Database) -> l
             "; ".join(problems[:10]) or f"{len(tenants)} tenants exactly as provisioned",
         )
     ]
-    missing_inboxes = []
-    for t in tenants:
-        if t.broker_username is None:
-            continue
-        bindings = await mgmt.queue_bindings(settings.vhost, inbox_name(t.code))
-        if not any(b["source"] == DELIVERY and b["routing_key"] == t.code for b in bindings):
-            missing_inboxes.append(t.code)
-    checks.append(
-        Check(
-            "tenant inboxes",
-            "fail" if missing_inboxes else "pass",
-            f"missing or unbound: {', '.join(missing_inboxes[:10])}"
-            if missing_inboxes
-            else f"bound to {DELIVERY}",
-        )
-    )
+    checks.append(await _inboxes(mgmt, settings, tenants))
+    checks.append(await _limits(mgmt, settings, tenants))
     others = sorted(
         p["user"] for p in await mgmt.vhost_permissions(settings.vhost) if p["user"] not in expected_users
     )
     if others:
         checks.append(Check("other users on the vhost", "warn", ", ".join(others[:10])))
     return checks
+
+
+async def _inboxes(mgmt: Management, settings: Settings, tenants: list[registry.TenantInfo]) -> Check:
+    """Every provisioned tenant has its unguessable, single-active-consumer inbox, bound to
+    the delivery exchange with its code; an old-style `inbeeld.inbox.<code>` is a failure."""
+    problems = []
+    wanted = inbox_args(settings.delivery_limit, settings.inbox_max_length)
+    for t in tenants:
+        if t.broker_username is None:
+            continue
+        if t.inbox is None:
+            problems.append(f"{t.code}: old-style inbox, run `inbeeld migrate`")
+            continue
+        q = await mgmt.queue(settings.vhost, t.inbox)
+        if q is None:
+            problems.append(f"{t.code}: inbox missing")
+            continue
+        off = sorted(k for k, v in wanted.items() if q["arguments"].get(k) != v)
+        if off:
+            problems.append(f"{t.code}: inbox arguments differ ({', '.join(off)})")
+        bindings = await mgmt.queue_bindings(settings.vhost, t.inbox)
+        if not any(b["source"] == DELIVERY and b["routing_key"] == t.code for b in bindings):
+            problems.append(f"{t.code}: inbox not bound to {DELIVERY}")
+        if await mgmt.queue(settings.vhost, legacy_inbox_name(t.code)) is not None:
+            problems.append(f"{t.code}: old-style inbox still there, run `inbeeld migrate`")
+    if problems:
+        return Check("tenant inboxes", "fail", "; ".join(problems[:10]))
+    return Check("tenant inboxes", "pass", f"unguessable names, one active consumer, bound to {DELIVERY}")
+
+
+async def _limits(mgmt: Management, settings: Settings, tenants: list[registry.TenantInfo]) -> Check:
+    """Each tenant user's connection and channel limits, as `tenant provision` sets them;
+    a missing or different limit is a warning (one tenant could crowd the broker)."""
+    want = provisioning.limits_for(settings)
+    shown = ", ".join(f"{k} {v}" for k, v in want.items())
+    problems, counted = [], 0
+    for t in tenants:
+        if t.broker_username is None:
+            continue
+        counted += 1
+        have = await mgmt.user_limits(t.broker_username)
+        if have == want:
+            continue
+        if not have:
+            problems.append(f"{t.code}: none set")
+        else:
+            problems.append(f"{t.code}: " + ", ".join(f"{k} {v}" for k, v in sorted(have.items())))
+    if problems:
+        detail = f"want {shown}; " + "; ".join(problems[:10]) + " (re-run `inbeeld tenant provision`)"
+        return Check("tenant broker limits", "warn", detail)
+    return Check("tenant broker limits", "pass", f"{shown} on each of {counted} tenants")
 
 
 # -- isolation probe -------------------------------------------------------------------------
@@ -241,7 +293,7 @@ async def _ignore(message: object) -> None:
 
 
 def _attempts(
-    probe_user: str, probe_code: str, victim_queue: str, victim_key: str, victim_user: str
+    probe_user: str, probe_inbox: str, victim_queue: str, victim_key: str, victim_user: str
 ) -> list[tuple[str, Attempt, type[Exception]]]:
     def message(user_id: str) -> aio_pika.Message:
         return aio_pika.Message(b"{}", user_id=user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
@@ -253,7 +305,12 @@ def _attempts(
         return await ch.declare_queue(f"{PROBE_PREFIX}snoop", durable=False, auto_delete=True)
 
     async def bind(ch: AbstractChannel) -> object:
-        return await (await ch.get_queue(inbox_name(probe_code), ensure=False)).bind(DELIVERY, victim_key)
+        return await (await ch.get_queue(probe_inbox, ensure=False)).bind(DELIVERY, victim_key)
+
+    async def guess(ch: AbstractChannel) -> object:
+        # RabbitMQ checks no permission on a passive declare: only an unguessable name hides
+        # another tenant's inbox (its message and consumer counts).
+        return await ch.declare_queue(legacy_inbox_name(victim_key), passive=True)
 
     async def to_delivery(ch: AbstractChannel) -> object:
         return await (await ch.get_exchange(DELIVERY, ensure=False)).publish(message(probe_user), victim_key)
@@ -272,6 +329,7 @@ def _attempts(
         (f"publish to {DELIVERY}", to_delivery, ChannelAccessRefused),
         ("publish to the default exchange", to_default, ChannelAccessRefused),
         ("publish with a spoofed user_id", spoofed, ChannelPreconditionFailed),
+        (f"passive declare of a guessed inbox of {victim_key}", guess, ChannelNotFoundEntity),
     ]
 
 
@@ -294,19 +352,20 @@ async def _probe(mgmt: Management, settings: Settings, db: Database) -> list[Che
     probe_code = PROBE_PREFIX + secrets.token_hex(4)
     probe_user = provisioning.broker_username(settings.vhost, probe_code)
     password = secrets.token_urlsafe(24)
+    probe_inbox = new_inbox_name(probe_code)
     # With no tenant yet the router's own queue is the thing to protect.
-    victim_queue = inbox_name(victims[0].code) if victims else ROUTER_QUEUE
+    victim_queue = (victims[0].inbox or legacy_inbox_name(victims[0].code)) if victims else ROUTER_QUEUE
     victim_key = victims[0].code if victims else "any"
     victim_user = victims[0].broker_username if victims else settings.api_credentials[0]
     checks: list[Check] = []
     try:
         async with amqp_channel(settings) as channel:
-            await declare_inbox(channel, probe_code, settings.delivery_limit, 10)
+            await declare_inbox(channel, probe_inbox, probe_code, settings.delivery_limit, 10)
         await mgmt.put_user(probe_user, password)
-        await provisioning.grant(mgmt, settings, probe_user, probe_code)
+        await provisioning.grant(mgmt, settings, probe_user, inbox=probe_inbox)
         conn = await open_connection(settings.amqp_url_for(user=probe_user, password=password), timeout=10)
         try:
-            own = inbox_name(probe_code)
+            own = probe_inbox
 
             async def control(ch: AbstractChannel) -> object:
                 return await (await ch.get_queue(own, ensure=False)).consume(_ignore)
@@ -317,7 +376,7 @@ async def _probe(mgmt: Management, settings: Settings, db: Database) -> list[Che
                 return [Check("probe: control", "fail", detail)]
             checks.append(Check("probe: control", "pass", "reads its own inbox"))
             for name, attempt, expected in _attempts(
-                probe_user, probe_code, victim_queue, victim_key, victim_user or ""
+                probe_user, probe_inbox, victim_queue, victim_key, victim_user or ""
             ):
                 error = await _try(conn, attempt)
                 if isinstance(error, expected):
@@ -330,5 +389,5 @@ async def _probe(mgmt: Management, settings: Settings, db: Database) -> list[Che
             await conn.close()
     finally:
         await mgmt.delete_user(probe_user)  # also closes the probe's connections
-        await mgmt.delete_queue(settings.vhost, inbox_name(probe_code))
+        await mgmt.delete_queue(settings.vhost, probe_inbox)
     return checks

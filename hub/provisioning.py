@@ -1,5 +1,8 @@
 """Provisioning tenants on the broker (DESIGN section 4): one RabbitMQ user per tenant that
-can configure nothing, write only to the ingress and read only its own inbox.
+can configure nothing, write only to the ingress and read only its own inbox, whose name is
+unguessable (`inbeeld.inbox.<code>.<random>`, see hub.broker.topology), and that may hold at
+most `tenant_max_connections` connections and `tenant_max_channels` channels (RabbitMQ user
+limits), so one tenant cannot exhaust the broker for the others.
 
 Credentials are generated here and returned once; the hub never stores the password (the
 broker keeps only its own salted hash).
@@ -26,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import registry
 from hub.broker.management import Management
-from hub.broker.topology import INGRESS, declare_inbox, inbox_name
+from hub.broker.topology import INGRESS, declare_inbox, legacy_inbox_name, new_inbox_name
 from hub.config import Settings
 from schemas.errors import InbeeldError
 
@@ -44,6 +47,7 @@ class BrokerCredentials:
     username: str
     password: str
     vhost: str
+    inbox: str | None = None  # the queue the tenant consumes; None only for an unmigrated one
 
     def __repr__(self) -> str:  # never print the password by accident
         return f"BrokerCredentials(tenant={self.tenant!r}, username={self.username!r}, vhost={self.vhost!r})"
@@ -54,13 +58,20 @@ def broker_username(vhost: str, tenant_code: str) -> str:
     return f"{vhost}.{tenant_code}"
 
 
-def permissions_for(tenant_code: str) -> dict[str, str]:
-    """The vhost permissions of an active tenant; `inbeeld doctor` checks for exactly these."""
+def permissions_for(*, inbox: str) -> dict[str, str]:
+    """The vhost permissions of an active tenant whose inbox is `inbox`; `inbeeld doctor`
+    checks for exactly these. (Keyword-only: it once took the tenant code, and a code here
+    would silently grant a queue that does not exist.)"""
     return {
         "configure": "^$",
         "write": f"^{re.escape(INGRESS)}$",
-        "read": f"^{re.escape(inbox_name(tenant_code))}$",
+        "read": f"^{re.escape(inbox)}$",
     }
+
+
+def limits_for(settings: Settings) -> dict[str, int]:
+    """The RabbitMQ user limits of every tenant; `inbeeld doctor` checks for exactly these."""
+    return {"max-connections": settings.tenant_max_connections, "max-channels": settings.tenant_max_channels}
 
 
 def topic_permissions_for(tenant_code: str) -> dict[str, str]:
@@ -68,10 +79,18 @@ def topic_permissions_for(tenant_code: str) -> dict[str, str]:
     return {"exchange": INGRESS, "write": TOPIC_WRITE, "read": "^$"}
 
 
-async def grant(mgmt: Management, settings: Settings, username: str, tenant_code: str) -> None:
-    """Give `username` exactly the rights of tenant `tenant_code` (idempotent)."""
-    await mgmt.set_permissions(settings.vhost, username, **permissions_for(tenant_code))
-    await mgmt.set_topic_permissions(settings.vhost, username, **topic_permissions_for(tenant_code))
+async def grant(mgmt: Management, settings: Settings, username: str, *, inbox: str) -> None:
+    """Give `username` exactly the rights of a tenant whose inbox is `inbox` (idempotent)."""
+    await mgmt.set_permissions(settings.vhost, username, **permissions_for(inbox=inbox))
+    topic = topic_permissions_for(username)  # the same for every tenant
+    await mgmt.set_topic_permissions(settings.vhost, username, **topic)
+
+
+async def apply_limits(mgmt: Management, settings: Settings, username: str) -> None:
+    """Set the tenant user's connection and channel limits (idempotent; re-applied by every
+    `inbeeld tenant provision`, so a changed setting reaches existing tenants)."""
+    for name, value in limits_for(settings).items():
+        await mgmt.set_user_limit(username, name, value)
 
 
 async def provision_tenant(
@@ -81,16 +100,26 @@ async def provision_tenant(
     settings: Settings,
     tenant_code: str,
 ) -> BrokerCredentials:
-    """Create (or re-key) the tenant's broker user and inbox. Idempotent apart from the password."""
+    """Create (or re-key) the tenant's broker user, limits and inbox. Idempotent apart from the
+    password. A tenant still on an old-style inbox is refused: `inbeeld migrate` moves it
+    (with its waiting messages), which this must not do inside the caller's transaction."""
     tenant = await registry.get_tenant(session, tenant_code)
     username = broker_username(settings.vhost, tenant.code)
+    if tenant.inbox is None and await mgmt.queue(settings.vhost, legacy_inbox_name(tenant.code)):
+        raise ProvisioningError(
+            f"tenant {tenant.code} still has an old-style inbox; run `inbeeld migrate` first, "
+            "which moves its waiting messages to its new inbox"
+        )
+    inbox = tenant.inbox or new_inbox_name(tenant.code)
     password = secrets.token_urlsafe(24)
-    await declare_inbox(channel, tenant.code, settings.delivery_limit, settings.inbox_max_length)
+    await declare_inbox(channel, inbox, tenant.code, settings.delivery_limit, settings.inbox_max_length)
+    await registry.set_inbox(session, tenant.code, inbox)
     await mgmt.put_user(username, password)
+    await apply_limits(mgmt, settings, username)
     if tenant.active:
-        await grant(mgmt, settings, username, tenant.code)
+        await grant(mgmt, settings, username, inbox=inbox)
     await registry.set_broker_username(session, tenant.code, username)
-    return BrokerCredentials(tenant.code, username, password, settings.vhost)
+    return BrokerCredentials(tenant.code, username, password, settings.vhost, inbox)
 
 
 async def rotate_broker_password(
@@ -117,7 +146,8 @@ async def rotate_broker_password(
     closed = 0
     if close_connections:
         closed = await mgmt.close_connections_of(tenant.broker_username, "broker password rotated")
-    return BrokerCredentials(tenant.code, tenant.broker_username, password, settings.vhost), closed
+    creds = BrokerCredentials(tenant.code, tenant.broker_username, password, settings.vhost, tenant.inbox)
+    return creds, closed
 
 
 async def suspend_tenant(
@@ -141,4 +171,5 @@ async def reinstate_tenant(
     """Mark active and restore exactly the tenant's broker rights (its password is unchanged)."""
     tenant = await registry.set_active(session, tenant_code, True)
     if tenant.broker_username is not None:
-        await grant(mgmt, settings, tenant.broker_username, tenant.code)
+        inbox = tenant.inbox or legacy_inbox_name(tenant.code)
+        await grant(mgmt, settings, tenant.broker_username, inbox=inbox)

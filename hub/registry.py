@@ -34,6 +34,7 @@ class TenantInfo:
     oin: str | None
     active: bool
     broker_username: str | None
+    inbox: str | None = None  # its inbox queue (hub.broker.topology.new_inbox_name)
 
     @property
     def source_prefix(self) -> str:
@@ -45,7 +46,7 @@ class TenantInfo:
 
     @classmethod
     def of(cls, t: Tenant) -> TenantInfo:
-        return cls(t.code, t.name, t.kind, t.oin, t.active, t.broker_username)
+        return cls(t.code, t.name, t.kind, t.oin, t.active, t.broker_username, t.inbox)
 
 
 def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
@@ -103,6 +104,14 @@ async def set_broker_username(s: AsyncSession, code: str, username: str) -> None
     if tenant is None:
         raise NotFound(f"no tenant {code}")
     tenant.broker_username = username
+    await s.flush()
+
+
+async def set_inbox(s: AsyncSession, code: str, inbox: str) -> None:
+    tenant = await s.get(Tenant, code)
+    if tenant is None:
+        raise NotFound(f"no tenant {code}")
+    tenant.inbox = inbox
     await s.flush()
 
 

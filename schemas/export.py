@@ -284,11 +284,14 @@ def asyncapi_document() -> dict[str, Any]:
                 },
             },
             "inbox": {
-                "address": "inbeeld.inbox.{tenant}",
+                "address": "inbeeld.inbox.{tenant}.{key}",
                 "title": "Tenant inbox",
                 "description": (
                     "Quorum queue per tenant, fed by the hub through the direct exchange "
-                    "`inbeeld.delivery`. Only that tenant may read it. The hub stamps a "
+                    "`inbeeld.delivery` (routing key: the tenant code). Only that tenant may "
+                    "read it, and its name ends in a random key so no other tenant can even "
+                    "probe it. One consumer is active at a time (`x-single-active-consumer`): "
+                    "a second connector instance waits as a standby. The hub stamps a "
                     "per-recipient `sequence` (a 20-digit zero-padded string, `sequencetype` "
                     "Integer) so a connector can detect gaps; consumers "
                     "drop duplicates by `source` + `id`."
@@ -297,14 +300,22 @@ def asyncapi_document() -> dict[str, Any]:
                     "tenant": {
                         "description": "The tenant code: a CBS code (GM0518) or a name.",
                         "examples": ["GM0518", "GM0599", "ingrado"],
-                    }
+                    },
+                    "key": {
+                        "description": (
+                            "128 random bits, URL-safe base64, chosen by the hub at provisioning; "
+                            "printed by `inbeeld tenant provision` and returned to the tenant by "
+                            "`GET /tenants/me` (`inbox`)."
+                        ),
+                        "examples": ["q3Yx0cJ6y9mG0bQ1aW8tZw"],
+                    },
                 },
                 "messages": {k: {"$ref": f"#/components/messages/{k}"} for k in every},
                 "bindings": {
                     "amqp": {
                         "is": "queue",
                         "queue": {
-                            "name": "inbeeld.inbox.{tenant}",
+                            "name": "inbeeld.inbox.{tenant}.{key}",
                             "durable": True,
                             "exclusive": False,
                             "autoDelete": False,

@@ -118,6 +118,15 @@ class Management:
         result: dict[str, Any] | None = await self._call("GET", f"/users/{_q(user)}")
         return result
 
+    async def set_user_limit(self, user: str, name: str, value: int) -> None:
+        """A per-user limit (`max-connections`, `max-channels`; RabbitMQ 3.8.10 and later)."""
+        await self._call("PUT", f"/user-limits/{_q(user)}/{_q(name)}", {"value": value})
+
+    async def user_limits(self, user: str) -> dict[str, int]:
+        """The user's limits, e.g. {"max-connections": 16, "max-channels": 128}; {} when none."""
+        rows: list[dict[str, Any]] = await self._call("GET", f"/user-limits/{_q(user)}") or []
+        return {k: int(v) for row in rows for k, v in (row.get("value") or {}).items()}
+
     async def connections_of(self, user: str) -> list[dict[str, Any]]:
         """The user's connections from the broker's connection tracking (name, vhost, node).
 
@@ -126,6 +135,18 @@ class Management:
         after the next statistics emission (up to ~5 s), so it would miss fresh ones."""
         conns: list[dict[str, Any]] = await self._call("GET", f"/connections/username/{_q(user)}") or []
         return conns
+
+    async def drop_connections(self, user: str, reason: str) -> None:
+        """Ask the broker to close every connection `user` has now, without waiting for it
+        (the caller may not mind a client that reconnects at once)."""
+        try:
+            resp = await self._client.delete(
+                f"/connections/username/{_q(user)}", headers={"X-Reason": reason}
+            )
+        except httpx.TransportError as exc:
+            raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+        if resp.status_code >= 400 and resp.status_code != 404:
+            raise ManagementError(f"closing the connections of {user} failed: {resp.status_code}")
 
     async def close_connections_of(
         self, user: str, reason: str = "access revoked", *, timeout: float = 5.0

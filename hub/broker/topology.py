@@ -1,12 +1,23 @@
 """The broker topology of DESIGN section 4, declared idempotently.
 
 tenant --publish(user_id)--> inbeeld.ingress (topic) --#--> inbeeld.router (quorum)
-router --publish--> inbeeld.delivery (direct) --<code>--> inbeeld.inbox.<code> (quorum)
+router --publish--> inbeeld.delivery (direct) --<code>--> inbeeld.inbox.<code>.<random> (quorum)
 rejected after the delivery limit --> inbeeld.dlx (fanout) --> inbeeld.dead (quorum)
+
+An inbox's name ends in 128 random bits: RabbitMQ checks no permission on a passive
+`queue.declare`, so with a guessable name any tenant could learn another's message and
+consumer counts (whether its connector is online). The tenant learns its own name from its
+provisioning and from the hub API (`GET /tenants/me`); the router still addresses inboxes by
+the binding's routing key, the tenant code, and never needs the name.
+
+Each inbox has one active consumer (`x-single-active-consumer`): a second connector instance
+of the same tenant waits as a standby and takes over when the first goes away, instead of
+splitting the tenant's events with it.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import aio_pika
@@ -20,8 +31,22 @@ DEAD = "inbeeld.dead"
 INBOX_PREFIX = "inbeeld.inbox."
 
 
-def inbox_name(tenant_code: str) -> str:
+INBOX_RANDOM_BYTES = 16  # 128 bits: not guessable, not enumerable
+
+
+def new_inbox_name(tenant_code: str) -> str:
+    """A fresh, unguessable inbox name for `tenant_code` (stored with the tenant)."""
+    return f"{INBOX_PREFIX}{tenant_code}.{secrets.token_urlsafe(INBOX_RANDOM_BYTES)}"
+
+
+def legacy_inbox_name(tenant_code: str) -> str:
+    """The guessable name inboxes had before migration 0007; only `inbox_migration` uses it."""
     return f"{INBOX_PREFIX}{tenant_code}"
+
+
+def inbox_args(delivery_limit: int, max_length: int) -> dict[str, Any]:
+    """The arguments of a tenant inbox; `inbeeld doctor` checks for exactly these."""
+    return {**_quorum_args(delivery_limit, max_length), "x-single-active-consumer": True}
 
 
 def _quorum_args(delivery_limit: int, max_length: int | None = None) -> dict[str, Any]:
@@ -51,10 +76,9 @@ async def declare_core(channel: AbstractChannel, delivery_limit: int) -> Abstrac
 
 
 async def declare_inbox(
-    channel: AbstractChannel, tenant_code: str, delivery_limit: int, max_length: int
+    channel: AbstractChannel, name: str, tenant_code: str, delivery_limit: int, max_length: int
 ) -> AbstractQueue:
-    queue = await channel.declare_queue(
-        inbox_name(tenant_code), durable=True, arguments=_quorum_args(delivery_limit, max_length)
-    )
+    """Declare the inbox `name` and bind it to the delivery exchange with the tenant's code."""
+    queue = await channel.declare_queue(name, durable=True, arguments=inbox_args(delivery_limit, max_length))
     await queue.bind(DELIVERY, routing_key=tenant_code)
     return queue

@@ -56,6 +56,9 @@ class Tenant(Base):
     oin: Mapped[str | None] = mapped_column(String(20), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     broker_username: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # The inbox queue, `inbeeld.inbox.<code>.<random>`: unguessable, so another tenant's
+    # passive queue.declare cannot find it (migration 0007). None: not provisioned yet.
+    inbox: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[GroupMember]] = relationship(

@@ -51,7 +51,7 @@ def make_config(
     raw = {
         "tenant": code,
         "system": "test-runtime",
-        "broker": broker_section(hub.tenant_url(code), via),
+        "broker": {**broker_section(hub.tenant_url(code), via), "inbox": hub.inbox(code)},
         "store": {"path": store},
         "sinks": list(sinks),
         "sources": list(sources),

@@ -48,7 +48,7 @@ def text_is(prefix: str):
 
 
 async def connector(hub: RunningHub, code: str, **kw: Any) -> Connector:
-    c = Connector(code, hub.tenant_url(code), system="test-sdk", **kw)
+    c = Connector(code, hub.tenant_url(code), inbox_name=hub.inbox(code), system="test-sdk", **kw)
     await c.connect()
     return c
 
@@ -116,7 +116,9 @@ async def test_reconnects_on_its_own_for_publish_and_consume(hub: RunningHub) ->
         return url.replace(urlsplit(url).netloc.rsplit("@", 1)[1], f"127.0.0.1:{proxy.port}")
 
     sender = Connector("GM0307", via_proxy("GM0307"), system="test-sdk", reconnect_max=0.5)
-    receiver = Connector("GM0957", via_proxy("GM0957"), system="test-sdk", reconnect_max=0.5)
+    receiver = Connector(
+        "GM0957", via_proxy("GM0957"), inbox_name=hub.inbox("GM0957"), system="test-sdk", reconnect_max=0.5
+    )
     await sender.connect()
     await receiver.connect()
     got: list[str] = []

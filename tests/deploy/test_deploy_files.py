@@ -200,7 +200,10 @@ def test_compose_services_and_start_order() -> None:
     commands = {name: services[name]["command"] for name in HUB_SERVICES}
     assert commands == {"migrate": ["migrate"], "api": ["serve", "--no-router"], "router": ["router"]}
     assert services["migrate"]["restart"] == "no"
-    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["migrate"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "rabbitmq": {"condition": "service_healthy"},
+    }
     for name in ("api", "router"):
         assert services[name]["depends_on"] == {
             "migrate": {"condition": "service_completed_successfully"},
@@ -459,11 +462,12 @@ def test_policies_match_queue_arguments_and_settings() -> None:
         assert policy("inbeeld-inbox")["definition"] == expected_inbox, where
     assert policy("inbeeld-inbox")["definition"]["overflow"] == "reject-publish"
 
-    names = [topology.ROUTER_QUEUE, topology.DEAD, topology.inbox_name("GM0518"), topology.inbox_name("x")]
+    inboxes = [topology.new_inbox_name("GM0518"), topology.new_inbox_name("x")]
+    names = [topology.ROUTER_QUEUE, topology.DEAD, *inboxes]
     matches = {p["name"]: [n for n in names if re.search(p["pattern"], n)] for p in definitions()["policies"]}
     assert matches == {
         "inbeeld-router": [topology.ROUTER_QUEUE],
-        "inbeeld-inbox": [topology.inbox_name("GM0518"), topology.inbox_name("x")],
+        "inbeeld-inbox": inboxes,
     }
     for p in definitions()["policies"]:
         assert p["apply-to"] == "queues"
@@ -726,6 +730,7 @@ async def test_definitions_import_into_rabbitmq_and_agree_with_the_hub(tmp_path:
 
     settings = Settings(vhost=f"inbeeld-deploytest-{uuid.uuid4().hex[:8]}")
     vhost = settings.vhost
+    inbox = topology.new_inbox_name("GM0518")
     d = definitions()
     scoped = {key: d[key] for key in ("policies", "exchanges", "queues", "bindings")}
     for items in scoped.values():
@@ -747,7 +752,7 @@ async def test_definitions_import_into_rabbitmq_and_agree_with_the_hub(tmp_path:
                 channel = await conn.channel()
                 await topology.declare_core(channel, settings.delivery_limit)
                 await topology.declare_inbox(
-                    channel, "GM0518", settings.delivery_limit, settings.inbox_max_length
+                    channel, inbox, "GM0518", settings.delivery_limit, settings.inbox_max_length
                 )
             finally:
                 await conn.close()
@@ -756,7 +761,7 @@ async def test_definitions_import_into_rabbitmq_and_agree_with_the_hub(tmp_path:
             assert {p["name"] for p in policies} == {"inbeeld-router", "inbeeld-inbox"}
             for name, expected in (
                 (topology.ROUTER_QUEUE, "inbeeld-router"),
-                (topology.inbox_name("GM0518"), "inbeeld-inbox"),
+                (inbox, "inbeeld-inbox"),
             ):
                 for _ in range(100):  # shown with the next statistics emission (every 5 s)
                     queue = (await api.get(f"/api/queues/{quoted}/{name}")).json()

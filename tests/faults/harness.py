@@ -162,6 +162,7 @@ class Connector:
             f'url = "amqp://127.0.0.1:{proxy.port}/{vhost}"',
             f"username = {json.dumps(creds.username)}",
             f"password = {json.dumps(creds.password)}",
+            f"inbox = {json.dumps(creds.inbox)}",
             "heartbeat = 5",
             "prefetch = 64",
             "publish_timeout = 5",

@@ -59,9 +59,11 @@ async def test_full_inbox_refuses_the_sender_and_does_not_slow_the_others(
 ) -> None:
     hub = small_inbox_hub
     url = hub.tenant_url
-    sender = Connector(SENDER, url(SENDER), system="bp")
-    flooder = Connector(FLOODER, url(FLOODER), system="bp")
-    consuming = Connector(CONSUMING, url(CONSUMING), system="bp", receipts=True)
+    sender = Connector(SENDER, url(SENDER), inbox_name=hub.inbox(SENDER), system="bp")
+    flooder = Connector(FLOODER, url(FLOODER), inbox_name=hub.inbox(FLOODER), system="bp")
+    consuming = Connector(
+        CONSUMING, url(CONSUMING), inbox_name=hub.inbox(CONSUMING), system="bp", receipts=True
+    )
     receipts: dict[str, float] = {}
     busy: dict[str, float] = {}
     other_rejections: list[str] = []
@@ -129,7 +131,7 @@ async def test_full_inbox_refuses_the_sender_and_does_not_slow_the_others(
         deadline = time.monotonic() + 15
         while len(busy) < len(sent_to_busy) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        info = await queue_info(hub.settings, f"inbeeld.inbox.{BUSY}")
+        info = await queue_info(hub.settings, hub.inbox(BUSY))
     finally:
         for t in tasks:
             t.cancel()

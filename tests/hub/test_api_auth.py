@@ -26,7 +26,6 @@ from sqlalchemy import delete
 from connectors import Connector
 from hub import provisioning
 from hub.api.app import create_app
-from hub.broker.topology import inbox_name
 from hub.provisioning import BrokerCredentials
 from hub.services import amqp_channel, management
 from hub.store.models import ApiToken, Tenant
@@ -69,7 +68,7 @@ async def temp_tenant(
     finally:
         async with management(hub.settings) as mgmt:
             await mgmt.delete_user(creds.username)
-            await mgmt.delete_queue(hub.settings.vhost, inbox_name(code))
+            await mgmt.delete_queue(hub.settings.vhost, creds.inbox or "")
         async with hub.db.session() as s, s.begin():
             await s.execute(delete(ApiToken).where(ApiToken.tenant_code == code))
             await s.execute(delete(Tenant).where(Tenant.code == code))
@@ -95,7 +94,7 @@ async def consuming(hub: RunningHub, creds: BrokerCredentials) -> aio_pika.abc.A
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         await message.ack()
 
-    await (await channel.get_queue(inbox_name(creds.tenant), ensure=False)).consume(on_message)
+    await (await channel.get_queue(creds.inbox or "", ensure=False)).consume(on_message)
     return conn
 
 
@@ -265,14 +264,16 @@ async def test_suspension_cuts_broker_and_api_access_and_reinstatement_restores_
         response = await api.post(f"/tenants/{code}/reinstate", headers=operator)
         assert response.status_code == 200 and response.json()["active"] is True
         assert (await api.get("/tenants/me", headers=token)).json()["code"] == code
-        async with Connector(code, url(hub, temp_tenant), system="test") as back:
+        back_again = Connector(code, url(hub, temp_tenant), inbox_name=temp_tenant.inbox, system="test")
+        async with back_again as back:
             sent = await bystander.send(PING, {"text": "welkom terug"}, [code])
             await receive_one(back, sent.id)
             reply = await back.send(PING, {"text": "dank"}, ["GM0599"])
             await hub.receive("GM0599", lambda e: e.id == reply.id)
         async with management(hub.settings) as mgmt:
             perms = await mgmt.get_permissions(hub.settings.vhost, temp_tenant.username)
-        assert {k: perms[k] for k in ("configure", "write", "read")} == provisioning.permissions_for(code)
+        wanted = provisioning.permissions_for(inbox=temp_tenant.inbox or "")
+        assert {k: perms[k] for k in ("configure", "write", "read")} == wanted
     finally:
         await bystander.close()
         with suppress(Exception):
@@ -306,7 +307,7 @@ async def test_password_rotation_locks_out_the_old_password_only(
         with pytest.raises(ProbableAuthenticationError):
             await aio_pika.connect(url(hub, temp_tenant))
 
-        async with Connector(code, url(hub, new), system="test") as fresh:
+        async with Connector(code, url(hub, new), inbox_name=new.inbox, system="test") as fresh:
             sent = await other.send(PING, {"text": "na"}, [code])  # the other tenant's old connection
             await receive_one(fresh, sent.id)
             reply = await fresh.send(PING, {"text": "ontvangen"}, ["GM0599"])

@@ -9,7 +9,7 @@ import uuid
 
 from hub.broker import capacity
 from hub.broker.capacity import Room
-from hub.broker.topology import declare_inbox
+from hub.broker.topology import declare_inbox, new_inbox_name
 from hub.services import amqp_channel, management
 from tests.utils.hubs import RunningHub
 
@@ -35,14 +35,15 @@ async def test_broker_room_counts_the_queues_a_vhost_adds(hub: RunningHub) -> No
     async with management(hub.settings) as mgmt:
         before = await capacity.broker_room(mgmt)
         codes = [f"CAP{uuid.uuid4().hex[:6].upper()}" for _ in range(3)]
+        names = {code: new_inbox_name(code) for code in codes}
         async with amqp_channel(hub.settings) as channel:
             for code in codes:
-                await declare_inbox(channel, code, hub.settings.delivery_limit, 1000)
+                await declare_inbox(channel, names[code], code, hub.settings.delivery_limit, 1000)
         try:
             after = await capacity.broker_room(mgmt)
         finally:
             for code in codes:
-                await mgmt.delete_queue(hub.settings.vhost, f"inbeeld.inbox.{code}")
+                await mgmt.delete_queue(hub.settings.vhost, names[code])
     assert before and len(before) == len(after)
     (_, room_before), (_, room_after) = before[0], after[0]
     assert room_before.fd_total > 0

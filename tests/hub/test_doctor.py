@@ -18,7 +18,7 @@ from tests.utils.hubs import RunningHub
 
 pytestmark = pytest.mark.broker
 
-PROBE_ATTEMPTS = 6
+PROBE_ATTEMPTS = 7
 
 
 async def leftovers(hub: RunningHub) -> list[str]:
@@ -45,6 +45,7 @@ async def test_doctor_passes_on_the_live_deployment(hub: RunningHub) -> None:
         "database migrated",
         "tenant broker permissions",
         "tenant inboxes",
+        "tenant broker limits",
         "probe: control",
     ):
         assert by_name[name].status == "pass", name
@@ -68,7 +69,7 @@ async def test_doctor_fails_when_a_tenant_may_do_more_than_intended(hub: Running
     async with management(hub.settings) as mgmt:
         try:
             if widen == "permissions":
-                wider = {**provisioning.permissions_for("GM0957"), "write": ".*"}
+                wider = {**provisioning.permissions_for(inbox=hub.inbox("GM0957")), "write": ".*"}
                 await mgmt.set_permissions(hub.settings.vhost, creds.username, **wider)
             else:
                 await mgmt.set_topic_permissions(
@@ -76,7 +77,7 @@ async def test_doctor_fails_when_a_tenant_may_do_more_than_intended(hub: Running
                 )
             checks = await doctor.run_checks(hub.settings, probe=False)
         finally:
-            await provisioning.grant(mgmt, hub.settings, creds.username, "GM0957")
+            await provisioning.grant(mgmt, hub.settings, creds.username, inbox=hub.inbox("GM0957"))
     [failure] = [c for c in checks if c.status == "fail"]
     assert failure.name == "tenant broker permissions"
     assert failure.detail.startswith(f"GM0957: {widen}")

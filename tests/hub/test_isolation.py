@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
-from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
+from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity, ChannelPreconditionFailed
 from sqlalchemy import select
 
 from hub import registry
-from hub.broker.topology import DELIVERY, INGRESS, inbox_name
+from hub.broker.topology import DELIVERY, INBOX_RANDOM_BYTES, INGRESS, legacy_inbox_name, new_inbox_name
 from hub.store.models import LedgerEvent
 from schemas.envelope import CloudEvent
 from tests.utils.hubs import RunningHub
@@ -58,8 +58,8 @@ class Outcome:
 
 
 def attacks(hub: RunningHub, a: str, b: str) -> list[tuple[str, Op, type[BaseException]]]:
-    """What tenant `a` tries against tenant `b`."""
-    victim_inbox = inbox_name(b)
+    """What tenant `a` tries against tenant `b`, even knowing b's (unguessable) inbox name."""
+    victim_inbox = hub.inbox(b)
     victim_user = hub.creds[b].username
 
     def msg(user_id: str) -> aio_pika.Message:
@@ -84,7 +84,7 @@ def attacks(hub: RunningHub, a: str, b: str) -> list[tuple[str, Op, type[BaseExc
         return await ch.declare_queue(f"{victim_inbox}.copy", auto_delete=True)
 
     async def bind_own_to_delivery(ch: AbstractChannel) -> object:
-        return await (await ch.get_queue(inbox_name(a), ensure=False)).bind(DELIVERY, routing_key=b)
+        return await (await ch.get_queue(hub.inbox(a), ensure=False)).bind(DELIVERY, routing_key=b)
 
     async def bind_victim_to_ingress(ch: AbstractChannel) -> object:
         return await (await ch.get_queue(victim_inbox, ensure=False)).bind(INGRESS, routing_key="#")
@@ -204,16 +204,40 @@ async def test_own_credentials_still_work_after_the_attacks(hub: RunningHub) -> 
         await hub.receive(b, lambda e, i=sent.id: e.id == i)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="RabbitMQ checks no permission on a passive queue.declare: a tenant can learn that "
-    "another tenant's inbox exists and its message and consumer counts (never the messages)",
-)
-async def test_passive_declare_of_another_inbox_is_refused(hub: RunningHub) -> None:
+def not_found_text(error: BaseException | None, name: str) -> str:
+    """The broker's refusal with the queue's name taken out, to compare two refusals."""
+    assert isinstance(error, ChannelNotFoundEntity), f"{name}: {error!r}"
+    return str(error).replace(name, "<queue>")
+
+
+async def test_passive_declare_cannot_find_another_tenants_inbox(hub: RunningHub) -> None:
+    """RabbitMQ checks no permission on a passive queue.declare, so with guessable inbox names
+    any tenant learned another inbox's message and consumer counts (whether its connector is
+    online). Inboxes now end in 128 random bits: every guess at GM0599's inbox gets NOT_FOUND,
+    exactly like a queue that does not exist, while GM0518 still sees its own."""
+    victim = hub.inbox("GM0599")
+    guesses = [
+        legacy_inbox_name("GM0599"),  # the old, guessable name
+        new_inbox_name("GM0599"),  # the right shape, another random part
+        victim[:-1],  # all but one character
+        victim.upper(),
+    ]
+    nothing = f"{legacy_inbox_name('GM0599')}.does-not-exist"
     conn = await aio_pika.connect(hub.tenant_url("GM0518"))
     try:
-        error = await attempt(conn, lambda ch: ch.declare_queue(inbox_name("GM0599"), passive=True))
+        error = await attempt(conn, lambda ch: ch.declare_queue(nothing, passive=True))
+        baseline = not_found_text(error, nothing)
+        for guess in guesses:
+            error = await attempt(conn, lambda ch, g=guess: ch.declare_queue(g, passive=True))
+            assert not_found_text(error, guess) == baseline
+        own = await conn.channel()
+        declared = await own.declare_queue(hub.inbox("GM0518"), passive=True)  # the control
+        assert declared.declaration_result.consumer_count >= 0
+        await own.close()
     finally:
         await conn.close()
-    assert isinstance(error, ChannelAccessRefused)
+    names = {code: hub.inbox(code) for code in SEED}
+    assert len(set(names.values())) == len(SEED)
+    for code, name in names.items():
+        random_part = name.removeprefix(legacy_inbox_name(code) + ".")
+        assert random_part != name and len(random_part) >= INBOX_RANDOM_BYTES * 4 // 3, name

@@ -150,7 +150,9 @@ async def test_offer_accept_complete_with_the_sdk(
     den_haag, rotterdam = parties["GM0518"], parties["GM0599"]
     transfer_id = tid()
     sealing = {
-        code: Connector(code, hub.tenant_url(code), system="test", sealer=parties[code].sealer)
+        code: Connector(
+            code, hub.tenant_url(code), inbox_name=hub.inbox(code), system="test", sealer=parties[code].sealer
+        )
         for code in ("GM0518", "GM0599")
     }
     async with sealing["GM0518"] as dh, sealing["GM0599"] as rd:

@@ -86,8 +86,8 @@ def test_asyncapi_document_shape() -> None:
     assert doc["asyncapi"] == export.ASYNCAPI_VERSION
     channels = doc["channels"]
     assert channels["ingress"]["address"] == "inbeeld.ingress"
-    assert channels["inbox"]["address"] == "inbeeld.inbox.{tenant}"
-    assert "tenant" in channels["inbox"]["parameters"]
+    assert channels["inbox"]["address"] == "inbeeld.inbox.{tenant}.{key}"
+    assert set(channels["inbox"]["parameters"]) == {"tenant", "key"}
     assert set(doc["components"]["messages"]) == {s.short_type for s in EVENTS.values()}
     ingress = set(channels["ingress"]["messages"])
     assert ingress == {s.short_type for s in EVENTS.values() if not s.hub_only}

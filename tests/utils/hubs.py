@@ -31,9 +31,15 @@ class RunningHub:
         c = self.creds[code]
         return self.settings.amqp_url_for(user=c.username, password=c.password)
 
+    def inbox(self, code: str) -> str:
+        """The tenant's inbox queue, as its provisioning reported it."""
+        inbox = self.creds[code].inbox
+        assert inbox is not None, f"{code} has no inbox"
+        return inbox
+
     async def connector(self, code: str) -> Connector:
         if code not in self.connectors:
-            c = Connector(code, self.tenant_url(code), system="test")
+            c = Connector(code, self.tenant_url(code), inbox_name=self.inbox(code), system="test")
             await c.connect()
             self.connectors[code] = c
         return self.connectors[code]

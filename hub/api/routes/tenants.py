@@ -26,6 +26,14 @@ class TenantOut(BaseModel):
     active: bool
 
 
+class TenantSelf(TenantOut):
+    inbox: str | None = Field(
+        description="The broker queue this tenant consumes (its connector's broker.inbox); "
+        "unguessable, shown to the tenant itself only. Null until the tenant is provisioned.",
+        examples=["inbeeld.inbox.GM0518.q3Yx0cJ6y9mG0bQ1aW8tZw"],
+    )
+
+
 class GroupIn(BaseModel):
     name: str = Field(max_length=63)
     members: list[str] = Field(max_length=1000)
@@ -46,11 +54,12 @@ async def add_tenant(body: TenantIn, s: SessionDep, _op: Operator) -> TenantOut:
     return _out(await registry.add_tenant(s, body.code, body.name, body.kind, body.oin))
 
 
-@router.get("/tenants/me", summary="The calling tenant")
-async def me(s: SessionDep, who: CurrentPrincipal) -> TenantOut | dict[str, str]:
+@router.get("/tenants/me", summary="The calling tenant, with its inbox queue name")
+async def me(s: SessionDep, who: CurrentPrincipal) -> TenantSelf | dict[str, str]:
     if who.tenant is None:
         return {"scope": "operator"}
-    return _out(await registry.get_tenant(s, who.tenant))
+    t = await registry.get_tenant(s, who.tenant)
+    return TenantSelf(**_out(t).model_dump(), inbox=t.inbox)
 
 
 @router.get("/groups", summary="Groups and their members")
