@@ -35,7 +35,8 @@ async def collect(hub: RunningHub, code: str, done: Callable[[Delivered], bool],
                   receipts: bool = False, timeout: float = 30) -> Delivered:
     """Read `code`'s inbox (acking) until `done`: each event with the content type and body
     the broker handed over."""
-    connector = Connector(code, hub.tenant_url(code), system="test", receipts=receipts)
+    connector = Connector(code, hub.tenant_url(code), inbox_name=hub.inbox(code), system="test",
+                          receipts=receipts)
     await connector.connect()
     got: Delivered = []
 

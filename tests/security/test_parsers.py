@@ -179,8 +179,8 @@ async def test_inbox_rejects_deep_messages_and_goes_on(hub: RunningHub, parties:
 
     # (delivered by a "hostile hub" straight into the inbox, so no failure report: the hub
     # would rightly refuse one about events it never routed)
-    inbox = Connector("GM0599", hub.tenant_url("GM0599"), system="test", sealer=rotterdam.sealer,
-                      report_failures=False)
+    inbox = Connector("GM0599", hub.tenant_url("GM0599"), inbox_name=hub.inbox("GM0599"), system="test",
+                      sealer=rotterdam.sealer, report_failures=False)
     await inbox.connect()
     try:
         got = []
