@@ -13,7 +13,8 @@
     │   ├── InvalidTransition    a workflow step that its state forbids       (invalid_transition)
     │   └── BadSignature         signature missing, wrong or key unknown      (bad_signature)
     ├── CryptoError              sealing/opening failed (never says why to a peer beyond this)
-    └── NotFound                 a record does not exist (or is not yours)
+    ├── NotFound                 a record does not exist (or is not yours)
+    └── Conflict                 the request contradicts the current state (e.g. a duplicate)
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
 never contains personal data. The HTTP and AMQP edges map this tree to status codes and to
@@ -82,3 +83,7 @@ class CryptoError(InbeeldError):
 
 class NotFound(InbeeldError):
     reason = "not_found"
+
+
+class Conflict(InbeeldError):
+    reason = "conflict"

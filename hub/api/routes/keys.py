@@ -6,11 +6,13 @@ import uuid
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, Field
 
 from hub import audit, keys, publisher, registry
 from hub.api.deps import CurrentPrincipal, CurrentTenant, DbDep, SessionDep, SettingsDep
+from hub.api.errors import problems
+from hub.registry import OIN_PATTERN, TEXT_PATTERN
 from schemas.events import KeyRotated
 
 router = APIRouter(tags=["keys"])
@@ -40,6 +42,7 @@ _EXAMPLE = {
     description="Replaces the calling tenant's published key set. OKP Ed25519 keys for `sig`, "
     "X25519 for `enc`, `kid` = RFC 7638 thumbprint, no private members, exactly one primary "
     "per use. Keys left out are withdrawn. On a change every tenant receives `key.rotated`.",
+    responses=problems(400, 401, 403, 422, 503),
 )
 async def put_keys(
     body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
@@ -76,12 +79,22 @@ async def put_keys(
     return JWKSet(tenant=who.tenant, keys=jwks)
 
 
-@router.get("/tenants/{code}/keys", summary="A tenant's public keys (JWK Set)")
-async def get_keys(code: str, s: SessionDep, _who: CurrentPrincipal) -> JWKSet:
+@router.get(
+    "/tenants/{code}/keys", summary="A tenant's public keys (JWK Set)", responses=problems(401, 404, 422)
+)
+async def get_keys(
+    code: Annotated[str, Path(pattern=TEXT_PATTERN)], s: SessionDep, _who: CurrentPrincipal
+) -> JWKSet:
     return JWKSet(tenant=code, keys=await keys.published(s, code))
 
 
-@router.get("/tenants/by-oin/{oin}/keys", summary="The public keys of the tenant with this OIN")
-async def get_keys_by_oin(oin: str, s: SessionDep, _who: CurrentPrincipal) -> JWKSet:
+@router.get(
+    "/tenants/by-oin/{oin}/keys",
+    summary="The public keys of the tenant with this OIN",
+    responses=problems(401, 404, 422),
+)
+async def get_keys_by_oin(
+    oin: Annotated[str, Path(pattern=OIN_PATTERN)], s: SessionDep, _who: CurrentPrincipal
+) -> JWKSet:
     code = await keys.tenant_by_oin(s, oin)
     return JWKSet(tenant=code, keys=await keys.published(s, code))
