@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hub import operator_actions, provisioning, registry
+from hub import operator_actions, registry
 from hub.auth import Scope
 from hub.config import Settings, get_settings
 from hub.errors import ServiceUnavailable
@@ -182,7 +182,7 @@ def tenant_add(
     async def go() -> None:
         db = await open_database(get_settings())
         async with db.session() as s, s.begin():
-            t = await registry.add_tenant(s, code, name, kind, oin)
+            t = await operator_actions.add_tenant(s, Actor.cli(), code, name, kind, oin)
         await db.close()
         console.print(_tenant_table([t]))
 
@@ -213,7 +213,7 @@ def tenant_provision(code: str) -> None:
         async with management(settings) as mgmt:
             await ensure_deployment(settings, mgmt)
             async with amqp_channel(settings) as channel, db.session() as s, s.begin():
-                creds = await provisioning.provision_tenant(s, mgmt, channel, settings, code)
+                creds = await operator_actions.provision_tenant(s, mgmt, channel, settings, Actor.cli(), code)
         await db.close()
         console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
         console.print(f"password (shown once, not stored): [bold]{creds.password}[/]")
@@ -264,8 +264,8 @@ def tenant_rotate_password(
     async def go() -> None:
         db = await open_database(settings)
         async with management(settings) as mgmt, db.session() as s, s.begin():
-            creds, closed = await provisioning.rotate_broker_password(
-                s, mgmt, settings, code, close_connections=not keep_connections
+            creds, closed = await operator_actions.rotate_broker_password(
+                s, mgmt, settings, Actor.cli(), code, close_connections=not keep_connections
             )
         await db.close()
         console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
@@ -309,7 +309,7 @@ def group_add(
     async def go() -> None:
         db = await open_database(get_settings())
         async with db.session() as s, s.begin():
-            added = await registry.add_group(s, name, members, description)
+            added = await operator_actions.add_group(s, Actor.cli(), name, members, description)
         await db.close()
         console.print(f"group {name}: {', '.join(added)}")
 

@@ -1,5 +1,5 @@
-"""The hub operator's actions: suspend and reinstate a tenant, create and revoke API tokens,
-replay a dead letter.
+"""The hub operator's actions: register and provision a tenant, rotate its broker password,
+suspend and reinstate it, create a group, create and revoke API tokens, replay a dead letter.
 
 The API routes and the CLI both call these functions, so every action leaves the same trace
 whichever way it was taken: a record in the audit hash chain (who, what, on what, the outcome;
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import getpass
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
+from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import audit, auth, provisioning
+from hub import audit, auth, provisioning, registry
 from hub.broker.management import Management
 from hub.config import Settings
 from hub.replay import replay_dead_letter
@@ -45,15 +47,55 @@ class Actor:
 
 
 async def _record(
-    s: AsyncSession, actor: Actor, activity: str, outcome: str, subject_ref: str, tenant: str | None = None
+    s: AsyncSession,
+    actor: Actor,
+    activity: str,
+    outcome: str,
+    subject_ref: str,
+    tenants: Sequence[str | None] = (),
 ) -> None:
-    # The tenant an action is about is named as a recipient, so it finds the action in its own
-    # GET /audit (a tenant is entitled to know it was suspended, or got a new token).
-    recipients = [tenant] if tenant is not None else []
+    # The tenants an action is about are named as recipients, so each finds the action in its
+    # own GET /audit (a tenant is entitled to know it was suspended, or got a new token).
+    recipients = [t for t in tenants if t is not None]
     await audit.append(
         s, activity=activity, actor=actor.ref, outcome=outcome, subject_ref=subject_ref, recipients=recipients
     )
     log.info("operator.action", actor=actor.ref, action=activity, subject=subject_ref, outcome=outcome)
+
+
+async def add_tenant(
+    s: AsyncSession, actor: Actor, code: str, name: str, kind: str, oin: str | None = None
+) -> registry.TenantInfo:
+    tenant = await registry.add_tenant(s, code, name, kind, oin)
+    await _record(s, actor, "add tenant", "added", f"tenant:{code}", [code])
+    return tenant
+
+
+async def provision_tenant(
+    s: AsyncSession, mgmt: Management, channel: AbstractChannel, settings: Settings, actor: Actor, code: str
+) -> provisioning.BrokerCredentials:
+    """Create (or re-key) the tenant's broker user and inbox; the password goes to the caller only."""
+    creds = await provisioning.provision_tenant(s, mgmt, channel, settings, code)
+    await _record(s, actor, "provision tenant", "provisioned", f"tenant:{code}", [code])
+    return creds
+
+
+async def rotate_broker_password(
+    s: AsyncSession, mgmt: Management, settings: Settings, actor: Actor, code: str, *, close_connections: bool
+) -> tuple[provisioning.BrokerCredentials, int]:
+    creds, closed = await provisioning.rotate_broker_password(
+        s, mgmt, settings, code, close_connections=close_connections
+    )
+    await _record(s, actor, "rotate broker password", "rotated", f"tenant:{code}", [code])
+    return creds, closed
+
+
+async def add_group(
+    s: AsyncSession, actor: Actor, name: str, members: Sequence[str], description: str = ""
+) -> list[str]:
+    added = await registry.add_group(s, name, list(members), description)
+    await _record(s, actor, "add group", "added", f"group:{name}", added)
+    return added
 
 
 async def suspend_tenant(
@@ -61,7 +103,7 @@ async def suspend_tenant(
 ) -> int:
     """Suspend `code` (see provisioning.suspend_tenant); returns the connections closed."""
     closed = await provisioning.suspend_tenant(s, mgmt, settings, code)
-    await _record(s, actor, "suspend tenant", "suspended", f"tenant:{code}", code)
+    await _record(s, actor, "suspend tenant", "suspended", f"tenant:{code}", [code])
     return closed
 
 
@@ -69,7 +111,7 @@ async def reinstate_tenant(
     s: AsyncSession, mgmt: Management, settings: Settings, actor: Actor, code: str
 ) -> None:
     await provisioning.reinstate_tenant(s, mgmt, settings, code)
-    await _record(s, actor, "reinstate tenant", "reinstated", f"tenant:{code}", code)
+    await _record(s, actor, "reinstate tenant", "reinstated", f"tenant:{code}", [code])
 
 
 async def create_token(
@@ -77,7 +119,7 @@ async def create_token(
 ) -> tuple[int, str]:
     """Issue a token; returns (id, plaintext) — the plaintext goes to the caller only."""
     token_id, token = await auth.issue(s, scope, tenant, label)
-    await _record(s, actor, f"create {scope} token", "created", f"token:{token_id}", tenant)
+    await _record(s, actor, f"create {scope} token", "created", f"token:{token_id}", [tenant])
     return token_id, token
 
 
@@ -89,7 +131,7 @@ async def revoke_token(s: AsyncSession, actor: Actor, token_id: int) -> None:
         log.warning("operator.refused", actor=actor.ref, action="revoke token", subject=f"token:{token_id}",
                     reason=auth.LastOperatorToken.reason)
         raise
-    await _record(s, actor, f"revoke {revoked.scope} token", "revoked", f"token:{token_id}", revoked.tenant)
+    await _record(s, actor, f"revoke {revoked.scope} token", "revoked", f"token:{token_id}", [revoked.tenant])
 
 
 async def replay(settings: Settings, db: Database, actor: Actor, dl_id: int) -> None:

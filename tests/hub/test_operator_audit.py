@@ -1,5 +1,6 @@
-"""Every operator action leaves a trace: suspend, reinstate, token create and revoke, and
-dead-letter replay, through the API (who: the operator token's id) and through the CLI (who:
+"""Every operator action leaves a trace: register, provision, suspend and reinstate a tenant,
+rotate its broker password, create a group, create and revoke tokens, replay a dead letter;
+through the API (who: the operator token's id) and through the CLI (who:
 `cli` and the OS user), each lands in the audit hash chain, which still verifies, and in one
 structured log line that holds no token."""
 
@@ -26,7 +27,7 @@ from hub.api.app import create_app
 from hub.broker.topology import inbox_name
 from hub.provisioning import BrokerCredentials
 from hub.services import amqp_channel, management
-from hub.store.models import ApiToken, AuditRecord, DeadLetter, Tenant
+from hub.store.models import ApiToken, AuditRecord, DeadLetter, Group, GroupMember, Tenant
 from tests.utils.hubs import RunningHub
 
 pytestmark = pytest.mark.broker
@@ -128,6 +129,29 @@ async def test_api_actions_are_audited_with_the_token_and_logged(
     theirs = (await api.get("/audit", params={"limit": 1000}, headers=bearer(mine))).json()
     seen = {(r["activity"], r["actor"]) for r in theirs}
     assert {("suspend tenant", who), ("reinstate tenant", who)} <= seen
+
+
+async def test_registering_a_tenant_and_a_group_through_the_api_is_audited(
+    hub: RunningHub, api: httpx.AsyncClient, operator: tuple[int, dict[str, str]]
+) -> None:
+    op_id, op = operator
+    code, group = f"tmp{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
+    try:
+        body = {"code": code, "name": "Nieuwe gemeente", "kind": "municipality"}
+        assert (await api.post("/tenants", json=body, headers=op)).status_code == 201
+        body = {"name": group, "members": [code, "GM0518"]}
+        assert (await api.post("/groups", json=body, headers=op)).status_code == 201
+        [added] = await records_about(hub, f"tenant:{code}")
+        assert (added.activity, added.actor) == ("add tenant", f"operator:token:{op_id}")
+        assert added.recipients == [code]
+        [grouped] = await records_about(hub, f"group:{group}")
+        assert (grouped.activity, sorted(grouped.recipients)) == ("add group", sorted([code, "GM0518"]))
+        assert await chain_intact(hub)
+    finally:
+        async with hub.db.session() as s, s.begin():
+            await s.execute(delete(GroupMember).where(GroupMember.group_name == group))
+            await s.execute(delete(Group).where(Group.name == group))
+            await s.execute(delete(Tenant).where(Tenant.code == code))
 
 
 async def test_operator_token_create_and_revoke_through_the_api(
@@ -248,6 +272,40 @@ async def test_cli_actions_are_audited_with_the_os_user(
     [record] = await records_about(hub, f"dead-letter:{dl_id}")
     assert (record.activity, record.actor) == ("replay dead letter", who)
     assert await chain_intact(hub)
+
+
+async def test_cli_onboarding_is_audited_and_logs_no_password(hub: RunningHub) -> None:
+    who = "operator:cli:" + re.sub(r"[^A-Za-z0-9._@-]", "_", getpass.getuser())[:40]
+    code, group = f"tmp{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
+    passwords = []
+    try:
+        for command in (
+            ("tenant", "add", code, "Nieuwe gemeente"),
+            ("tenant", "provision", code),
+            ("tenant", "rotate-password", code),
+            ("group", "add", group, code, "GM0599"),
+        ):
+            done = await asyncio.to_thread(cli, hub, *command)
+            assert done.returncode == 0, done.stderr
+            passwords += re.findall(r"not stored\): (\S+)", done.stdout)
+            assert [e["actor"] for e in logged_actions(done.stderr)] == [who]
+            assert not any(p in done.stderr for p in passwords)
+        assert len(passwords) == 2
+        records = await records_about(hub, f"tenant:{code}")
+        assert [(r.activity, r.actor) for r in records] == [
+            ("add tenant", who), ("provision tenant", who), ("rotate broker password", who)
+        ]
+        [grouped] = await records_about(hub, f"group:{group}")
+        assert (grouped.activity, grouped.actor) == ("add group", who)
+        assert await chain_intact(hub)
+    finally:
+        async with management(hub.settings) as mgmt:
+            await mgmt.delete_user(provisioning.broker_username(hub.settings.vhost, code))
+            await mgmt.delete_queue(hub.settings.vhost, inbox_name(code))
+        async with hub.db.session() as s, s.begin():
+            await s.execute(delete(GroupMember).where(GroupMember.group_name == group))
+            await s.execute(delete(Group).where(Group.name == group))
+            await s.execute(delete(Tenant).where(Tenant.code == code))
 
 
 async def test_cli_refusals_are_one_line(hub: RunningHub) -> None:

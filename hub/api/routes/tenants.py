@@ -5,9 +5,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from hub import registry
+from hub import operator_actions, registry
 from hub.api.deps import CurrentPrincipal, Operator, SessionDep
 from hub.api.errors import problems
+from hub.operator_actions import Actor
 from hub.registry import GROUP_NAME_PATTERN, NAME_PATTERN, OIN_PATTERN, TENANT_CODE_PATTERN, TEXT_PATTERN
 
 router = APIRouter(tags=["tenants"])
@@ -53,8 +54,9 @@ async def list_tenants(s: SessionDep, _op: Operator) -> list[TenantOut]:
     summary="Register a tenant",
     responses=problems(400, 401, 403, 409, 422),
 )
-async def add_tenant(body: TenantIn, s: SessionDep, _op: Operator) -> TenantOut:
-    return _out(await registry.add_tenant(s, body.code, body.name, body.kind, body.oin))
+async def add_tenant(body: TenantIn, s: SessionDep, op: Operator) -> TenantOut:
+    actor = Actor.token(op.token_id)
+    return _out(await operator_actions.add_tenant(s, actor, body.code, body.name, body.kind, body.oin))
 
 
 @router.get(
@@ -78,5 +80,6 @@ async def list_groups(s: SessionDep, _who: CurrentPrincipal) -> dict[str, list[s
     description="Every member must be a registered tenant (404 `unknown_tenant` names the others).",
     responses=problems(400, 401, 403, 404, 409, 422),
 )
-async def add_group(body: GroupIn, s: SessionDep, _op: Operator) -> dict[str, list[str]]:
-    return {body.name: await registry.add_group(s, body.name, body.members, body.description)}
+async def add_group(body: GroupIn, s: SessionDep, op: Operator) -> dict[str, list[str]]:
+    actor = Actor.token(op.token_id)
+    return {body.name: await operator_actions.add_group(s, actor, body.name, body.members, body.description)}
