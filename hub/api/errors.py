@@ -12,6 +12,7 @@
     HTTPException (auth, unknown route, ...)       its status, reason after the status
     a store that cannot hold a value (SQLSTATE 22) 422  invalid_value
     a concurrent duplicate (IntegrityError)        409  conflict
+    anything else (a bug)                          500  internal_error (logged as api.bug)
 
 Routes declare what they can answer with `problems(401, 404, ...)`; the OpenAPI document then
 shows the Problem schema under `application/problem+json` for each of those statuses."""
@@ -52,7 +53,7 @@ _HTTP_REASONS = {
 _DESCRIPTIONS = {
     400: "The body is not JSON, or the request cannot be carried out as it stands",
     401: "No valid bearer token (`WWW-Authenticate: Bearer`)",
-    403: "The token's scope (operator or tenant) may not do this",
+    403: "The token's scope (operator or tenant) may not do this, or the hub refuses the step",
     404: "No such record, or not yours",
     409: "The request contradicts the current state",
     422: "The request is malformed or a value is not acceptable",
