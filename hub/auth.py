@@ -8,17 +8,28 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from hub import registry
 from hub.store.models import ApiToken, utcnow
-from schemas.errors import NotFound
+from schemas.errors import Conflict, NotFound
 
 Scope = Literal["operator", "tenant"]
 PREFIX = "inb_"
+
+
+class LastOperatorToken(Conflict):
+    """Revoking it would lock the operator out of the API."""
+
+    reason = "last_operator_token"
+
+
+class AlreadyRevoked(Conflict):
+    reason = "already_revoked"
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,37 @@ async def authenticate(s: AsyncSession, token: str) -> Principal | None:
     return Principal("operator", None, row.id)
 
 
-async def revoke(s: AsyncSession, token_id: int) -> None:
+@dataclass(frozen=True)
+class Revoked:
+    scope: Scope
+    tenant: str | None
+
+
+async def revoke(s: AsyncSession, token_id: int) -> Revoked:
+    """Revoke a token, but never the last working operator token: that would lock the operator
+    out of the API (a new one would then need the hub's CLI, on the hub's own machine)."""
     row = await s.get(ApiToken, token_id)
     if row is None:
         raise NotFound(f"no token {token_id}")
-    row.revoked_at = utcnow()
+    if row.revoked_at is not None:
+        raise AlreadyRevoked(f"token {token_id} is already revoked")
+    revoke_it = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+    if row.scope == "operator":
+        # PostgreSQL: lock the working operator tokens, so that two revocations at once queue up
+        # and the second sees the first's outcome (each alone would see the other still working).
+        working = (ApiToken.scope == "operator", ApiToken.revoked_at.is_(None))
+        await s.scalars(select(ApiToken.id).where(*working).with_for_update())
+        # SQLite ignores FOR UPDATE; one statement that checks and writes is atomic there.
+        other = aliased(ApiToken)
+        revoke_it = revoke_it.where(
+            exists().where(other.scope == "operator", other.revoked_at.is_(None), other.id != token_id)
+        )
+    done = await s.execute(revoke_it.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
+    if cast(CursorResult[Any], done).rowcount != 1:
+        await s.refresh(row)
+        if row.revoked_at is not None:
+            raise AlreadyRevoked(f"token {token_id} is already revoked")
+        raise LastOperatorToken(
+            f"token {token_id} is the last operator token; create another before revoking it"
+        )
+    return Revoked("operator" if row.scope == "operator" else "tenant", row.tenant_code)

@@ -13,9 +13,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hub import auth, key_registration, provisioning, registry
+from hub import key_registration, operator_actions, registry
+from hub.auth import Scope
 from hub.config import Settings, get_settings
 from hub.errors import ServiceUnavailable
+from hub.operator_actions import Actor
 from hub.services import amqp_channel, ensure_deployment, management, open_database
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
@@ -28,10 +30,13 @@ app = typer.Typer(
 tenant_app = typer.Typer(help="Register, list, provision and suspend tenants.", no_args_is_help=True)
 group_app = typer.Typer(help="Named groups of tenants (regions, custom lists).", no_args_is_help=True)
 token_app = typer.Typer(help="API bearer tokens (shown once, stored hashed).", no_args_is_help=True)
+dead_letter_app = typer.Typer(help="Messages the router could not route.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(group_app, name="group")
 app.add_typer(token_app, name="token")
+app.add_typer(dead_letter_app, name="dead-letter")
 
+ROW_ID_MAX = 2**31 - 1  # the store's INTEGER ids
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -198,7 +203,7 @@ def tenant_add(
     async def go() -> None:
         db = await open_database(get_settings())
         async with db.session() as s, s.begin():
-            t = await registry.add_tenant(s, code, name, kind, oin)
+            t = await operator_actions.add_tenant(s, Actor.cli(), code, name, kind, oin)
         await db.close()
         console.print(_tenant_table([t]))
 
@@ -229,7 +234,7 @@ def tenant_provision(code: str) -> None:
         async with management(settings) as mgmt:
             await ensure_deployment(settings, mgmt)
             async with amqp_channel(settings) as channel, db.session() as s, s.begin():
-                creds = await provisioning.provision_tenant(s, mgmt, channel, settings, code)
+                creds = await operator_actions.provision_tenant(s, mgmt, channel, settings, Actor.cli(), code)
         await db.close()
         console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
         console.print(f"inbox (the connector's broker.inbox): [bold]{creds.inbox}[/]")
@@ -246,7 +251,7 @@ def tenant_suspend(code: str) -> None:
     async def go() -> None:
         db = await open_database(settings)
         async with management(settings) as mgmt, db.session() as s, s.begin():
-            closed = await provisioning.suspend_tenant(s, mgmt, settings, code)
+            closed = await operator_actions.suspend_tenant(s, mgmt, settings, Actor.cli(), code)
         await db.close()
         console.print(f"{code} suspended; {closed} connection(s) closed")
 
@@ -261,7 +266,7 @@ def tenant_reinstate(code: str) -> None:
     async def go() -> None:
         db = await open_database(settings)
         async with management(settings) as mgmt, db.session() as s, s.begin():
-            await provisioning.reinstate_tenant(s, mgmt, settings, code)
+            await operator_actions.reinstate_tenant(s, mgmt, settings, Actor.cli(), code)
         await db.close()
         console.print(f"{code} reinstated")
 
@@ -281,8 +286,8 @@ def tenant_rotate_password(
     async def go() -> None:
         db = await open_database(settings)
         async with management(settings) as mgmt, db.session() as s, s.begin():
-            creds, closed = await provisioning.rotate_broker_password(
-                s, mgmt, settings, code, close_connections=not keep_connections
+            creds, closed = await operator_actions.rotate_broker_password(
+                s, mgmt, settings, Actor.cli(), code, close_connections=not keep_connections
             )
         await db.close()
         console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
@@ -326,7 +331,7 @@ def group_add(
     async def go() -> None:
         db = await open_database(get_settings())
         async with db.session() as s, s.begin():
-            added = await registry.add_group(s, name, members, description)
+            added = await operator_actions.add_group(s, Actor.cli(), name, members, description)
         await db.close()
         console.print(f"group {name}: {', '.join(added)}")
 
@@ -367,7 +372,8 @@ def token_create(
     async def go() -> None:
         db = await open_database(get_settings())
         async with db.session() as s, s.begin():
-            token_id, token = await auth.issue(s, "operator" if operator else "tenant", tenant, label)
+            scope: Scope = "operator" if operator else "tenant"
+            token_id, token = await operator_actions.create_token(s, Actor.cli(), scope, tenant, label)
         await db.close()
         console.print(f"token {token_id} (shown once, stored hashed): [bold]{token}[/]")
 
@@ -375,14 +381,16 @@ def token_create(
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: int) -> None:
+def token_revoke(token_id: Annotated[int, typer.Argument(min=0, max=ROW_ID_MAX)]) -> None:
     """Revoke a token by its id."""
 
     async def go() -> None:
         db = await open_database(get_settings())
-        async with db.session() as s, s.begin():
-            await auth.revoke(s, token_id)
-        await db.close()
+        try:
+            async with db.session() as s, s.begin():
+                await operator_actions.revoke_token(s, Actor.cli(), token_id)
+        finally:
+            await db.close()
         console.print(f"token {token_id} revoked")
 
     run(go)
@@ -410,6 +418,27 @@ def tenant_replace_keys(
             await db.close()
         kids = ", ".join(k["kid"] for k in done.keys)
         console.print(f"{code}: keys {'replaced' if done.changed else 'unchanged'}; published: {kids}")
+
+    run(go)
+
+
+# -- dead letters ----------------------------------------------------------------------------
+
+
+@dead_letter_app.command("replay")
+def dead_letter_replay(
+    dl_id: Annotated[int, typer.Argument(min=0, max=ROW_ID_MAX, help="Its id (GET /dead-letters)")],
+) -> None:
+    """Send a dead letter to the router again, once its cause is fixed."""
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            await operator_actions.replay(settings, db, Actor.cli(), dl_id)
+        finally:
+            await db.close()
+        console.print(f"dead letter {dl_id} replayed")
 
     run(go)
 

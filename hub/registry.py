@@ -9,21 +9,42 @@ from importlib import resources
 from typing import Literal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.store.models import Group, GroupMember, Tenant
 from schemas.envelope import source_urn
-from schemas.errors import InbeeldError, NotFound
+from schemas.errors import Conflict, InbeeldError, NotFound
 
 TenantKind = Literal["municipality", "regional_bureau", "association"]
 TENANT_KINDS: tuple[str, ...] = ("municipality", "regional_bureau", "association")
-_CODE = re.compile(r"^(?:GM\d{4}|[a-z][a-z0-9-]{1,31})$")
-_GROUP = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
-_OIN = re.compile(r"^\d{20}$")
+# Also the API's JSON Schema patterns: ASCII classes, as ECMA-262 reads them (Python's \d is Unicode).
+TENANT_CODE_PATTERN = r"^(?:GM[0-9]{4}|[a-z][a-z0-9-]{1,31})$"
+GROUP_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+OIN_PATTERN = r"^[0-9]{20}$"
+# Free text the store keeps: no NUL (PostgreSQL text cannot hold one). A name also needs one
+# character that is not white space, by Python's and ECMA-262's reckoning alike.
+TEXT_PATTERN = r"^[^\x00]*$"
+NAME_PATTERN = r"^[^\x00]*[^\x00\s\x1c-\x1f\x85\ufeff][^\x00]*$"
+_CODE = re.compile(TENANT_CODE_PATTERN)
+_GROUP = re.compile(GROUP_NAME_PATTERN)
+_OIN = re.compile(OIN_PATTERN)
+_NAME = re.compile(NAME_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
 
 
 class RegistryError(InbeeldError):
     reason = "registry_error"
+
+
+class AlreadyExists(RegistryError, Conflict):
+    reason = "already_exists"
+
+
+class UnknownTenants(RegistryError, NotFound):
+    """A request names tenants the registry does not hold (a reference to nothing: 404)."""
+
+    reason = "unknown_tenant"
 
 
 @dataclass(frozen=True)
@@ -50,26 +71,31 @@ class TenantInfo:
 
 
 def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code):
         raise RegistryError(
             f"tenant code {code!r} must be a CBS code like GM0518 or a lowercase slug like ingrado",
             field="code",
         )
     if kind not in TENANT_KINDS:
         raise RegistryError(f"kind must be one of {', '.join(TENANT_KINDS)}", field="kind")
-    if not name.strip() or len(name) > 200:
-        raise RegistryError("name must be 1 to 200 characters", field="name")
-    if oin is not None and not _OIN.match(oin):
+    if not _NAME.fullmatch(name) or len(name) > 200:
+        raise RegistryError("name must be 1 to 200 characters, not only white space, no NUL", field="name")
+    if oin is not None and not _OIN.fullmatch(oin):
         raise RegistryError("an OIN is 20 digits", field="oin")
 
 
 async def add_tenant(s: AsyncSession, code: str, name: str, kind: str, oin: str | None = None) -> TenantInfo:
     validate_tenant(code, name, kind, oin)
     if await s.get(Tenant, code) is not None:
-        raise RegistryError(f"tenant {code} already exists", field="code")
+        raise AlreadyExists(f"tenant {code} already exists", field="code")
+    if oin is not None and await s.scalar(select(Tenant.code).where(Tenant.oin == oin)) is not None:
+        raise AlreadyExists(f"another tenant has OIN {oin}", field="oin")
     tenant = Tenant(code=code, name=name, kind=kind, oin=oin, active=True)
     s.add(tenant)
-    await s.flush()
+    try:
+        await s.flush()
+    except IntegrityError:  # registered by a concurrent request since the checks above
+        raise AlreadyExists(f"tenant {code} or OIN {oin} was registered meanwhile", field="code") from None
     return TenantInfo.of(tenant)
 
 
@@ -116,17 +142,22 @@ async def set_inbox(s: AsyncSession, code: str, inbox: str) -> None:
 
 
 async def add_group(s: AsyncSession, name: str, members: list[str], description: str = "") -> list[str]:
-    if not _GROUP.match(name):
+    if not _GROUP.fullmatch(name):
         raise RegistryError(f"group name {name!r} must be a lowercase slug", field="name")
+    if not _TEXT.fullmatch(description) or len(description) > 300:
+        raise RegistryError("a description is at most 300 characters, no NUL", field="description")
     if await s.get(Group, name) is not None:
-        raise RegistryError(f"group {name} already exists", field="name")
+        raise AlreadyExists(f"group {name} already exists", field="name")
     unknown = [m for m in members if await s.get(Tenant, m) is None]
     if unknown:
-        raise RegistryError(f"unknown tenant(s): {', '.join(unknown)}", field="members")
+        raise UnknownTenants(f"unknown tenant(s): {', '.join(unknown)}", field="members")
     group = Group(name=name, description=description)
     group.members = [GroupMember(tenant_code=m) for m in dict.fromkeys(members)]
     s.add(group)
-    await s.flush()
+    try:
+        await s.flush()
+    except IntegrityError:  # created by a concurrent request since the check above
+        raise AlreadyExists(f"group {name} already exists", field="name") from None
     return sorted(dict.fromkeys(members))
 
 

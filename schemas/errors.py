@@ -20,8 +20,9 @@
     │                            bad structure or encoding, unsupported version or algorithm
     │                            (crypto_invalid; a signature that does not verify is
     │                            `bad_signature`)
-    ├── Conflict                 the request clashes with what the hub holds (e.g. a tenant's keys)
-    └── NotFound                 a record does not exist (or is not yours)
+    ├── NotFound                 a record does not exist (or is not yours)
+    └── Conflict                 the request contradicts what the hub holds (a duplicate, a
+                                 tenant's keys)
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
 never contains personal data. The HTTP and AMQP edges map this tree to status codes and to
@@ -107,9 +108,9 @@ class CryptoInvalid(CryptoError):
     reason = "crypto_invalid"
 
 
-class Conflict(InbeeldError):
-    reason = "conflict"
-
-
 class NotFound(InbeeldError):
     reason = "not_found"
+
+
+class Conflict(InbeeldError):
+    reason = "conflict"

@@ -29,7 +29,8 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit
@@ -88,8 +89,17 @@ async def subscribe(s: AsyncSession, tenant: str, publisher: str) -> bool:
             raise NotAuthorised("a tenant does not subscribe to itself", field="publisher")
     if await s.get(Subscription, (tenant, publisher)) is not None:
         return False
-    s.add(Subscription(tenant_code=tenant, publisher=publisher, created_at=utcnow()))
-    await s.flush()
+    row = {"tenant_code": tenant, "publisher": publisher, "created_at": utcnow()}
+    try:
+        # A concurrent request may add the same row first: then it is simply not new. PostgreSQL
+        # aborts the transaction on a failed statement, so there it runs in a savepoint.
+        if s.get_bind().dialect.name == "sqlite":
+            await s.execute(insert(Subscription), [row])
+        else:
+            async with s.begin_nested():
+                await s.execute(insert(Subscription), [row])
+    except IntegrityError:
+        return False
     return True
 
 

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
-from hub import audit
+from hub import audit, operator_actions
 from hub.api.deps import MAX_ID, CurrentPrincipal, DbDep, Operator, SessionDep, SettingsDep
-from hub.replay import replay_dead_letter
+from hub.api.errors import problems
+from hub.operator_actions import Actor
 
 router = APIRouter(tags=["audit"])
 
@@ -27,13 +28,19 @@ class AuditItem(BaseModel):
     hash: str
 
 
+class Replayed(BaseModel):
+    status: Literal["replayed"]
+
+
 class ChainOut(BaseModel):
     intact: bool
     records: int
     first_bad_seq: int | None
 
 
-@router.get("/audit", summary="Processing log records about you (operator: all)")
+@router.get(
+    "/audit", summary="Processing log records about you (operator: all)", responses=problems(401, 422)
+)
 async def list_audit(
     s: SessionDep, who: CurrentPrincipal, limit: int = Query(100, ge=1, le=1000)
 ) -> list[AuditItem]:
@@ -41,7 +48,7 @@ async def list_audit(
     return [AuditItem.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.get("/audit/verify", summary="Recompute the hash chain (operator)")
+@router.get("/audit/verify", summary="Recompute the hash chain (operator)", responses=problems(401, 403))
 async def verify_audit(s: SessionDep, _op: Operator) -> ChainOut:
     report = await audit.verify(s)
     return ChainOut(intact=report.intact, records=report.records, first_bad_seq=report.first_bad_seq)
@@ -51,9 +58,10 @@ async def verify_audit(s: SessionDep, _op: Operator) -> ChainOut:
     "/dead-letters/{dl_id}/replay",
     status_code=202,
     summary="Send a dead letter to the router again (operator)",
+    responses=problems(400, 401, 403, 404, 422, 503),
 )
 async def replay(
-    dl_id: Annotated[int, Path(ge=0, le=MAX_ID)], db: DbDep, settings: SettingsDep, _op: Operator
-) -> dict[str, str]:
-    await replay_dead_letter(settings, db, dl_id)
-    return {"status": "replayed"}
+    dl_id: Annotated[int, Path(ge=0, le=MAX_ID)], db: DbDep, settings: SettingsDep, op: Operator
+) -> Replayed:
+    await operator_actions.replay(settings, db, Actor.token(op.token_id), dl_id)
+    return Replayed(status="replayed")

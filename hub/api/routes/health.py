@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from hub.api.deps import DbDep, SettingsDep
 from hub.broker.connection import open_connection
@@ -13,9 +14,20 @@ from hub.store.db import head_revisions
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Broker and database status")
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str = Field(description="`ok`, or what is wrong (not migrated, unreachable)")
+    broker: str = Field(description="`ok`, or what is wrong (unreachable)")
+
+
+@router.get(
+    "/health",
+    summary="Broker and database status",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The broker or the database is not ok"}},
+)
 async def health(db: DbDep, settings: SettingsDep) -> JSONResponse:
-    checks: dict[str, Any] = {}
+    checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(db.ping(), 5)
         revision = await db.current_revision()
@@ -29,6 +41,5 @@ async def health(db: DbDep, settings: SettingsDep) -> JSONResponse:
     except Exception as exc:
         checks["broker"] = f"unreachable ({type(exc).__name__})"
     healthy = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503
-    )
+    body = Health(status="ok" if healthy else "degraded", **checks)
+    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

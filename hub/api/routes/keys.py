@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, Field
 
 from hub import key_registration, keys
 from hub.api.deps import CurrentPrincipal, CurrentTenant, DbDep, Operator, SessionDep, SettingsDep
+from hub.api.errors import problems
+from hub.registry import OIN_PATTERN, TEXT_PATTERN
 
 router = APIRouter(tags=["keys"])
 
@@ -45,7 +47,7 @@ _PUT_KEYS = (
     "/keys",
     summary="Register or rotate your public keys",
     description=_PUT_KEYS,
-    responses={409: {"description": "new keys without a valid rotation proof (key_replacement_refused)"}},
+    responses=problems(400, 401, 403, 409, 422, 503),
 )
 async def put_keys(
     body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
@@ -64,9 +66,10 @@ async def put_keys(
     description="The operator replaces a tenant's key set without a rotation proof, e.g. after "
     "the tenant lost its keystore or a key leaked. Audited (`replace keys`); every tenant "
     "receives `key.rotated`.",
+    responses=problems(400, 401, 403, 404, 422, 503),
 )
 async def replace_keys(
-    code: str,
+    code: Annotated[str, Path(pattern=TEXT_PATTERN)],
     body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
     db: DbDep,
     settings: SettingsDep,
@@ -77,12 +80,22 @@ async def replace_keys(
     return JWKSet(tenant=done.tenant, keys=done.keys)
 
 
-@router.get("/tenants/{code}/keys", summary="A tenant's public keys (JWK Set)")
-async def get_keys(code: str, s: SessionDep, _who: CurrentPrincipal) -> JWKSet:
+@router.get(
+    "/tenants/{code}/keys", summary="A tenant's public keys (JWK Set)", responses=problems(401, 404, 422)
+)
+async def get_keys(
+    code: Annotated[str, Path(pattern=TEXT_PATTERN)], s: SessionDep, _who: CurrentPrincipal
+) -> JWKSet:
     return JWKSet(tenant=code, keys=await keys.published(s, code))
 
 
-@router.get("/tenants/by-oin/{oin}/keys", summary="The public keys of the tenant with this OIN")
-async def get_keys_by_oin(oin: str, s: SessionDep, _who: CurrentPrincipal) -> JWKSet:
+@router.get(
+    "/tenants/by-oin/{oin}/keys",
+    summary="The public keys of the tenant with this OIN",
+    responses=problems(401, 404, 422),
+)
+async def get_keys_by_oin(
+    oin: Annotated[str, Path(pattern=OIN_PATTERN)], s: SessionDep, _who: CurrentPrincipal
+) -> JWKSet:
     code = await keys.tenant_by_oin(s, oin)
     return JWKSet(tenant=code, keys=await keys.published(s, code))

@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from hub import ledger
 from hub.api.deps import MAX_ID, CurrentPrincipal, Operator, SessionDep
+from hub.api.errors import problems
+from hub.registry import TEXT_PATTERN
 from hub.store.models import DeadLetter
 from schemas.errors import NotFound
 
@@ -41,7 +43,7 @@ class DeadLetterItem(BaseModel):
     body_kept: bool  # only a signed or sealed event's body is kept (and can be replayed)
 
 
-@router.get("/ledger", summary="Events you sent or received (operator: all)")
+@router.get("/ledger", summary="Events you sent or received (operator: all)", responses=problems(401, 422))
 async def list_ledger(
     s: SessionDep,
     who: CurrentPrincipal,
@@ -53,15 +55,17 @@ async def list_ledger(
     return [LedgerItem(**v.__dict__) for v in views]
 
 
-@router.get("/ledger/{event_id}", summary="One event of yours")
-async def get_ledger(event_id: str, s: SessionDep, who: CurrentPrincipal) -> LedgerItem:
+@router.get("/ledger/{event_id}", summary="One event of yours", responses=problems(401, 404, 422))
+async def get_ledger(
+    event_id: Annotated[str, Path(pattern=TEXT_PATTERN)], s: SessionDep, who: CurrentPrincipal
+) -> LedgerItem:
     view = await ledger.get_for(s, who.tenant, event_id)
     if view is None:
         raise NotFound(f"no event {event_id}")
     return LedgerItem(**view.__dict__)
 
 
-@router.get("/ledger-counts", summary="Events per status (operator)")
+@router.get("/ledger-counts", summary="Events per status (operator)", responses=problems(401, 403))
 async def ledger_counts(s: SessionDep, _op: Operator) -> dict[str, int]:
     return await ledger.counts(s)
 
@@ -80,7 +84,11 @@ def _dl(row: DeadLetter) -> DeadLetterItem:
     )
 
 
-@router.get("/dead-letters", summary="Messages the hub could not route (tenants: their own)")
+@router.get(
+    "/dead-letters",
+    summary="Messages the hub could not route (tenants: their own)",
+    responses=problems(401, 422),
+)
 async def list_dead_letters(
     s: SessionDep, who: CurrentPrincipal, limit: int = Query(100, ge=1, le=1000)
 ) -> list[DeadLetterItem]:
@@ -90,7 +98,11 @@ async def list_dead_letters(
     return [_dl(r) for r in await s.scalars(q)]
 
 
-@router.get("/dead-letters/{dl_id}/body", summary="The raw body, base64 (operator)")
+@router.get(
+    "/dead-letters/{dl_id}/body",
+    summary="The raw body, base64 (operator)",
+    responses=problems(401, 403, 404, 422),
+)
 async def dead_letter_body(
     dl_id: Annotated[int, Path(ge=0, le=MAX_ID)], s: SessionDep, _op: Operator
 ) -> dict[str, str]:

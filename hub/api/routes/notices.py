@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.api.deps import CurrentPrincipal, Operator, SessionDep
+from hub.api.errors import problems
 from hub.store.models import Notice, NoticeAnswer
 
 router = APIRouter(tags=["notices"])
@@ -45,7 +46,9 @@ async def _answers(s: AsyncSession, notices: list[Notice]) -> dict[tuple[str, st
     return out
 
 
-@router.get("/notices", summary="Notices you asked or received, with their state")
+@router.get(
+    "/notices", summary="Notices you asked or received, with their state", responses=problems(401, 403, 422)
+)
 async def list_notices(
     s: SessionDep,
     who: CurrentPrincipal,
@@ -98,7 +101,7 @@ class NoticeCounts(BaseModel):
     askers: int
 
 
-@router.get("/notice-counts", summary="Notices per state (operator)")
+@router.get("/notice-counts", summary="Notices per state (operator)", responses=problems(401, 403))
 async def notice_counts(s: SessionDep, _op: Operator) -> NoticeCounts:
     rows = await s.execute(select(Notice.state, func.count()).group_by(Notice.state))
     by_state = {"open": 0, "closed": 0, "expired": 0}

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
 from hub.api.deps import CurrentPrincipal, CurrentTenant, SessionDep
+from hub.api.errors import problems
+from hub.registry import TENANT_CODE_PATTERN, TEXT_PATTERN
 from hub.workflows import templates as service
 
 router = APIRouter(tags=["templates"])
 
 PublisherPath = Path(
     description="A publisher's tenant code (e.g. `ingrado`), or `*` for every publisher",
-    pattern=r"^(\*|GM\d{4}|[a-z][a-z0-9-]{1,31})$",
+    pattern=r"^(\*|GM[0-9]{4}|[a-z][a-z0-9-]{1,31})$",
 )
 
 
@@ -46,14 +48,25 @@ def _me(who: CurrentPrincipal, tenant: str | None) -> str:
         if tenant is not None and tenant != who.tenant:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such subscriptions")
         return who.tenant
-    if tenant is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the operator names a tenant: ?tenant=")
+    if tenant is None:  # the operator follows no one itself
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "the operator has no subscriptions; name a tenant: ?tenant="
+        )
     return tenant
 
 
-@router.get("/subscriptions", summary="The publishers you follow (operator: ?tenant=)")
+TenantQuery = Query(
+    None, max_length=32, pattern=TENANT_CODE_PATTERN, description="The operator names a tenant"
+)
+
+
+@router.get(
+    "/subscriptions",
+    summary="The publishers you follow (operator: ?tenant=)",
+    responses=problems(401, 404, 422),
+)
 async def list_subscriptions(
-    s: SessionDep, who: CurrentPrincipal, tenant: str | None = None
+    s: SessionDep, who: CurrentPrincipal, tenant: str | None = TenantQuery
 ) -> Subscriptions:
     code = _me(who, tenant)
     return Subscriptions(tenant=code, publishers=await service.subscriptions_of(s, code))
@@ -63,7 +76,8 @@ async def list_subscriptions(
     "/subscriptions/{publisher}",
     summary="Follow a publisher's templates (`*`: every publisher)",
     description="Idempotent. From now on the hub delivers the publisher's `template.published` "
-    "and `template.withdrawn` to you.",
+    "and `template.withdrawn` to you. A publisher that is no tenant is 404; yourself, 403.",
+    responses=problems(401, 403, 404, 422),
 )
 async def put_subscription(
     s: SessionDep, who: CurrentTenant, publisher: str = PublisherPath
@@ -73,7 +87,11 @@ async def put_subscription(
     return Subscriptions(tenant=who.tenant, publishers=await service.subscriptions_of(s, who.tenant))
 
 
-@router.delete("/subscriptions/{publisher}", summary="Stop following a publisher (or `*`)")
+@router.delete(
+    "/subscriptions/{publisher}",
+    summary="Stop following a publisher (or `*`)",
+    responses=problems(401, 403, 404, 422),
+)
 async def delete_subscription(
     s: SessionDep, who: CurrentTenant, publisher: str = PublisherPath
 ) -> Subscriptions:
@@ -83,17 +101,25 @@ async def delete_subscription(
     return Subscriptions(tenant=who.tenant, publishers=await service.subscriptions_of(s, who.tenant))
 
 
-@router.get("/subscribers", summary="Who receives your templates (group:subscribers, expanded)")
+@router.get(
+    "/subscribers",
+    summary="Who receives your templates (group:subscribers, expanded)",
+    responses=problems(401, 403),
+)
 async def list_subscribers(s: SessionDep, who: CurrentTenant) -> Subscribers:
     assert who.tenant is not None
     return Subscribers(publisher=who.tenant, subscribers=await service.subscribers_of(s, who.tenant))
 
 
-@router.get("/templates", summary="The template catalogue: published versions, withdrawn ones marked")
+@router.get(
+    "/templates",
+    summary="The template catalogue: published versions, withdrawn ones marked",
+    responses=problems(401, 422),
+)
 async def list_templates(
     s: SessionDep,
     _who: CurrentPrincipal,
-    publisher: str | None = None,
+    publisher: str | None = Query(None, max_length=32, pattern=TEXT_PATTERN),
     include_withdrawn: bool = True,
 ) -> list[CatalogueEntry]:
     rows = await service.catalogue(s, publisher=publisher, include_withdrawn=include_withdrawn)

@@ -4,12 +4,14 @@ operator sees counts per state and the transfers that are stuck, never anyone's 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from hub.api.deps import MAX_ID, CurrentTenant, Operator, SessionDep
+from hub.api.errors import problems
+from hub.registry import TEXT_PATTERN
 from hub.workflows import transfers
 from schemas.transfers import State
 
@@ -52,7 +54,11 @@ def _item(v: transfers.TransferView) -> TransferItem:
     return TransferItem(**v.__dict__)
 
 
-@router.get("/transfers", summary="Your transfers, offered or received (a bureau: also its members')")
+@router.get(
+    "/transfers",
+    summary="Your transfers, offered or received (a bureau: also its members')",
+    responses=problems(401, 403, 422),
+)
 async def list_transfers(
     s: SessionDep,
     who: CurrentTenant,
@@ -66,19 +72,29 @@ async def list_transfers(
     return [_item(v) for v in views]
 
 
-@router.get("/transfers/{transfer_id}", summary="One transfer of yours with its timeline")
-async def get_transfer(transfer_id: str, s: SessionDep, who: CurrentTenant) -> TransferDetail:
+@router.get(
+    "/transfers/{transfer_id}",
+    summary="One transfer of yours with its timeline",
+    responses=problems(401, 403, 404, 422),
+)
+async def get_transfer(
+    transfer_id: Annotated[str, Path(pattern=TEXT_PATTERN)], s: SessionDep, who: CurrentTenant
+) -> TransferDetail:
     assert who.tenant is not None
     view, steps = await transfers.get_for(s, who.tenant, transfer_id)
     return TransferDetail(**view.__dict__, timeline=[StepItem(**x.__dict__) for x in steps])
 
 
-@router.get("/transfer-counts", summary="Transfers per state (operator)")
+@router.get("/transfer-counts", summary="Transfers per state (operator)", responses=problems(401, 403))
 async def transfer_counts(s: SessionDep, _op: Operator) -> dict[str, int]:
     return await transfers.counts(s)
 
 
-@router.get("/transfers-stuck", summary="Open transfers without a step for `days` days (operator)")
+@router.get(
+    "/transfers-stuck",
+    summary="Open transfers without a step for `days` days (operator)",
+    responses=problems(401, 403, 422),
+)
 async def stuck_transfers(
     s: SessionDep,
     _op: Operator,

@@ -1,0 +1,141 @@
+"""The hub operator's actions: register and provision a tenant, rotate its broker password,
+suspend and reinstate it, create a group, create and revoke API tokens, replay a dead letter.
+
+The API routes and the CLI both call these functions, so every action leaves the same trace
+whichever way it was taken: a record in the audit hash chain (who, what, on what, the outcome;
+the record's time is when) written in the same transaction as the change itself, and one
+structured log line. Neither ever holds a token, a password, a label or a message body."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from aio_pika.abc import AbstractChannel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import audit, auth, provisioning, registry
+from hub.broker.management import Management
+from hub.config import Settings
+from hub.replay import replay_dead_letter
+from hub.store.db import Database
+
+log = structlog.get_logger("inbeeld.operator")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: an operator API token (by its id) or a person at the hub's CLI (by OS user)."""
+
+    ref: str
+
+    @classmethod
+    def token(cls, token_id: int) -> Actor:
+        return cls(f"operator:token:{token_id}")
+
+    @classmethod
+    def cli(cls) -> Actor:
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError):  # no login name and no passwd entry (e.g. a bare container)
+            user = "unknown"
+        return cls(f"operator:cli:{_UNSAFE.sub('_', user)[:40]}")
+
+
+async def _record(
+    s: AsyncSession,
+    actor: Actor,
+    activity: str,
+    outcome: str,
+    subject_ref: str,
+    tenants: Sequence[str | None] = (),
+) -> None:
+    # The tenants an action is about are named as recipients, so each finds the action in its
+    # own GET /audit (a tenant is entitled to know it was suspended, or got a new token).
+    recipients = [t for t in tenants if t is not None]
+    await audit.append(
+        s, activity=activity, actor=actor.ref, outcome=outcome, subject_ref=subject_ref, recipients=recipients
+    )
+    log.info("operator.action", actor=actor.ref, action=activity, subject=subject_ref, outcome=outcome)
+
+
+async def add_tenant(
+    s: AsyncSession, actor: Actor, code: str, name: str, kind: str, oin: str | None = None
+) -> registry.TenantInfo:
+    tenant = await registry.add_tenant(s, code, name, kind, oin)
+    await _record(s, actor, "add tenant", "added", f"tenant:{code}", [code])
+    return tenant
+
+
+async def provision_tenant(
+    s: AsyncSession, mgmt: Management, channel: AbstractChannel, settings: Settings, actor: Actor, code: str
+) -> provisioning.BrokerCredentials:
+    """Create (or re-key) the tenant's broker user and inbox; the password goes to the caller only."""
+    creds = await provisioning.provision_tenant(s, mgmt, channel, settings, code)
+    await _record(s, actor, "provision tenant", "provisioned", f"tenant:{code}", [code])
+    return creds
+
+
+async def rotate_broker_password(
+    s: AsyncSession, mgmt: Management, settings: Settings, actor: Actor, code: str, *, close_connections: bool
+) -> tuple[provisioning.BrokerCredentials, int]:
+    creds, closed = await provisioning.rotate_broker_password(
+        s, mgmt, settings, code, close_connections=close_connections
+    )
+    await _record(s, actor, "rotate broker password", "rotated", f"tenant:{code}", [code])
+    return creds, closed
+
+
+async def add_group(
+    s: AsyncSession, actor: Actor, name: str, members: Sequence[str], description: str = ""
+) -> list[str]:
+    added = await registry.add_group(s, name, list(members), description)
+    await _record(s, actor, "add group", "added", f"group:{name}", added)
+    return added
+
+
+async def suspend_tenant(
+    s: AsyncSession, mgmt: Management, settings: Settings, actor: Actor, code: str
+) -> int:
+    """Suspend `code` (see provisioning.suspend_tenant); returns the connections closed."""
+    closed = await provisioning.suspend_tenant(s, mgmt, settings, code)
+    await _record(s, actor, "suspend tenant", "suspended", f"tenant:{code}", [code])
+    return closed
+
+
+async def reinstate_tenant(
+    s: AsyncSession, mgmt: Management, settings: Settings, actor: Actor, code: str
+) -> None:
+    await provisioning.reinstate_tenant(s, mgmt, settings, code)
+    await _record(s, actor, "reinstate tenant", "reinstated", f"tenant:{code}", [code])
+
+
+async def create_token(
+    s: AsyncSession, actor: Actor, scope: auth.Scope, tenant: str | None = None, label: str = ""
+) -> tuple[int, str]:
+    """Issue a token; returns (id, plaintext) — the plaintext goes to the caller only."""
+    token_id, token = await auth.issue(s, scope, tenant, label)
+    await _record(s, actor, f"create {scope} token", "created", f"token:{token_id}", [tenant])
+    return token_id, token
+
+
+async def revoke_token(s: AsyncSession, actor: Actor, token_id: int) -> None:
+    """Revoke a token; the last working operator token is refused (auth.LastOperatorToken)."""
+    try:
+        revoked = await auth.revoke(s, token_id)
+    except auth.LastOperatorToken:
+        log.warning("operator.refused", actor=actor.ref, action="revoke token", subject=f"token:{token_id}",
+                    reason=auth.LastOperatorToken.reason)
+        raise
+    await _record(s, actor, f"revoke {revoked.scope} token", "revoked", f"token:{token_id}", [revoked.tenant])
+
+
+async def replay(settings: Settings, db: Database, actor: Actor, dl_id: int) -> None:
+    """Send dead letter `dl_id` to the router again (hub.replay), then record that it was."""
+    await replay_dead_letter(settings, db, dl_id)
+    async with db.session() as s, s.begin():
+        await _record(s, actor, "replay dead letter", "replayed", f"dead-letter:{dl_id}")
