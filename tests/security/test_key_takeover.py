@@ -297,7 +297,8 @@ async def test_a_recipient_that_cannot_open_an_offer_tells_its_sender(
             async with Directory(api_url, rd_token) as directory:
                 sealer = Sealer(rotterdam_old, directory, "GM0599")
                 url = hub.tenant_url("GM0599")
-                async with Connector("GM0599", url, system="takeover", sealer=sealer) as rotterdam:
+                async with Connector("GM0599", url, inbox_name=hub.inbox("GM0599"), system="takeover",
+                                     sealer=sealer) as rotterdam:
                     async for message in rotterdam.inbox(idle_timeout=2):
                         assert message.event.id != sent.id
                         await message.ack()
