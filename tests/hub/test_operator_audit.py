@@ -24,7 +24,6 @@ from structlog.testing import capture_logs
 
 from hub import audit, auth, provisioning
 from hub.api.app import create_app
-from hub.broker.topology import inbox_name
 from hub.provisioning import BrokerCredentials
 from hub.services import amqp_channel, management
 from hub.store.models import ApiToken, AuditRecord, DeadLetter, Group, GroupMember, Tenant
@@ -65,7 +64,8 @@ async def temp_tenant(hub: RunningHub) -> AsyncIterator[BrokerCredentials]:
     finally:
         async with management(hub.settings) as mgmt:
             await mgmt.delete_user(creds.username)
-            await mgmt.delete_queue(hub.settings.vhost, inbox_name(code))
+            assert creds.inbox is not None
+            await mgmt.delete_queue(hub.settings.vhost, creds.inbox)
         async with hub.db.session() as s, s.begin():
             await s.execute(delete(ApiToken).where(ApiToken.tenant_code == code))
             await s.execute(delete(Tenant).where(Tenant.code == code))
@@ -301,7 +301,10 @@ async def test_cli_onboarding_is_audited_and_logs_no_password(hub: RunningHub) -
     finally:
         async with management(hub.settings) as mgmt:
             await mgmt.delete_user(provisioning.broker_username(hub.settings.vhost, code))
-            await mgmt.delete_queue(hub.settings.vhost, inbox_name(code))
+            async with hub.db.session() as s:
+                inbox = (await s.get(Tenant, code)).inbox  # named at provisioning
+            if inbox is not None:
+                await mgmt.delete_queue(hub.settings.vhost, inbox)
         async with hub.db.session() as s, s.begin():
             await s.execute(delete(GroupMember).where(GroupMember.group_name == group))
             await s.execute(delete(Group).where(Group.name == group))
