@@ -97,6 +97,8 @@ class Deployment:
             log_format="json",
             # Inboxes are drained as fast as the router fills them; never let the limit steer it.
             inbox_max_length=1_000_000,
+            # The bench measures capacity, not the per-tenant rate policy.
+            rate_limit=0,
         )
         db = await open_database(settings)
         async with management(settings) as mgmt:
@@ -211,6 +213,7 @@ class Deployment:
             "INBEELD_LOG_FORMAT": "json",
             "INBEELD_LOG_LEVEL": os.environ.get("INBEELD_BENCH_ROUTER_LOG_LEVEL", "INFO"),
             "INBEELD_INBOX_MAX_LENGTH": str(s.inbox_max_length),
+            "INBEELD_RATE_LIMIT": str(s.rate_limit),
         }
 
     async def start_routers(self, n: int) -> list[RouterProcess]:
