@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
 
 from hub.api.app import create_app
 from hub.api.errors import MEDIA_TYPE, TYPE_PREFIX, Problem
+from hub.store.models import Tenant
 from tests.utils.hubs import RunningHub
 
 pytestmark = pytest.mark.broker
@@ -129,12 +131,19 @@ async def test_schema_valid_requests_are_accepted(
     assert doc["components"]["schemas"]["OperatorTokenIn"]["additionalProperties"] is False
 
 
-async def test_duplicate_oin_is_a_conflict(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
+async def test_duplicate_oin_is_a_conflict(
+    hub: RunningHub, api: httpx.AsyncClient, operator: dict[str, str]
+) -> None:
     oin = "0000000" + uuid.uuid4().int.__str__()[:13]
     first = {"code": f"t{uuid.uuid4().hex[:8]}", "name": "Een", "kind": "association", "oin": oin}
     second = {"code": f"t{uuid.uuid4().hex[:8]}", "name": "Twee", "kind": "association", "oin": oin}
-    assert (await api.post("/tenants", json=first, headers=operator)).status_code == 201
-    is_problem(await api.post("/tenants", json=second, headers=operator), 409, "already_exists")
+    try:
+        assert (await api.post("/tenants", json=first, headers=operator)).status_code == 201
+        is_problem(await api.post("/tenants", json=second, headers=operator), 409, "already_exists")
+    finally:
+        # the session's hub is shared: an unprovisioned tenant left behind fails `doctor`
+        async with hub.db.session() as s, s.begin():
+            await s.execute(delete(Tenant).where(Tenant.code.in_([first["code"], second["code"]])))
 
 
 async def test_health_answers_its_declared_schema(api: httpx.AsyncClient) -> None:
