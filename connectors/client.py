@@ -61,6 +61,7 @@ from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
 from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
+from schemas.names import INBOX_PREFIX, INGRESS, RECEIPT_TYPE
 from schemas.validation import validate_payload
 
 __all__ = [
@@ -80,9 +81,6 @@ __all__ = [
 
 log = structlog.get_logger("inbeeld.connector")
 
-INGRESS = "inbeeld.ingress"
-INBOX_PREFIX = "inbeeld.inbox."
-RECEIPT_TYPE = "nl.leerplicht.receipt"
 DELIVERY_FAILED_TYPE = "nl.leerplicht.delivery.failed"
 # What makes an event unopenable for good (worth telling its sender); a directory that cannot
 # be asked or a sender it does not know (yet) is not reported.

@@ -29,11 +29,11 @@ from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, NotFound, TooDeep
 from schemas.key_proof import sign_rotation
+from schemas.names import KEY_ROTATED
 
 __all__ = ["DEFAULT_TTL", "Directory", "DirectoryError", "KeyReplacementRefused"]
 
 DEFAULT_TTL = 300.0
-KEY_ROTATED = "nl.leerplicht.key.rotated"
 _ENCRYPT_TO = ("primary", "pending")  # retired keys only decrypt what was sealed before
 
 

@@ -78,6 +78,7 @@ from schemas.events import (
     TemplatePublished,
     TemplateWithdrawn,
 )
+from schemas.names import KEY_ROTATED
 
 __all__ = ["FlowRefused", "Runtime", "open_keystore"]
 
@@ -85,7 +86,6 @@ log = structlog.get_logger("inbeeld.connector.runtime")
 
 HUB_REJECTED = "nl.leerplicht.hub.rejected"
 HUB_RECEIPT = "nl.leerplicht.hub.receipt"
-KEY_ROTATED = "nl.leerplicht.key.rotated"
 KEY_REPLACEMENT_REFUSED = "nl.leerplicht.hub.key_replacement_refused"
 DELIVERY_FAILED = "nl.leerplicht.delivery.failed"
 TRANSFER_PREFIX = "nl.leerplicht.transfer."

@@ -36,11 +36,11 @@ from schemas import sealed
 from schemas.envelope import CloudEvent
 from schemas.errors import BadSignature, CryptoError, SchemaInvalid
 from schemas.events import Payload, spec_for
+from schemas.names import GROUP_PREFIX
 from schemas.validation import validate_payload
 
 __all__ = ["Sealer"]
 
-GROUP_PREFIX = "group:"
 
 
 def _plain(data: Any) -> Any:

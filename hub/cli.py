@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -160,23 +161,6 @@ def router_cmd() -> None:
             await db.close()
 
     run(go)
-
-
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="Where the demo writes its artefacts")] = Path("demo-out"),
-    vhost: Annotated[str, typer.Option(help="Demo vhost (reset at start)")] = "inbeeld-demo",
-) -> None:
-    """Play the mission's story end to end on a fresh demo vhost and database."""
-    settings = get_settings()
-    if settings.log_level.upper() == "INFO":  # keep the story readable; INBEELD_LOG_LEVEL wins
-        settings = settings.model_copy(update={"log_level": "WARNING"})
-    try:
-        from demo.story import play
-    except ImportError:  # pragma: no cover - installed without the demo package
-        err.print("error: the demo package is not installed")
-        raise typer.Exit(1) from None
-    run(lambda: play(settings, out, vhost, console), settings)
 
 
 # -- tenants ---------------------------------------------------------------------------------
@@ -443,7 +427,18 @@ def dead_letter_replay(
     run(go)
 
 
+COMMANDS_GROUP = "inbeeld.commands"  # entry points that add commands (the demo's is one)
+
+
+def _add_plugin_commands() -> None:
+    """Commands other installed packages contribute (`inbeeld demo` from the demo package),
+    found through entry points, so the hub imports none of them."""
+    for entry in entry_points(group=COMMANDS_GROUP):
+        app.command(entry.name)(entry.load())
+
+
 def main() -> None:
+    _add_plugin_commands()
     try:
         app()
     except ValidationError as exc:  # INBEELD_* settings that do not make sense

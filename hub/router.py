@@ -52,13 +52,13 @@ from hub.workflows import load_all, workflow_for
 from schemas.envelope import CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
 from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
+from schemas.names import RECEIPT_TYPE
 from schemas.redaction import bsn_in_attributes
 from schemas.validation import validate_payload
 
 log = structlog.get_logger("inbeeld.router")
 
 ACTOR = "hub-router"
-RECEIPT_TYPE = "nl.leerplicht.receipt"
 HEADER_REASON = "x-inbeeld-reason"
 HEADER_DETAIL = "x-inbeeld-detail"
 HEADER_SENDER = "x-inbeeld-sender"

@@ -13,10 +13,10 @@ from hub.registry import TenantInfo
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised, SourceMismatch, UnknownRecipient
 from schemas.events import spec_for
+from schemas.names import GROUP_PREFIX
 
 ALL_KINDS = frozenset({"municipality", "regional_bureau", "association"})
 PUPIL_KINDS = frozenset({"municipality", "regional_bureau"})
-GROUP_PREFIX = "group:"
 # Reserved for template.*: the sender's current subscribers, expanded by hub.workflows.templates.
 SUBSCRIBERS = GROUP_PREFIX + "subscribers"
 

@@ -23,12 +23,23 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
-INGRESS = "inbeeld.ingress"
-ROUTER_QUEUE = "inbeeld.router"
-DELIVERY = "inbeeld.delivery"
-DLX = "inbeeld.dlx"
-DEAD = "inbeeld.dead"
-INBOX_PREFIX = "inbeeld.inbox."
+from schemas.names import DEAD, DELIVERY, DLX, INBOX_PREFIX, INGRESS, ROUTER_QUEUE
+
+# The hub's modules take the topology's names from here; they are defined in schemas.names.
+__all__ = [
+    "DEAD",
+    "DELIVERY",
+    "DLX",
+    "INBOX_PREFIX",
+    "INBOX_RANDOM_BYTES",
+    "INGRESS",
+    "ROUTER_QUEUE",
+    "declare_core",
+    "declare_inbox",
+    "inbox_args",
+    "legacy_inbox_name",
+    "new_inbox_name",
+]
 
 
 INBOX_RANDOM_BYTES = 16  # 128 bits: not guessable, not enumerable

@@ -1,0 +1,24 @@
+"""`inbeeld demo`: registered with the hub's command line through the `inbeeld.commands` entry
+point, so the hub never imports the demo (which sits above hub and connectors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from demo.story import play
+from hub.cli import console, run
+from hub.config import get_settings
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes its artefacts")] = Path("demo-out"),
+    vhost: Annotated[str, typer.Option(help="Demo vhost (reset at start)")] = "inbeeld-demo",
+) -> None:
+    """Play the mission's story end to end on a fresh demo vhost and database."""
+    settings = get_settings()
+    if settings.log_level.upper() == "INFO":  # keep the story readable; INBEELD_LOG_LEVEL wins
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+    run(lambda: play(settings, out, vhost, console), settings)
