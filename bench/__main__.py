@@ -121,22 +121,27 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
             for kind in ("ping", "sealed"):
                 for routers in (1, 2):
                     prof = profiler if (profiler and kind == "ping" and routers == 1) else None
-                    rows.append(await throughput.measure(
-                        dep, kind, routers, sizes.throughput, SENDERS, RECEIVERS, prof
-                    ))
+                    rows.append(
+                        await throughput.measure(
+                            dep, kind, routers, sizes.throughput, SENDERS, RECEIVERS, prof
+                        )
+                    )
             return rows
 
         await section("relay", relays)
         await section("throughput", throughputs)
-        await section("latency", lambda: latency.measure(
-            dep, sizes.rates, sizes.latency_s, SENDERS, RECEIVERS
-        ))
-        await section("fanout", lambda: fanout.measure(
-            dep, PUBLISHER, FANOUT_GROUP, codes, sizes.fanout_reps
-        ))
-        await section("national_day", lambda: national_day.measure(
-            dep, sizes.national, codes[: sizes.municipalities], PUBLISHER, NATIONAL_GROUP
-        ))
+        await section(
+            "latency", lambda: latency.measure(dep, sizes.rates, sizes.latency_s, SENDERS, RECEIVERS)
+        )
+        await section(
+            "fanout", lambda: fanout.measure(dep, PUBLISHER, FANOUT_GROUP, codes, sizes.fanout_reps)
+        )
+        await section(
+            "national_day",
+            lambda: national_day.measure(
+                dep, sizes.national, codes[: sizes.municipalities], PUBLISHER, NATIONAL_GROUP
+            ),
+        )
         await section("memory", lambda: memory.measure(dep, sizes.memory, SENDERS, RECEIVERS))
         if profiler is not None:
             results["profile"] = profiler.summary()
@@ -158,14 +163,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a few minutes)")
     parser.add_argument("--tiny", action="store_true", help="smallest runs, for CI (under a minute)")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="NAME",
-                        help=f"run only these sections: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="NAME",
+        help=f"run only these sections: {', '.join(SECTIONS)}",
+    )
     parser.add_argument("--postgres", action="store_true", help="a temporary PostgreSQL database, not SQLite")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy on the router during the one-router ping throughput run")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on the router during the one-router ping throughput run",
+    )
     parser.add_argument("--national-events", type=int, help="events in the national-day run")
-    parser.add_argument("--memory-events", type=int, nargs=2, metavar=("N1", "N2"),
-                        help="memory checkpoints (default 100000 500000)")
+    parser.add_argument(
+        "--memory-events",
+        type=int,
+        nargs=2,
+        metavar=("N1", "N2"),
+        help="memory checkpoints (default 100000 500000)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go")
     args = parser.parse_args()
     console = Console()

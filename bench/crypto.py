@@ -50,9 +50,7 @@ def public(jwk: dict[str, Any]) -> dict[str, Any]:
 Case = tuple[str, Callable[[], object], Callable[[], object]]
 
 
-def _cases(
-    payload: bytes, n: int, signer: dict[str, Any], raw_signer: Ed25519PrivateKey
-) -> list[Case]:
+def _cases(payload: bytes, n: int, signer: dict[str, Any], raw_signer: Ed25519PrivateKey) -> list[Case]:
     keys = [OKPKey.generate_key("X25519").as_dict(private=True) for _ in range(n)]
     recipients = {f"GM{i:04d}": [public(k)] for i, k in enumerate(keys)}
     sender = [public(signer)]

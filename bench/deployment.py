@@ -171,8 +171,13 @@ class Deployment:
                 async with sem:
                     username = provisioning.broker_username(self.vhost, code)
                     password = uuid.uuid4().hex
-                    await declare_inbox(channel, inboxes[code], code, self.settings.delivery_limit,
-                                        self.settings.inbox_max_length)
+                    await declare_inbox(
+                        channel,
+                        inboxes[code],
+                        code,
+                        self.settings.delivery_limit,
+                        self.settings.inbox_max_length,
+                    )
                     await mgmt.put_user(username, password)
                     await provisioning.apply_limits(mgmt, self.settings, username)
                     await provisioning.grant(mgmt, self.settings, username, inbox=inboxes[code])
@@ -193,8 +198,12 @@ class Deployment:
                     ks = Keystore.create(self.workdir / f"{code}.keystore", kek=kek)
                     await keys.register(s, code, keys.validate_jwks(ks.public_jwks()))
                 self.tenants[code] = Tenant(
-                    code, kind, self.settings.amqp_url_for(user=username, password=passwords[code]),
-                    username, ks, inboxes[code],
+                    code,
+                    kind,
+                    self.settings.amqp_url_for(user=username, password=passwords[code]),
+                    username,
+                    ks,
+                    inboxes[code],
                 )
 
     async def add_group(self, name: str, members: Sequence[str]) -> None:

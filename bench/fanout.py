@@ -44,10 +44,12 @@ async def measure(
             if not complete:
                 raise TimeoutError(f"{len(arrivals.times)} of {len(members)} inboxes had the template")
             if k:
-                runs.append({
-                    "first_s": round(min(arrivals.times) - start, 4),
-                    "all_s": round(max(arrivals.times) - start, 4),
-                })
+                runs.append(
+                    {
+                        "first_s": round(min(arrivals.times) - start, 4),
+                        "all_s": round(max(arrivals.times) - start, 4),
+                    }
+                )
         size = len(signed.to_bytes())
     finally:
         await reader.stop()

@@ -78,20 +78,22 @@ async def measure(
             complete = await arrivals.wait(timeout=60 + n / 100)
             lat = arrivals.latencies_ms
             delivered = arrivals.rate()
-            rows.append({
-                "offered_per_s": rate,
-                "sent_per_s": round(offered, 1),
-                "delivered_per_s": round(delivered, 1),
-                "events": n,
-                "received": len(lat),
-                "complete": complete,
-                "saturated": delivered < 0.95 * rate,
-                "p50_ms": round(percentile(lat, 50), 2),
-                "p95_ms": round(percentile(lat, 95), 2),
-                "p99_ms": round(percentile(lat, 99), 2),
-                "max_ms": round(max(lat), 2) if lat else None,
-                "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
-            })
+            rows.append(
+                {
+                    "offered_per_s": rate,
+                    "sent_per_s": round(offered, 1),
+                    "delivered_per_s": round(delivered, 1),
+                    "events": n,
+                    "received": len(lat),
+                    "complete": complete,
+                    "saturated": delivered < 0.95 * rate,
+                    "p50_ms": round(percentile(lat, 50), 2),
+                    "p95_ms": round(percentile(lat, 95), 2),
+                    "p99_ms": round(percentile(lat, 99), 2),
+                    "max_ms": round(max(lat), 2) if lat else None,
+                    "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
+                }
+            )
     finally:
         await readers.stop()
         await close_connectors(send)

@@ -25,7 +25,10 @@ from hub.broker.topology import INGRESS
 
 
 async def measure(
-    dep: Deployment, checkpoints: Sequence[int], senders: Sequence[str], receivers: Sequence[str],
+    dep: Deployment,
+    checkpoints: Sequence[int],
+    senders: Sequence[str],
+    receivers: Sequence[str],
     window: int = 1000,
 ) -> dict[str, Any]:
     dep.stop_routers()
@@ -63,8 +66,10 @@ async def measure(
         body = dict(templates[k], id=str(uuid.uuid4()))
         await exchanges[k].publish(
             aio_pika.Message(
-                json.dumps(body).encode(), content_type="application/cloudevents+json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=dep.tenants[senders[k]].username,
+                json.dumps(body).encode(),
+                content_type="application/cloudevents+json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=dep.tenants[senders[k]].username,
             ),
             routing_key=PING,
         )

@@ -18,10 +18,21 @@ from typing import Any
 
 _FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+):?(?P<line>\d*)\)$")
 _PACKAGES = (
-    ("hub/", "hub"), ("schemas/", "schemas"), ("sqlalchemy", "sqlalchemy"), ("aiosqlite", "aiosqlite"),
-    ("asyncpg", "asyncpg"), ("aio_pika", "aio-pika"), ("aiormq", "aiormq"), ("pamqp", "pamqp"),
-    ("structlog", "structlog"), ("joserfc", "joserfc"), ("cryptography", "cryptography"),
-    ("pydantic", "pydantic"), ("asyncio", "asyncio"), ("json", "json"), ("logging", "logging"),
+    ("hub/", "hub"),
+    ("schemas/", "schemas"),
+    ("sqlalchemy", "sqlalchemy"),
+    ("aiosqlite", "aiosqlite"),
+    ("asyncpg", "asyncpg"),
+    ("aio_pika", "aio-pika"),
+    ("aiormq", "aiormq"),
+    ("pamqp", "pamqp"),
+    ("structlog", "structlog"),
+    ("joserfc", "joserfc"),
+    ("cryptography", "cryptography"),
+    ("pydantic", "pydantic"),
+    ("asyncio", "asyncio"),
+    ("json", "json"),
+    ("logging", "logging"),
 )
 
 
@@ -52,10 +63,14 @@ class Profiler:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         common = [exe, "record", "--pid", str(pid), "--rate", str(self.rate), "--nonblocking"]
         self._procs = [
-            subprocess.Popen([*common, "-o", str(self.svg)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-            subprocess.Popen([*common, "--idle", "--format", "raw", "-o", str(self.raw)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+            subprocess.Popen(
+                [*common, "-o", str(self.svg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            ),
+            subprocess.Popen(
+                [*common, "--idle", "--format", "raw", "-o", str(self.raw)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            ),
         ]
 
     def detach(self) -> None:

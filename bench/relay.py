@@ -34,8 +34,9 @@ async def _relay(url: str, serial: bool) -> None:
     lock = asyncio.Lock() if serial else None
 
     async def handle(message: AbstractIncomingMessage) -> None:
-        out = aio_pika.Message(message.body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                               content_type=message.content_type)
+        out = aio_pika.Message(
+            message.body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type=message.content_type
+        )
         await channel.default_exchange.publish(out, routing_key=DST)
         await message.ack()
 
@@ -63,12 +64,14 @@ async def measure(dep: Deployment, n: int, *, serial: bool = False, size: int = 
     await dst.purge()
     body = raw_body(size)
     for i in range(0, n, 256):
-        await asyncio.gather(*(
-            channel.default_exchange.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=SRC
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=SRC
+                )
+                for _ in range(min(256, n - i))
             )
-            for _ in range(min(256, n - i))
-        ))
+        )
     arrivals = Arrivals(n)
     reader = await conn.channel()
     await reader.set_qos(prefetch_count=256)

@@ -37,17 +37,32 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"target": TARGETS["throughput"], "value": value, "met": bool(r and r >= 0.75)})
     for row in results.get("latency") or []:
         if row["offered_per_s"] == 500:
-            out.append({"target": TARGETS["latency"], "value": f"p99 {row['p99_ms']} ms",
-                        "met": row["complete"] and row["p99_ms"] < 25})
+            out.append(
+                {
+                    "target": TARGETS["latency"],
+                    "value": f"p99 {row['p99_ms']} ms",
+                    "met": row["complete"] and row["p99_ms"] < 25,
+                }
+            )
     if fan := results.get("fanout"):
         note = "" if fan["members"] == 400 else f" (measured with {fan['members']})"
-        out.append({"target": TARGETS["fanout"], "value": f"{fan['worst_all_s']:.3f} s worst{note}",
-                    "met": fan["worst_all_s"] < 2.0})
+        out.append(
+            {
+                "target": TARGETS["fanout"],
+                "value": f"{fan['worst_all_s']:.3f} s worst{note}",
+                "met": fan["worst_all_s"] < 2.0,
+            }
+        )
     if mem := results.get("memory"):
         a, b = mem["checkpoints"][0], mem["checkpoints"][-1]
         scale = "" if (a, b) == (100_000, 500_000) else f" (here {a:,}→{b:,})"
-        out.append({"target": TARGETS["memory"] + scale, "value": f"{mem['growth_pct']:+.1f} %",
-                    "met": mem["growth_pct"] < 10})
+        out.append(
+            {
+                "target": TARGETS["memory"] + scale,
+                "value": f"{mem['growth_pct']:+.1f} %",
+                "met": mem["growth_pct"] < 10,
+            }
+        )
     return out
 
 
@@ -55,36 +70,61 @@ def table(results: dict[str, Any]) -> Table:
     failed = [k for k, v in results.items() if isinstance(v, dict) and "error" in v]
     results = _ok(results)
     m = results["machine"]
-    t = Table(title=f"Inbeeld hub benchmark — {m['date']} · {m['cores']} cores {m['cpu']} · "
-                    f"RabbitMQ {m['rabbitmq']} · {m['database']} · {results['mode']}")
+    t = Table(
+        title=f"Inbeeld hub benchmark — {m['date']} · {m['cores']} cores {m['cpu']} · "
+        f"RabbitMQ {m['rabbitmq']} · {m['database']} · {results['mode']}"
+    )
     for col in ("section", "measurement", "value", "÷ relay / note"):
         t.add_column(col, justify="left" if col in ("section", "measurement") else "right")
     if relay := results.get("relay"):
         for mode, row in relay.items():
             note = "baseline" if mode == "concurrent" else f"{ratio(results, row['msgs_per_s']):.2f} ×"
-            t.add_row("relay", f"plain aio-pika, {mode}, {row['body_bytes']} B",
-                      f"{row['msgs_per_s']:,.0f} msg/s", note)
+            t.add_row(
+                "relay",
+                f"plain aio-pika, {mode}, {row['body_bytes']} B",
+                f"{row['msgs_per_s']:,.0f} msg/s",
+                note,
+            )
     for row in results.get("throughput") or []:
         r = ratio(results, row["msgs_per_s"])
         flag = "" if row["complete"] else f" ({row['received']}/{row['events']} only)"
-        t.add_row("throughput", f"{row['event']}, {row['body_bytes']} B, {row['routers']} router(s)",
-                  f"{row['msgs_per_s']:,.0f} ev/s{flag}", f"{r:.2f} ×" if r else "")
+        t.add_row(
+            "throughput",
+            f"{row['event']}, {row['body_bytes']} B, {row['routers']} router(s)",
+            f"{row['msgs_per_s']:,.0f} ev/s{flag}",
+            f"{r:.2f} ×" if r else "",
+        )
     for row in results.get("latency") or []:
         note = "saturated" if row["saturated"] else ""
-        t.add_row("latency", f"{row['offered_per_s']}/s offered ({row['delivered_per_s']:,.0f}/s delivered)",
-                  f"p50 {row['p50_ms']} · p95 {row['p95_ms']} · p99 {row['p99_ms']} ms", note)
+        t.add_row(
+            "latency",
+            f"{row['offered_per_s']}/s offered ({row['delivered_per_s']:,.0f}/s delivered)",
+            f"p50 {row['p50_ms']} · p95 {row['p95_ms']} · p99 {row['p99_ms']} ms",
+            note,
+        )
     if fan := results.get("fanout"):
-        t.add_row("fan-out", f"{fan['event']} to {fan['members']} tenants",
-                  f"median {fan['median_all_s']:.3f} s · worst {fan['worst_all_s']:.3f} s",
-                  f"{fan['deliveries_per_s']:,.0f} deliveries/s")
+        t.add_row(
+            "fan-out",
+            f"{fan['event']} to {fan['members']} tenants",
+            f"median {fan['median_all_s']:.3f} s · worst {fan['worst_all_s']:.3f} s",
+            f"{fan['deliveries_per_s']:,.0f} deliveries/s",
+        )
     if nat := results.get("national_day"):
-        t.add_row("national day", f"{nat['events']:,} mixed events, {nat['municipalities']} municipalities",
-                  f"{nat['events_per_s']:,.0f} ev/s", f"100k in {nat['projected_100k_s']:,.0f} s"
-                  + (f", {nat['rejected']} rejected" if nat["rejected"] else ""))
+        t.add_row(
+            "national day",
+            f"{nat['events']:,} mixed events, {nat['municipalities']} municipalities",
+            f"{nat['events_per_s']:,.0f} ev/s",
+            f"100k in {nat['projected_100k_s']:,.0f} s"
+            + (f", {nat['rejected']} rejected" if nat["rejected"] else ""),
+        )
     if mem := results.get("memory"):
         marks = " → ".join(f"{v} MiB@{int(k):,}" for k, v in mem["rss_mib"].items())
-        t.add_row("memory", f"router RSS: {mem['rss_start_mib']} MiB at start → {marks}",
-                  f"{mem['growth_pct']:+.1f} %", f"{mem['events_per_s']:,.0f} ev/s")
+        t.add_row(
+            "memory",
+            f"router RSS: {mem['rss_start_mib']} MiB at start → {marks}",
+            f"{mem['growth_pct']:+.1f} %",
+            f"{mem['events_per_s']:,.0f} ev/s",
+        )
     for name in failed:
         t.add_row(name, "[red]failed[/]", "", "see the JSON")
     for row in targets(results):

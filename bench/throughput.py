@@ -65,8 +65,13 @@ async def measure(
         publish_s = await publish_all(send, events)
         readers.start()
         started = await dep.start_routers(routers)
-        cpu = CpuMeter({"broker": broker_pid(), "bench (senders, receivers)": os.getpid(),
-                        **{f"router {i}": r.pid for i, r in enumerate(started)}})
+        cpu = CpuMeter(
+            {
+                "broker": broker_pid(),
+                "bench (senders, receivers)": os.getpid(),
+                **{f"router {i}": r.pid for i, r in enumerate(started)},
+            }
+        )
         if profiler is not None:
             profiler.attach(started[0].pid)
         complete = await arrivals.wait_quiet(timeout=120 + n / 20, quiet=15)

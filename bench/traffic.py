@@ -108,7 +108,9 @@ class ConnectorReceivers:
     """Receiver connectors reading their inboxes through the SDK (parse, dedupe, validate, ack)."""
 
     def __init__(
-        self, connectors: dict[str, Connector], arrivals: Arrivals,
+        self,
+        connectors: dict[str, Connector],
+        arrivals: Arrivals,
         on_message: Callable[[InboxMessage], float | None] | None = None,
     ) -> None:
         self.connectors = connectors

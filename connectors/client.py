@@ -665,7 +665,6 @@ class Connector:
         except ConnectorError as exc:
             log.warning("connector.receipt_failed", event_id=event.id, error=exc.message)
 
-
     # -- delivery failures ----------------------------------------------------------------------
 
     async def delivery_failed_for(self, event: CloudEvent, reason: str) -> CloudEvent | None:

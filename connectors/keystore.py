@@ -223,9 +223,7 @@ class Keystore:
         )
         header = {"format": FORMAT, "version": VERSION, "kdf": kdf}
         t = _ts(now)
-        state = {
-            "keys": [_new_key("enc", "primary", t).record(), _new_key("sig", "primary", t).record()]
-        }
+        state = {"keys": [_new_key("enc", "primary", t).record(), _new_key("sig", "primary", t).record()]}
         store = cls(path, header, _derive(kdf, passphrase, kek), state)
         store._new_at_rest_secret()
         store._save()
@@ -245,9 +243,7 @@ class Keystore:
             if header.get("format") != FORMAT or header.get("version") != VERSION:
                 raise KeystoreError(f"{path} is not an Inbeeld keystore (version {VERSION})")
             key = _derive(header["kdf"], passphrase, kek)
-            raw = AESGCM(key).decrypt(
-                _b64d(header["nonce"]), _b64d(header["ciphertext"]), _aad(header)
-            )
+            raw = AESGCM(key).decrypt(_b64d(header["nonce"]), _b64d(header["ciphertext"]), _aad(header))
         except FileNotFoundError:
             raise KeystoreError(f"no keystore at {path}") from None
         except InvalidTag:

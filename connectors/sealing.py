@@ -42,7 +42,6 @@ from schemas.validation import validate_payload
 __all__ = ["Sealer"]
 
 
-
 def _plain(data: Any) -> Any:
     return data.model_dump(mode="json") if isinstance(data, Payload) else data
 

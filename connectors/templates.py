@@ -329,9 +329,7 @@ class TemplateCatalogue:
             templates.c.received_at,
             w.c.withdrawn_at,
             w.c.reason,
-        ).outerjoin(
-            w, (w.c.template_id == templates.c.template_id) & (w.c.version == templates.c.version)
-        )
+        ).outerjoin(w, (w.c.template_id == templates.c.template_id) & (w.c.version == templates.c.version))
         if template_id is not None:
             q = q.where(templates.c.template_id == template_id)
         async with self.store.engine.connect() as conn:
@@ -585,7 +583,12 @@ def _render_cmd(
 
     async def call(cat: TemplateCatalogue) -> RenderedFile:
         return await cat.render_letter(
-            template, version=version, lang=lang, values=values, letterhead=head, fmt=kind,
+            template,
+            version=version,
+            lang=lang,
+            values=values,
+            letterhead=head,
+            fmt=kind,
             bilingual=bilingual,
         )
 
@@ -637,12 +640,20 @@ def _batch_cmd(
             for n, row in enumerate(rows, 1):
                 row_lang = (row.get("lang") or lang).strip()
                 name = Path((row.get("file") or "").strip() or f"{n:05d}-{row_lang}").name
-                values = {k: (v if v and v.strip() else None) for k, v in row.items()
-                          if k is not None and k not in _RESERVED}
+                values = {
+                    k: (v if v and v.strip() else None)
+                    for k, v in row.items()
+                    if k is not None and k not in _RESERVED
+                }
                 try:
                     rendered = await cat.render_letter(
-                        template, version=version, lang=row_lang, values=values, letterhead=head,
-                        fmt=kind, bilingual=bilingual,
+                        template,
+                        version=version,
+                        lang=row_lang,
+                        values=values,
+                        letterhead=head,
+                        fmt=kind,
+                        bilingual=bilingual,
                     )
                 except InbeeldError as exc:
                     failures.append((n, exc.field or "", exc.message))

@@ -67,8 +67,9 @@ LETTERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 
-async def _receive(connector: Connector, catalogue: TemplateCatalogue, want: int,
-                   timeout: float = 15.0) -> list[Outcome]:
+async def _receive(
+    connector: Connector, catalogue: TemplateCatalogue, want: int, timeout: float = 15.0
+) -> list[Outcome]:
     """Hand the next `want` template events in the inbox to the catalogue (others are acked)."""
     outcomes: list[Outcome] = []
 
@@ -101,16 +102,23 @@ async def step_templates(ctx: DemoContext) -> None:
 
         sent: list[CloudEvent] = []
         for bundle_id in BUNDLES:
-            sent.append(await publish(ctx.connectors[PUBLISHER], sealers[PUBLISHER],
-                                      shared_bundle_dir() / bundle_id))
+            sent.append(
+                await publish(ctx.connectors[PUBLISHER], sealers[PUBLISHER], shared_bundle_dir() / bundle_id)
+            )
         refs = [str(e.subject).replace(":", "@", 1) for e in sent]
         ctx.console.print(
             f"{ctx.names[PUBLISHER]} publishes {', '.join(refs)}, signed, to [bold]group:subscribers[/]"
         )
 
         catalogues: dict[str, TemplateCatalogue] = {}
-        received = Table("municipality", "template", "publisher", "languages", "kept as",
-                         title="templates received, signature and publisher checked")
+        received = Table(
+            "municipality",
+            "template",
+            "publisher",
+            "languages",
+            "kept as",
+            title="templates received, signature and publisher checked",
+        )
         for code in MUNICIPALITIES:
             store = await LocalStore.open(tenant_dir(ctx, code) / "store.db", sealers[code].keystore)
             stores.append(store)
@@ -123,14 +131,22 @@ async def step_templates(ctx: DemoContext) -> None:
         ctx.console.print(received)
 
         async with ctx.db.session() as s:
-            at_hub = [f"{r.template_id}@{r.version} ({r.publisher}, sha256 {r.digest[:12]}…)"
-                      for r in await hub_catalogue(s)]
+            at_hub = [
+                f"{r.template_id}@{r.version} ({r.publisher}, sha256 {r.digest[:12]}…)"
+                for r in await hub_catalogue(s)
+            ]
         ctx.console.print("the hub's catalogue, metadata only: " + "; ".join(at_hub))
 
         out = ctx.out / "letters"
         out.mkdir(parents=True, exist_ok=True)
-        files = Table("file", "template", "language", "format", "bytes",
-                      title=f"letters rendered locally by {ctx.names[RENDERER]}")
+        files = Table(
+            "file",
+            "template",
+            "language",
+            "format",
+            "bytes",
+            title=f"letters rendered locally by {ctx.names[RENDERER]}",
+        )
         rendered: list[dict[str, Any]] = []
         for template_id, lang, values in LETTERS:
             for fmt in ("pdf", "html"):
@@ -141,8 +157,9 @@ async def step_templates(ctx: DemoContext) -> None:
                 path.write_bytes(letter.content)
                 name, size = str(path.relative_to(ctx.out)), len(letter.content)
                 files.add_row(name, letter.ref, lang, fmt, f"{size:,}")
-                rendered.append({"file": name, "template": letter.ref, "lang": lang, "format": fmt,
-                                 "bytes": size})
+                rendered.append(
+                    {"file": name, "template": letter.ref, "lang": lang, "format": fmt, "bytes": size}
+                )
         ctx.console.print(files)
         ctx.results["templates"] = {"published": refs, "hub_catalogue": at_hub, "letters": rendered}
     finally:

@@ -22,7 +22,15 @@ from hub.store.models import AuditRecord, utcnow
 
 GENESIS = "0" * 64
 _HASHED = (
-    "time", "trace_id", "span_id", "activity", "actor", "subject_ref", "sender", "recipients", "outcome",
+    "time",
+    "trace_id",
+    "span_id",
+    "activity",
+    "actor",
+    "subject_ref",
+    "sender",
+    "recipients",
+    "outcome",
 )
 
 

@@ -55,9 +55,7 @@ class Settings(BaseSettings):
         "urn:nld:cbs:inbeeld:systeem:hub",
         description="CloudEvents `source` of events the hub itself sends (use the operator's OIN).",
     )
-    sweep_interval: float = Field(
-        30.0, description="Seconds between sweeps for due reminders and expiries."
-    )
+    sweep_interval: float = Field(30.0, description="Seconds between sweeps for due reminders and expiries.")
     publish_timeout: float = Field(10.0, description="Seconds to wait for a publisher confirm.")
     transfer_deadline_days: int = Field(
         14, ge=1, description="Days a receiver has to answer a transfer offer before it expires."

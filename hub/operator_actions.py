@@ -128,8 +128,13 @@ async def revoke_token(s: AsyncSession, actor: Actor, token_id: int) -> None:
     try:
         revoked = await auth.revoke(s, token_id)
     except auth.LastOperatorToken:
-        log.warning("operator.refused", actor=actor.ref, action="revoke token", subject=f"token:{token_id}",
-                    reason=auth.LastOperatorToken.reason)
+        log.warning(
+            "operator.refused",
+            actor=actor.ref,
+            action="revoke token",
+            subject=f"token:{token_id}",
+            reason=auth.LastOperatorToken.reason,
+        )
         raise
     await _record(s, actor, f"revoke {revoked.scope} token", "revoked", f"token:{token_id}", [revoked.tenant])
 

@@ -35,9 +35,14 @@ async def replay_dead_letter(settings: Settings, db: Database, dl_id: int) -> No
         body = dl.body
     async with amqp_channel(settings) as channel:
         await channel.default_exchange.publish(
-            aio_pika.Message(body, user_id=settings.amqp_user, headers={HEADER_REPLAY: str(dl_id)},
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=ROUTER_QUEUE, timeout=settings.publish_timeout,
+            aio_pika.Message(
+                body,
+                user_id=settings.amqp_user,
+                headers={HEADER_REPLAY: str(dl_id)},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=ROUTER_QUEUE,
+            timeout=settings.publish_timeout,
         )
     async with db.session() as s, s.begin():
         row = await s.get(DeadLetter, dl_id)

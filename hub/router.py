@@ -166,8 +166,16 @@ class Delivery:
     and how it settles it. (aio-pika's consumer wraps every delivery in an IncomingMessage
     and a second task; on the router's hot path that was a tenth of its time.)"""
 
-    __slots__ = ("body", "channel", "content_type", "delivery_tag", "headers", "message_id",
-                 "redelivered", "user_id")
+    __slots__ = (
+        "body",
+        "channel",
+        "content_type",
+        "delivery_tag",
+        "headers",
+        "message_id",
+        "redelivered",
+        "user_id",
+    )
 
     def __init__(self, message: DeliveredMessage) -> None:
         properties = message.header.properties
@@ -562,7 +570,11 @@ class Router:
         return copies
 
     async def _decide(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, rec: ledger.Recorded,
+        self,
+        s: AsyncSession,
+        sender: TenantInfo,
+        event: CloudEvent,
+        rec: ledger.Recorded,
         redelivered: bool = False,
     ) -> _Decision | None:
         """Check and authorise one recorded event: what to publish to whom (or the rejection)."""
@@ -789,9 +801,7 @@ class Router:
             # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish).
             raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
 
-    async def _dead_letter(
-        self, message: Delivery, reason: str, detail: str, sender: str | None
-    ) -> None:
+    async def _dead_letter(self, message: Delivery, reason: str, detail: str, sender: str | None) -> None:
         assert self._dlx is not None
         headers: dict[str, FieldValue] = {
             HEADER_REASON: reason,

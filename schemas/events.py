@@ -232,9 +232,7 @@ class CompulsoryEducation(Payload):
 
     @field_validator("exemption_reason")
     @classmethod
-    def _reason_iff_exempt(
-        cls, v: ExemptionReason | None, info: ValidationInfo
-    ) -> ExemptionReason | None:
+    def _reason_iff_exempt(cls, v: ExemptionReason | None, info: ValidationInfo) -> ExemptionReason | None:
         status = info.data.get("status")
         if status == "vrijstelling" and v is None:
             raise PydanticCustomError("missing", "required when status is vrijstelling")

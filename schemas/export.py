@@ -67,9 +67,7 @@ def _dump_json(doc: Any) -> str:
 
 
 def _dump_yaml(doc: Any) -> str:
-    return str(
-        yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, default_flow_style=False, width=100)
-    )
+    return str(yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, default_flow_style=False, width=100))
 
 
 def _ecma_pattern(pattern: str) -> str:
@@ -99,9 +97,7 @@ def _envelope_body() -> dict[str, Any]:
     schema = CloudEvent.model_json_schema(mode="validation")
     props = schema["properties"]
     props["source"]["pattern"] = _ecma_pattern(SOURCE_RE.pattern)
-    props["data"] = {
-        "description": "The payload: plain JSON or a JOSE object, as the event type says."
-    }
+    props["data"] = {"description": "The payload: plain JSON or a JOSE object, as the event type says."}
     schema["required"] = sorted(set(schema.get("required", [])) | set(_ENVELOPE_REQUIRED))
     schema["description"] = (
         "A CloudEvents 1.0 event in structured JSON mode (`application/cloudevents+json`), "

@@ -70,9 +70,7 @@ def _fail(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
-def _matcher(
-    kind: str, regex: str, message: str, max_length: int, *, flags: int = 0
-) -> Callable[[str], str]:
+def _matcher(kind: str, regex: str, message: str, max_length: int, *, flags: int = 0) -> Callable[[str], str]:
     compiled = re.compile(regex, flags)
 
     def check(value: str) -> str:
@@ -130,9 +128,7 @@ def _check_postcode(value: str) -> str:
         raise _fail("postcode", "a postcode is 4 digits and 2 letters, e.g. 1234 AB")
     m = _POSTCODE_RE.fullmatch(value)
     if not m:
-        raise _fail(
-            "postcode", "a postcode is 4 digits (not starting with 0) and 2 letters, e.g. 1234 AB"
-        )
+        raise _fail("postcode", "a postcode is 4 digits (not starting with 0) and 2 letters, e.g. 1234 AB")
     letters = m[2].upper()
     if letters in {"SA", "SD", "SS"}:
         raise _fail("postcode", "postcode letters SA, SD and SS are not used")
@@ -147,8 +143,7 @@ Postcode = Annotated[
             "type": "string",
             "pattern": r"^[1-9][0-9]{3} ?(?![Ss][AaDdSs])[A-Za-z]{2}$",
             "maxLength": 7,
-            "description": "Dutch postcode; `1234 AB` and `1234ab` are accepted and "
-            "normalised to `1234AB`.",
+            "description": "Dutch postcode; `1234 AB` and `1234ab` are accepted and normalised to `1234AB`.",
             "examples": ["2511AB"],
         }
     ),
@@ -188,9 +183,7 @@ BrinCode = Annotated[
 
 CbsCode = Annotated[
     str,
-    AfterValidator(
-        _matcher("cbs_code", r"GM[0-9]{4}", "a CBS municipality code is GM and 4 digits", 6)
-    ),
+    AfterValidator(_matcher("cbs_code", r"GM[0-9]{4}", "a CBS municipality code is GM and 4 digits", 6)),
     WithJsonSchema(
         {
             "type": "string",

@@ -16,11 +16,19 @@ from tests.utils.hubs import remove_deployment
 BIN = Path(sys.executable).parent
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "INBEELD_LOG_FORMAT": "json", **(env or {})}
-    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.parametrize("script", ["inbeeld", "inbeeld-connector"])
@@ -51,8 +59,12 @@ async def test_demo_with_service_down_exits_2_with_one_line(env, names, tmp_path
 
 
 def test_database_down_exits_2(tmp_path: Path) -> None:
-    result = run("inbeeld", "tenant", "list",
-                 env={"INBEELD_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:3/x"})
+    result = run(
+        "inbeeld",
+        "tenant",
+        "list",
+        env={"INBEELD_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:3/x"},
+    )
     assert result.returncode == 2
     assert "database is not reachable at postgresql+asyncpg://postgres@127.0.0.1:3/x" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -77,8 +89,7 @@ def test_tenant_and_group_commands(tmp_path: Path) -> None:
 async def test_demo_plays_the_story(tmp_path: Path) -> None:
     vhost = f"inbeeld-test-{RUN_ID}-demo"
     try:
-        result = run("inbeeld", "demo", "--out", str(tmp_path / "demo-out"), "--vhost", vhost,
-                     timeout=300)
+        result = run("inbeeld", "demo", "--out", str(tmp_path / "demo-out"), "--vhost", vhost, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "hello through the hub" in result.stdout
         assert "demo complete" in result.stdout

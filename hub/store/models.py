@@ -294,9 +294,7 @@ class Subscription(Base):
 
     __tablename__ = "template_subscriptions"
 
-    tenant_code: Mapped[str] = mapped_column(
-        ForeignKey("tenants.code", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_code: Mapped[str] = mapped_column(ForeignKey("tenants.code", ondelete="CASCADE"), primary_key=True)
     publisher: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

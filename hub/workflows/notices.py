@@ -117,9 +117,11 @@ class NoticeWorkflow:
                 field="data.deadline",
             )
         # An association (Ingrado) holds no pupils: it has nothing to match, so it is not asked.
-        keeping = set(await s.scalars(  # one query for the whole group, not one per member
-            select(Tenant.code).where(Tenant.code.in_(recipients), Tenant.kind.in_(PUPIL_KINDS))
-        ))
+        keeping = set(
+            await s.scalars(  # one query for the whole group, not one per member
+                select(Tenant.code).where(Tenant.code.in_(recipients), Tenant.kind.in_(PUPIL_KINDS))
+            )
+        )
         kept = [c for c in recipients if c in keeping]
         if not kept:
             raise UnknownRecipient("nobody in that group keeps a pupil register", field="recipients")

@@ -21,34 +21,41 @@ from schemas.events import Receipt
 class Receipts:
     prefixes: tuple[str, ...] = ("receipt",)
 
-    async def _delivery(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent
-                        ) -> tuple[str, Delivery]:
+    async def _delivery(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent) -> tuple[str, Delivery]:
         receipt = Receipt.model_validate(event.data)
         original = await ledger.find(s, receipt.event_source, receipt.event_id)
         delivery = None
         if original is not None:
-            delivery = await s.scalar(select(Delivery).where(
-                Delivery.ledger_id == original.id, Delivery.recipient == sender.code))
+            delivery = await s.scalar(
+                select(Delivery).where(Delivery.ledger_id == original.id, Delivery.recipient == sender.code)
+            )
         if original is None or delivery is None:
-            raise NotAuthorised(f"{sender.code} did not receive event {receipt.event_id}",
-                                field="data.event_id")
+            raise NotAuthorised(
+                f"{sender.code} did not receive event {receipt.event_id}", field="data.event_id"
+            )
         return original.sender, delivery
 
-    async def check(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent,
-                    recipients: list[str]) -> list[str]:
+    async def check(
+        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+    ) -> list[str]:
         original_sender, _ = await self._delivery(s, sender, event)
         if recipients != [original_sender]:
-            raise NotAuthorised("a receipt goes to the sender of the event it confirms",
-                                field="recipients")
+            raise NotAuthorised("a receipt goes to the sender of the event it confirms", field="recipients")
         return recipients
 
-    async def record(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent,
-                     recipients: list[str]) -> None:
+    async def record(
+        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+    ) -> None:
         _, delivery = await self._delivery(s, sender, event)
         if delivery.confirmed_at is None:
-            await s.execute(update(Delivery).where(
-                Delivery.ledger_id == delivery.ledger_id, Delivery.recipient == sender.code,
-            ).values(confirmed_at=utcnow()))
+            await s.execute(
+                update(Delivery)
+                .where(
+                    Delivery.ledger_id == delivery.ledger_id,
+                    Delivery.recipient == sender.code,
+                )
+                .values(confirmed_at=utcnow())
+            )
 
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]:
         return []

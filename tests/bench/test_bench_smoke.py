@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_tiny_run_writes_every_section(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--tiny", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (result,) = tmp_path.glob("bench-*.json")

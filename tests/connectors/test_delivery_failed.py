@@ -13,8 +13,14 @@ SENDER = "urn:nld:cbs:GM0518:systeem:leerlingzaken"
 
 
 def event(short_type: str, source: str = SENDER, subject: str | None = "tr-GM0518-1") -> CloudEvent:
-    return CloudEvent(source=source, type=EVENTS["nl.leerplicht." + short_type].type,
-                      recipients=["GM0599"], subject=subject, correlationid="c-1", data={"x": 1})
+    return CloudEvent(
+        source=source,
+        type=EVENTS["nl.leerplicht." + short_type].type,
+        recipients=["GM0599"],
+        subject=subject,
+        correlationid="c-1",
+        data={"x": 1},
+    )
 
 
 async def test_a_report_names_the_event_and_reason_and_goes_to_its_sender_only() -> None:
@@ -25,8 +31,12 @@ async def test_a_report_names_the_event_and_reason_and_goes_to_its_sender_only()
     assert report.type == FAILED and report.recipients == ["GM0518"]
     assert report.source == rotterdam.source and report.subject == offer.subject
     assert report.correlationid == "c-1" and report.dataschema == EVENTS[FAILED].dataschema
-    assert report.data == {"event_id": offer.id, "event_source": SENDER,
-                           "event_type": "nl.leerplicht.transfer.offered", "reason": "crypto_error"}
+    assert report.data == {
+        "event_id": offer.id,
+        "event_source": SENDER,
+        "event_type": "nl.leerplicht.transfer.offered",
+        "reason": "crypto_error",
+    }
     validate_payload(FAILED, report.data)
     again = await rotterdam.delivery_failed_for(offer, "crypto_error")
     assert again is not None and again.id != report.id  # random: nobody can occupy it beforehand

@@ -64,24 +64,36 @@ FILES: dict[str, tuple[bytes, str, str]] = {
         "data.text",
         "string",
     ),
-    "latin1.json": ('{"type": "nl.leerplicht.ping", "data": {"text": "Ëlla"}}'.encode("latin-1"), "(file)",
-                    "not valid JSON"),
-    "nul-bytes.json": (b'{"type": "nl.leerplicht.ping",\x00\x00 "recipients": []}', "(file)",
-                       "not valid JSON at line 1"),
+    "latin1.json": (
+        '{"type": "nl.leerplicht.ping", "data": {"text": "Ëlla"}}'.encode("latin-1"),
+        "(file)",
+        "not valid JSON",
+    ),
+    "nul-bytes.json": (
+        b'{"type": "nl.leerplicht.ping",\x00\x00 "recipients": []}',
+        "(file)",
+        "not valid JSON at line 1",
+    ),
     "lone-surrogate.json": (_ping("\ud800").replace(b"\\\\", b"\\"), "data.text", "unicode"),
-    "huge-int.json": (b'{"type": "nl.leerplicht.ping", "data": {"n": ' + b"9" * 5000 + b"}}", "(file)",
-                      "not valid JSON"),
+    "huge-int.json": (
+        b'{"type": "nl.leerplicht.ping", "data": {"n": ' + b"9" * 5000 + b"}}",
+        "(file)",
+        "not valid JSON",
+    ),
     "empty.json": (b"", "(file)", "not valid JSON"),
     "bom-garbage.json": (b"\xef\xbb\xbf\xff\xfe{}", "(file)", "not valid JSON"),
     "top-level-array.json": (b"[1, 2, 3]", "document", "valid dictionary"),
-    "control-in-subject.json": (
-        json.dumps({**GOOD_DOC, "subject": "a\nb"}).encode(), "subject", "pattern"
-    ),
+    "control-in-subject.json": (json.dumps({**GOOD_DOC, "subject": "a\nb"}).encode(), "subject", "pattern"),
     "500-recipients-and-one.json": (
-        json.dumps({**GOOD_DOC, "recipients": ["GM0599"] * 501}).encode(), "recipients", "at most 500"
+        json.dumps({**GOOD_DOC, "recipients": ["GM0599"] * 501}).encode(),
+        "recipients",
+        "at most 500",
     ),
-    "nan.json": (b'{"type": "nl.leerplicht.ping", "recipients": ["GM0599"], "data": {"text": NaN}}',
-                 "data.text", "string"),
+    "nan.json": (
+        b'{"type": "nl.leerplicht.ping", "recipients": ["GM0599"], "data": {"text": NaN}}',
+        "data.text",
+        "string",
+    ),
 }
 
 
@@ -217,27 +229,40 @@ async def test_http_source_never_answers_5xx(raw: bytes) -> None:
 # -- CSV imports into the pupil register -----------------------------------------------------
 
 GOOD_ROW = f"{bsn(12345670)},Fictief,van der,Voorbeeld,2012-03-04,Spoorstraat,1,,,2511AB,Den Haag,GM0518,,,"
-MANY = "\n".join(
-    f"{bsn(20000000 + i * 100)},A,,B,2012-01-01,S,1,,,2511AB,X,GM0518,,," for i in range(40)
-)
+MANY = "\n".join(f"{bsn(20000000 + i * 100)},A,,B,2012-01-01,S,1,,,2511AB,X,GM0518,,," for i in range(40))
 # name -> (bytes, rows imported, (line, field, fragment of why) of the first error)
 CSVS: dict[str, tuple[bytes, int, tuple[int, str, str] | None]] = {
-    "latin-1": ((HEADER + "\n" + GOOD_ROW.replace("Fictief", "Fiëtief")).encode("latin-1"), 0,
-                (2, "(file)", "not UTF-8")),
+    "latin-1": (
+        (HEADER + "\n" + GOOD_ROW.replace("Fictief", "Fiëtief")).encode("latin-1"),
+        0,
+        (2, "(file)", "not UTF-8"),
+    ),
     "utf-16": ((HEADER + "\n" + GOOD_ROW).encode("utf-16"), 0, (1, "(file)", "not UTF-8")),
     "binary": (bytes(range(256)) * 8, 0, (2, "(file)", "not UTF-8")),
-    "huge-field-first-line": ((HEADER + "\n" + GOOD_ROW.replace("Fictief", "F" * 200_000)).encode(), 0,
-                              (2, "(file)", "not valid CSV")),
-    "huge-field-later": ((HEADER + "\n" + MANY + "\n" + GOOD_ROW.replace("Fictief", "F" * 200_000)).encode(),
-                         40, (42, "(file)", "the rest is ignored")),
-    "nul-in-a-value": ((HEADER + "\n" + GOOD_ROW.replace("Fictief", "Fic\0tief")).encode(), 0,
-                       (2, "given_names", "control characters")),
-    "newline-in-quotes": ((HEADER + "\n" + GOOD_ROW.replace("Fictief", '"Fic\ntief"')).encode(), 0,
-                          (3, "given_names", "single line")),
+    "huge-field-first-line": (
+        (HEADER + "\n" + GOOD_ROW.replace("Fictief", "F" * 200_000)).encode(),
+        0,
+        (2, "(file)", "not valid CSV"),
+    ),
+    "huge-field-later": (
+        (HEADER + "\n" + MANY + "\n" + GOOD_ROW.replace("Fictief", "F" * 200_000)).encode(),
+        40,
+        (42, "(file)", "the rest is ignored"),
+    ),
+    "nul-in-a-value": (
+        (HEADER + "\n" + GOOD_ROW.replace("Fictief", "Fic\0tief")).encode(),
+        0,
+        (2, "given_names", "control characters"),
+    ),
+    "newline-in-quotes": (
+        (HEADER + "\n" + GOOD_ROW.replace("Fictief", '"Fic\ntief"')).encode(),
+        0,
+        (3, "given_names", "single line"),
+    ),
     "unclosed-quote": ((HEADER + '\n"' + GOOD_ROW).encode(), 0, (2, "bsn", "BSN")),
     "too-many-values": ((HEADER + "\n" + GOOD_ROW + ",x,y").encode(), 0, (2, "(row)", "more values")),
     "too-few-values": ((HEADER + "\n" + GOOD_ROW.split(",Den Haag")[0]).encode(), 0, (2, "city", "")),
-    "formula": ((HEADER + "\n" + GOOD_ROW.replace("Den Haag", "=HYPERLINK(\"x\")")).encode(), 1, None),
+    "formula": ((HEADER + "\n" + GOOD_ROW.replace("Den Haag", '=HYPERLINK("x")')).encode(), 1, None),
     "no-header": (GOOD_ROW.encode(), 0, (1, "bsn", "required column is missing")),
     "empty": (b"", 0, (1, "bsn", "required column is missing")),
     "header-only": (HEADER.encode(), 0, None),

@@ -31,12 +31,19 @@ DOSSIER = json.loads((Path(__file__).parents[1] / "data" / "dossier.example.json
 Delivered = list[tuple[CloudEvent, "str | None", bytes]]
 
 
-async def collect(hub: RunningHub, code: str, done: Callable[[Delivered], bool], *,
-                  receipts: bool = False, timeout: float = 30) -> Delivered:
+async def collect(
+    hub: RunningHub,
+    code: str,
+    done: Callable[[Delivered], bool],
+    *,
+    receipts: bool = False,
+    timeout: float = 30,
+) -> Delivered:
     """Read `code`'s inbox (acking) until `done`: each event with the content type and body
     the broker handed over."""
-    connector = Connector(code, hub.tenant_url(code), inbox_name=hub.inbox(code), system="test",
-                          receipts=receipts)
+    connector = Connector(
+        code, hub.tenant_url(code), inbox_name=hub.inbox(code), system="test", receipts=receipts
+    )
     await connector.connect()
     got: Delivered = []
 
@@ -64,7 +71,9 @@ async def test_every_delivered_kind_parses_with_the_cloudevents_sdk(
     ping = await den_haag.connector.send("nl.leerplicht.ping", {"text": "hallo"}, ["GM0599"])
     transfer_id = f"tr-GM0518-{uuid.uuid4().hex[:12]}"
     offer = den_haag.connector.event(
-        "nl.leerplicht.transfer.offered", {**DOSSIER, "transfer_id": transfer_id}, ["GM0599"],
+        "nl.leerplicht.transfer.offered",
+        {**DOSSIER, "transfer_id": transfer_id},
+        ["GM0599"],
         subject=transfer_id,
     )
     offer = await den_haag.connector.publish(await den_haag.sealer.seal(offer))  # sealed

@@ -107,8 +107,9 @@ async def test_sealed_to_a_group_reaches_every_other_member(
     data = group_key_payload()
     event = den_haag.connector.event(KEY_SHARED, data, ["group:landelijk"])
     sent = await den_haag.connector.publish(await den_haag.sealer.seal(event))
-    verified = sealed.verify(sent.data, envelope=sealed.EnvelopeBinding.from_event(sent),
-                             sender_keys=sig_keys(den_haag.keystore))
+    verified = sealed.verify(
+        sent.data, envelope=sealed.EnvelopeBinding.from_event(sent), sender_keys=sig_keys(den_haag.keystore)
+    )
     expected_kids = {parties[c].keystore.primary_kid("enc") for c in TENANTS if c != "GM0518"}
     assert set(verified.recipient_kids) == expected_kids  # one entry per member key, not ours
     for code in TENANTS:
@@ -139,8 +140,11 @@ async def test_signed_events_round_trip_and_refuse_bad_content(
     assert set(event.data) == {"payload", "signatures"}
     assert (await parties["GM0518"].sealer.open(event)).model_dump() == good
     # signed, but its content breaks the contract: the hub checks what it can read
-    bad = sealed.sign({**good, "version": "one"}, envelope=sealed.EnvelopeBinding.from_event(event),
-                      signer=ingrado.keystore.signing_key())
+    bad = sealed.sign(
+        {**good, "version": "one"},
+        envelope=sealed.EnvelopeBinding.from_event(event),
+        signer=ingrado.keystore.signing_key(),
+    )
     await ingrado.connector.publish(event.model_copy(update={"data": bad}))
     [rejection] = await hub.receive("ingrado", rejection_of(event.id))
     assert rejection.data["reason"] == "schema_invalid" and rejection.data["field"] == "version"
@@ -170,11 +174,16 @@ async def test_readdressed_ciphertext_is_refused(hub: RunningHub, parties: dict[
     [rejection] = await hub.receive("GM0599", rejection_of(forward.id))
     assert rejection.data["reason"] == "bad_signature"
     # ... or re-signed by itself: the JWE inside is still bound to the original envelope
-    inner = sealed.verify(got.data, envelope=sealed.EnvelopeBinding.from_event(got),
-                          sender_keys=sig_keys(den_haag.keystore)).payload
+    inner = sealed.verify(
+        got.data, envelope=sealed.EnvelopeBinding.from_event(got), sender_keys=sig_keys(den_haag.keystore)
+    ).payload
     resigned = rotterdam.connector.event(OFFERED, None, ["GM0307"], subject=got.subject)
-    jws = sealed._signed(sealed._dumps(inner), sealed.CTY_JWE, sealed.EnvelopeBinding.from_event(resigned),
-                         rotterdam.keystore.signing_key())
+    jws = sealed._signed(
+        sealed._dumps(inner),
+        sealed.CTY_JWE,
+        sealed.EnvelopeBinding.from_event(resigned),
+        rotterdam.keystore.signing_key(),
+    )
     resigned = resigned.model_copy(update={"data": jws})
     await rotterdam.connector.publish(resigned)
     [rejection] = await hub.receive("GM0599", rejection_of(resigned.id))
@@ -194,8 +203,11 @@ async def test_signature_by_a_key_not_in_the_directory_is_rejected(
     ]
     # correctly signed, but only signed, where the type must be sealed
     plain = den_haag.connector.event("nl.leerplicht.transfer.accepted", {"transfer_id": "tr-1"}, ["GM0599"])
-    signed_only = sealed.sign({"transfer_id": "tr-1"}, envelope=sealed.EnvelopeBinding.from_event(plain),
-                              signer=den_haag.keystore.signing_key())
+    signed_only = sealed.sign(
+        {"transfer_id": "tr-1"},
+        envelope=sealed.EnvelopeBinding.from_event(plain),
+        signer=den_haag.keystore.signing_key(),
+    )
     cases.append(("schema_invalid", plain.model_copy(update={"data": signed_only})))
     for reason, event in cases:
         await den_haag.connector.publish(event)
@@ -238,8 +250,11 @@ async def test_rotation_in_tinks_order(hub: RunningHub, parties: dict[str, Party
 
     # after key.rotated the sender seals to the new primary only
     def announces_rotation(e: CloudEvent) -> bool:
-        return e.type.endswith("key.rotated") and e.data["tenant"] == "GM0599" and {
-            old_enc, new_enc} <= set(e.data["kids"])
+        return (
+            e.type.endswith("key.rotated")
+            and e.data["tenant"] == "GM0599"
+            and {old_enc, new_enc} <= set(e.data["kids"])
+        )
 
     [note] = await hub.receive("GM0518", announces_rotation)
     den_haag.directory.on_key_rotated(note)
@@ -249,8 +264,9 @@ async def test_rotation_in_tinks_order(hub: RunningHub, parties: dict[str, Party
     den_haag.keystore.promote(new_sig)
     await den_haag.register()
     after = await den_haag.connector.publish(await den_haag.sealer.seal(offer(den_haag, "GM0599")))
-    v = sealed.verify(after.data, envelope=sealed.EnvelopeBinding.from_event(after),
-                      sender_keys=sig_keys(den_haag.keystore))
+    v = sealed.verify(
+        after.data, envelope=sealed.EnvelopeBinding.from_event(after), sender_keys=sig_keys(den_haag.keystore)
+    )
     assert v.recipient_kids == (new_enc,) and v.signer_kid == new_sig
     [got] = await hub.receive("GM0599", lambda e: e.id == after.id)
     assert isinstance(await rotterdam.sealer.open(got), TransferOffered)

@@ -47,8 +47,14 @@ async def as_tenant(hub: RunningHub, code: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {await hub.token('tenant', code)}"}
 
 
-def bundle_copy(tmp: Path, version: str = "1.0.0", *, template_id: str | None = None,
-                source: str = "we-zijn-je-kwijt", **manifest: Any) -> Path:
+def bundle_copy(
+    tmp: Path,
+    version: str = "1.0.0",
+    *,
+    template_id: str | None = None,
+    source: str = "we-zijn-je-kwijt",
+    **manifest: Any,
+) -> Path:
     """A copy of a shared bundle under a fresh template id (the hub is shared by the session)."""
     template_id = template_id or f"test-{uuid.uuid4().hex[:10]}"
     folder = tmp / f"{template_id}-{version}-{uuid.uuid4().hex[:4]}"
@@ -71,15 +77,20 @@ def rejection_of(event_id: str):
 async def catalogues(
     parties: dict[str, Party], tmp_path: Path
 ) -> AsyncIterator[dict[str, TemplateCatalogue]]:
-    stores = {c: await LocalStore.open(tmp_path / f"{c}.store.db", parties[c].keystore)
-              for c in MUNICIPALITIES}
+    stores = {
+        c: await LocalStore.open(tmp_path / f"{c}.store.db", parties[c].keystore) for c in MUNICIPALITIES
+    }
     yield {c: TemplateCatalogue(stores[c], parties[c].sealer) for c in MUNICIPALITIES}
     for store in stores.values():
         await store.close()
 
 
-async def deliver(hub: RunningHub, catalogues: dict[str, TemplateCatalogue], sent: CloudEvent,
-                  codes: tuple[str, ...] = MUNICIPALITIES) -> None:
+async def deliver(
+    hub: RunningHub,
+    catalogues: dict[str, TemplateCatalogue],
+    sent: CloudEvent,
+    codes: tuple[str, ...] = MUNICIPALITIES,
+) -> None:
     for code in codes:
         [got] = await hub.receive(code, of(sent.id))
         outcome = await catalogues[code].handle(got)
@@ -118,16 +129,21 @@ async def test_publish_reaches_each_subscriber_once_and_not_the_unsubscribed(
 
 
 async def test_every_version_is_kept_and_a_withdrawal_retires_one(
-    hub: RunningHub, parties: dict[str, Party], catalogues: dict[str, TemplateCatalogue],
-    api: httpx.AsyncClient, tmp_path: Path,
+    hub: RunningHub,
+    parties: dict[str, Party],
+    catalogues: dict[str, TemplateCatalogue],
+    api: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     ingrado = parties["ingrado"]
     template_id = f"test-{uuid.uuid4().hex[:10]}"
-    first = await publish(ingrado.connector, ingrado.sealer,
-                          bundle_copy(tmp_path, "1.0.0", template_id=template_id))
+    first = await publish(
+        ingrado.connector, ingrado.sealer, bundle_copy(tmp_path, "1.0.0", template_id=template_id)
+    )
     await deliver(hub, catalogues, first)
-    second = await publish(ingrado.connector, ingrado.sealer,
-                           bundle_copy(tmp_path, "1.1.0", template_id=template_id))
+    second = await publish(
+        ingrado.connector, ingrado.sealer, bundle_copy(tmp_path, "1.1.0", template_id=template_id)
+    )
     await deliver(hub, catalogues, second)
     for code in MUNICIPALITIES:
         entries = await catalogues[code].entries(template_id)
@@ -143,21 +159,27 @@ async def test_every_version_is_kept_and_a_withdrawal_retires_one(
     den_haag = catalogues["GM0518"]
     assert (await den_haag.bundle(template_id)).version == "1.0.0"
     with pytest.raises(TemplateUnavailable, match="withdrawn"):
-        await den_haag.render_letter(template_id, version="1.1.0", lang="nl",
-                                     values=VALUES["we-zijn-je-kwijt"], letterhead=HEAD)
-    rendered = await den_haag.render_letter(template_id, lang="nl", values=VALUES["we-zijn-je-kwijt"],
-                                            letterhead=HEAD, fmt="html")
+        await den_haag.render_letter(
+            template_id, version="1.1.0", lang="nl", values=VALUES["we-zijn-je-kwijt"], letterhead=HEAD
+        )
+    rendered = await den_haag.render_letter(
+        template_id, lang="nl", values=VALUES["we-zijn-je-kwijt"], letterhead=HEAD, fmt="html"
+    )
     assert rendered.ref == f"{template_id}@1.0.0"
 
-    listed = (await api.get("/templates", params={"publisher": "ingrado"},
-                            headers=await as_tenant(hub, "GM0957"))).json()
+    listed = (
+        await api.get("/templates", params={"publisher": "ingrado"}, headers=await as_tenant(hub, "GM0957"))
+    ).json()
     mine = {e["version"]: e for e in listed if e["template_id"] == template_id}
     assert set(mine) == {"1.0.0", "1.1.0"}
     assert mine["1.1.0"]["withdrawn_at"] is not None and mine["1.0.0"]["withdrawn_at"] is None
     assert mine["1.0.0"]["languages"] == ["ar", "bg", "en", "nl", "pl", "tr"]
     assert "body" not in json.dumps(mine)  # metadata only
-    active = (await api.get("/templates", params={"include_withdrawn": "false"},
-                            headers=await as_tenant(hub, "GM0518"))).json()
+    active = (
+        await api.get(
+            "/templates", params={"include_withdrawn": "false"}, headers=await as_tenant(hub, "GM0518")
+        )
+    ).json()
     assert f"{template_id}@1.1.0" not in {e["ref"] for e in active}
 
 
@@ -189,16 +211,22 @@ async def test_a_bundle_in_another_publishers_name_is_refused(
 
 
 async def test_republishing_a_version_with_other_content_is_an_invalid_transition(
-    hub: RunningHub, parties: dict[str, Party], catalogues: dict[str, TemplateCatalogue],
-    api: httpx.AsyncClient, tmp_path: Path,
+    hub: RunningHub,
+    parties: dict[str, Party],
+    catalogues: dict[str, TemplateCatalogue],
+    api: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     ingrado = parties["ingrado"]
     template_id = f"test-{uuid.uuid4().hex[:10]}"
     first = await publish(ingrado.connector, ingrado.sealer, bundle_copy(tmp_path, template_id=template_id))
     await deliver(hub, catalogues, first, ("GM0518",))
 
-    changed = await publish(ingrado.connector, ingrado.sealer,
-                            bundle_copy(tmp_path, template_id=template_id, title="Een andere titel"))
+    changed = await publish(
+        ingrado.connector,
+        ingrado.sealer,
+        bundle_copy(tmp_path, template_id=template_id, title="Een andere titel"),
+    )
     [rejection] = await hub.receive("ingrado", rejection_of(changed.id))
     assert rejection.data["reason"] == "invalid_transition" and rejection.data["field"] == "data.version"
     assert [e for e in await hub.drain("GM0518", quiet=0.5) if e.id == changed.id] == []
@@ -213,8 +241,11 @@ async def test_republishing_a_version_with_other_content_is_an_invalid_transitio
 
     # someone else may not take the id over, nor withdraw it
     rotterdam = parties["GM0599"]
-    theirs = await publish(rotterdam.connector, rotterdam.sealer,
-                           bundle_copy(tmp_path, "2.0.0", template_id=template_id, publisher="GM0599"))
+    theirs = await publish(
+        rotterdam.connector,
+        rotterdam.sealer,
+        bundle_copy(tmp_path, "2.0.0", template_id=template_id, publisher="GM0599"),
+    )
     [rejection] = await hub.receive("GM0599", rejection_of(theirs.id))
     assert rejection.data["reason"] == "not_authorised"
     steal = await withdraw(rotterdam.connector, rotterdam.sealer, template_id, "1.0.0", "mijn sjabloon")
@@ -248,8 +279,9 @@ async def test_letters_render_from_the_received_catalogue(
     den_haag = catalogues["GM0518"]
     values = VALUES["we-zijn-je-kwijt"]
     for lang in ("nl", "pl", "ar"):
-        rendered = await den_haag.render_letter(template_id, lang=lang, values=values, letterhead=HEAD,
-                                                bilingual=lang == "ar")
+        rendered = await den_haag.render_letter(
+            template_id, lang=lang, values=values, letterhead=HEAD, bilingual=lang == "ar"
+        )
         assert rendered.fmt == "pdf" and rendered.content.startswith(b"%PDF")
         assert rendered.ref == f"{template_id}@1.0.0"
         text = pdf_text(rendered.content)

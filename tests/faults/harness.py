@@ -147,8 +147,16 @@ class FaultDeployment:
 class Connector:
     """An `inbeeld-connector run` process for one tenant, its broker traffic through a proxy."""
 
-    def __init__(self, dep: FaultDeployment, code: str, folder: Path, proxy: TcpProxy, *,
-                 webhook: Webhook | None = None, http_port: int | None = None) -> None:
+    def __init__(
+        self,
+        dep: FaultDeployment,
+        code: str,
+        folder: Path,
+        proxy: TcpProxy,
+        *,
+        webhook: Webhook | None = None,
+        http_port: int | None = None,
+    ) -> None:
         self.code = code
         self.proxy = proxy
         self.http_port = http_port
@@ -171,8 +179,13 @@ class Connector:
         ]
         if webhook is not None:
             lines += [
-                "[[sinks]]", 'kind = "webhook"', 'name = "case-system"', f'url = "{webhook.url}"',
-                f'secret = "{SECRET}"', "timeout_seconds = 5", "initial_backoff_seconds = 0.05",
+                "[[sinks]]",
+                'kind = "webhook"',
+                'name = "case-system"',
+                f'url = "{webhook.url}"',
+                f'secret = "{SECRET}"',
+                "timeout_seconds = 5",
+                "initial_backoff_seconds = 0.05",
                 "max_backoff_seconds = 0.5",
             ]
         if http_port is not None:
@@ -181,8 +194,16 @@ class Connector:
         config.write_text("\n".join(lines) + "\n")
         self.proc = Proc(
             f"connector-{code}",
-            [str(BIN / "inbeeld-connector"), "run", "--config", str(config),
-             "--log-format", "json", "--log-level", "WARNING"],
+            [
+                str(BIN / "inbeeld-connector"),
+                "run",
+                "--config",
+                str(config),
+                "--log-format",
+                "json",
+                "--log-level",
+                "WARNING",
+            ],
             base_env(),
             folder / "connector.log",
         )

@@ -152,9 +152,11 @@ async def test_full_inbox_refuses_the_sender_and_does_not_slow_the_others(
             select(LedgerEvent.event_id, LedgerEvent.reason).where(LedgerEvent.event_id.in_(busy))
         )
         reasons = {event_id: reason for event_id, reason in rows}
-        refused = set(await s.scalars(
-            select(AuditRecord.subject_ref).where(AuditRecord.outcome == "refused:recipient_busy")
-        ))
+        refused = set(
+            await s.scalars(
+                select(AuditRecord.subject_ref).where(AuditRecord.outcome == "refused:recipient_busy")
+            )
+        )
         chain = await audit.verify(s)
     assert len(reasons) == len(busy) and set(reasons.values()) == {"recipient_busy"}
     assert set(busy) <= refused and chain.intact

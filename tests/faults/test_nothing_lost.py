@@ -98,7 +98,8 @@ async def run_scenario(dep: FaultDeployment, tmp: Path, hook: Webhook, name: str
             seconds=seconds,
             note=(
                 f"{len(repeated)} in-flight POST(s) repeated after SIGKILL, same X-Inbeeld-Event-Id and body"
-                if repeated and len(repeated) <= allowed else ""
+                if repeated and len(repeated) <= allowed
+                else ""
             ),
             extra={"unexpected": len(delivered - stream.accepted), "posts": stream.attempts},
         )
@@ -200,7 +201,10 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_nothing_lost_nothing_doubled(
-    name: str, fault_deployment: FaultDeployment, tmp_path: Path, webhook: Webhook,
+    name: str,
+    fault_deployment: FaultDeployment,
+    tmp_path: Path,
+    webhook: Webhook,
     request: pytest.FixtureRequest,
 ) -> None:
     if name == "rabbitmq-restarted":

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.broker
 
 @pytest.fixture
 def api(hub: RunningHub) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(hub.settings, hub.db)),
-                             base_url="http://hub")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(hub.settings, hub.db)), base_url="http://hub"
+    )
 
 
 async def test_health_reports_broker_and_database(api: httpx.AsyncClient) -> None:
@@ -29,8 +30,9 @@ async def test_health_reports_broker_and_database(api: httpx.AsyncClient) -> Non
 
 async def test_health_is_degraded_when_the_broker_is_away(hub: RunningHub) -> None:
     settings = hub.settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:1/"})
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, hub.db)),
-                               base_url="http://hub")
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings, hub.db)), base_url="http://hub"
+    )
     response = await client.get("/health")
     assert response.status_code == 503
     assert response.json()["broker"].startswith("unreachable")

@@ -28,15 +28,54 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 OWN_TENANT = "GM0518"  # the tenant token's tenant: never suspended by the fuzzer
 CORPUS_TEXT = [
-    "", " ", "\x00", "a\x00b", "\t\r\n", "../../etc/passwd", "%00", "%2e%2e%2f", "GM0599", "ingrado",
-    "' OR 1=1 --", "\"; DROP TABLE tenants; --", "<script>alert(1)</script>", "${jndi:ldap://x/a}",
-    "\r\nX-Injected: 1", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "\u202eevil", "\ufeff", "Ω" * 300, "A" * 10_000, "-1", "0",
-    "1e309", "NaN", "null", "true", "{}", "[]", "00000001234567890000", "9" * 40,
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\t\r\n",
+    "../../etc/passwd",
+    "%00",
+    "%2e%2e%2f",
+    "GM0599",
+    "ingrado",
+    "' OR 1=1 --",
+    '"; DROP TABLE tenants; --',
+    "<script>alert(1)</script>",
+    "${jndi:ldap://x/a}",
+    "\r\nX-Injected: 1",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "\u202eevil",
+    "\ufeff",
+    "Ω" * 300,
+    "A" * 10_000,
+    "-1",
+    "0",
+    "1e309",
+    "NaN",
+    "null",
+    "true",
+    "{}",
+    "[]",
+    "00000001234567890000",
+    "9" * 40,
 ]
 CORPUS_INT = [0, -1, 1, 2**31, 2**63, 2**63 - 1, -(2**63) - 1, 10**30]
 CORPUS_JSON: list[Any] = [
-    None, True, 0, -1, 2**64, 1e308, "", "\x00", [], {}, [[[[[[[[]]]]]]]], {"": None},
-    {"code": "\x00", "name": "\x00"}, {"a" * 1000: "b"}, json.loads("[" * 200 + "]" * 200),
+    None,
+    True,
+    0,
+    -1,
+    2**64,
+    1e308,
+    "",
+    "\x00",
+    [],
+    {},
+    [[[[[[[[]]]]]]]],
+    {"": None},
+    {"code": "\x00", "name": "\x00"},
+    {"a" * 1000: "b"},
+    json.loads("[" * 200 + "]" * 200),
 ]
 # Text that a URL path and a JSON body can carry (no lone surrogates).
 safe_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
@@ -48,8 +87,9 @@ json_values = st.recursive(
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-async def fuzz_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                   ) -> AsyncIterator[RunningHub]:
+async def fuzz_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningHub]:
     backend = request.param
     label = f"fuzz_{backend}"
     s = base_settings(
@@ -63,15 +103,14 @@ async def fuzz_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 class Api:
     """The app, its OpenAPI operations and the tokens to call them with."""
 
-    def __init__(self, hub: RunningHub, client: httpx.AsyncClient, tokens: dict[str, str],
-                 token_ids: set[int]) -> None:
+    def __init__(
+        self, hub: RunningHub, client: httpx.AsyncClient, tokens: dict[str, str], token_ids: set[int]
+    ) -> None:
         self.hub, self.client, self.tokens, self.token_ids = hub, client, tokens, token_ids
         spec = client._transport.app.openapi()  # type: ignore[attr-defined]
         self.schemas: dict[str, Any] = spec.get("components", {}).get("schemas", {})
         self.operations = [
-            (method.upper(), path, op)
-            for path, ops in spec["paths"].items()
-            for method, op in ops.items()
+            (method.upper(), path, op) for path, ops in spec["paths"].items() for method, op in ops.items()
         ]
 
     def body_properties(self, op: dict[str, Any]) -> dict[str, Any]:
@@ -81,8 +120,16 @@ class Api:
         ref = content["schema"].get("$ref", "")
         return self.schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
 
-    async def call(self, method: str, path: str, op: dict[str, Any], who: str,
-                   path_values: dict[str, Any], query: dict[str, Any], body: bytes | None) -> httpx.Response:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        op: dict[str, Any],
+        who: str,
+        path_values: dict[str, Any],
+        query: dict[str, Any],
+        body: bytes | None,
+    ) -> httpx.Response:
         url = path
         for name, value in path_values.items():
             if name == "token_id" and value in self.token_ids:
@@ -130,8 +177,10 @@ async def test_hostile_corpus_on_every_operation(api: Api) -> None:
                     others = {q["name"]: "GM0599" for q in path_params if q is not p}
                     await api.call(method, path, op, who, {p["name"]: value, **others}, {}, b"{}")
                     calls += 1
-            fixed = {p["name"]: "GM0599" if p.get("schema", {}).get("type") != "integer" else 1
-                     for p in path_params}
+            fixed = {
+                p["name"]: "GM0599" if p.get("schema", {}).get("type") != "integer" else 1
+                for p in path_params
+            }
             for p in query_params:
                 for value in _param_values(p):
                     await api.call(method, path, op, who, fixed, {p["name"]: value}, None)
@@ -148,16 +197,20 @@ async def test_hostile_corpus_on_every_operation(api: Api) -> None:
 
 
 @st.composite
-def requests(draw: st.DrawFn, api: Api) -> tuple[str, str, dict[str, Any], str, dict[str, Any],
-                                                 dict[str, Any], bytes | None]:
+def requests(
+    draw: st.DrawFn, api: Api
+) -> tuple[str, str, dict[str, Any], str, dict[str, Any], dict[str, Any], bytes | None]:
     method, path, op = draw(st.sampled_from(api.operations))
     params = op.get("parameters", [])
 
     def value(p: dict[str, Any]) -> Any:
         if p.get("schema", {}).get("type") == "integer":
             return draw(st.integers() | st.sampled_from(CORPUS_INT))
-        return draw(safe_text.filter(bool) | st.sampled_from(CORPUS_TEXT[1:]) | st.sampled_from(
-            ["GM0518", "GM0599", "GM0307", "GM0957", "ingrado"]))
+        return draw(
+            safe_text.filter(bool)
+            | st.sampled_from(CORPUS_TEXT[1:])
+            | st.sampled_from(["GM0518", "GM0599", "GM0307", "GM0957", "ingrado"])
+        )
 
     path_values = {p["name"]: value(p) for p in params if p["in"] == "path"}
     query = {p["name"]: value(p) for p in params if p["in"] == "query" and draw(st.booleans())}
@@ -178,8 +231,12 @@ async def test_hypothesis_made_requests_never_get_a_5xx(api: Api) -> None:
     # Hypothesis draws the requests (its runner is synchronous), then they are sent in order.
     made: list[tuple[Any, ...]] = []
 
-    @settings(max_examples=500, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=500,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(req=requests(api))
     def draw(req: tuple[Any, ...]) -> None:
         made.append(req)

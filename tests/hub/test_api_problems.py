@@ -109,9 +109,7 @@ async def test_the_openapi_document_declares_problems_for_every_error(api: httpx
                 assert "403" in responses, where
 
 
-async def test_schema_valid_requests_are_accepted(
-    api: httpx.AsyncClient, operator: dict[str, str]
-) -> None:
+async def test_schema_valid_requests_are_accepted(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
     """What schemathesis found refused although the schema allowed it, and what it now says."""
     doc = (await api.get("/openapi.json")).json()
     tenant_in = doc["components"]["schemas"]["TenantIn"]["properties"]

@@ -16,9 +16,16 @@ pytestmark = pytest.mark.broker
 async def test_chain_detects_an_edited_record(db: Database) -> None:
     async with db.session() as s, s.begin():
         for i in range(5):
-            await audit.append(s, activity="route ping", actor="test", outcome="routed",
-                               sender="GM0518", recipients=["GM0599"], subject_ref=f"e{i}",
-                               traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+            await audit.append(
+                s,
+                activity="route ping",
+                actor="test",
+                outcome="routed",
+                sender="GM0518",
+                recipients=["GM0599"],
+                subject_ref=f"e{i}",
+                traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+            )
     async with db.session() as s:
         report = await audit.verify(s)
     assert report.intact and report.records == 5

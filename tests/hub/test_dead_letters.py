@@ -42,8 +42,9 @@ class PoisonFor:
 
 @pytest.fixture
 def api(hub: RunningHub) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(hub.settings, hub.db)),
-                             base_url="http://hub")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(hub.settings, hub.db)), base_url="http://hub"
+    )
 
 
 async def test_poison_ping_is_dead_lettered_listed_but_its_body_not_kept(hub: RunningHub, api) -> None:
@@ -51,14 +52,14 @@ async def test_poison_ping_is_dead_lettered_listed_but_its_body_not_kept(hub: Ru
     poison = workflows.register(PoisonFor(subject))
     try:
         amersfoort = await hub.connector("GM0307")
-        event = await amersfoort.send("nl.leerplicht.ping", {"text": "poison"}, ["GM0957"],
-                                      subject=subject)
+        event = await amersfoort.send("nl.leerplicht.ping", {"text": "poison"}, ["GM0957"], subject=subject)
         operator = {"Authorization": f"Bearer {await hub.token('operator')}"}
         dead = None
         for _ in range(100):
             listed = (await api.get("/dead-letters", headers=operator)).json()
-            dead = next((d for d in listed if d["sender"] == "GM0307"
-                         and d["reason"] == "delivery_limit"), None)
+            dead = next(
+                (d for d in listed if d["sender"] == "GM0307" and d["reason"] == "delivery_limit"), None
+            )
             if dead:
                 break
             await asyncio.sleep(0.2)

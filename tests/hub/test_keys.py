@@ -249,7 +249,9 @@ async def test_a_signing_key_promoted_before_the_hub_saw_it_rotates_with_the_old
     r = await api.put("/keys", json=signed(ks, signer=1), headers=headers)
     assert r.status_code == 200, r.text
     assert {k["kid"]: k["status"] for k in r.json()["keys"] if k["use"] == "sig"} == {
-        new: "primary", old: "retired"}
+        new: "primary",
+        old: "retired",
+    }
 
 
 async def test_the_operator_replaces_a_tenants_keys_audited(
@@ -280,11 +282,19 @@ async def test_the_operator_replaces_a_tenants_keys_audited(
 
 
 async def _inbeeld(hub: RunningHub, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "INBEELD_LOG_FORMAT": "json", "INBEELD_DATABASE_URL": hub.settings.database_url,
-           "INBEELD_VHOST": hub.settings.vhost}
+    env = {
+        **os.environ,
+        "INBEELD_LOG_FORMAT": "json",
+        "INBEELD_DATABASE_URL": hub.settings.database_url,
+        "INBEELD_VHOST": hub.settings.vhost,
+    }
     proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "inbeeld"), *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+        str(Path(sys.executable).parent / "inbeeld"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None

@@ -73,8 +73,7 @@ def usable_id(body: bytes) -> str | None:
 def draw_bodies(n: int) -> list[bytes]:
     drawn: list[bytes] = []
 
-    @settings(max_examples=2 * n, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=2 * n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @given(bodies)
     def collect(body: bytes) -> None:
         drawn.append(body)
@@ -94,8 +93,10 @@ def draw_bodies(n: int) -> list[bytes]:
 
 async def dead_letters_from(hub: RunningHub, sender: str) -> int:
     async with hub.db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(DeadLetter)
-                                  .where(DeadLetter.sender == sender)) or 0)
+        return int(
+            await s.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.sender == sender))
+            or 0
+        )
 
 
 async def test_router_survives_1000_malformed_bodies(hub: RunningHub) -> None:
@@ -114,8 +115,10 @@ async def test_router_survives_1000_malformed_bodies(hub: RunningHub) -> None:
     await conn.close()
 
     rejected = await hub.receive(
-        SENDER, lambda e: e.type == "nl.leerplicht.hub.rejected" and e.data["event_id"] in expect_rejected,
-        count=len(expect_rejected), timeout=120,
+        SENDER,
+        lambda e: e.type == "nl.leerplicht.hub.rejected" and e.data["event_id"] in expect_rejected,
+        count=len(expect_rejected),
+        timeout=120,
     )
     assert {e.data["event_id"] for e in rejected} == expect_rejected
     assert {e.data["reason"] for e in rejected} <= {"envelope_invalid", "too_large"}
@@ -131,5 +134,7 @@ async def test_router_survives_1000_malformed_bodies(hub: RunningHub) -> None:
     leftovers = arrived + await hub.drain("GM0307")
     assert marker.id in {e.id for e in leftovers}
     assert not [e for e in leftovers if e.id in expect_rejected]
-    print(f"\nmalformed bodies: {len(batch)} sent, {len(expect_rejected)} rejected, "
-          f"{expect_dead} dead-lettered, 0 delivered")
+    print(
+        f"\nmalformed bodies: {len(batch)} sent, {len(expect_rejected)} rejected, "
+        f"{expect_dead} dead-lettered, 0 delivered"
+    )

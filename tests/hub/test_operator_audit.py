@@ -89,7 +89,9 @@ def actions(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def test_api_actions_are_audited_with_the_token_and_logged(
-    hub: RunningHub, api: httpx.AsyncClient, operator: tuple[int, dict[str, str]],
+    hub: RunningHub,
+    api: httpx.AsyncClient,
+    operator: tuple[int, dict[str, str]],
     temp_tenant: BrokerCredentials,
 ) -> None:
     op_id, op = operator
@@ -179,7 +181,9 @@ async def test_dead_letter_replay_is_audited(
     assert response.status_code == 202 and response.json() == {"status": "replayed"}
     [record] = await records_about(hub, f"dead-letter:{dl_id}")
     assert (record.activity, record.actor, record.outcome) == (
-        "replay dead letter", f"operator:token:{op_id}", "replayed"
+        "replay dead letter",
+        f"operator:token:{op_id}",
+        "replayed",
     )
     assert [e["subject"] for e in actions(logs)] == [f"dead-letter:{dl_id}"]
     assert await chain_intact(hub)
@@ -231,7 +235,10 @@ def cli(hub: RunningHub, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-c", "from hub.cli import main; main()", *args],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -263,7 +270,10 @@ async def test_cli_actions_are_audited_with_the_os_user(
     assert done.returncode == 0, done.stderr
     made, revoked = await records_about(hub, f"token:{token_id}")
     assert (made.activity, made.actor, revoked.activity, revoked.actor) == (
-        "create tenant token", who, "revoke tenant token", who
+        "create tenant token",
+        who,
+        "revoke tenant token",
+        who,
     )
 
     dl_id = await routed_dead_letter(hub)
@@ -293,7 +303,9 @@ async def test_cli_onboarding_is_audited_and_logs_no_password(hub: RunningHub) -
         assert len(passwords) == 2
         records = await records_about(hub, f"tenant:{code}")
         assert [(r.activity, r.actor) for r in records] == [
-            ("add tenant", who), ("provision tenant", who), ("rotate broker password", who)
+            ("add tenant", who),
+            ("provision tenant", who),
+            ("rotate broker password", who),
         ]
         [grouped] = await records_about(hub, f"group:{group}")
         assert (grouped.activity, grouped.actor) == ("add group", who)

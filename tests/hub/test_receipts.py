@@ -17,10 +17,12 @@ async def test_recipient_confirms_and_sender_gets_hub_receipt(hub: RunningHub) -
     den_haag, roermond = await hub.connector("GM0518"), await hub.connector("GM0957")
     sent = await den_haag.send(PING, {"text": "please confirm"}, ["GM0957"])
     await hub.receive("GM0957", lambda e: e.id == sent.id)
-    await roermond.send("nl.leerplicht.receipt", {"event_id": sent.id, "event_source": sent.source},
-                        ["GM0518"])
-    [receipt] = await hub.receive("GM0518", lambda e: e.type == "nl.leerplicht.hub.receipt"
-                                  and e.data["event_id"] == sent.id)
+    await roermond.send(
+        "nl.leerplicht.receipt", {"event_id": sent.id, "event_source": sent.source}, ["GM0518"]
+    )
+    [receipt] = await hub.receive(
+        "GM0518", lambda e: e.type == "nl.leerplicht.hub.receipt" and e.data["event_id"] == sent.id
+    )
     assert receipt.data["recipient"] == "GM0957"
     assert receipt.source == hub.settings.hub_source
     async with hub.db.session() as s:
@@ -34,8 +36,10 @@ async def test_a_tenant_cannot_confirm_what_it_did_not_receive(hub: RunningHub) 
     den_haag, amersfoort = await hub.connector("GM0518"), await hub.connector("GM0307")
     sent = await den_haag.send(PING, {"text": "not for Amersfoort"}, ["GM0957"])
     await hub.receive("GM0957", lambda e: e.id == sent.id)
-    forged = await amersfoort.send("nl.leerplicht.receipt",
-                                   {"event_id": sent.id, "event_source": sent.source}, ["GM0518"])
-    [rejection] = await hub.receive("GM0307", lambda e: e.type == "nl.leerplicht.hub.rejected"
-                                    and e.data["event_id"] == forged.id)
+    forged = await amersfoort.send(
+        "nl.leerplicht.receipt", {"event_id": sent.id, "event_source": sent.source}, ["GM0518"]
+    )
+    [rejection] = await hub.receive(
+        "GM0307", lambda e: e.type == "nl.leerplicht.hub.rejected" and e.data["event_id"] == forged.id
+    )
     assert rejection.data["reason"] == "not_authorised"

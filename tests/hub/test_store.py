@@ -33,8 +33,9 @@ async def test_seed_registers_five_tenants_and_groups(db: Database) -> None:
 
 async def test_tenant_rules(db: Database) -> None:
     async with db.session() as s, s.begin():
-        t = await registry.add_tenant(s, "GM0363", "Gemeente Amsterdam", "municipality",
-                                      "00000001002564440000")
+        t = await registry.add_tenant(
+            s, "GM0363", "Gemeente Amsterdam", "municipality", "00000001002564440000"
+        )
         assert t.source_prefix == "urn:nld:oin:00000001002564440000:systeem:"
         assert t.owns_source("urn:nld:oin:00000001002564440000:systeem:leerplicht")
         assert not t.owns_source("urn:nld:cbs:GM0363:systeem:leerplicht")

@@ -565,8 +565,14 @@ async def test_a_sealed_offer_dead_lettered_by_a_bug_is_replayed_as_its_sender(
         dead = None
         for _ in range(100):
             listed = (await api.get("/dead-letters", headers=await bearer(hub, None))).json()
-            dead = next((d for d in listed if d["sender"] == "GM0518" and d["reason"] == "delivery_limit"
-                         and d["body_kept"]), None)
+            dead = next(
+                (
+                    d
+                    for d in listed
+                    if d["sender"] == "GM0518" and d["reason"] == "delivery_limit" and d["body_kept"]
+                ),
+                None,
+            )
             if dead:
                 break
             await asyncio.sleep(0.2)

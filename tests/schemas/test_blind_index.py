@@ -68,9 +68,7 @@ def test_is_hmac_sha256_over_the_normalised_bsn():
     assert blind_index("1112.22.333", key, "kid") == BlindIndex("kid", expected)
 
 
-@pytest.mark.parametrize(
-    "bad", ["111222334", "000000000", "12345678a", "1234567890", "", "١١١٢٢٢٣٣٣"]
-)
+@pytest.mark.parametrize("bad", ["111222334", "000000000", "12345678a", "1234567890", "", "١١١٢٢٢٣٣٣"])
 def test_invalid_bsn_is_refused_without_echo(bad):
     with pytest.raises(SchemaInvalid) as exc:
         normalise_bsn(bad)

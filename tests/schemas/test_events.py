@@ -163,7 +163,11 @@ def test_catalogue_shape() -> None:
         assert spec.model.model_config.get("extra") == "forbid"
     hub_only = {s.short_type for s in EVENTS.values() if s.hub_only}
     assert hub_only == {
-        "hub.rejected", "hub.receipt", "transfer.expired", "transfer.reminder", "key.rotated",
+        "hub.rejected",
+        "hub.receipt",
+        "transfer.expired",
+        "transfer.reminder",
+        "key.rotated",
         "hub.key_replacement_refused",
     }
     protections = {s.short_type: s.protection for s in EVENTS.values()}
@@ -322,9 +326,7 @@ def test_template_placeholders_are_unique_and_typed() -> None:
 
 def test_rejection_for_other_reason_needs_a_note() -> None:
     with pytest.raises(SchemaInvalid) as info:
-        validate_payload(
-            "nl.leerplicht.transfer.rejected", {"transfer_id": "tr-1", "reason": "other"}
-        )
+        validate_payload("nl.leerplicht.transfer.rejected", {"transfer_id": "tr-1", "reason": "other"})
     assert info.value.field == "note"
     validate_payload(
         "nl.leerplicht.transfer.rejected", {"transfer_id": "tr-1", "reason": "already_registered"}

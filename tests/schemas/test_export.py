@@ -19,9 +19,7 @@ CHECKER = REPO / "tools" / "asyncapi-check"
 
 def test_generated_files_are_not_stale() -> None:
     stale = export.stale()
-    assert stale == [], (
-        f"stale contract files: {stale}; run `python -m schemas.export` and commit the result"
-    )
+    assert stale == [], f"stale contract files: {stale}; run `python -m schemas.export` and commit the result"
 
 
 def test_check_mode_exit_code(capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,9 +40,7 @@ def node_open(tmp_path: Path, document: dict) -> subprocess.CompletedProcess[byt
     node, _ = node_tool("jose-interop")
     path = tmp_path / "input.json"
     path.write_text(json.dumps(document))
-    return subprocess.run(
-        [node, str(TOOL / "open.mjs"), str(path)], capture_output=True, timeout=60
-    )
+    return subprocess.run([node, str(TOOL / "open.mjs"), str(path)], capture_output=True, timeout=60)
 
 
 @pytest.fixture
@@ -129,8 +127,12 @@ def test_jose_refuses_what_it_should(tmp_path, parties, tamper):
 # -- what jose writes, we read ------------------------------------------------------------------
 
 BOUND = EnvelopeBinding(
-    id=ENV.id, type=ENV.type, source=ENV.source, recipients=ENV.recipients,
-    subject="tr-GM0518-0001", correlationid="flow-7",
+    id=ENV.id,
+    type=ENV.type,
+    source=ENV.source,
+    recipients=ENV.recipients,
+    subject="tr-GM0518-0001",
+    correlationid="flow-7",
 )
 
 
@@ -161,10 +163,16 @@ def test_we_open_what_jose_seals(tmp_path, parties, forms, recipients):
     signer, me, other = parties
     keys = [public(me), public(other)][:recipients]
     plaintext = {"pupil": "Fictief Voorbeeld", "taal": "العربية ć"}
-    jws = node_seal(tmp_path, {
-        "plaintext": plaintext, "envelope": BOUND.to_header(), "sender_private_jwk": signer,
-        "recipient_public_jwks": keys, **forms,
-    })
+    jws = node_seal(
+        tmp_path,
+        {
+            "plaintext": plaintext,
+            "envelope": BOUND.to_header(),
+            "sender_private_jwk": signer,
+            "recipient_public_jwks": keys,
+            **forms,
+        },
+    )
     verified = verify(jws, envelope=BOUND, sender_keys=[public(signer)])
     assert verified.kind == "sealed" and len(verified.recipient_kids) == recipients
     assert open_(jws, envelope=BOUND, sender_keys=[public(signer)], my_private_keys=[me]) == plaintext
@@ -178,10 +186,15 @@ def test_jose_single_recipient_shape_is_what_we_accept(tmp_path, parties):
     """The shape the regression is about, pinned: epk in the protected header, kid alone in the
     recipient entry (if jose changes its mind, the test above no longer covers it)."""
     signer, me, _ = parties
-    jws = node_seal(tmp_path, {
-        "plaintext": {"a": 1}, "envelope": BOUND.to_header(), "sender_private_jwk": signer,
-        "recipient_public_jwks": [public(me)],
-    })
+    jws = node_seal(
+        tmp_path,
+        {
+            "plaintext": {"a": 1},
+            "envelope": BOUND.to_header(),
+            "sender_private_jwk": signer,
+            "recipient_public_jwks": [public(me)],
+        },
+    )
     jwe = _inner_jwe(jws)
     protected = json.loads(base64.urlsafe_b64decode(jwe["protected"] + "=" * (-len(jwe["protected"]) % 4)))
     assert "epk" in protected
@@ -192,7 +205,9 @@ def test_jose_opens_what_we_seal_with_subject_bound(tmp_path, parties):
     signer, me, _ = parties
     sealed_obj = seal({"a": 1}, envelope=BOUND, recipients={"GM0599": [public(me)]}, signer=signer)
     doc = {
-        "sealed": sealed_obj, "recipient_private_jwk": me, "sender_public_jwk": public(signer),
+        "sealed": sealed_obj,
+        "recipient_private_jwk": me,
+        "sender_public_jwk": public(signer),
         "envelope": BOUND.to_header(),
     }
     assert node_open(tmp_path, doc).returncode == 0

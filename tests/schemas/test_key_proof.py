@@ -42,7 +42,9 @@ def test_the_binding_is_kid_status_and_expiry_sorted(ks: Keystore) -> None:
     keys = ks.public_jwks()["keys"]
     assert binding(keys) == sorted([k["kid"], k["status"], k.get("exp")] for k in keys)
     assert binding([{"kid": "b"}, {"kid": "a", "status": "pending", "exp": 5}]) == [
-        ["a", "pending", 5], ["b", "primary", None]]
+        ["a", "pending", 5],
+        ["b", "primary", None],
+    ]
 
 
 def test_refusals_name_the_problem(ks: Keystore, tmp_path: Path) -> None:
@@ -54,8 +56,9 @@ def test_refusals_name_the_problem(ks: Keystore, tmp_path: Path) -> None:
     grown = ks.public_jwks()
     key = OKPKey.import_key(dict(ks.signing_key()))
     untyped = jws.serialize_compact({"alg": "Ed25519", "kid": ks.primary_kid("sig")}, b"{}", key, ["Ed25519"])
-    event_signature = sealed.sign({"a": 1}, envelope=sealed.EnvelopeBinding("i", "t", "s", ("GM0599",)),
-                                  signer=ks.signing_key())
+    event_signature = sealed.sign(
+        {"a": 1}, envelope=sealed.EnvelopeBinding("i", "t", "s", ("GM0599",)), signer=ks.signing_key()
+    )
     cases: list[tuple[Any, Any, str]] = [
         (None, jwks["keys"], "compact JWS"),
         ("x" * 9000, jwks["keys"], "compact JWS"),

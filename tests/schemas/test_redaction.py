@@ -17,8 +17,14 @@ NAME = "Fatima el Amrani"
 def test_log_call_with_bsn_and_name_writes_neither(capsys) -> None:
     configure_logging("json", "INFO")
     log = structlog.get_logger("test")
-    log.info("pupil looked up", bsn=BSN, name=NAME, guardians=[{"name": "M. el Amrani",
-             "phone": "0612345678"}], note=f"called about {BSN} today", tenant="GM0518")
+    log.info(
+        "pupil looked up",
+        bsn=BSN,
+        name=NAME,
+        guardians=[{"name": "M. el Amrani", "phone": "0612345678"}],
+        note=f"called about {BSN} today",
+        tenant="GM0518",
+    )
     err = capsys.readouterr().err
     assert BSN not in err and NAME not in err and "el Amrani" not in err
     assert "0612345678" not in err
@@ -45,8 +51,10 @@ def test_numbers_that_fail_the_eleven_test_are_kept() -> None:
 
 def test_console_renderer_redacts_as_well() -> None:
     buf = io.StringIO()
-    structlog.configure(processors=[redact_personal_data, structlog.dev.ConsoleRenderer(colors=False)],
-                        logger_factory=structlog.PrintLoggerFactory(file=buf))
+    structlog.configure(
+        processors=[redact_personal_data, structlog.dev.ConsoleRenderer(colors=False)],
+        logger_factory=structlog.PrintLoggerFactory(file=buf),
+    )
     structlog.get_logger().info("x", birth_date="2011-03-04", address={"street": "Laan 1"})
     assert "2011-03-04" not in buf.getvalue() and "Laan 1" not in buf.getvalue()
     configure_logging("json")

@@ -89,9 +89,7 @@ def seal_to(sender: Party, *recipients: Party, payload=None, env=None) -> dict:
 
 
 def open_as(obj: dict, sender: Party, me: Party, env=None):
-    return open_(
-        obj, envelope=env or binding(), sender_keys=[public(sender.sig)], my_private_keys=[me.enc]
-    )
+    return open_(obj, envelope=env or binding(), sender_keys=[public(sender.sig)], my_private_keys=[me.enc])
 
 
 # --- round trips ------------------------------------------------------------------------------
@@ -140,9 +138,9 @@ def test_one_entry_per_recipient_key(den_haag, rotterdam):
         jwk_thumbprint(rotterdam.enc),
         jwk_thumbprint(second),
     ]
-    assert open_(
-        obj, envelope=binding(), sender_keys=[public(den_haag.sig)], my_private_keys=[second]
-    ) == {"a": 1}
+    assert open_(obj, envelope=binding(), sender_keys=[public(den_haag.sig)], my_private_keys=[second]) == {
+        "a": 1
+    }
 
 
 def test_signed_only(den_haag, rotterdam):
@@ -387,16 +385,12 @@ def test_rotation_old_key_opens_until_purge(tmp_path, den_haag):
     t0 = datetime(2025, 8, 1, tzinfo=UTC)
     store = Keystore.create(tmp_path / "keys.json", kek=os.urandom(32), now=t0)
     rotterdam_enc = [k for k in store.public_jwks(t0)["keys"] if k["use"] == "enc"]
-    old = seal(
-        {"a": "old"}, envelope=binding(), recipients={"GM0599": rotterdam_enc}, signer=den_haag.sig
-    )
+    old = seal({"a": "old"}, envelope=binding(), recipients={"GM0599": rotterdam_enc}, signer=den_haag.sig)
 
     new_kid = store.add_key("enc", now=t0)
     store.promote(new_kid, retire_after=timedelta(days=30), now=t0 + timedelta(days=1))
     new_pub = [k for k in store.public_jwks(t0)["keys"] if k["kid"] == new_kid]
-    new = seal(
-        {"a": "new"}, envelope=binding(), recipients={"GM0599": new_pub}, signer=den_haag.sig
-    )
+    new = seal({"a": "new"}, envelope=binding(), recipients={"GM0599": new_pub}, signer=den_haag.sig)
 
     def open_with(obj, now):
         return open_(
@@ -422,9 +416,7 @@ def test_rotation_old_key_opens_until_purge(tmp_path, den_haag):
 
 def make_vector() -> dict:
     """Run once (INBEELD_REGENERATE_VECTOR=1) when the wire format version changes."""
-    sender, recipient, other = (
-        Party(c, f"inbeeld-vector-v1:{c}") for c in ("GM0518", "GM0599", "GM0307")
-    )
+    sender, recipient, other = (Party(c, f"inbeeld-vector-v1:{c}") for c in ("GM0518", "GM0599", "GM0307"))
     env = binding(recipients=("GM0599", "GM0307"))
     plaintext = {"pupil": {"name": "Fictief Voorbeeld", "bsn": "111222333"}, "language": "pl"}
     return {
@@ -439,9 +431,7 @@ def make_vector() -> dict:
             recipients={r.code: [public(r.enc)] for r in (recipient, other)},
             signer=sender.sig,
         ),
-        "signed": sign(
-            {"template": "we-zijn-je-kwijt", "version": "1.0.0"}, envelope=env, signer=sender.sig
-        ),
+        "signed": sign({"template": "we-zijn-je-kwijt", "version": "1.0.0"}, envelope=env, signer=sender.sig),
         "recipient_private_jwk": recipient.enc,
         "sender_public_jwk": public(sender.sig),
     }
@@ -596,5 +586,8 @@ def test_jose_json_nested_too_deep_is_too_deep(den_haag):
         verify(obj, envelope=binding(), sender_keys=[public(den_haag.sig)])
     header = b64(b'{"alg":"Ed25519","x":' + deep + b"}")
     with pytest.raises(TooDeep):
-        verify({"payload": "e30", "signatures": [{"protected": header, "signature": "AA"}]},
-               envelope=binding(), sender_keys=[public(den_haag.sig)])
+        verify(
+            {"payload": "e30", "signatures": [{"protected": header, "signature": "AA"}]},
+            envelope=binding(),
+            sender_keys=[public(den_haag.sig)],
+        )

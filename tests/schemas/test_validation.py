@@ -98,9 +98,7 @@ def test_changing_one_digit_breaks_the_eleven_test(bsn: str, pos: int, delta: in
     assert "11-test" in rejects("bsn", corrupt)
 
 
-@pytest.mark.parametrize(
-    "value", ["12345678", "1234567890", "11122233a", "111 222 333", "٠١٢٣٤٥٦٧٨"]
-)
+@pytest.mark.parametrize("value", ["12345678", "1234567890", "11122233a", "111 222 333", "٠١٢٣٤٥٦٧٨"])
 def test_bsn_must_be_nine_ascii_digits(value: str) -> None:
     assert "9 digits" in rejects("bsn", value)
 

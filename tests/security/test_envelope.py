@@ -124,8 +124,13 @@ async def test_a_swapped_subject_is_refused_by_the_connector_inbox(
     honest = await den_haag.sealer.seal(offer(den_haag))
     await deliver(hub, "GM0599", tampered)
     await deliver(hub, "GM0599", honest)
-    inbox = Connector("GM0599", hub.tenant_url("GM0599"), inbox_name=hub.inbox("GM0599"), system="test",
-                      sealer=rotterdam.sealer)
+    inbox = Connector(
+        "GM0599",
+        hub.tenant_url("GM0599"),
+        inbox_name=hub.inbox("GM0599"),
+        system="test",
+        sealer=rotterdam.sealer,
+    )
     await inbox.connect()
     try:
         got = await read_until(inbox, honest.id)
@@ -181,8 +186,13 @@ async def test_what_jose_seals_with_one_recipient_is_routed_and_opened(
     jose_event = event.model_copy(update={"data": json.loads(result.stdout)})
 
     await den_haag.connector.publish(jose_event)
-    inbox = Connector("GM0599", hub.tenant_url("GM0599"), inbox_name=hub.inbox("GM0599"), system="test",
-                      sealer=rotterdam.sealer)
+    inbox = Connector(
+        "GM0599",
+        hub.tenant_url("GM0599"),
+        inbox_name=hub.inbox("GM0599"),
+        system="test",
+        sealer=rotterdam.sealer,
+    )
     await inbox.connect()
     try:
         got = await read_until(inbox, jose_event.id)

@@ -67,8 +67,11 @@ class _Api(uvicorn.Server):
 @pytest.fixture
 async def api_url(hub: RunningHub) -> AsyncIterator[str]:
     """The hub's HTTP API on a free port: what connectors and their CLI talk to."""
-    server = _Api(uvicorn.Config(create_app(hub.settings, hub.db), host="127.0.0.1", port=0,
-                                 log_level="warning", lifespan="off"))
+    server = _Api(
+        uvicorn.Config(
+            create_app(hub.settings, hub.db), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -88,7 +91,13 @@ def kids(ks: Keystore) -> set[str]:
 
 
 def connector_toml(
-    hub: RunningHub, *, tenant: str, broker_of: str, api_url: str, token: str, sink: Path,
+    hub: RunningHub,
+    *,
+    tenant: str,
+    broker_of: str,
+    api_url: str,
+    token: str,
+    sink: Path,
     kek_env: str | None = None,
 ) -> str:
     parts = urlsplit(hub.tenant_url(broker_of))
@@ -183,8 +192,15 @@ async def offer(hub: RunningHub, api_url: str, den_haag: Keystore, to: str, doc:
 async def connector_check(config: Path, env: dict[str, str]) -> tuple[int, str]:
     """`inbeeld-connector check` as a user runs it (wide, so no table cell wraps)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connectors.cli", "check", "-c", str(config), env={**env, "COLUMNS": "400"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "connectors.cli",
+        "check",
+        "-c",
+        str(config),
+        env={**env, "COLUMNS": "400"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -211,13 +227,31 @@ async def test_a_copied_configuration_cannot_take_over_a_tenants_keys(
 
     # The impostor: Rotterdam's configuration copied with a typo in `tenant`, a keystore of its
     # own, Rotterdam's broker credentials and API token, started the documented way.
-    impostor = write_config(tmp_path / "impostor", connector_toml(
-        hub, tenant="GM0959", broker_of="GM0599", api_url=api_url, token=token,
-        sink=tmp_path / "impostor" / "in", kek_env="TAKEOVER_KEK"))
+    impostor = write_config(
+        tmp_path / "impostor",
+        connector_toml(
+            hub,
+            tenant="GM0959",
+            broker_of="GM0599",
+            api_url=api_url,
+            token=token,
+            sink=tmp_path / "impostor" / "in",
+            kek_env="TAKEOVER_KEK",
+        ),
+    )
     env = {**os.environ, "TAKEOVER_KEK": base64.urlsafe_b64encode(os.urandom(32)).decode()}
     run = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connectors.cli", "run", "-c", str(impostor), "--log-format", "json",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "connectors.cli",
+        "run",
+        "-c",
+        str(impostor),
+        "--log-format",
+        "json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(run.communicate(), 60)
     assert run.returncode == 1, (out + err).decode()
@@ -246,8 +280,12 @@ async def test_a_copied_configuration_cannot_take_over_a_tenants_keys(
 
     # Rotterdam's real connector hears of it, and still opens Den Haag's next offer
     sink = tmp_path / "rotterdam" / "in"
-    config = load_config(write_config(tmp_path / "rotterdam", connector_toml(
-        hub, tenant="GM0599", broker_of="GM0599", api_url=api_url, token=token, sink=sink)))
+    config = load_config(
+        write_config(
+            tmp_path / "rotterdam",
+            connector_toml(hub, tenant="GM0599", broker_of="GM0599", api_url=api_url, token=token, sink=sink),
+        )
+    )
     doc = dossier()
     with structlog.testing.capture_logs() as logs:
         async with Running(config, rotterdam) as runtime:
@@ -285,9 +323,18 @@ async def test_a_recipient_that_cannot_open_an_offer_tells_its_sender(
         await hub.drain(code)
     dh_token, rd_token = await hub.token("tenant", "GM0518"), await hub.token("tenant", "GM0599")
     sink = tmp_path / "denhaag" / "in"
-    dh_config = write_config(tmp_path / "denhaag", connector_toml(  # [keystore]: the CLI's transfers
-        hub, tenant="GM0518", broker_of="GM0518", api_url=api_url, token=dh_token, sink=sink,
-        kek_env="TAKEOVER_UNUSED_KEK"))
+    dh_config = write_config(
+        tmp_path / "denhaag",
+        connector_toml(  # [keystore]: the CLI's transfers
+            hub,
+            tenant="GM0518",
+            broker_of="GM0518",
+            api_url=api_url,
+            token=dh_token,
+            sink=sink,
+            kek_env="TAKEOVER_UNUSED_KEK",
+        ),
+    )
     doc = dossier()
 
     with structlog.testing.capture_logs() as logs:
@@ -297,8 +344,9 @@ async def test_a_recipient_that_cannot_open_an_offer_tells_its_sender(
             async with Directory(api_url, rd_token) as directory:
                 sealer = Sealer(rotterdam_old, directory, "GM0599")
                 url = hub.tenant_url("GM0599")
-                async with Connector("GM0599", url, inbox_name=hub.inbox("GM0599"), system="takeover",
-                                     sealer=sealer) as rotterdam:
+                async with Connector(
+                    "GM0599", url, inbox_name=hub.inbox("GM0599"), system="takeover", sealer=sealer
+                ) as rotterdam:
                     async for message in rotterdam.inbox(idle_timeout=2):
                         assert message.event.id != sent.id
                         await message.ack()
@@ -317,20 +365,29 @@ async def test_a_recipient_that_cannot_open_an_offer_tells_its_sender(
             assert reply.reason == "crypto_error" and reply.recipient == "GM0599"
 
             # Nobody else can report on Den Haag's offer, nor send a report elsewhere
-            report = {"event_id": sent.id, "event_source": sent.source, "event_type": sent.type,
-                      "reason": "crypto_error"}
+            report = {
+                "event_id": sent.id,
+                "event_source": sent.source,
+                "event_type": sent.type,
+                "reason": "crypto_error",
+            }
             forged = await (await hub.connector("GM0307")).send(FAILED, report, ["GM0518"])
             misdirected = await (await hub.connector("GM0599")).send(FAILED, report, ["GM0307"])
             for code, event in (("GM0307", forged), ("GM0599", misdirected)):
-                [rejection] = await hub.receive(code, lambda e, i=event.id: e.type == REJECTED
-                                                and e.data["event_id"] == i)
+                [rejection] = await hub.receive(
+                    code, lambda e, i=event.id: e.type == REJECTED and e.data["event_id"] == i
+                )
                 assert rejection.data["reason"] == "not_authorised", rejection.data
             assert len(await replies()) == 1
 
     # What Den Haag's case system got: a reference and a reason code, no content
     [failure] = delivered(sink, lambda b: b["type"] == FAILED)
-    assert failure["data"] == {"event_id": sent.id, "event_source": sent.source, "event_type": sent.type,
-                               "reason": "crypto_error"}
+    assert failure["data"] == {
+        "event_id": sent.id,
+        "event_source": sent.source,
+        "event_type": sent.type,
+        "reason": "crypto_error",
+    }
     assert failure["source"].startswith("urn:nld:cbs:GM0599:")
     assert BSN not in json.dumps(failure) and doc["pupil"]["family_name"] not in json.dumps(failure)
     [logged] = [e for e in logs if e["event"] == "runtime.delivery_failed"]
@@ -343,15 +400,20 @@ async def test_a_recipient_that_cannot_open_an_offer_tells_its_sender(
         status = await transfer_status(api_url, token, doc["transfer_id"])
         assert status["state"] == "offered" and status["delivery_failed"] is True
         assert [(x["step"], x["actor"]) for x in status["timeline"]] == [
-            ("offered", "GM0518"), ("delivery_failed", "GM0599")]
+            ("offered", "GM0518"),
+            ("delivery_failed", "GM0599"),
+        ]
     runner = CliRunner()
-    shown = await asyncio.to_thread(runner.invoke, connector_cli,
-                                    ["transfer", "show", doc["transfer_id"], "-c", str(dh_config)])
+    shown = await asyncio.to_thread(
+        runner.invoke, connector_cli, ["transfer", "show", doc["transfer_id"], "-c", str(dh_config)]
+    )
     assert shown.exit_code == 0, shown.output
     assert "(delivery failed)" in shown.output  # the title: state, and that delivery failed
     assert f"delivery failed: GM0599 could not open the latest step of {doc['transfer_id']}" in shown.output
-    listed = await asyncio.to_thread(runner.invoke, connector_cli,
-                                     ["transfer", "list", "--role", "offerer", "-c", str(dh_config)])
+    listed = await asyncio.to_thread(
+        runner.invoke, connector_cli, ["transfer", "list", "--role", "offerer", "-c", str(dh_config)]
+    )
     assert listed.exit_code == 0 and doc["transfer_id"] in listed.output, listed.output
     assert f"delivery failed: the other party could not open the latest step of {doc['transfer_id']}" in (
-        listed.output)
+        listed.output
+    )

@@ -32,8 +32,9 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-async def lone_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                   ) -> AsyncIterator[RunningHub]:
+async def lone_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningHub]:
     backend = request.param
     label = f"operator_{backend}"
     settings = base_settings(
@@ -145,7 +146,11 @@ def cli(hub: RunningHub, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-c", "from hub.cli import main; main()", *args],
-        env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent,
     )
 
 
@@ -174,8 +179,12 @@ async def test_the_cli_refuses_to_revoke_the_last_operator_token(
     ],
 )
 async def test_a_tenant_token_pulls_no_operator_lever(
-    lone_hub: RunningHub, api: httpx.AsyncClient, only_operator: tuple[int, str],
-    method: str, path: str, body: dict[str, str] | None,
+    lone_hub: RunningHub,
+    api: httpx.AsyncClient,
+    only_operator: tuple[int, str],
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
 ) -> None:
     token_id, token = only_operator
     async with lone_hub.db.session() as s, s.begin():

@@ -50,7 +50,9 @@ pytestmark = pytest.mark.broker
 DEPTHS = st.integers(MAX_DEPTH + 1, 100_000)
 KINDS = st.sampled_from(["[", "{", "[{", "{[", "[[{"])
 SETTINGS = settings(
-    max_examples=40, deadline=None, database=None,
+    max_examples=40,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
@@ -179,8 +181,14 @@ async def test_inbox_rejects_deep_messages_and_goes_on(hub: RunningHub, parties:
 
     # (delivered by a "hostile hub" straight into the inbox, so no failure report: the hub
     # would rightly refuse one about events it never routed)
-    inbox = Connector("GM0599", hub.tenant_url("GM0599"), inbox_name=hub.inbox("GM0599"), system="test",
-                      sealer=rotterdam.sealer, report_failures=False)
+    inbox = Connector(
+        "GM0599",
+        hub.tenant_url("GM0599"),
+        inbox_name=hub.inbox("GM0599"),
+        system="test",
+        sealer=rotterdam.sealer,
+        report_failures=False,
+    )
     await inbox.connect()
     try:
         got = []
@@ -287,8 +295,9 @@ def test_the_connector_cli_refuses_deep_files_in_one_line(tmp_path: Path) -> Non
     for depth, kinds in drawn(st.tuples(DEPTHS, KINDS)):
         dossier.write_text(nested_json(depth, kinds), encoding="utf-8")
         config.write_text(f"tenant = 'GM0518'\nx = {nested_toml(depth, kinds)}\n", encoding="utf-8")
-        offered = runner.invoke(app, ["transfer", "offer", "--to", "GM0599", "--file", str(dossier),
-                                      "--config", str(config)])
+        offered = runner.invoke(
+            app, ["transfer", "offer", "--to", "GM0599", "--file", str(dossier), "--config", str(config)]
+        )
         checked = runner.invoke(app, ["check", "--config", str(config)])
         for result in (offered, checked):
             assert result.exit_code in (1, 2), result.output

@@ -68,8 +68,10 @@ async def ledger_rows(hub: RunningHub, **where: Any) -> list[LedgerEvent]:
 
 async def audit_count(hub: RunningHub, sender: str) -> int:
     async with hub.db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(AuditRecord)
-                                  .where(AuditRecord.sender == sender)) or 0)
+        return int(
+            await s.scalar(select(func.count()).select_from(AuditRecord).where(AuditRecord.sender == sender))
+            or 0
+        )
 
 
 async def wait_for_dead(hub: RunningHub, digest: str, timeout: float = 20.0) -> DeadLetter:
@@ -83,16 +85,18 @@ async def wait_for_dead(hub: RunningHub, digest: str, timeout: float = 20.0) -> 
 
 
 def api_for(hub: RunningHub) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(hub.settings, hub.db)),
-                             base_url="http://hub")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(hub.settings, hub.db)), base_url="http://hub"
+    )
 
 
 # -- 1. sender spoofing through an operator replay -----------------------------------------------
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-async def own_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                  ) -> AsyncIterator[RunningHub]:
+async def own_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningHub]:
     """A hub of this module's own: the spoofing test stops and restarts its router."""
     backend = request.param
     label = f"trust_{backend}"
@@ -107,8 +111,11 @@ async def own_hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 async def test_forged_dead_letter_headers_do_not_make_the_victim_the_sender(own_hub: RunningHub) -> None:
     hub = own_hub
     victim_source = await source_of(hub, VICTIM)
-    forged_headers = {"x-inbeeld-sender": VICTIM, "x-inbeeld-reason": "envelope_invalid",
-                      "x-inbeeld-detail": "looks like the hub wrote this"}
+    forged_headers = {
+        "x-inbeeld-sender": VICTIM,
+        "x-inbeeld-reason": "envelope_invalid",
+        "x-inbeeld-detail": "looks like the hub wrote this",
+    }
     signed_like = forged(victim_source, "nl.leerplicht.notice.pupil_missing", JOSE_SHAPED, [BYSTANDER])
     plain = forged(victim_source, PING, {"text": "from the victim, honestly"}, [BYSTANDER])
     ledger_before = len(await ledger_rows(hub, sender=VICTIM))
@@ -168,8 +175,12 @@ async def test_a_deeply_nested_body_is_refused_once_without_looping(hub: Running
     # router failed on it delivery-limit times
     assert row.reason == "too_deep" and row.sender == ATTACKER and row.body == b""
     async with hub.db.session() as s:
-        assert await s.scalar(select(func.count()).select_from(DeadLetter)
-                              .where(DeadLetter.body_sha256 == digest)) == 1
+        assert (
+            await s.scalar(
+                select(func.count()).select_from(DeadLetter).where(DeadLetter.body_sha256 == digest)
+            )
+            == 1
+        )
     sent = await (await hub.connector(VICTIM)).send(PING, {"text": "still routing"}, [BYSTANDER])
     await hub.receive(BYSTANDER, lambda e: e.id == sent.id)
 
@@ -225,8 +236,12 @@ async def test_a_bsn_in_the_envelope_is_refused_and_not_stored(hub: RunningHub, 
     await sender.publish(event)
     rejection_id = event.id if attribute != "id" else "unknown"
     [rejection] = await hub.receive(
-        VICTIM, lambda e: e.type == REJECTED and e.data["event_id"] == rejection_id
-        and e.data["reason"] == "personal_data_in_envelope"
+        VICTIM,
+        lambda e: (
+            e.type == REJECTED
+            and e.data["event_id"] == rejection_id
+            and e.data["reason"] == "personal_data_in_envelope"
+        ),
     )
     assert rejection.data["field"] == attribute and bsn not in rejection.data["message"]
     assert bsn not in json.dumps(rejection.model_dump(mode="json"))

@@ -22,6 +22,8 @@ def node_tool(name: str) -> tuple[str, Path]:
     if not (folder / "node_modules").is_dir():
         subprocess.run(
             [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=folder, check=True, timeout=600,
+            cwd=folder,
+            check=True,
+            timeout=600,
         )
     return node, folder

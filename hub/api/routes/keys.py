@@ -24,10 +24,22 @@ class JWKSet(BaseModel):
 
 _EXAMPLE = {
     "keys": [
-        {"kty": "OKP", "crv": "Ed25519", "x": "…", "kid": "<RFC 7638 thumbprint>", "use": "sig",
-         "status": "primary"},
-        {"kty": "OKP", "crv": "X25519", "x": "…", "kid": "<RFC 7638 thumbprint>", "use": "enc",
-         "status": "primary"},
+        {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": "…",
+            "kid": "<RFC 7638 thumbprint>",
+            "use": "sig",
+            "status": "primary",
+        },
+        {
+            "kty": "OKP",
+            "crv": "X25519",
+            "x": "…",
+            "kid": "<RFC 7638 thumbprint>",
+            "use": "enc",
+            "status": "primary",
+        },
     ]
 }
 
