@@ -24,6 +24,26 @@
     └── Conflict                 the request contradicts what the hub holds (a duplicate, a
                                  tenant's keys)
 
+Subclasses defined where they are raised (a test keeps this list complete):
+
+    ContractError   <- hub.keys.KeyInvalid
+    RoutingRefused  <- hub.keys.RecipientKeyMissing
+    CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
+    NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable
+    Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
+                       hub.auth.AlreadyRevoked, hub.key_registration.KeyReplacementRefused
+    InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
+                       DatabaseUnavailable), hub.registry.RegistryError,
+                       hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,
+                       hub.broker.connection.BrokerAccessRefused, hub.replay.ReplayRefused,
+                       hub.inboxes.InboxMoveError, hub.router.RecipientBusy,
+                       connectors.client.ConnectorError (InboxUnavailable),
+                       connectors.config.ConfigError, connectors.inbox_name.InboxNameUnknown,
+                       connectors.directory.DirectoryError (KeyReplacementRefused),
+                       connectors.letters.errors.LetterError (and its tree there),
+                       connectors.templates.TemplateRefused, connectors.transfers.TransferError,
+                       connectors.sinks.SinkError, connectors.runtime.FlowRefused
+
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
 never contains personal data. The HTTP and AMQP edges map this tree to status codes and to
 ack/reject decisions in exactly one place each (`hub.api.errors`, `hub.router`).
