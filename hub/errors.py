@@ -1,13 +1,17 @@
 """Hub-side errors that are about the deployment rather than the contract.
 
     InbeeldError (schemas.errors)
-    └── ServiceUnavailable       RabbitMQ, its management API or the database cannot be reached
-        ├── BrokerUnavailable
-        ├── ManagementUnavailable
-        └── DatabaseUnavailable
+    ├── ServiceUnavailable       RabbitMQ, its management API or the database cannot be reached
+    │   ├── BrokerUnavailable
+    │   ├── ManagementUnavailable
+    │   └── DatabaseUnavailable
+    └── Transient                the store or the broker is briefly away: keep the work, retry
 
 The CLI turns a ServiceUnavailable into one line naming the URL and how to start the service,
-and exit code 2; the API reports it in `/health`.
+and exit code 2; the API reports it in `/health`. `Transient` carries the store's or the broker's
+"briefly away" errors (`hub.store.db.STORE_AWAY`, `hub.broker.connection.BROKER_AWAY`; the library
+error is its `__cause__`), so the router decides retry on one type; a `RuntimeError` is a bug,
+not transient.
 """
 
 from __future__ import annotations
@@ -48,3 +52,10 @@ class DatabaseUnavailable(ServiceUnavailable):
         "start PostgreSQL with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
         "or set INBEELD_DATABASE_URL"
     )
+
+
+class Transient(InbeeldError):
+    """The store or the broker is briefly away; what was being done is kept and tried again.
+    Never a refusal: the router retries on it and never tells the sender."""
+
+    reason = "transient"

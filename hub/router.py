@@ -25,28 +25,25 @@ from typing import Any
 import aio_pika
 import aiormq.abc
 import structlog
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractRobustConnection,
-)
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError, PublishError
 from aiormq.abc import DeliveredMessage, FieldValue
-from aiormq.exceptions import AMQPError, ChannelInvalidStateError
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import audit, ledger, metrics, publisher, registry
-from hub.broker.connection import connect
+from hub import audit, dead_letters, ledger, metrics, publisher
+from hub.broker.connection import BROKER_AWAY, connect
+from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
+from hub.dead_letters import HEADER_DETAIL, HEADER_REASON, HEADER_SENDER, envelope_attributes
+from hub.directory import CachedDirectory
+from hub.errors import Transient
 from hub.keys import KeyCache
 from hub.rate_limit import RateLimiter
 from hub.registry import TenantInfo
 from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients, uses_groups
-from hub.store.db import Database
+from hub.store.db import STORE_AWAY, Database
 from hub.store.models import DeadLetter
 from hub.workflows import load_all, workflow_for
 from schemas.envelope import CloudEvent, parse_event
@@ -59,15 +56,6 @@ from schemas.validation import validate_payload
 log = structlog.get_logger("inbeeld.router")
 
 ACTOR = "hub-router"
-HEADER_REASON = "x-inbeeld-reason"
-HEADER_DETAIL = "x-inbeeld-detail"
-HEADER_SENDER = "x-inbeeld-sender"
-# Why the broker dead-lettered a message (x-first-death-reason); anything else a publisher
-# may have put in that header is not believed.
-BROKER_DEATH_REASONS = frozenset({"expired", "rejected", "maxlen", "delivery_limit"})
-
-
-DIRECTORY_TTL = 1.0  # seconds the directory (tenants, broker users, groups) is reused
 
 
 @dataclass
@@ -92,125 +80,8 @@ class RecipientBusy(InbeeldError):
     reason = "recipient_busy"
 
 
-class _CachedDirectory:
-    """`hub.routing.Directory` from an in-memory copy of tenants and groups, reloaded when it
-    is older than `ttl` seconds (checked once per batch) and when an address is not found;
-    group membership is also reloaded for every batch that routes by group. With 400 tenants
-    a full reload per batch cost more than the batch's own routing."""
-
-    def __init__(self, db: Database, ttl: float = DIRECTORY_TTL) -> None:
-        self.db = db
-        self.ttl = ttl
-        self._tenants: dict[str, TenantInfo] = {}
-        self._by_user: dict[str, TenantInfo] = {}
-        self._unknown: set[str] = set()
-        self._groups: dict[str, list[str]] = {}
-        self._member_of: dict[str, list[str]] = {}
-        self._loaded = float("-inf")
-
-    async def reload(self) -> None:
-        async with self.db.session() as s:
-            self._tenants = {t.code: t for t in await registry.list_tenants(s)}
-        self._by_user = {t.broker_username: t for t in self._tenants.values() if t.broker_username}
-        self._unknown = set()
-        await self.reload_groups()
-        self._loaded = asyncio.get_running_loop().time()
-
-    async def reload_groups(self) -> None:
-        """Group membership afresh: done for every batch that routes by group, so a member
-        that left gets nothing more from the moment it was removed."""
-        async with self.db.session() as s:
-            groups = await registry.list_groups(s)
-        member_of: dict[str, list[str]] = {}
-        for name, members in groups.items():
-            for code in members:
-                member_of.setdefault(code, []).append(name)
-        self._groups, self._member_of = groups, member_of
-
-    async def refresh(self) -> None:
-        if asyncio.get_running_loop().time() - self._loaded > self.ttl:
-            await self.reload()
-
-    async def by_broker_user(self, user: str) -> TenantInfo | None:
-        """The tenant whose broker user published a message (the broker vouches for user_id)."""
-        await self.refresh()
-        tenant = self._by_user.get(user)
-        if tenant is None and user not in self._unknown:
-            await self.reload()  # provisioned since the last load?
-            tenant = self._by_user.get(user)
-            if tenant is None:
-                self._unknown.add(user)  # until the next reload: no query per message
-        return tenant
-
-    async def tenant(self, code: str) -> TenantInfo | None:
-        if code not in self._tenants:
-            await self.reload()
-        return self._tenants.get(code)
-
-    async def group_members(self, name: str) -> list[str] | None:
-        if name not in self._groups:
-            await self.reload()
-        return self._groups.get(name)
-
-    async def groups_of(self, code: str) -> list[str]:
-        return self._member_of.get(code, [])
-
-
-BROKER_AWAY = (AMQPError, ChannelInvalidStateError, ConnectionError)
-RETRYABLE = (OperationalError, DBAPIError, OSError, TimeoutError, *BROKER_AWAY)
-SETTLE_FAILURES = (*BROKER_AWAY, RuntimeError)
-
-
-class Delivery:
-    """One message from the router queue, straight from aiormq: what the router reads of it
-    and how it settles it. (aio-pika's consumer wraps every delivery in an IncomingMessage
-    and a second task; on the router's hot path that was a tenth of its time.)"""
-
-    __slots__ = (
-        "body",
-        "channel",
-        "content_type",
-        "delivery_tag",
-        "headers",
-        "message_id",
-        "redelivered",
-        "user_id",
-    )
-
-    def __init__(self, message: DeliveredMessage) -> None:
-        properties = message.header.properties
-        self.body: bytes = message.body
-        self.channel: aiormq.abc.AbstractChannel = message.channel
-        self.delivery_tag: int | None = message.delivery_tag
-        self.redelivered = bool(message.redelivered)
-        self.content_type = properties.content_type
-        self.headers = properties.headers
-        self.message_id = properties.message_id
-        self.user_id = properties.user_id
-
-    async def ack(self) -> None:
-        await self.channel.basic_ack(self.delivery_tag)  # type: ignore[arg-type]
-
-    async def nack(self, requeue: bool = True) -> None:
-        await self.channel.basic_nack(self.delivery_tag, requeue=requeue)  # type: ignore[arg-type]
-
-
-def _channel_gone(message: Delivery) -> bool:
-    try:
-        return bool(message.channel.is_closed)
-    except Exception:  # a channel object in an odd state is as good as gone
-        return True
-
-
-async def _settle(message: Delivery, *, ack: bool) -> None:
-    """Ack (or nack for redelivery); on a channel the broker closed, there is nothing to do."""
-    try:
-        if ack:
-            await message.ack()
-        else:
-            await message.nack(requeue=True)
-    except SETTLE_FAILURES:
-        log.info("router.settle_skipped", message_id=message.message_id)
+# The store's and the broker's "briefly away" errors, turned into `Transient` at one seam.
+_AWAY = (*STORE_AWAY, *BROKER_AWAY)
 
 
 def _id_guess(body: bytes) -> str:
@@ -227,30 +98,6 @@ def _id_guess(body: bytes) -> str:
     return value
 
 
-def _envelope_attributes(event: CloudEvent) -> dict[str, str | list[str] | None]:
-    """The envelope attributes the hub stores or logs in the clear."""
-    return {
-        "id": event.id,
-        "source": event.source,
-        "subject": event.subject,
-        "correlationid": event.correlationid,
-        "recipients": list(event.recipients),
-        "dataschema": event.dataschema,
-    }
-
-
-def _is_jose_event(body: bytes) -> bool:
-    """Whether `body` is an event whose `data` is a JOSE object (signed or sealed) and whose
-    envelope holds no BSN: the only dead-letter bodies the hub keeps."""
-    try:
-        event = parse_event(body)
-    except InbeeldError:
-        return False
-    data = event.data
-    jose = isinstance(data, dict) and ("protected" in data or "signatures" in data or "ciphertext" in data)
-    return jose and bsn_in_attributes(_envelope_attributes(event)) is None
-
-
 class Router:
     def __init__(
         self, settings: Settings, db: Database, *, prefetch: int = 512, batch_max: int = 256
@@ -259,9 +106,9 @@ class Router:
         self.db = db
         self.prefetch = prefetch
         self.batch_max = batch_max
-        self._incoming: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._incoming: asyncio.Queue[RouterMessage] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._directory = _CachedDirectory(db)
+        self._directory = CachedDirectory(db)
         self.hub_source = settings.hub_source
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -351,7 +198,7 @@ class Router:
             log.info("router.consuming_again")
 
     async def _on_message(self, message: DeliveredMessage) -> None:
-        self._incoming.put_nowait(Delivery(message))
+        self._incoming.put_nowait(RouterMessage(message))
 
     async def _work(self) -> None:
         """Take what has arrived (up to `batch_max`) and route it as one batch: one transaction
@@ -368,22 +215,22 @@ class Router:
             except Exception:  # the worker must outlive anything one batch does
                 log.exception("router.batch_failed", size=len(batch))
 
-    async def _process(self, batch: list[Delivery]) -> None:
+    async def _process(self, batch: list[RouterMessage]) -> None:
         delay = 0.5
         while True:
             try:
-                copies = await self.handle(batch)
-            except RETRYABLE as exc:
+                copies = await self._handle(batch)
+            except Transient as exc:
                 # The store or the broker is briefly away: keep the messages, try again. Those
                 # that came on a channel the broker has closed meanwhile are not ours any more:
                 # the broker redelivers them on the restored channel (the ledger makes the
                 # second routing a no-op or a faithful repeat).
                 if self._stopped.is_set():
                     return
-                log.warning("router.retry", error=type(exc).__name__, delay=delay)
+                log.warning("router.retry", error=exc.message, delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-                batch = [m for m in batch if not _channel_gone(m)]
+                batch = [m for m in batch if not channel_gone(m)]
                 if not batch:
                     return
                 continue
@@ -393,7 +240,7 @@ class Router:
                         await self._process([message])
                     return
                 log.exception("router.bug", message_id=batch[0].message_id)
-                await _settle(batch[0], ack=False)
+                await settle(batch[0], ack=False)
                 return
             # The next batch is decided while this one's confirms come in; the messages are
             # acked only when every copy is confirmed.
@@ -402,7 +249,7 @@ class Router:
             task.add_done_callback(self._confirming.discard)
             return
 
-    async def _confirm_guarded(self, batch: list[Delivery], copies: _Copies) -> None:
+    async def _confirm_guarded(self, batch: list[RouterMessage], copies: _Copies) -> None:
         try:
             await self._confirm(batch, copies)
         except asyncio.CancelledError:
@@ -410,9 +257,9 @@ class Router:
         except Exception:  # a bug here must not leave the batch unacked for ever
             log.exception("router.confirm_bug", size=len(batch))
             for message in batch:
-                await _settle(message, ack=False)
+                await settle(message, ack=False)
 
-    async def _confirm(self, batch: list[Delivery], copies: _Copies) -> None:
+    async def _confirm(self, batch: list[RouterMessage], copies: _Copies) -> None:
         results = await asyncio.gather(*(task for _, _, task in copies), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -420,24 +267,31 @@ class Router:
             # to a router again, which publishes the stored copies once more (same sequences).
             log.warning("router.confirm_failed", error=type(failed[0]).__name__, size=len(batch))
             for message in batch:
-                if not _channel_gone(message):
-                    await _settle(message, ack=False)
+                if not channel_gone(message):
+                    await settle(message, ack=False)
             return
         busy = list({id(d): d for d, _, _ in copies if d.busy and d.rejection is None}.values())
         if busy:
             try:
                 await self._refused(busy)
-            except RETRYABLE as exc:  # told next time: the redelivered event is repeated
-                log.warning("router.busy_unrecorded", error=type(exc).__name__)
+            except Transient as exc:  # told next time: the redelivered event is repeated
+                log.warning("router.busy_unrecorded", error=exc.message)
                 for message in batch:
-                    await _settle(message, ack=False)
+                    await settle(message, ack=False)
                 return
         for message in batch:
-            await _settle(message, ack=True)
+            await settle(message, ack=True)
         self.handled += len(batch)
 
     async def _refused(self, decisions: list[_Decision]) -> None:
-        """Some inboxes refused their copy (full): record it and tell each sender."""
+        """Some inboxes refused their copy (full): record it and tell each sender. The store
+        or broker briefly away raises `Transient`."""
+        try:
+            await self._record_refused(decisions)
+        except _AWAY as exc:
+            raise Transient(type(exc).__name__) from exc
+
+    async def _record_refused(self, decisions: list[_Decision]) -> None:
         async with self.db.session() as s, s.begin():
             await ledger.set_status(s, [d.ledger_id for d in decisions], ledger.ROUTED, "recipient_busy")
             await audit.append_many(
@@ -449,11 +303,11 @@ class Router:
             )
             await self._send_rejection(d.sender, d.original.id, busy)
 
-    def _is_replay(self, message: Delivery) -> bool:
+    def _is_replay(self, message: RouterMessage) -> bool:
         """An operator's replay: only the hub's own broker user can set this user_id."""
         return HEADER_REPLAY in (message.headers or {}) and message.user_id == self.settings.amqp_user
 
-    async def _sender_of(self, message: Delivery) -> TenantInfo | None:
+    async def _sender_of(self, message: RouterMessage) -> TenantInfo | None:
         """The tenant behind the broker-validated user_id (from the directory, <= 1 s old); for
         a replay, the tenant its dead letter is filed under (itself only ever a validated one)."""
         user = message.user_id
@@ -474,7 +328,7 @@ class Router:
         the ledger: its source belongs to the sender, its envelope holds no BSN (the ledger
         keeps the envelope in the clear), and the sender is within its rate."""
         check_source(sender, event)
-        name = bsn_in_attributes(_envelope_attributes(event))
+        name = bsn_in_attributes(envelope_attributes(event))
         if name is not None:
             raise PersonalDataInEnvelope(
                 f"the envelope attribute {name} holds what looks like a BSN; personal data "
@@ -484,7 +338,15 @@ class Router:
         if not replay:
             self.limiter.take(sender.code)
 
-    async def handle(self, batch: list[Delivery]) -> _Copies:
+    async def _handle(self, batch: list[RouterMessage]) -> _Copies:
+        """`handle`, with the store or broker briefly away raised as `Transient`: the one seam
+        where the router's own store and broker calls turn into the project's error."""
+        try:
+            return await self.handle(batch)
+        except _AWAY as exc:
+            raise Transient(type(exc).__name__) from exc
+
+    async def handle(self, batch: list[RouterMessage]) -> _Copies:
         """Decide a batch in one transaction (ledger, checks, sequences, status, audit), then
         start publishing every copy; returns the copies, whose confirms the caller awaits
         before acking. Idempotent: a redelivered batch publishes the same copies again."""
@@ -677,56 +539,9 @@ class Router:
                 log.exception("router.sweep_failed")
 
     async def _on_dead_delivery(self, message: DeliveredMessage) -> None:
-        await self._on_dead(aio_pika.IncomingMessage(message, no_ack=False))
-
-    async def _on_dead(self, message: AbstractIncomingMessage) -> None:
-        """Keep what reached inbeeld.dead in the store, where the operator lists and replays it.
-
-        Anything a tenant published can end up here (the broker dead-letters it when it expires
-        or passes the delivery limit), with whatever headers the tenant gave it. So the
-        `x-inbeeld-*` headers are believed only on what the hub itself dead-lettered (its own
-        broker user as `user_id`, which no tenant can set); otherwise the sender is the tenant
-        behind the broker-validated `user_id`, or unknown."""
-        raw = message.headers or {}
-        from_hub = message.user_id == self.settings.amqp_user
-        headers: dict[str, str] = {}
-        death = str(raw.get("x-first-death-reason", ""))
-        if death in BROKER_DEATH_REASONS:
-            headers["x-first-death-reason"] = death
-        if from_hub:
-            headers.update({k: str(v)[:500] for k, v in raw.items() if k.startswith("x-inbeeld-")})
-        reason = headers.get(HEADER_REASON) or headers.get("x-first-death-reason", "dead")
-        sender = headers.get(HEADER_SENDER) or None
-        try:
-            async with self.db.session() as s, s.begin():
-                replay_of = headers.get(HEADER_REPLAY, "")
-                if from_hub and replay_of.isdigit():  # a replay that died again: same sender
-                    earlier = await s.get(DeadLetter, int(replay_of))
-                    sender = earlier.sender if earlier is not None else None
-                elif not from_hub:
-                    tenant = None
-                    if message.user_id:
-                        tenant = await registry.tenant_by_broker_user(s, message.user_id)
-                    if tenant is None:  # nobody to file it under: counted, not kept
-                        metrics.count_unknown_sender(message.user_id)
-                        log.warning("router.unknown_sender", user_id=message.user_id, dead=True)
-                        await message.ack()
-                        return
-                    sender = tenant.code
-                await ledger.add_dead_letter(
-                    s,
-                    reason=reason[:32],
-                    detail=headers.get(HEADER_DETAIL, ""),
-                    sender=sender,
-                    body=message.body,
-                    headers=headers,
-                    keep_body=_is_jose_event(message.body),
-                )
-        except (OperationalError, DBAPIError, OSError):
-            await message.nack(requeue=True)
-            await asyncio.sleep(1)
-            return
-        await message.ack()
+        """Keep what reached inbeeld.dead in the store (hub.dead_letters decides how)."""
+        incoming = aio_pika.IncomingMessage(message, no_ack=False)
+        await dead_letters.archive(incoming, self.db, self.settings.amqp_user)
 
     # -- hub-originated events ----------------------------------------------------------------
 
@@ -801,7 +616,9 @@ class Router:
             # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish).
             raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
 
-    async def _dead_letter(self, message: Delivery, reason: str, detail: str, sender: str | None) -> None:
+    async def _dead_letter(
+        self, message: RouterMessage, reason: str, detail: str, sender: str | None
+    ) -> None:
         assert self._dlx is not None
         headers: dict[str, FieldValue] = {
             HEADER_REASON: reason,
@@ -814,7 +631,7 @@ class Router:
                 headers=headers,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 content_type=message.content_type,
-                user_id=self.settings.amqp_user,  # what _on_dead believes the headers of
+                user_id=self.settings.amqp_user,  # what dead_letters.archive believes the headers of
             ),
             routing_key="",
             timeout=self.settings.publish_timeout,

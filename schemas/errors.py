@@ -33,7 +33,7 @@ Subclasses defined where they are raised (a test keeps this list complete):
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
                        hub.auth.AlreadyRevoked, hub.key_registration.KeyReplacementRefused
     InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
-                       DatabaseUnavailable), hub.registry.RegistryError,
+                       DatabaseUnavailable), hub.errors.Transient, hub.registry.RegistryError,
                        hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,
                        hub.broker.connection.BrokerAccessRefused, hub.replay.ReplayRefused,
                        hub.inboxes.InboxMoveError, hub.router.RecipientBusy,

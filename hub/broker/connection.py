@@ -11,10 +11,18 @@ from typing import Any, cast
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractRobustConnection
 from aio_pika.connection import make_url
-from aiormq.exceptions import AMQPConnectionError, AMQPError, ProbableAuthenticationError
+from aiormq.exceptions import (
+    AMQPConnectionError,
+    AMQPError,
+    ChannelInvalidStateError,
+    ProbableAuthenticationError,
+)
 
 from hub.errors import BrokerUnavailable
 from schemas.errors import InbeeldError
+
+# What the broker raises when it or the channel is briefly away: worth retrying.
+BROKER_AWAY = (AMQPError, ChannelInvalidStateError, ConnectionError)
 
 
 class BrokerAccessRefused(InbeeldError):

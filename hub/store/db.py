@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +19,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+# What the store raises when it is briefly away (connection lost, timeout): worth retrying.
+# (TimeoutError is an OSError.)
+STORE_AWAY = (OperationalError, DBAPIError, OSError, TimeoutError)
 
 
 def make_engine(url: str) -> AsyncEngine:
