@@ -45,7 +45,7 @@ from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients, uses_groups
 from hub.store.db import STORE_AWAY, Database
 from hub.store.models import DeadLetter
-from hub.workflows import load_all, workflow_for
+from hub.workflows import Workflow, default_workflows, workflow_for
 from schemas.envelope import CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
 from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
@@ -100,9 +100,17 @@ def _id_guess(body: bytes) -> str:
 
 class Router:
     def __init__(
-        self, settings: Settings, db: Database, *, prefetch: int = 512, batch_max: int = 256
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        workflows: list[Workflow] | None = None,
+        prefetch: int = 512,
+        batch_max: int = 256,
     ) -> None:
         self.settings = settings
+        # Consulted in order (the first whose prefix matches an event's type) and swept.
+        self.workflows = default_workflows(settings) if workflows is None else workflows
         self.db = db
         self.prefetch = prefetch
         self.batch_max = batch_max
@@ -136,7 +144,6 @@ class Router:
         await self._channel.set_qos(prefetch_count=self.prefetch)
         await declare_core(self._channel, self.settings.delivery_limit)
         self._dlx = await self._channel.get_exchange(DLX)
-        load_all()
         self._worker = asyncio.create_task(self._work(), name="inbeeld-router")
         await self._consume()
         self._channel.reopen_callbacks.add(self._consume_again)  # after a reconnect
@@ -461,7 +468,7 @@ class Router:
                 validate_payload(event.type, event.data)
             else:  # signed / sealed: verify against the key directory, never decrypt
                 await self.keys.check(s, sender.code, event, spec, recipients)
-            workflow = workflow_for(spec.short_type)
+            workflow = workflow_for(self.workflows, spec.short_type)
             if workflow is not None:
                 recipients = await workflow.check(s, sender, event, recipients)
                 await workflow.record(s, sender, event, recipients)
@@ -522,7 +529,7 @@ class Router:
             # crash before publishing leaves a sequence gap the recipient detects, never a
             # silently different history.
             async with self.db.session() as s, s.begin():
-                for workflow in load_all():
+                for workflow in self.workflows:
                     for event in await workflow.sweep(s, now or datetime.now(UTC)):
                         due.append((event, await publisher.record(s, event)))
             for event, seqs in due:

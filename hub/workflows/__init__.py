@@ -11,17 +11,25 @@ A `Workflow` is consulted inside the router's transaction, after the generic aut
 - `record` persists the step (metadata only, never the dossier), idempotently by event id.
 - `sweep(now)` returns hub events that time has made due (reminders, expiries); the router
   calls it periodically and publishes what it returns.
+
+The router is given its workflows (`Router(..., workflows=...)`); `default_workflows` builds
+the hub's own, each with the settings it needs. Add yours there.
 """
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.config import Settings
 from hub.registry import TenantInfo
+from hub.workflows.delivery_failures import DeliveryFailures
+from hub.workflows.notices import NoticeWorkflow
+from hub.workflows.receipts import Receipts
+from hub.workflows.templates import TemplateWorkflow
+from hub.workflows.transfers import TransferWorkflow
 from schemas.envelope import CloudEvent
 
 
@@ -39,32 +47,14 @@ class Workflow(Protocol):
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]: ...
 
 
-WORKFLOWS: list[Workflow] = []
+def default_workflows(settings: Settings) -> list[Workflow]:
+    """The hub's workflows, in the order the router consults them and sweeps them."""
+    transfers = TransferWorkflow(settings)
+    return [transfers, DeliveryFailures(transfers), NoticeWorkflow(settings), Receipts(), TemplateWorkflow()]
 
 
-def register(workflow: Workflow) -> Workflow:
-    WORKFLOWS.append(workflow)
-    return workflow
-
-
-def workflow_for(short_type: str) -> Workflow | None:
-    for wf in WORKFLOWS:
+def workflow_for(workflows: list[Workflow], short_type: str) -> Workflow | None:
+    for wf in workflows:
         if short_type.startswith(wf.prefixes):
             return wf
     return None
-
-
-# Each flow's module registers its workflow on import; add yours here.
-_MODULES: tuple[str, ...] = (
-    "hub.workflows.delivery_failures",
-    "hub.workflows.notices",
-    "hub.workflows.receipts",
-    "hub.workflows.templates",
-    "hub.workflows.transfers",
-)
-
-
-def load_all() -> list[Workflow]:
-    for name in _MODULES:
-        importlib.import_module(name)
-    return WORKFLOWS

@@ -15,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import ledger
 from hub.registry import TenantInfo
 from hub.store.models import Delivery, LedgerEvent
-from hub.workflows import register
-from hub.workflows.transfers import WORKFLOW as TRANSFERS
 from hub.workflows.transfers import TransferWorkflow
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised
@@ -27,6 +25,9 @@ _TRANSFER_PREFIX = "nl.leerplicht.transfer."
 
 class DeliveryFailures:
     prefixes: tuple[str, ...] = ("delivery.failed",)
+
+    def __init__(self, transfers: TransferWorkflow) -> None:
+        self.transfers = transfers  # whose timeline a failed transfer delivery goes on
 
     async def _original(self, s: AsyncSession, reporter: TenantInfo, event: CloudEvent) -> LedgerEvent:
         report = DeliveryFailed.model_validate(event.data)
@@ -61,11 +62,7 @@ class DeliveryFailures:
     ) -> None:
         original = await self._original(s, sender, event)
         if original.type.startswith(_TRANSFER_PREFIX) and original.subject:
-            assert isinstance(TRANSFERS, TransferWorkflow)
-            await TRANSFERS.mark_delivery_failed(s, original.subject, sender.code, event.id)
+            await self.transfers.mark_delivery_failed(s, original.subject, sender.code, event.id)
 
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]:
         return []
-
-
-register(DeliveryFailures())

@@ -34,18 +34,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit
-from hub.config import get_settings
+from hub.config import Settings
 from hub.registry import TenantInfo
 from hub.routing import PUPIL_KINDS
 from hub.store.models import Notice, NoticeAnswer, Tenant, utcnow
-from hub.workflows import register
 from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, SchemaInvalid, UnknownRecipient
 from schemas.events import NoticeClosed, PupilMissing
 from schemas.validation import validate_payload
 
-__all__ = ["CLOSED", "EXPIRED", "OPEN", "WORKFLOW", "NoticeWorkflow"]
+__all__ = ["CLOSED", "EXPIRED", "OPEN", "NoticeWorkflow"]
 
 OPEN, CLOSED, EXPIRED = "open", "closed", "expired"
 MISSING, FOUND, CLOSE = "notice.pupil_missing", "notice.pupil_found", "notice.closed"
@@ -75,12 +74,8 @@ def _subject(event: CloudEvent) -> str:
 class NoticeWorkflow:
     prefixes: tuple[str, ...] = ("notice.",)
 
-    def __init__(self, max_days: int | None = None) -> None:
-        self._max_days = max_days
-
-    @property
-    def max_days(self) -> int:
-        return self._max_days if self._max_days is not None else get_settings().notice_ttl_days
+    def __init__(self, settings: Settings) -> None:
+        self.max_days = settings.notice_ttl_days
 
     # -- check ------------------------------------------------------------------------------
 
@@ -232,6 +227,3 @@ class NoticeWorkflow:
             subject_ref=notice.notice_id,
         )
         await s.flush()
-
-
-WORKFLOW = register(NoticeWorkflow())

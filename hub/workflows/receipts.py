@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import ledger
 from hub.registry import TenantInfo
 from hub.store.models import Delivery, utcnow
-from hub.workflows import register
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised
 from schemas.events import Receipt
@@ -59,6 +58,3 @@ class Receipts:
 
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]:
         return []
-
-
-register(Receipts())

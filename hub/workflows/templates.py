@@ -37,7 +37,6 @@ from hub import audit
 from hub.registry import TenantInfo
 from hub.routing import PUPIL_KINDS, SUBSCRIBERS
 from hub.store.models import PublishedTemplate, Subscription, Tenant, utcnow
-from hub.workflows import register
 from hub.workflows.notices import signed_content
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, NotFound
@@ -47,7 +46,6 @@ from schemas.validation import validate_payload
 __all__ = [
     "ALL_PUBLISHERS",
     "DEFAULT_PUBLISHER",
-    "WORKFLOW",
     "TemplateWorkflow",
     "bundle_digest",
     "catalogue",
@@ -270,6 +268,3 @@ class TemplateWorkflow:
 
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]:
         return []
-
-
-WORKFLOW = register(TemplateWorkflow())

@@ -44,10 +44,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit, registry
-from hub.config import Settings, get_settings
+from hub.config import Settings
 from hub.registry import TenantInfo
 from hub.store.models import Transfer, TransferStep, utcnow
-from hub.workflows import register
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, NotFound, SchemaInvalid
 from schemas.events import EVENTS, TransferExpired, TransferReminder
@@ -55,7 +54,6 @@ from schemas.transfers import FINAL, OPEN, STATES, Deadlines, Role, State, next_
 
 __all__ = [
     "BUREAU_GROUP_PREFIX",
-    "WORKFLOW",
     "StepView",
     "TransferView",
     "TransferWorkflow",
@@ -118,19 +116,11 @@ class _Plan:
 class TransferWorkflow:
     prefixes: tuple[str, ...] = ("transfer.",)
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self._settings = settings
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings  # deadlines, the hub's `source`
         # The plan `check` made, for the `record` that follows it in the same transaction
         # (the router calls them back to back): saves reading the transfer twice.
         self._checked: tuple[AsyncSession, str, _Plan] | None = None
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings if self._settings is not None else get_settings()
-
-    def configure(self, settings: Settings | None) -> None:
-        """Use these settings (deadlines, the hub's `source`) instead of the environment's."""
-        self._settings = settings
 
     @property
     def deadlines(self) -> Deadlines:
@@ -363,9 +353,6 @@ class TransferWorkflow:
             due.append(event)
         await s.flush()
         return due
-
-
-WORKFLOW = register(TransferWorkflow())
 
 
 # -- queries for the API (metadata only) ----------------------------------------------------

@@ -10,7 +10,6 @@ from datetime import datetime
 import httpx
 import pytest
 
-from hub import workflows
 from hub.api.app import create_app
 from tests.utils.hubs import RunningHub
 
@@ -49,7 +48,8 @@ def api(hub: RunningHub) -> httpx.AsyncClient:
 
 async def test_poison_ping_is_dead_lettered_listed_but_its_body_not_kept(hub: RunningHub, api) -> None:
     subject = f"poison-{uuid.uuid4().hex[:8]}"
-    poison = workflows.register(PoisonFor(subject))
+    poison = PoisonFor(subject)
+    hub.router.workflows.append(poison)
     try:
         amersfoort = await hub.connector("GM0307")
         event = await amersfoort.send("nl.leerplicht.ping", {"text": "poison"}, ["GM0957"], subject=subject)
@@ -82,7 +82,7 @@ async def test_poison_ping_is_dead_lettered_listed_but_its_body_not_kept(hub: Ru
         assert body.status_code == 404
         assert not [e for e in await hub.drain("GM0957") if e.id == event.id]
     finally:
-        workflows.WORKFLOWS.remove(poison)
+        hub.router.workflows.remove(poison)
 
 
 async def test_replay_of_unknown_dead_letter_is_404(hub: RunningHub, api) -> None:

@@ -24,11 +24,11 @@ from connectors import transfers as sdk
 from connectors.cli import app as cli_app
 from connectors.keystore import Keystore
 from connectors.sealing import Sealer
-from hub import provisioning, registry, workflows
+from hub import provisioning, registry
 from hub.api.app import create_app
 from hub.services import amqp_channel, management
 from hub.store.models import AuditRecord, LedgerEvent, Transfer
-from hub.workflows.transfers import WORKFLOW, bureau_group
+from hub.workflows.transfers import TransferWorkflow, bureau_group
 from schemas.envelope import CloudEvent
 from schemas.errors import SchemaInvalid
 from schemas.events import TransferAccepted, TransferOffered
@@ -277,8 +277,9 @@ async def test_a_step_seen_again_ends_in_the_same_state(hub: RunningHub, parties
     # the router's redelivery after a crash: the workflow accepts the applied step again
     async with hub.db.session() as s, s.begin():
         sender = await registry.get_tenant(s, "GM0599")
-        assert await WORKFLOW.check(s, sender, accepted, ["GM0518"]) == ["GM0518"]
-        await WORKFLOW.record(s, sender, accepted, ["GM0518"])
+        workflow = transfers_of(hub)
+        assert await workflow.check(s, sender, accepted, ["GM0518"]) == ["GM0518"]
+        await workflow.record(s, sender, accepted, ["GM0518"])
     async with hub.db.session() as s:
         t = await s.get_one(Transfer, transfer_id)
         assert t.state == "accepted"
@@ -312,7 +313,7 @@ async def test_reminder_then_expiry_on_a_controlled_clock(
     async with hub.db.session() as s:
         t = await s.get_one(Transfer, transfer_id)
         offered_at, deadline, remind_at = t.offered_at, t.deadline_at, t.remind_at
-    deadlines = WORKFLOW.deadlines
+    deadlines = transfers_of(hub).deadlines
     assert deadline == deadlines.deadline(offered_at) and remind_at == deadlines.remind_at(offered_at)
     assert remind_at is not None
 
@@ -533,21 +534,26 @@ async def test_api_lists_gets_and_counts(
     assert (await api.get("/transfers-stuck", headers=await bearer(hub, "GM0518"))).status_code == 403
 
 
+def transfers_of(hub: RunningHub) -> TransferWorkflow:
+    """The transfers workflow the hub's router was given."""
+    return next(w for w in hub.router.workflows if isinstance(w, TransferWorkflow))
+
+
 class _BrokenOffers:
     """A transfers workflow with a bug for one transfer id, until it is fixed."""
 
     prefixes = ("transfer.offered",)
 
-    def __init__(self, transfer_id: str) -> None:
-        self.transfer_id, self.broken = transfer_id, True
+    def __init__(self, transfer_id: str, inner: TransferWorkflow) -> None:
+        self.transfer_id, self.broken, self.inner = transfer_id, True, inner
 
     async def check(self, s, sender, event, recipients):
         if event.subject == self.transfer_id and self.broken:
             raise RuntimeError("simulated bug")
-        return await WORKFLOW.check(s, sender, event, recipients)
+        return await self.inner.check(s, sender, event, recipients)
 
     async def record(self, s, sender, event, recipients) -> None:
-        await WORKFLOW.record(s, sender, event, recipients)
+        await self.inner.record(s, sender, event, recipients)
 
     async def sweep(self, s, now: datetime):
         return []
@@ -558,8 +564,8 @@ async def test_a_sealed_offer_dead_lettered_by_a_bug_is_replayed_as_its_sender(
 ) -> None:
     """A sealed event's body is kept (it is ciphertext) and replayed, checked afresh."""
     transfer_id = tid()
-    broken = _BrokenOffers(transfer_id)
-    workflows.WORKFLOWS.insert(0, broken)
+    broken = _BrokenOffers(transfer_id, transfers_of(hub))
+    hub.router.workflows.insert(0, broken)
     try:
         sent = await send(parties["GM0518"], "offered", transfer_id, "GM0599")
         dead = None
@@ -585,7 +591,7 @@ async def test_a_sealed_offer_dead_lettered_by_a_bug_is_replayed_as_its_sender(
         [row] = [r for r in await ledger_rows_for(hub, sent.id)]
         assert row.sender == "GM0518" and row.status == "routed"
     finally:
-        workflows.WORKFLOWS.remove(broken)
+        hub.router.workflows.remove(broken)
 
 
 async def ledger_rows_for(hub: RunningHub, event_id: str) -> list[LedgerEvent]:
