@@ -29,22 +29,16 @@ and the register row id (`pupil_ref`), never a BSN or an index.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
-import typer
-from rich.console import Console
-from rich.table import Table as RichTable
 from sqlalchemy import (
     Column,
     Float,
@@ -90,8 +84,6 @@ __all__ = [
     "NoticeDesk",
     "Outcome",
     "deadline_in",
-    "notice_app",
-    "open_desk",
 ]
 
 log = structlog.get_logger("inbeeld.connector.notices")
@@ -625,129 +617,3 @@ def _digest(prev: str, fields: list[Any]) -> str:
 def deadline_in(days: float, now: datetime | None = None) -> datetime:
     """A deadline `days` from now (UTC), for callers that think in days."""
     return (now or datetime.now(UTC)) + timedelta(days=days)
-
-
-# -- command line (`inbeeld-connector notice ...`, registered in connectors.cli) --------------
-# Answers arrive through `inbeeld-connector run`: its inbox hands notice events to a desk.
-
-notice_app = typer.Typer(
-    help="Neighbour notices: ask a group about a pupil you cannot reach.", no_args_is_help=True
-)
-_ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
-
-
-def _load_config(path: Path) -> Any:
-    from connectors.config import ConfigError, load_config
-
-    err = Console(stderr=True)
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        err.print(f"config error: {exc.message}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    if cfg.keystore is None or cfg.hub is None or cfg.hub.resolved_token() is None:
-        err.print("config error: notices need the [keystore] and [hub] sections (with a token)")
-        raise typer.Exit(2)
-    return cfg
-
-
-@contextlib.asynccontextmanager
-async def open_desk(cfg: Any, *, connect: bool = True) -> AsyncIterator[NoticeDesk]:
-    """A desk wired from a connector config (keystore, local store, hub directory, broker)."""
-    from connectors.directory import Directory
-    from connectors.runtime import open_keystore
-
-    keystore = open_keystore(cfg)
-    store = await LocalStore.open(cfg.store.path, keystore)
-    directory = Directory(cfg.hub.url, cfg.hub.resolved_token() or "")
-    sealer = Sealer(keystore, directory, cfg.tenant)  # type: ignore[arg-type]
-    connector = Connector(cfg.tenant, cfg.broker.amqp_url(), system=cfg.system, oin=cfg.oin)
-    try:
-        if connect:
-            await connector.connect()
-        notices = getattr(cfg, "notices", None)  # the [notices] section: contact person, auto_answer
-        yield NoticeDesk(
-            connector,
-            sealer,
-            store,
-            GroupKeyring(store, cfg.tenant, directory),
-            contact_person=notices.contact_person() if notices is not None else None,
-            auto_answer=notices.auto_answer if notices is not None else False,
-        )
-    finally:
-        await connector.close()
-        await directory.aclose()
-        await store.close()
-
-
-def _run(coro: Any) -> Any:
-    try:
-        return asyncio.run(coro)
-    except InbeeldError as exc:
-        Console(stderr=True).print(f"error: {exc.message}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
-
-
-@notice_app.command("send")
-def _send_cmd(
-    config: _ConfigOpt,
-    group: Annotated[str, typer.Option(help="the group to ask, e.g. zuid-holland")],
-    bsn: Annotated[str, typer.Option(help="the pupil's BSN (never leaves this connector)")],
-    department: Annotated[str | None, typer.Option(help="contact point: department [notices]")] = None,
-    phone: Annotated[str | None, typer.Option(help="contact point: phone (default: [notices])")] = None,
-    email: Annotated[str | None, typer.Option(help="contact point: e-mail (default: [notices])")] = None,
-    days: Annotated[float, typer.Option(help="days until the notice expires")] = 14,
-) -> None:
-    """Ask GROUP whether anyone registers the pupil; prints the notice id."""
-    cfg = _load_config(config)
-    configured = cfg.notices
-    contact = {
-        "department": department or (configured.department if configured else None),
-        "phone": phone or (configured.phone if configured else None),
-        "email": email or (configured.email if configured else None),
-    }
-    missing = [k for k, v in contact.items() if not v]
-    if missing:
-        Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)")
-        raise typer.Exit(2)
-
-    async def main() -> str:
-        async with open_desk(cfg) as desk:
-            return await desk.send_missing(group, bsn, contact, deadline_in(days))
-
-    Console().print(_run(main()))
-
-
-@notice_app.command("list")
-def _list_cmd(config: _ConfigOpt) -> None:
-    """The notices this connector asked or received, with their state."""
-    cfg = _load_config(config)
-
-    async def main() -> list[LocalNotice]:
-        async with open_desk(cfg, connect=False) as desk:
-            await desk.expire()
-            return await desk.notices()
-
-    table = RichTable("notice", "role", "asker", "state", "deadline", "answered / found by")
-    for n in _run(main()):
-        when = datetime.fromtimestamp(n.deadline, UTC).strftime("%Y-%m-%d %H:%M")
-        detail = ", ".join(n.found_by) if n.role == "asked" else ("answered" if n.answered else "")
-        table.add_row(n.notice_id, n.role, n.asker, n.state, when, detail)
-    Console().print(table)
-
-
-@notice_app.command("close")
-def _close_cmd(
-    config: _ConfigOpt,
-    notice_id: Annotated[str, typer.Argument(help="the notice id `notice send` printed")],
-    reason: Annotated[str, typer.Option(help="found | withdrawn | expired")] = "found",
-) -> None:
-    """Close a notice you asked: every member stops looking."""
-    cfg = _load_config(config)
-
-    async def main() -> None:
-        async with open_desk(cfg) as desk:
-            await desk.close(notice_id, reason)
-
-    _run(main())
-    Console().print(f"closed {notice_id}")

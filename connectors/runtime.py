@@ -42,13 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy import func, select
 
 from connectors import inbox_name, transfers
 from connectors.client import Connector, ConnectorError, InboxMessage, InboxUnavailable, Sealer
@@ -60,13 +59,16 @@ from connectors.config import (
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
-from connectors.directory import DirectoryError, KeyReplacementRefused
-from connectors.group_keys import KEY_SHARED, GroupKeyring
-from connectors.keystore import KEK_ENV, PASSPHRASE_ENV, Keystore
+from connectors.directory import Directory, DirectoryError, KeyReplacementRefused
+from connectors.group_keys import KEY_SHARED
+from connectors.keystore import Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk
+from connectors.sealing import Sealer as KeystoreSealer
+from connectors.services import notice_desk, open_keystore
 from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSink, WebhookSink, delivery_body
 from connectors.sources import FolderSource, HttpSource
 from connectors.store import LocalStore, pupils
+from connectors.templates import TemplateCatalogue
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError
 from schemas.events import (
@@ -80,7 +82,7 @@ from schemas.events import (
 )
 from schemas.names import KEY_ROTATED
 
-__all__ = ["FlowRefused", "Runtime", "open_keystore"]
+__all__ = ["FlowRefused", "Runtime"]
 
 log = structlog.get_logger("inbeeld.connector.runtime")
 
@@ -98,18 +100,6 @@ class FlowRefused(InbeeldError):
     """This connector does not accept the event (e.g. a publisher [templates] leaves out)."""
 
     reason = "refused"
-
-
-def open_keystore(config: ConnectorConfig) -> Keystore | None:
-    """The tenant's keystore, unlocked by the env variables the config names (or None)."""
-    ks = config.keystore
-    if ks is None:
-        return None
-    environ = {
-        KEK_ENV: os.environ.get(ks.kek_env, ""),
-        PASSPHRASE_ENV: os.environ.get(ks.passphrase_env, ""),
-    }
-    return Keystore.from_env(ks.path, environ=environ, create=ks.create)
 
 
 class Runtime:
@@ -136,10 +126,10 @@ class Runtime:
         self.refused = 0
         self.ready = asyncio.Event()
         self.desk: NoticeDesk | None = None
-        self.templates: Any = None  # connectors.templates.TemplateCatalogue, when available
+        self.templates: TemplateCatalogue | None = None
         self.keys_registered = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._directory: Any = None
+        self._directory: Directory | None = None
         self._rescan_due = False
         self._wake_notices = asyncio.Event()
         self._register_seen: tuple[int, float] | None = None
@@ -275,16 +265,9 @@ class Runtime:
                 "runtime.no_sealer", reason="configure [keystore] and [hub] to send and open sealed events"
             )
             return None
-        try:
-            directory_mod = importlib.import_module("connectors.directory")
-            sealing_mod = importlib.import_module("connectors.sealing")
-        except ImportError:
-            log.warning("runtime.no_sealer", reason="connectors.sealing is not available")
-            return None
-        self._directory = directory_mod.Directory(cfg.hub.url, token)
+        self._directory = Directory(cfg.hub.url, token)
         await self._register_keys()  # retried in the background (`keys` loop) if the hub is away
-        sealer: Sealer = sealing_mod.Sealer(self.keystore, self._directory, cfg.tenant)
-        return sealer
+        return KeystoreSealer(self.keystore, self._directory, cfg.tenant)
 
     async def _register_keys(self) -> bool:
         """Publish our public keys in the hub's directory, so others can seal to us."""
@@ -322,28 +305,17 @@ class Runtime:
         directory = self._directory or getattr(self.sealer, "directory", None)
         if self.sealer is None or self.store is None or self.store.keystore is None or directory is None:
             return None
-        notices = self.config.notices
-        return NoticeDesk(
+        return notice_desk(
+            self.config,
             self.connector,  # type: ignore[arg-type]
             self.sealer,  # type: ignore[arg-type]
             self.store,
-            GroupKeyring(self.store, self.config.tenant, directory),
-            contact_person=notices.contact_person() if notices is not None else None,
-            # Without a contact person there is nobody to name in an answer: record matches only.
-            auto_answer=notices is not None and notices.auto_answer,
+            directory,
         )
 
-    def _make_catalogue(self) -> Any:
-        """The template catalogue of `connectors.templates`, or None (then bundles are only
-        stored as received, in `LocalStore.save_template`)."""
+    def _make_catalogue(self) -> TemplateCatalogue:
         assert self.store is not None
-        try:
-            templates_mod = importlib.import_module("connectors.templates")
-        except ImportError:
-            log.warning("runtime.no_template_catalogue", reason="connectors.templates is not available")
-            return None
-        catalogue = getattr(templates_mod, "TemplateCatalogue", None)
-        return None if catalogue is None else catalogue(self.store, self.sealer)
+        return TemplateCatalogue(self.store, self.sealer)
 
     def _make_sinks(self) -> list[Sink]:
         sinks: list[Sink] = []
@@ -574,8 +546,6 @@ class Runtime:
 
     async def _register_fingerprint(self) -> tuple[int, float]:
         assert self.store is not None
-        from sqlalchemy import func, select
-
         async with self.store.engine.connect() as conn:
             n, newest = (
                 await conn.execute(select(func.count(), func.max(pupils.c.updated_at)).select_from(pupils))

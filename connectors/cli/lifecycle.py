@@ -1,14 +1,4 @@
-"""`inbeeld-connector`: what a municipality's IT team runs.
-
-    inbeeld-connector init [PATH]                       write a commented example config
-    inbeeld-connector check --config FILE               validate it, try broker, hub and keys
-    inbeeld-connector run --config FILE                 the long-running connector
-    inbeeld-connector register import FILE.csv --config FILE
-    inbeeld-connector register shred --config FILE --yes
-
-Exit codes: 0 ok, 1 a check or row failed, 2 the configuration is wrong (one line naming
-the field).
-"""
+"""`inbeeld-connector init|check|run` and the local register (`register import|shred`, `shred`)."""
 
 from __future__ import annotations
 
@@ -27,19 +17,16 @@ from rich.table import Table
 from connectors import inbox_name
 from connectors.client import Connector, ConnectorError
 from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
-from connectors.notices import notice_app
-from connectors.templates import letter_app, templates_app
-from connectors.transfers import transfer_app
+from connectors.directory import Directory, DirectoryError
+from connectors.register import ImportReport, import_csv, shred
+from connectors.runtime import Runtime
+from connectors.services import open_keystore, open_services
 from schemas.errors import InbeeldError, NotFound
 from schemas.observability import configure_logging
 
-app = typer.Typer(help="The Inbeeld connector.", no_args_is_help=True, add_completion=False)
+__all__ = ["check", "init", "register_app", "register_shred", "run"]
+
 register_app = typer.Typer(help="The local pupil register.", no_args_is_help=True)
-app.add_typer(register_app, name="register")
-app.add_typer(notice_app, name="notice")
-app.add_typer(transfer_app, name="transfer")
-app.add_typer(templates_app, name="templates")
-app.add_typer(letter_app, name="letter")
 console = Console()
 err = Console(stderr=True)
 
@@ -54,7 +41,6 @@ def _load(path: Path) -> ConnectorConfig:
         raise typer.Exit(2) from None
 
 
-@app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="where to write it")] = Path("connector.toml"),
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
@@ -97,8 +83,6 @@ async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
         except ConfigError as exc:
             results.append(("hub token", False, exc.message))
     if cfg.keystore is not None:
-        from connectors.runtime import open_keystore
-
         if cfg.keystore.path.exists():
             try:
                 keystore = open_keystore(cfg)
@@ -128,8 +112,6 @@ async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
 async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> tuple[str, bool, str]:
     """Would the hub take this keystore's keys for `tenant`? (A copied configuration with a
     mistyped tenant or another keystore is refused at `run`: say so before.)"""
-    from connectors.directory import Directory, DirectoryError
-
     assert cfg.hub is not None
     try:
         token = cfg.hub.resolved_token()
@@ -179,7 +161,6 @@ async def _inbox_check(cfg: ConnectorConfig, connector: Connector) -> tuple[str,
     return ("inbox", True, f"{status.messages} waiting, no connector consuming ({where})")
 
 
-@app.command()
 def check(config: ConfigOpt) -> None:
     """Validate the configuration and try the broker (and the hub, if configured)."""
     cfg = _load(config)
@@ -192,7 +173,6 @@ def check(config: ConfigOpt) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
 def run(
     config: ConfigOpt,
     log_format: Annotated[str, typer.Option(help="json, console or auto")] = "auto",
@@ -201,7 +181,6 @@ def run(
     """Run the connector until SIGINT or SIGTERM."""
     cfg = _load(config)
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
-    from connectors.runtime import Runtime
 
     async def main() -> None:
         task = asyncio.create_task(Runtime(cfg).run())
@@ -228,10 +207,6 @@ def register_import(
 ) -> None:
     """Import pupils from CSV into the encrypted local register; report bad rows."""
     cfg = _load(config)
-    from connectors.register import import_csv
-    from connectors.runtime import open_keystore
-    from connectors.store import LocalStore
-
     if cfg.keystore is None:
         err.print("config error: keystore: the register needs a [keystore] section")
         raise typer.Exit(2)
@@ -239,9 +214,9 @@ def register_import(
         err.print(f"no file {file}")
         raise typer.Exit(1)
 
-    async def main() -> object:
-        store = await LocalStore.open(cfg.store.path, open_keystore(cfg))
-        try:
+    async def main() -> ImportReport:
+        async with open_services(cfg, store=True) as services:
+            assert services.store is not None
             with Progress(
                 TextColumn("importing"),
                 BarColumn(),
@@ -251,21 +226,16 @@ def register_import(
             ) as progress:
                 task = progress.add_task("rows", total=None)
                 return await import_csv(
-                    store,
+                    services.store,
                     file,
                     progress=lambda done, total: progress.update(task, completed=done, total=total),
                 )
-        finally:
-            await store.close()
 
     try:
         report = asyncio.run(main())
     except InbeeldError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    from connectors.register import ImportReport
-
-    assert isinstance(report, ImportReport)
     console.print(
         f"imported {report.imported} new, replaced {report.replaced}, {len(report.errors)} bad rows"
     )
@@ -287,29 +257,10 @@ def register_shred(
     if not yes:
         err.print("this destroys the pupil register; add --yes to do it")
         raise typer.Exit(1)
-    from connectors.register import shred
-    from connectors.runtime import open_keystore
-    from connectors.store import LocalStore
 
     async def main() -> int:
-        store = await LocalStore.open(cfg.store.path, open_keystore(cfg))
-        try:
-            return await shred(store)
-        finally:
-            await store.close()
+        async with open_services(cfg, store=True) as services:
+            assert services.store is not None
+            return await shred(services.store)
 
     console.print(f"shredded {asyncio.run(main())} pupil records")
-
-
-# The retention command of the design: destroy the at-rest key; what it protected is gone.
-app.command("shred", help="Crypto-shred the stored personal data (the register): destroy its key.")(
-    register_shred
-)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

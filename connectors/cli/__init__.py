@@ -1,0 +1,42 @@
+"""`inbeeld-connector`: what a municipality's IT team runs.
+
+    inbeeld-connector init [PATH]                       write a commented example config
+    inbeeld-connector check --config FILE               validate it, try broker, hub and keys
+    inbeeld-connector run --config FILE                 the long-running connector
+    inbeeld-connector register import FILE.csv --config FILE
+    inbeeld-connector register shred --config FILE --yes
+    inbeeld-connector notice|transfer|templates|letter ...   (see their modules)
+
+Exit codes: 0 ok, 1 a check or row failed, 2 the configuration is wrong (one line naming
+the field). The commands are thin functions over `connectors.services`; this module only
+assembles them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from connectors.cli.lifecycle import check, init, register_app, register_shred, run
+from connectors.cli.notices import notice_app
+from connectors.cli.templates import letter_app, templates_app
+from connectors.cli.transfers import transfer_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="The Inbeeld connector.", no_args_is_help=True, add_completion=False)
+app.add_typer(register_app, name="register")
+app.add_typer(notice_app, name="notice")
+app.add_typer(transfer_app, name="transfer")
+app.add_typer(templates_app, name="templates")
+app.add_typer(letter_app, name="letter")
+app.command()(init)
+app.command()(check)
+app.command()(run)
+# The retention command of the design: destroy the at-rest key; what it protected is gone.
+app.command("shred", help="Crypto-shred the stored personal data (the register): destroy its key.")(
+    register_shred
+)
+
+
+def main() -> None:
+    app()

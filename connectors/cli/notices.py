@@ -1,0 +1,122 @@
+"""`inbeeld-connector notice ...`: ask a group about a pupil, list and close notices.
+
+Answers arrive through `inbeeld-connector run`: its inbox hands notice events to a desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from connectors.config import ConfigError, ConnectorConfig, load_config
+from connectors.notices import LocalNotice, NoticeDesk, deadline_in
+from connectors.services import open_services
+from schemas.errors import InbeeldError
+
+__all__ = ["notice_app", "open_desk"]
+
+notice_app = typer.Typer(
+    help="Neighbour notices: ask a group about a pupil you cannot reach.", no_args_is_help=True
+)
+_ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
+
+
+def _load_config(path: Path) -> ConnectorConfig:
+    err = Console(stderr=True)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        err.print(f"config error: {exc.message}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if cfg.keystore is None or cfg.hub is None or cfg.hub.resolved_token() is None:
+        err.print("config error: notices need the [keystore] and [hub] sections (with a token)")
+        raise typer.Exit(2)
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def open_desk(cfg: ConnectorConfig, *, connect: bool = True) -> AsyncIterator[NoticeDesk]:
+    """A desk wired from a connector config (keystore, local store, hub directory, broker)."""
+    async with open_services(cfg, store=True, hub=True, connector=True, connect=connect) as services:
+        yield services.notice_desk()
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except InbeeldError as exc:
+        Console(stderr=True).print(f"error: {exc.message}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@notice_app.command("send")
+def _send_cmd(
+    config: _ConfigOpt,
+    group: Annotated[str, typer.Option(help="the group to ask, e.g. zuid-holland")],
+    bsn: Annotated[str, typer.Option(help="the pupil's BSN (never leaves this connector)")],
+    department: Annotated[str | None, typer.Option(help="contact point: department [notices]")] = None,
+    phone: Annotated[str | None, typer.Option(help="contact point: phone (default: [notices])")] = None,
+    email: Annotated[str | None, typer.Option(help="contact point: e-mail (default: [notices])")] = None,
+    days: Annotated[float, typer.Option(help="days until the notice expires")] = 14,
+) -> None:
+    """Ask GROUP whether anyone registers the pupil; prints the notice id."""
+    cfg = _load_config(config)
+    configured = cfg.notices
+    contact = {
+        "department": department or (configured.department if configured else None),
+        "phone": phone or (configured.phone if configured else None),
+        "email": email or (configured.email if configured else None),
+    }
+    missing = [k for k, v in contact.items() if not v]
+    if missing:
+        Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)")
+        raise typer.Exit(2)
+
+    async def main() -> str:
+        async with open_desk(cfg) as desk:
+            return await desk.send_missing(group, bsn, contact, deadline_in(days))
+
+    Console().print(_run(main()))
+
+
+@notice_app.command("list")
+def _list_cmd(config: _ConfigOpt) -> None:
+    """The notices this connector asked or received, with their state."""
+    cfg = _load_config(config)
+
+    async def main() -> list[LocalNotice]:
+        async with open_desk(cfg, connect=False) as desk:
+            await desk.expire()
+            return await desk.notices()
+
+    table = RichTable("notice", "role", "asker", "state", "deadline", "answered / found by")
+    for n in _run(main()):
+        when = datetime.fromtimestamp(n.deadline, UTC).strftime("%Y-%m-%d %H:%M")
+        detail = ", ".join(n.found_by) if n.role == "asked" else ("answered" if n.answered else "")
+        table.add_row(n.notice_id, n.role, n.asker, n.state, when, detail)
+    Console().print(table)
+
+
+@notice_app.command("close")
+def _close_cmd(
+    config: _ConfigOpt,
+    notice_id: Annotated[str, typer.Argument(help="the notice id `notice send` printed")],
+    reason: Annotated[str, typer.Option(help="found | withdrawn | expired")] = "found",
+) -> None:
+    """Close a notice you asked: every member stops looking."""
+    cfg = _load_config(config)
+
+    async def main() -> None:
+        async with open_desk(cfg) as desk:
+            await desk.close(notice_id, reason)
+
+    _run(main())
+    Console().print(f"closed {notice_id}")

@@ -1,0 +1,282 @@
+"""`inbeeld-connector templates ...` (publish, list, withdraw) and `... letter ...` (render).
+
+Received templates come in through `inbeeld-connector run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from connectors.client import ConnectorError
+from connectors.config import ConfigError, ConnectorConfig, load_config
+from connectors.letters import Letterhead
+from connectors.services import open_services
+from connectors.templates import CatalogueEntry, Format, RenderedFile, TemplateCatalogue, publish, withdraw
+from schemas import nesting
+from schemas.envelope import CloudEvent
+from schemas.errors import InbeeldError, TooDeep
+
+__all__ = ["letter_app", "templates_app"]
+
+templates_app = typer.Typer(help="Letter templates: publish, list, withdraw.", no_args_is_help=True)
+letter_app = typer.Typer(help="Render letters from the local template catalogue.", no_args_is_help=True)
+_console = Console()
+_err = Console(stderr=True)
+_ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _load_config(path: Path, *, signing: bool = False) -> ConnectorConfig:
+    try:
+        cfg = load_config(path)
+        token = cfg.hub.resolved_token() if cfg.hub is not None else None
+    except ConfigError as exc:
+        _say(_err, f"config error: {exc.message}")
+        raise typer.Exit(2) from None
+    if signing and (cfg.keystore is None or cfg.hub is None or token is None):
+        _say(_err, "config error: publishing signs: configure [keystore] and [hub] (with a token)")
+        raise typer.Exit(2)
+    return cfg
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except (InbeeldError, ConnectorError) as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        _say(_err, f"error{field}: {exc.message}")
+        raise typer.Exit(1) from None
+
+
+async def _with_publisher(cfg: ConnectorConfig, action: Any) -> Any:
+    async with open_services(cfg, hub=True, connector=True, publish_deadline=30) as services:
+        return await action(services.connector, services.sealer)
+
+
+@templates_app.command("publish")
+def _publish_cmd(
+    bundle_dir: Annotated[Path, typer.Argument(help="a bundle folder: manifest.json + <lang>.md")],
+    config: _ConfigOpt,
+) -> None:
+    """Check a bundle, sign it and send it to your subscribers."""
+    cfg = _load_config(config, signing=True)
+    event: CloudEvent = _run(_with_publisher(cfg, lambda c, s: publish(c, s, bundle_dir)))
+    ref = str(event.subject).replace(":", "@", 1)
+    _say(_console, f"published {ref} to your subscribers (event {event.id})")
+
+
+@templates_app.command("withdraw")
+def _withdraw_cmd(
+    template_id: Annotated[str, typer.Argument(help="the template id, e.g. we-zijn-je-kwijt")],
+    version: Annotated[str, typer.Argument(help="the version to withdraw, e.g. 1.0.0")],
+    config: _ConfigOpt,
+    reason: Annotated[str, typer.Option(help="why, for the subscribers")] = "withdrawn",
+) -> None:
+    """Tell your subscribers to stop using TEMPLATE_ID@VERSION."""
+    cfg = _load_config(config, signing=True)
+    _run(_with_publisher(cfg, lambda c, s: withdraw(c, s, template_id, version, reason)))
+    _say(_console, f"withdrew {template_id}@{version}")
+
+
+async def _catalogue_call(cfg: ConnectorConfig, call: Any) -> Any:
+    # The catalogue holds no personal data: it opens without unlocking the keystore.
+    async with open_services(cfg, keystore=False, store=True) as services:
+        return await call(services.catalogue())
+
+
+@templates_app.command("list")
+def _list_cmd(config: _ConfigOpt) -> None:
+    """The templates this connector holds: every version, withdrawn ones retired."""
+    cfg = _load_config(config)
+    entries: list[CatalogueEntry] = _run(_catalogue_call(cfg, lambda cat: cat.entries()))
+    table = RichTable("template", "version", "publisher", "status", "languages", "title")
+    for e in entries:
+        status = e.status if e.withdraw_reason is None else f"{e.status}: {e.withdraw_reason}"
+        table.add_row(e.template_id, e.version, e.publisher, status, " ".join(e.languages), e.title)
+    _console.print(table)
+
+
+_TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="template id, e.g. we-zijn-je-kwijt")]
+_VersionOpt = Annotated[str | None, typer.Option(help="a version; default the newest not withdrawn")]
+_BilingualOpt = Annotated[bool, typer.Option(help="Dutch first, then the chosen language")]
+_OrgOpt = Annotated[str | None, typer.Option("--org", help="letterhead: your organisation's name")]
+_DeptOpt = Annotated[str | None, typer.Option("--department", help="letterhead: department")]
+_AddrOpt = Annotated[
+    list[str] | None, typer.Option("--address", help="letterhead: a return-address line (repeat)")
+]
+_PhoneOpt = Annotated[str | None, typer.Option("--phone", help="letterhead: phone")]
+_EmailOpt = Annotated[str | None, typer.Option("--email", help="letterhead: e-mail")]
+_WebOpt = Annotated[str | None, typer.Option("--website", help="letterhead: website")]
+
+
+def _letterhead(
+    cfg: Any,
+    org: str | None,
+    department: str | None,
+    address: list[str] | None,
+    phone: str | None,
+    email: str | None,
+    website: str | None,
+) -> Letterhead:
+    configured = getattr(cfg, "letterhead", None)  # a [letterhead] section, if the config has one
+    if configured is not None and org is None:
+        return Letterhead(
+            name=configured.name,
+            return_address=tuple(getattr(configured, "return_address", ()) or ()),
+            department=getattr(configured, "department", None),
+            phone=getattr(configured, "phone", None),
+            email=getattr(configured, "email", None),
+            website=getattr(configured, "website", None),
+        )
+    return Letterhead(
+        name=org or cfg.tenant,
+        return_address=tuple(address or ()),
+        department=department,
+        phone=phone,
+        email=email,
+        website=website,
+    )
+
+
+def _format_of(path: Path, given: str | None) -> Format:
+    fmt = given or ("html" if path.suffix.lower() in (".html", ".htm") else "pdf")
+    if fmt not in ("pdf", "html"):
+        _say(_err, "--format is pdf or html")
+        raise typer.Exit(2)
+    return fmt  # type: ignore[return-value]
+
+
+@letter_app.command("render")
+def _render_cmd(
+    config: _ConfigOpt,
+    template: _TemplateOpt,
+    lang: Annotated[str, typer.Option(help="nl, en, pl, tr, ar or bg")],
+    data: Annotated[Path, typer.Option(help="a JSON object: placeholder name -> value")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="letter.pdf or letter.html")],
+    version: _VersionOpt = None,
+    bilingual: _BilingualOpt = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="pdf or html (default: from -o)")] = None,
+    org: _OrgOpt = None,
+    department: _DeptOpt = None,
+    address: _AddrOpt = None,
+    phone: _PhoneOpt = None,
+    email: _EmailOpt = None,
+    website: _WebOpt = None,
+) -> None:
+    """Render one letter from the local catalogue."""
+    cfg = _load_config(config)
+    try:
+        values = nesting.loads(data.read_text("utf-8"), what=str(data))
+    except (OSError, ValueError):
+        _say(_err, f"{data} is not a readable JSON file")
+        raise typer.Exit(1) from None
+    except TooDeep as exc:
+        _say(_err, exc.message)
+        raise typer.Exit(1) from None
+    if not isinstance(values, dict):
+        _say(_err, f"{data} must hold a JSON object of placeholder values")
+        raise typer.Exit(1)
+    head = _letterhead(cfg, org, department, address, phone, email, website)
+    kind = _format_of(output, fmt)
+
+    async def call(cat: TemplateCatalogue) -> RenderedFile:
+        return await cat.render_letter(
+            template,
+            version=version,
+            lang=lang,
+            values=values,
+            letterhead=head,
+            fmt=kind,
+            bilingual=bilingual,
+        )
+
+    rendered: RenderedFile = _run(_catalogue_call(cfg, call))
+    output.write_bytes(rendered.content)
+    _say(_console, f"wrote {output} ({rendered.ref}, {'+'.join(rendered.letter.languages)})")
+
+
+_RESERVED = ("lang", "file")
+
+
+@letter_app.command("batch")
+def _batch_cmd(
+    config: _ConfigOpt,
+    template: _TemplateOpt,
+    csv_path: Annotated[Path, typer.Option("--csv", help="a header row of placeholder names (+ lang, file)")],
+    out: Annotated[Path, typer.Option("--out", help="the folder to write the letters to")],
+    lang: Annotated[str, typer.Option(help="the language where a row has no `lang` column")] = "nl",
+    version: _VersionOpt = None,
+    bilingual: _BilingualOpt = False,
+    fmt: Annotated[str, typer.Option("--format", help="pdf or html")] = "pdf",
+    org: _OrgOpt = None,
+    department: _DeptOpt = None,
+    address: _AddrOpt = None,
+    phone: _PhoneOpt = None,
+    email: _EmailOpt = None,
+    website: _WebOpt = None,
+) -> None:
+    """Render one letter per CSV row. A row's `lang` column picks its language, its `file`
+    column its file name (default: the row number); blank cells are values not given."""
+    cfg = _load_config(config)
+    head = _letterhead(cfg, org, department, address, phone, email, website)
+    kind = _format_of(Path(f"x.{fmt}"), fmt)
+    try:
+        with csv_path.open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        _say(_err, f"{csv_path} is not a readable UTF-8 CSV file")
+        raise typer.Exit(1) from None
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[tuple[int, str, str]] = []
+
+    async def main(cat: TemplateCatalogue) -> int:
+        written = 0
+        with Progress(
+            TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console
+        ) as progress:
+            task = progress.add_task("letters", total=len(rows))
+            for n, row in enumerate(rows, 1):
+                row_lang = (row.get("lang") or lang).strip()
+                name = Path((row.get("file") or "").strip() or f"{n:05d}-{row_lang}").name
+                values = {
+                    k: (v if v and v.strip() else None)
+                    for k, v in row.items()
+                    if k is not None and k not in _RESERVED
+                }
+                try:
+                    rendered = await cat.render_letter(
+                        template,
+                        version=version,
+                        lang=row_lang,
+                        values=values,
+                        letterhead=head,
+                        fmt=kind,
+                        bilingual=bilingual,
+                    )
+                except InbeeldError as exc:
+                    failures.append((n, exc.field or "", exc.message))
+                else:
+                    (out / f"{name}.{kind}").write_bytes(rendered.content)
+                    written += 1
+                progress.advance(task)
+        return written
+
+    written = _run(_catalogue_call(cfg, main))
+    _say(_console, f"wrote {written} letters to {out}; {len(failures)} rows failed")
+    if failures:
+        table = RichTable("row", "field", "why", title="rows not rendered")
+        for n, field, why in failures:
+            table.add_row(str(n), field, why)
+        _console.print(table)
+        raise typer.Exit(1)
