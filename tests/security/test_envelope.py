@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +21,12 @@ import aio_pika
 import pytest
 
 from connectors import Connector
-from connectors.keystore import Keystore
-from connectors.sealing import Sealer
-from hub.api.app import create_app
 from hub.services import amqp_channel
 from schemas import sealed
 from schemas.envelope import CloudEvent
 from schemas.events import TransferOffered
-from tests.e2e.conftest import Party, make_directory
+from tests.e2e.conftest import Party
 from tests.utils.hubs import RunningHub
-from tests.utils.keys import install_keys
 from tests.utils.node import node_tool
 
 pytestmark = pytest.mark.broker
@@ -40,21 +34,6 @@ pytestmark = pytest.mark.broker
 OFFERED = "nl.leerplicht.transfer.offered"
 DOSSIER = json.loads((Path(__file__).parents[1] / "data" / "dossier.example.json").read_text("utf-8"))
 SEAL_TOOL = Path(__file__).parents[2] / "tools" / "jose-interop" / "seal.mjs"
-
-
-@pytest.fixture
-async def parties(hub: RunningHub, tmp_path: Path) -> AsyncIterator[dict[str, Party]]:
-    app = create_app(hub.settings, hub.db)
-    out: dict[str, Party] = {}
-    for code in ("GM0518", "GM0599"):
-        ks = Keystore.create(tmp_path / f"{code}.keystore", kek=os.urandom(32))
-        directory = await make_directory(hub, app, code)
-        party = Party(code, ks, directory, Sealer(ks, directory, code), await hub.connector(code))
-        await install_keys(hub, code, ks.public_jwks())  # a fresh keystore for a seed tenant
-        out[code] = party
-    yield out
-    for party in out.values():
-        await party.directory.aclose()
 
 
 def transfer_id() -> str:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +26,9 @@ from hypothesis import strategies as st
 
 from connectors import Connector
 from connectors.config import ConfigError, load_config
-from connectors.keystore import Keystore
 from connectors.letters import TemplateInvalid
 from connectors.letters.bundle import BundleInvalid, load_bundle, shared_bundle_dir
 from connectors.register import _rows, parse_row
-from connectors.sealing import Sealer
 from hub.api.app import create_app
 from hub.services import amqp_channel
 from schemas import sealed
@@ -41,9 +37,8 @@ from schemas.errors import InbeeldError, TooDeep
 from schemas.nesting import MAX_DEPTH
 from tests.connectors.letters.test_letters_hostile import HEAD, VALUES, bundle
 from tests.connectors.test_hostile_inputs import _http_client
-from tests.e2e.conftest import Party, make_directory
+from tests.e2e.conftest import Party
 from tests.utils.hubs import RunningHub
-from tests.utils.keys import install_keys
 
 pytestmark = pytest.mark.broker
 
@@ -125,21 +120,6 @@ async def test_api_refuses_deep_bodies_with_too_deep(hub: RunningHub) -> None:
 
 
 # -- the connector's inbox ----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def parties(hub: RunningHub, tmp_path: Path) -> AsyncIterator[dict[str, Party]]:
-    app = create_app(hub.settings, hub.db)
-    out: dict[str, Party] = {}
-    for code in ("GM0518", "GM0599"):
-        ks = Keystore.create(tmp_path / f"{code}.keystore", kek=os.urandom(32))
-        directory = await make_directory(hub, app, code)
-        party = Party(code, ks, directory, Sealer(ks, directory, code), await hub.connector(code))
-        await install_keys(hub, code, ks.public_jwks())  # a fresh keystore for a seed tenant
-        out[code] = party
-    yield out
-    for party in out.values():
-        await party.directory.aclose()
 
 
 async def deliver(hub: RunningHub, code: str, body: bytes) -> None:
