@@ -363,8 +363,32 @@ class NoticeDesk:
         await self._audit("notice.checked", notice_id, asker, asker, event_id, "match", pupil_ref)
         if not self.auto_answer:
             return Outcome("matched", notice_id, sender=asker)
-        answer = await self._answer(asker, notice_id, pupil_ref)
+        if not await self._claim_answer(asker, notice_id, claim=True):
+            # Answered already, or being answered right now (a rescan racing the inbox).
+            return Outcome("duplicate", notice_id, sender=asker)
+        try:
+            answer = await self._answer(asker, notice_id, pupil_ref)
+        except BaseException:
+            await self._claim_answer(asker, notice_id, claim=False)
+            raise
         return Outcome("answered", notice_id, answer=answer, sender=asker)
+
+    async def _claim_answer(self, asker: str, notice_id: str, *, claim: bool) -> bool:
+        """Mark a received notice answered (`claim`) or not; True if this call changed it.
+
+        Claiming before sending makes the answer single when the inbox and a rescan match the
+        same notice at once; a failed send gives the claim back so a later rescan answers."""
+        async with self.store.engine.begin() as conn:
+            result = await conn.execute(
+                update(local_notices)
+                .where(
+                    local_notices.c.asker == asker,
+                    local_notices.c.notice_id == notice_id,
+                    local_notices.c.answered == (0 if claim else 1),
+                )
+                .values(answered=1 if claim else 0)
+            )
+        return result.rowcount == 1
 
     async def _answer(self, asker: str, notice_id: str, pupil_ref: str) -> CloudEvent:
         if self.contact_person is None:
@@ -381,12 +405,6 @@ class NoticeDesk:
         )
         event = self.connector.event(FOUND, found.model_dump(mode="json"), [asker], subject=notice_id)
         sent = await send(self.connector, self.sealer, event)
-        async with self.store.engine.begin() as conn:
-            await conn.execute(
-                update(local_notices)
-                .where(local_notices.c.asker == asker, local_notices.c.notice_id == notice_id)
-                .values(answered=1)
-            )
         await self._audit("notice.answered", notice_id, asker, asker, event.id, "sent", pupil_ref)
         return sent
 

@@ -255,6 +255,23 @@ async def test_rescan_answers_and_closing_stops_it(
     assert not [e for e in await hub.drain("GM0518") if e.type == FOUND]
 
 
+async def test_a_notice_matched_twice_at_once_is_answered_once(
+    hub: RunningHub, desks: dict[str, Desk], tmp_path: Path
+) -> None:
+    # The runtime rescans when a group key arrives, while the inbox goes on with the notice sent
+    # under it: both match the same notice at the same moment. Only one of them may answer.
+    haag, rdam = desks["GM0518"], desks["GM0599"]
+    notice_id = await haag.desk.send_missing("zuid-holland", "123456782", CONTACT, soon())
+    assert [o.kind for o in await pump(hub, rdam, 2)] == ["key_stored", "no_match"]
+    await load_register(rdam, tmp_path, "123456782")
+    first, second = await asyncio.gather(rdam.desk.rescan(), rdam.desk.rescan())
+    assert sorted(o.kind for o in [*first, *second]) == ["answered", "duplicate"]
+    assert [o.notice_id for o in (await pump(hub, haag, 1))] == [notice_id]
+    await asyncio.sleep(0.5)
+    assert not [e for e in await hub.drain("GM0518") if e.type == FOUND]
+    assert await rdam.desk.rescan() == []  # answered: nothing left to match
+
+
 async def test_notices_expire_at_their_deadline(
     hub: RunningHub, desks: dict[str, Desk], tmp_path: Path
 ) -> None:
