@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from connectors.letters.compose import parse_language
 from connectors.letters.errors import BundleInvalid, TemplateSyntaxError, TemplateTooLarge
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
+from connectors.letters.syntax import FORBIDDEN
 from schemas import nesting
 from schemas.envelope import TenantCode
 from schemas.errors import TooDeep
@@ -36,12 +37,19 @@ class _LanguageEntry(BaseModel):
     direction: Direction
 
 
+def _plain_title(title: str) -> str:
+    # The title names the letter in PDF metadata and the HTML <title>, where nothing isolates it.
+    if FORBIDDEN.search(title):
+        raise ValueError("must not contain bidi controls, formatting or private-use characters")
+    return title
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: Slug
     version: SemVer
     publisher: TenantCode
-    title: ShortText
+    title: Annotated[ShortText, AfterValidator(_plain_title)]
     languages: dict[Language, _LanguageEntry]
     placeholders: list[Placeholder] = []
 

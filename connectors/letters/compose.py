@@ -100,6 +100,8 @@ def _tidy(runs: list[Run]) -> tuple[Run, ...]:
         if r.placeholder is None and r.kind == "text":
             text = r.text
             prev_text = tidy[-1].text if tidy else "\n"
+            if prev_text.endswith(".") and text.startswith(".") and not text.startswith(".."):
+                text = text[1:]  # "1 maja 2026 r." + "." is one full stop, not two
             if prev_text.endswith((" ", "\n")):
                 text = text.lstrip(" ")
             nxt = merged[i + 1] if i + 1 < len(merged) else None

@@ -13,6 +13,7 @@
         │   ├── UnknownValue          a value for an undeclared placeholder  (unknown_value)
         │   └── InvalidValue          a value breaks its placeholder's type  (invalid_value)
         ├── LanguageUnavailable       the bundle has no text in that language (language_unavailable)
+        ├── UnprintableCharacter      a character no letter font covers     (unprintable_character)
         └── RenderLimitExceeded       output size, page count or render time (render_limit)
 
 Messages name the placeholder (in `field`), the language and the position, never a value:
@@ -66,6 +67,10 @@ class InvalidValue(ValuesInvalid):
 
 class LanguageUnavailable(LetterError):
     reason = "language_unavailable"
+
+
+class UnprintableCharacter(LetterError):
+    reason = "unprintable_character"
 
 
 class RenderLimitExceeded(LetterError):

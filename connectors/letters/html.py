@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
 from connectors.letters.compose import Deadline, compose
 from connectors.letters.errors import RenderLimitExceeded
+from connectors.letters.fonts import font_face_css, fonts_for, printed_texts
 from connectors.letters.labels import DATE_LABEL, LANGUAGE_NAMES, format_date
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
 from connectors.letters.model import Letter, Letterhead, RenderedLetter
@@ -40,7 +41,12 @@ def letter_html(
     recipient: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
 ) -> str:
+    head = letterhead.lines
+    texts = printed_texts(letter, head, recipient)
+    fonts = fonts_for(texts)
     html = _layout().render(
+        font_faces=font_face_css(fonts, texts),
+        font_stack=", ".join(f'"{f.family}"' for f in fonts),
         letter=letter,
         first=letter.parts[0],
         letterhead=letterhead,

@@ -19,6 +19,11 @@ class Letterhead:
     email: str | None = None
     website: str | None = None
 
+    @property
+    def lines(self) -> tuple[str | None, ...]:
+        """Every line the letterhead prints (None where a detail is not set)."""
+        return (self.name, self.department, self.phone, self.email, self.website, *self.return_address)
+
 
 @dataclass(frozen=True, slots=True)
 class Run:

@@ -10,7 +10,6 @@ letter text, so a value like `[click](https://…)` stays plain text.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 
@@ -19,7 +18,7 @@ from fpdf.line_break import Fragment
 
 from connectors.letters.compose import Deadline, compose
 from connectors.letters.errors import RenderLimitExceeded
-from connectors.letters.fonts import FontSet, font_sets
+from connectors.letters.fonts import FontSet, font_sets, fonts_for, printed_texts
 from connectors.letters.labels import DATE_LABEL, LANGUAGE_NAMES, format_date
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
 from connectors.letters.model import Block, Letter, Letterhead, LetterPart, Run
@@ -78,21 +77,10 @@ def _text(runs: Sequence[Run]) -> str:
     return "".join(out)
 
 
-_ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
-
-
-def _needs_arabic(letter: Letter, lines: Sequence[str | None]) -> bool:
-    texts = [r.text for part in letter.parts for r in part.subject]
-    texts += [r.text for part in letter.parts for b in part.blocks for item in b.items for r in item]
-    texts += [line for line in lines if line]
-    return any(part.lang == "ar" for part in letter.parts) or any(_ARABIC.search(t) for t in texts)
-
-
-def _setup(pdf: _LetterPDF, arabic: bool) -> None:
+def _setup(pdf: _LetterPDF, texts: Sequence[tuple[str, str]]) -> None:
     # fpdf2 subsets and embeds every added font, used or not (most of a letter's output time),
-    # so the Arabic font joins only when the letter has Arabic script in it.
-    latin, arabic_fonts = font_sets()
-    pdf.font_families = (latin, arabic_fonts) if arabic else (latin,)
+    # so a font joins only when the letter's text needs it.
+    pdf.font_families = fonts_for(texts)
     for fs in pdf.font_families:
         pdf.add_font(fs.family, "", fs.regular)
         pdf.add_font(fs.family, "B", fs.bold)
@@ -101,8 +89,12 @@ def _setup(pdf: _LetterPDF, arabic: bool) -> None:
 
 
 def _use(pdf: _LetterPDF, part_lang: str, size: float, style: str = "") -> None:
-    fonts = pdf.font_families
-    main, *fallback = reversed(fonts) if part_lang == "ar" else fonts
+    fonts = list(pdf.font_families)
+    arabic = font_sets()[1]
+    if part_lang == "ar" and arabic in fonts:
+        fonts.remove(arabic)
+        fonts.insert(0, arabic)
+    main, *fallback = fonts
     pdf.set_font(main.family, style, size)
     pdf.set_fallback_fonts([f.family for f in fallback], exact_match=False)
     direction = "rtl" if part_lang == "ar" else "ltr"
@@ -205,14 +197,7 @@ def letter_pdf(
 ) -> bytes:
     """Lay out an already composed letter; bilingual letters start each language on a page."""
     deadline = deadline or Deadline(limits.seconds)
-    head_lines = (
-        letterhead.name,
-        letterhead.department,
-        letterhead.phone,
-        letterhead.email,
-        letterhead.website,
-        *letterhead.return_address,
-    )
+    head_lines = letterhead.lines
     check_lines(head_lines, "letterhead", limits)
     check_lines(tuple(recipient), "recipient", limits)
     pdf = _LetterPDF(letter.ref)
@@ -220,7 +205,7 @@ def letter_pdf(
     pdf.set_subject(letter.ref)
     pdf.set_creator("Inbeeld")
     pdf.set_lang(letter.parts[0].lang)
-    _setup(pdf, _needs_arabic(letter, (*head_lines, *recipient)))
+    _setup(pdf, printed_texts(letter, head_lines, recipient))
     try:
         for n, part in enumerate(letter.parts):
             pdf.add_page()

@@ -47,9 +47,10 @@ __all__ = [
 
 # C0/C1 controls (but not \n and \t), bidi embeddings/overrides/isolates (a template must not
 # reorder what a value shows: we isolate values ourselves), line/paragraph separators, private
-# use (we use U+E000.. internally), interlinear annotation, BOM and noncharacters.
+# use (we use U+E000.. internally), interlinear annotation, BOM, noncharacters and lone
+# surrogates (not text at all: they cannot even be written out as UTF-8).
 FORBIDDEN = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff"
     "\ue000-\uf8ff\ufdd0-\ufdef\ufeff\ufff9-\ufffb\ufffe\uffff"
     "\U000f0000-\U0010ffff]"
 )

@@ -71,6 +71,15 @@ def test_manifest_errors_are_reported(tmp_path: Path) -> None:
         load_bundle(folder)
 
 
+def test_a_title_that_reorders_text_is_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["title"] = "We zijn je kwijt \u202efdp.exe"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleInvalid, match="title"):
+        load_bundle(folder)
+
+
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     folder = _copy(tmp_path)
     (folder / "pl.md").write_text("subject: x\n\n" + "a" * (70 * 1024), encoding="utf-8")

@@ -128,3 +128,16 @@ def test_value_errors_name_the_placeholder_never_the_value(
         render_html(bundle, "nl", values | {"case_number": "2026 0417; DROP"}, HEAD)
     with pytest.raises(LanguageUnavailable):
         render_html(bundle, "de", values, HEAD)
+
+
+@pytest.mark.parametrize(("lang", "date_text"), [("pl", "1 maja 2026 r."), ("bg", "1 май 2026 г.")])
+def test_a_date_that_ends_in_a_full_stop_is_not_followed_by_a_second(
+    bundles: dict[str, TemplatePublished], lang: str, date_text: str
+) -> None:
+    values = VALUES["we-zijn-je-kwijt"]
+    letter = compose(bundles["we-zijn-je-kwijt"], lang, values, letter_date=LETTER_DATE)
+    text = "".join(r.text for b in letter.parts[0].blocks for item in b.items for r in item)
+    assert date_text in text
+    assert date_text + "." not in text and ".." not in text
+    pdf = pdf_text(render_pdf(bundles["we-zijn-je-kwijt"], lang, values, HEAD, letter_date=LETTER_DATE))
+    assert date_text + "." not in pdf.replace("\u2069", "")
