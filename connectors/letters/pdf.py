@@ -10,10 +10,13 @@ letter text, so a value like `[click](https://…)` stays plain text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from fpdf import FPDF
+from fpdf.enums import TextDirection
 from fpdf.line_break import Fragment
 
 from connectors.letters.compose import Deadline, compose
@@ -31,6 +34,31 @@ _NO_ALIAS = "\ue001"  # fpdf2 substitutes "{nb}" by default; nothing we print ca
 
 LINE = 5.4  # mm per body line at 10.5 pt
 GREY = (90, 90, 90)
+
+
+_SHAPED = re.compile("[\u0900-\u0dff\u0e00-\u0e7f]")  # Indic and Thai: reordering, conjuncts
+
+
+def _needs_actual_text(frag: Fragment) -> bool:
+    return frag.fragment_direction == TextDirection.RTL or bool(_SHAPED.search(frag.string))
+
+
+class _ActualTextFragment(Fragment):
+    """A run whose glyphs do not spell its text in order (right-to-left, ligatures, conjuncts):
+    it carries its text as /ActualText, so copying, searching and screen readers get the words
+    as written instead of the glyphs as drawn."""
+
+    def render_pdf_text(self, *args: Any, **kwargs: Any) -> str:
+        out = super().render_pdf_text(*args, **kwargs)
+        if not out:
+            return out
+        text = self.string
+        if self.fragment_direction == TextDirection.RTL:
+            # Drawn right to left; extractors (poppler, MuPDF) reorder a line's text to logical
+            # order themselves, so they are given it in the order the run is drawn.
+            text = text[::-1]
+        actual = ("\ufeff" + text).encode("utf-16-be").hex().upper()
+        return f"/Span <</ActualText <{actual}>>> BDC {out} EMC"
 
 
 class _LetterPDF(FPDF):
@@ -53,11 +81,18 @@ class _LetterPDF(FPDF):
             return
         emphasis = _initial_emphasis or ("B" in self.font_style, False, False, False)
         bold = emphasis[0]
+        # The bidi step has run on the whole line (fpdf2 calls this per directional segment):
+        # the isolates did their work and are dropped, so no zero-width glyph splits a word
+        # for a reader that copies or searches the text.
+        text = text.replace(FSI, "").replace(PDI, "")
         for n, piece in enumerate(text.split(_BOLD)):
             if n:
                 bold = not bold
             if piece:
-                yield from super()._parse_chars(piece, False, _initial_emphasis=(bold, False, False, False))
+                for frag in super()._parse_chars(piece, False, _initial_emphasis=(bold, False, False, False)):
+                    if type(frag) is Fragment and _needs_actual_text(frag):
+                        frag.__class__ = _ActualTextFragment
+                    yield frag
         self._markdown_emphasis = (bold, False, False, False)
 
     def footer(self) -> None:

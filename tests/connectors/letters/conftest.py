@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import shutil
+import subprocess
 from datetime import date
 
 import pytest
@@ -49,3 +53,19 @@ def bundles() -> dict[str, TemplatePublished]:
 def pdf_text(data: bytes) -> str:
     reader = PdfReader(io.BytesIO(data))
     return "\n".join(page.extract_text() for page in reader.pages)
+
+
+BIDI_MARKS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def poppler_text(data: bytes) -> str:
+    """The PDF's text as poppler's `pdftotext` reads it (the extractor most viewers and search
+    indexers on Linux share), with the bidi marks it puts around right-to-left runs.
+    CI installs poppler-utils; elsewhere the test is skipped when it is missing."""
+    exe = shutil.which("pdftotext")
+    if exe is None:
+        if os.environ.get("CI"):
+            raise AssertionError("pdftotext is missing: install poppler-utils")
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    out = subprocess.run([exe, "-enc", "UTF-8", "-", "-"], input=data, capture_output=True, check=True)
+    return out.stdout.decode("utf-8")

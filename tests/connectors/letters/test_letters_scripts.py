@@ -19,7 +19,7 @@ from connectors.letters import render_html, render_pdf
 from connectors.letters.errors import UnprintableCharacter
 from connectors.letters.fonts import FONT_FILES
 from schemas.events import TemplatePublished
-from tests.connectors.letters.conftest import HEAD, VALUES, pdf_text
+from tests.connectors.letters.conftest import BIDI_MARKS, HEAD, VALUES, pdf_text, poppler_text
 
 TEMPLATE = "we-zijn-je-kwijt"
 # One name per script; each needs a font the letters' own faces (PT Sans, Plex Arabic) lack,
@@ -52,10 +52,18 @@ def test_a_name_prints_in_the_pdf_as_written(bundles: dict[str, TemplatePublishe
     [line] = [x for x in text.splitlines() if x.startswith("Beste ")]
     printed = line.removeprefix("Beste ").replace(",", "")
     if script in RIGHT_TO_LEFT:
-        # The extractor reads right-to-left words in the order they are drawn: compare words.
+        # pypdf reads right-to-left words in the order they are drawn: compare words.
         assert sorted(printed.split()) == sorted(name.split())
     else:
         assert printed == name
+
+
+@pytest.mark.parametrize("script", NAMES)
+def test_a_name_reads_back_as_written_with_poppler(
+    bundles: dict[str, TemplatePublished], script: str
+) -> None:
+    text = BIDI_MARKS.sub("", poppler_text(_render(bundles, NAMES[script])))
+    assert f"Beste {NAMES[script]}," in text
 
 
 @pytest.mark.parametrize("script", NAMES)
