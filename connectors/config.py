@@ -207,6 +207,8 @@ class LetterheadConfig(_Model):
     phone: Phone | None = None
     email: Email | None = None
     website: Annotated[str | None, Field(max_length=200)] = None
+    visiting_address: Annotated[list[ShortText], Field(max_length=4)] = []
+    logo: Path | None = None  # a PNG or SVG (at most 256 KiB), printed 14 mm high
 
 
 class TemplatesConfig(_Model):
@@ -246,11 +248,12 @@ class ConnectorConfig(_Model):
 
 
 def _resolve_paths(raw: dict[str, object], base: Path) -> None:
-    def fix(section: object) -> None:
-        if isinstance(section, dict) and isinstance(section.get("path"), str):
-            p = Path(section["path"]).expanduser()
-            section["path"] = str(p if p.is_absolute() else base / p)
+    def fix(section: object, key: str = "path") -> None:
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            p = Path(section[key]).expanduser()
+            section[key] = str(p if p.is_absolute() else base / p)
 
+    fix(raw.get("letterhead"), "logo")
     fix(raw.get("keystore"))
     fix(raw.get("store"))
     for key in ("sinks", "sources"):
@@ -368,6 +371,8 @@ phone = "14 070"
 email = "leerplicht@example.nl"
 # return_address = ["Postbus 12345", "2500 AA Den Haag"]   # up to 6 lines
 # website = "https://www.example.nl"
+# visiting_address = ["Spui 70", "2511 BT Den Haag"]    # printed beside the contact details
+# logo = "/etc/inbeeld/logo.svg"                          # PNG or SVG, printed 14 mm high
 
 [templates]                  # letter templates arrive through `run`, from the publishers you follow
 # publishers = ["ingrado"]   # accept bundles only from these (default: any the hub delivers)

@@ -251,6 +251,12 @@ class TemplateCatalogue:
             return await self._on_withdrawn(sender, event, payload)
         raise TemplateRefused(f"{event.type} is not a template event", field="type")
 
+    async def import_bundle(self, bundle: TemplatePublished) -> Outcome:
+        """Take a bundle from a folder (`load_bundle` ran the publisher's checks) into the
+        catalogue by hand, as if its publisher had sent it: the same owner and version rules."""
+        await self._tables()
+        return await self._on_published(bundle.publisher, bundle)
+
     async def _on_published(self, sender: str, bundle: TemplatePublished) -> Outcome:
         ref = f"{bundle.template_id}@{bundle.version}"
         if bundle.publisher != sender:

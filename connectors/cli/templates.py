@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,9 +18,17 @@ from rich.table import Table as RichTable
 
 from connectors.client import ConnectorError
 from connectors.config import ConfigError, ConnectorConfig, load_config
-from connectors.letters import Letterhead
+from connectors.letters import Letterhead, load_bundle
 from connectors.services import open_services
-from connectors.templates import CatalogueEntry, Format, RenderedFile, TemplateCatalogue, publish, withdraw
+from connectors.templates import (
+    CatalogueEntry,
+    Format,
+    Outcome,
+    RenderedFile,
+    TemplateCatalogue,
+    publish,
+    withdraw,
+)
 from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, TooDeep
@@ -40,7 +49,8 @@ def _say(console: Console, text: str) -> None:
 def _load_config(path: Path, *, signing: bool = False) -> ConnectorConfig:
     try:
         cfg = load_config(path)
-        token = cfg.hub.resolved_token() if cfg.hub is not None else None
+        # Only publishing talks to the hub: rendering letters needs no hub token.
+        token = cfg.hub.resolved_token() if signing and cfg.hub is not None else None
     except ConfigError as exc:
         _say(_err, f"config error: {exc.message}")
         raise typer.Exit(2) from None
@@ -95,6 +105,24 @@ async def _catalogue_call(cfg: ConnectorConfig, call: Any) -> Any:
         return await call(services.catalogue())
 
 
+@templates_app.command("import")
+def _import_cmd(
+    bundle_dir: Annotated[Path, typer.Argument(help="a bundle folder: manifest.json + <lang>.md")],
+    config: _ConfigOpt,
+) -> None:
+    """Put a bundle from a folder into the local catalogue, through the publisher's checks
+    (for letters of your own, or a bundle handed over outside the hub)."""
+    cfg = _load_config(config)
+    try:
+        bundle = load_bundle(bundle_dir)
+    except InbeeldError as exc:
+        _say(_err, f"error{f' ({exc.field})' if exc.field else ''}: {exc.message}")
+        raise typer.Exit(1) from None
+    outcome: Outcome = _run(_catalogue_call(cfg, lambda cat: cat.import_bundle(bundle)))
+    verb = "already held" if outcome.kind == "duplicate" else "imported"
+    _say(_console, f"{verb} {outcome.ref} (publisher {bundle.publisher})")
+
+
 @templates_app.command("list")
 def _list_cmd(config: _ConfigOpt) -> None:
     """The templates this connector holds: every version, withdrawn ones retired."""
@@ -118,6 +146,25 @@ _AddrOpt = Annotated[
 _PhoneOpt = Annotated[str | None, typer.Option("--phone", help="letterhead: phone")]
 _EmailOpt = Annotated[str | None, typer.Option("--email", help="letterhead: e-mail")]
 _WebOpt = Annotated[str | None, typer.Option("--website", help="letterhead: website")]
+_RecipientOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--recipient", help="the addressee's address, one line per option, as the envelope window shows it"
+    ),
+]
+_DateOpt = Annotated[
+    str | None, typer.Option("--date", help="the letter's date, YYYY-MM-DD (default: today)")
+]
+
+
+def _letter_date(given: str | None) -> date | None:
+    if given is None:
+        return None
+    try:
+        return date.fromisoformat(given)
+    except ValueError:
+        _say(_err, f"--date must be a date as YYYY-MM-DD, not {given!r}")
+        raise typer.Exit(2) from None
 
 
 def _letterhead(
@@ -138,6 +185,8 @@ def _letterhead(
             phone=getattr(configured, "phone", None),
             email=getattr(configured, "email", None),
             website=getattr(configured, "website", None),
+            visiting_address=tuple(getattr(configured, "visiting_address", ()) or ()),
+            logo=getattr(configured, "logo", None),
         )
     return Letterhead(
         name=org or cfg.tenant,
@@ -173,6 +222,8 @@ def _render_cmd(
     phone: _PhoneOpt = None,
     email: _EmailOpt = None,
     website: _WebOpt = None,
+    recipient: _RecipientOpt = None,
+    letter_date: _DateOpt = None,
 ) -> None:
     """Render one letter from the local catalogue."""
     cfg = _load_config(config)
@@ -189,6 +240,7 @@ def _render_cmd(
         raise typer.Exit(1)
     head = _letterhead(cfg, org, department, address, phone, email, website)
     kind = _format_of(output, fmt)
+    when = _letter_date(letter_date)
 
     async def call(cat: TemplateCatalogue) -> RenderedFile:
         return await cat.render_letter(
@@ -199,6 +251,8 @@ def _render_cmd(
             letterhead=head,
             fmt=kind,
             bilingual=bilingual,
+            recipient=tuple(recipient or ()),
+            letter_date=when,
         )
 
     rendered: RenderedFile = _run(_catalogue_call(cfg, call))
@@ -206,7 +260,12 @@ def _render_cmd(
     _say(_console, f"wrote {output} ({rendered.ref}, {'+'.join(rendered.letter.languages)})")
 
 
-_RESERVED = ("lang", "file")
+_RESERVED = ("lang", "file", "recipient")
+
+
+def _file_name(n: int, row: dict[str, str], default_lang: str) -> str:
+    row_lang = (row.get("lang") or default_lang).strip()
+    return Path((row.get("file") or "").strip() or f"{n:05d}-{row_lang}").name
 
 
 @letter_app.command("batch")
@@ -225,18 +284,30 @@ def _batch_cmd(
     phone: _PhoneOpt = None,
     email: _EmailOpt = None,
     website: _WebOpt = None,
+    letter_date: _DateOpt = None,
 ) -> None:
     """Render one letter per CSV row. A row's `lang` column picks its language, its `file`
-    column its file name (default: the row number); blank cells are values not given."""
+    column its file name (default: the row number), its `recipient` column the address (lines
+    separated by `|`); blank cells are values not given."""
     cfg = _load_config(config)
     head = _letterhead(cfg, org, department, address, phone, email, website)
     kind = _format_of(Path(f"x.{fmt}"), fmt)
+    when = _letter_date(letter_date)
     try:
         with csv_path.open(encoding="utf-8-sig", newline="") as f:
             rows = list(csv.DictReader(f))
     except (OSError, csv.Error, UnicodeDecodeError):
         _say(_err, f"{csv_path} is not a readable UTF-8 CSV file")
         raise typer.Exit(1) from None
+    names = [_file_name(n, row, lang) for n, row in enumerate(rows, 1)]
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    if doubled:
+        _say(
+            _err,
+            f"{csv_path}: rows share a file name, so one letter would overwrite another: "
+            + ", ".join(doubled),
+        )
+        raise typer.Exit(1)
     out.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[int, str, str]] = []
 
@@ -248,7 +319,8 @@ def _batch_cmd(
             task = progress.add_task("letters", total=len(rows))
             for n, row in enumerate(rows, 1):
                 row_lang = (row.get("lang") or lang).strip()
-                name = Path((row.get("file") or "").strip() or f"{n:05d}-{row_lang}").name
+                name = names[n - 1]
+                address = tuple(x.strip() for x in (row.get("recipient") or "").split("|") if x.strip())
                 values = {
                     k: (v if v and v.strip() else None)
                     for k, v in row.items()
@@ -263,6 +335,8 @@ def _batch_cmd(
                         letterhead=head,
                         fmt=kind,
                         bilingual=bilingual,
+                        recipient=address,
+                        letter_date=when,
                     )
                 except InbeeldError as exc:
                     failures.append((n, exc.field or "", exc.message))

@@ -6,9 +6,11 @@ template text arrives already parsed into runs of plain text, so nothing in it i
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cache
+from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 
@@ -18,7 +20,7 @@ from connectors.letters.fonts import font_face_css, fonts_for, printed_texts
 from connectors.letters.labels import DATE_LABEL, LANGUAGE_NAMES, format_date
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
 from connectors.letters.model import Letter, Letterhead, RenderedLetter
-from connectors.letters.values import Value
+from connectors.letters.values import Value, read_logo
 from schemas.events import TemplatePublished
 
 
@@ -34,6 +36,14 @@ def _layout() -> Template:
     return env.get_template("letter.html.j2")
 
 
+def _logo_uri(path: Path | None) -> str | None:
+    """The configured logo as a data URI: the HTML letter loads nothing from elsewhere."""
+    if path is None:
+        return None
+    kind, data = read_logo(path)
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def letter_html(
     letter: Letter,
     letterhead: Letterhead,
@@ -46,6 +56,7 @@ def letter_html(
     fonts = fonts_for(texts)
     html = _layout().render(
         font_faces=font_face_css(fonts, texts),
+        logo=_logo_uri(letterhead.logo),
         font_stack=", ".join(f'"{f.family}"' for f in fonts),
         letter=letter,
         first=letter.parts[0],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Literal
 
 
@@ -18,11 +19,21 @@ class Letterhead:
     phone: str | None = None
     email: str | None = None
     website: str | None = None
+    visiting_address: tuple[str, ...] = ()  # printed under the name; the return address goes
+    logo: Path | None = None  # in the envelope window. A PNG or SVG, printed 14 mm high.
 
     @property
     def lines(self) -> tuple[str | None, ...]:
         """Every line the letterhead prints (None where a detail is not set)."""
-        return (self.name, self.department, self.phone, self.email, self.website, *self.return_address)
+        return (
+            self.name,
+            self.department,
+            self.phone,
+            self.email,
+            self.website,
+            *self.return_address,
+            *self.visiting_address,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ letter text, so a value like `[click](https://…)` stays plain text.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
@@ -20,12 +21,12 @@ from fpdf.enums import TextDirection
 from fpdf.line_break import Fragment
 
 from connectors.letters.compose import Deadline, compose
-from connectors.letters.errors import RenderLimitExceeded
+from connectors.letters.errors import InvalidValue, RenderLimitExceeded
 from connectors.letters.fonts import FontSet, font_sets, fonts_for, printed_texts
 from connectors.letters.labels import DATE_LABEL, LANGUAGE_NAMES, format_date
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
 from connectors.letters.model import Block, Letter, Letterhead, LetterPart, Run
-from connectors.letters.values import Value, check_lines
+from connectors.letters.values import Value, check_address, check_lines, read_logo
 from schemas.events import TemplatePublished
 
 FSI, PDI = "\u2068", "\u2069"
@@ -140,34 +141,86 @@ def _para(pdf: _LetterPDF, text: str, align: str, h: float = LINE, w: float = 0)
     pdf.multi_cell(w, h, text, align=align, markdown=True, new_x="LMARGIN", new_y="NEXT")
 
 
+# The address field of a window envelope, in mm from the sheet's top-left corner: DIN 5008
+# form B, the field DIN 676 window envelopes (DL and C5/6, the sizes used for an A4 letter
+# folded in three or in half) show through their window. Its top 17.7 mm hold the return
+# address line (8 pt, written from the bottom up), the 27.3 mm below it the recipient's address
+# (at most six lines). The letter's text starts below the field.
+WINDOW_X, WINDOW_Y, WINDOW_W, WINDOW_H = 20.0, 45.0, 85.0, 45.0
+RETURN_ZONE_H = 17.7
+ADDRESS_LINE = 4.5  # mm per address line at 10 pt: six lines fill the 27.3 mm zone
+ADDRESS_LINES = 6
+TEXT_X = 22.0  # the letter's left margin, inside the window
+BODY_TOP = WINDOW_Y + WINDOW_H + 8
+LOGO_H, LOGO_MAX_W = 14.0, 60.0
+
+
 def _letterhead(pdf: _LetterPDF, lh: Letterhead, recipient: Sequence[str]) -> None:
-    _use(pdf, "nl", 15, "B")
+    # Left: logo, name, department. Right: visiting address and contact details. Both end
+    # above the envelope window.
     top = pdf.get_y()
+    right_top = top
+    if lh.logo is not None:
+        media, data = read_logo(lh.logo)
+        image = io.BytesIO(data) if media == "image/png" else str(lh.logo)
+        pdf.image(
+            image, x=pdf.l_margin, y=8, w=LOGO_MAX_W, h=LOGO_H, keep_aspect_ratio=True, alt_text=lh.name
+        )
+        top, right_top = 8 + LOGO_H + 3, 10
+        pdf.set_y(top)
+    _use(pdf, "nl", 15, "B")
     _para(pdf, FSI + lh.name + PDI, "L", h=7, w=100)
     _use(pdf, "nl", 10)
     if lh.department:
         _para(pdf, FSI + lh.department + PDI, "L", w=100)
-    if lh.return_address:
-        pdf.set_text_color(*GREY)
-        _use(pdf, "nl", 8)
-        _para(pdf, "  ·  ".join(FSI + line + PDI for line in lh.return_address), "L", h=4.2, w=110)
-        pdf.set_text_color(0, 0, 0)
     left_bottom = pdf.get_y()
-    pdf.set_y(top)
-    _use(pdf, "nl", 9)
-    for line in (lh.phone, lh.email, lh.website):
+    pdf.set_y(right_top)
+    _use(pdf, "nl", 8.5)
+    for line in (*lh.visiting_address, lh.phone, lh.email, lh.website):
         if line:
             pdf.set_x(pdf.w - pdf.r_margin - 60)
-            pdf.multi_cell(60, 4.6, FSI + line + PDI, align="R", markdown=True, new_x="LMARGIN", new_y="NEXT")
-    pdf.set_y(max(pdf.get_y(), left_bottom) + 2)
+            pdf.multi_cell(60, 4.2, FSI + line + PDI, align="R", markdown=True, new_x="LMARGIN", new_y="NEXT")
+    rule = max(pdf.get_y(), left_bottom) + 2
+    if rule > WINDOW_Y - 2:
+        raise RenderLimitExceeded(
+            "the letterhead reaches into the envelope window: use a smaller logo or fewer lines"
+        )
     pdf.set_draw_color(150, 150, 150)
-    pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
-    pdf.ln(8)
-    if recipient:
-        _use(pdf, "nl", 10.5)
-        for line in recipient:
-            _para(pdf, FSI + line + PDI, "L", w=90)
-        pdf.ln(8)
+    pdf.line(pdf.l_margin, rule, pdf.w - pdf.r_margin, rule)
+    _address_field(pdf, lh, recipient)
+    pdf.set_y(max(pdf.get_y(), BODY_TOP))
+
+
+def _address_field(pdf: _LetterPDF, lh: Letterhead, recipient: Sequence[str]) -> None:
+    """The return address line and the recipient's address, where the window shows them."""
+    room = WINDOW_X + WINDOW_W - TEXT_X - 2
+    if lh.return_address:
+        _use(pdf, "nl", 8)
+        line = "  ·  ".join(FSI + x + PDI for x in lh.return_address)
+        if pdf.get_string_width(line) > room:
+            raise InvalidValue(
+                f"letterhead: the return address is wider than the envelope window ({room:g} mm at 8 pt)",
+                field="letterhead",
+            )
+        pdf.set_text_color(*GREY)
+        pdf.set_xy(TEXT_X, WINDOW_Y + RETURN_ZONE_H - 4.6)
+        pdf.multi_cell(room, 4.2, line, align="L", markdown=True, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+    if not recipient:
+        return
+    _use(pdf, "nl", 10)
+    for n, line in enumerate(recipient, start=1):
+        if pdf.get_string_width(FSI + line + PDI) > room:
+            raise InvalidValue(
+                f"recipient: line {n} is wider than the envelope window ({room:g} mm at 10 pt)",
+                field="recipient",
+            )
+    pdf.set_y(WINDOW_Y + RETURN_ZONE_H)
+    for line in recipient:
+        pdf.set_x(TEXT_X)
+        pdf.multi_cell(
+            room, ADDRESS_LINE, FSI + line + PDI, align="L", markdown=True, new_x="LMARGIN", new_y="NEXT"
+        )
 
 
 def _block(pdf: _LetterPDF, block: Block, lang: str, align: str) -> None:
@@ -235,6 +288,7 @@ def letter_pdf(
     head_lines = letterhead.lines
     check_lines(head_lines, "letterhead", limits)
     check_lines(tuple(recipient), "recipient", limits)
+    check_address(recipient)
     pdf = _LetterPDF(letter.ref)
     pdf.set_title(letter.title)
     pdf.set_subject(letter.ref)

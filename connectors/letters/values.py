@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -106,3 +107,59 @@ def check_lines(lines: Sequence[str | None], what: str, limits: Limits) -> None:
                 f"{what}: a line is too long or contains a control or formatting character",
                 field=what,
             )
+
+
+_POSTCODE_LIKE = re.compile(r"^\s*[1-9][0-9]{3}\s*[A-Za-z]{2}(?![A-Za-z])")
+_POSTCODE = re.compile(r"^[1-9][0-9]{3} [A-Z]{2}  ?\S")
+_COUNTRY = re.compile(r"^[^\W\d_][^\W\d_ '-]*(?:[ '-][^\W\d_]+)*$")
+ADDRESS_LINES = 6  # what the window of an envelope shows (DIN 5008 address zone)
+
+
+def check_address(lines: Sequence[str]) -> None:
+    """A recipient's address as the post reads it: two to six lines; a Dutch address ends with
+    `1234 AB  PLACE`, a foreign one with the country's name in capitals."""
+    if not lines:
+        return
+    if not 2 <= len(lines) <= ADDRESS_LINES:
+        raise InvalidValue(
+            f"recipient: an address has 2 to {ADDRESS_LINES} lines (the envelope window), not {len(lines)}",
+            field="recipient",
+        )
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise InvalidValue(f"recipient: line {n} is blank", field="recipient")
+        if _POSTCODE_LIKE.match(line) and not _POSTCODE.match(line):
+            raise InvalidValue(
+                f"recipient: line {n} has a postcode that does not read '1234 AB  PLACE' "
+                "(four digits, a space, two capitals, then the place)",
+                field="recipient",
+            )
+    last = lines[-1]
+    if not _POSTCODE.match(last) and not (_COUNTRY.match(last) and last == last.upper()):
+        raise InvalidValue(
+            "recipient: the last line must be '1234 AB  PLACE' or, abroad, the country in capitals",
+            field="recipient",
+        )
+
+
+MAX_LOGO_BYTES = 256 * 1024
+_LOGO_KINDS = {".png": ("image/png", b"\x89PNG\r\n\x1a\n"), ".svg": ("image/svg+xml", b"")}
+
+
+def read_logo(path: Path) -> tuple[str, bytes]:
+    """A letterhead logo: a PNG or SVG file of at most 256 KiB; (media type, bytes)."""
+    kind = _LOGO_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise InvalidValue("letterhead: the logo must be a .png or .svg file", field="letterhead")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidValue(f"letterhead: cannot read the logo ({exc.strerror})", field="letterhead") from None
+    if len(data) > MAX_LOGO_BYTES:
+        raise InvalidValue(f"letterhead: the logo is larger than {MAX_LOGO_BYTES} bytes", field="letterhead")
+    media, magic = kind
+    if not data.startswith(magic) or (media == "image/svg+xml" and b"<svg" not in data[:4096]):
+        raise InvalidValue(
+            f"letterhead: the logo is not a {path.suffix.lower()[1:].upper()} file", field="letterhead"
+        )
+    return media, data

@@ -58,14 +58,36 @@ def pdf_text(data: bytes) -> str:
 BIDI_MARKS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def poppler_text(data: bytes) -> str:
-    """The PDF's text as poppler's `pdftotext` reads it (the extractor most viewers and search
-    indexers on Linux share), with the bidi marks it puts around right-to-left runs.
-    CI installs poppler-utils; elsewhere the test is skipped when it is missing."""
+def _pdftotext() -> str:
+    """CI installs poppler-utils; elsewhere a test that needs it is skipped when it is missing."""
     exe = shutil.which("pdftotext")
     if exe is None:
         if os.environ.get("CI"):
             raise AssertionError("pdftotext is missing: install poppler-utils")
         pytest.skip("pdftotext (poppler-utils) is not installed")
-    out = subprocess.run([exe, "-enc", "UTF-8", "-", "-"], input=data, capture_output=True, check=True)
+    return exe
+
+
+def poppler_text(data: bytes) -> str:
+    """The PDF's text as poppler's `pdftotext` reads it (the extractor most viewers and search
+    indexers on Linux share), with the bidi marks it puts around right-to-left runs.
+    """
+    out = subprocess.run(
+        [_pdftotext(), "-enc", "UTF-8", "-", "-"], input=data, capture_output=True, check=True
+    )
     return out.stdout.decode("utf-8")
+
+
+def poppler_words(data: bytes, page: int = 1) -> list[tuple[str, float, float, float, float]]:
+    """The words on a page with their boxes in mm from the top-left corner (pdftotext -bbox)."""
+    args = [_pdftotext(), "-bbox", "-f", str(page), "-l", str(page), "-enc", "UTF-8", "-", "-"]
+    html = subprocess.run(args, input=data, capture_output=True, check=True).stdout.decode("utf-8")
+    mm = 25.4 / 72
+    return [
+        (m["w"], float(m["x0"]) * mm, float(m["y0"]) * mm, float(m["x1"]) * mm, float(m["y1"]) * mm)
+        for m in re.finditer(
+            r'<word xMin="(?P<x0>[\d.]+)" yMin="(?P<y0>[\d.]+)" xMax="(?P<x1>[\d.]+)" '
+            r'yMax="(?P<y1>[\d.]+)">(?P<w>[^<]*)</word>',
+            html,
+        )
+    ]
