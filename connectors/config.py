@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.envelope import TENANT_CODE_RE, TenantCode, error_path
 from schemas.errors import InbeeldError, TooDeep
 from schemas.events import ContactPerson
+from schemas.fields import Email, Phone, ShortText
 from schemas.nesting import check_toml
-from schemas.validation import Email, Phone, ShortText
 
 __all__ = [
     "EXAMPLE",

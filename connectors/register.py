@@ -29,7 +29,7 @@ from connectors.at_rest import unwrap_data_key, wrap_data_key
 from connectors.keystore import Keystore
 from connectors.store import LocalStore, outbox, pupils
 from schemas.envelope import describe_validation_error, error_field
-from schemas.validation import (
+from schemas.fields import (
     BSN,
     BirthDate,
     BrinCode,

@@ -1,25 +1,26 @@
-"""The demo as a sequence of steps. Each flow adds its step to `STEPS`."""
+"""The demo as a sequence of steps: `play` runs `STEPS` in order. Each flow adds its step."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import shutil
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from connectors import Connector, InboxMessage
-from hub import provisioning, registry
+from demo.context import DemoContext, Step
+from demo.notice_step import step_notice
+from demo.template_step import step_templates
+from demo.transfer_step import step_transfer
+from hub import provisioning
 from hub.config import Settings
 from hub.provisioning import BrokerCredentials
 from hub.router import Router
+from hub.seed import seed_all
 from hub.services import amqp_channel, ensure_deployment, management, open_database
-from hub.store.db import Database
 
 TENANT_SYSTEMS = {
     "GM0518": "leerlingzaken",
@@ -28,21 +29,6 @@ TENANT_SYSTEMS = {
     "GM0957": "leerplicht",
     "ingrado": "sjablonen",
 }
-
-
-@dataclass
-class DemoContext:
-    settings: Settings
-    out: Path
-    console: Console
-    db: Database
-    router: Router
-    names: dict[str, str]
-    connectors: dict[str, Connector] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
-
-
-Step = tuple[str, Callable[[DemoContext], Awaitable[None]]]
 
 
 async def collect(connector: Connector, want: int, timeout: float = 15.0) -> list[InboxMessage]:
@@ -102,20 +88,12 @@ async def step_hello(ctx: DemoContext) -> None:
         raise RuntimeError("not every hello arrived")
 
 
-def _steps() -> list[Step]:
-    from demo.notice_step import step_notice
-    from demo.template_step import step_templates
-    from demo.transfer_step import step_transfer
-
-    return [
-        ("Every tenant says hello through the hub", step_hello),
-        ("Ingrado shares its letters; Den Haag writes to a pupil it has lost", step_templates),
-        ("Den Haag has lost sight of a pupil and asks its neighbours", step_notice),
-        ("The pupil moved: Den Haag hands his file to Rotterdam", step_transfer),
-    ]
-
-
-STEPS: list[Step] = _steps()
+STEPS: list[Step] = [
+    ("Every tenant says hello through the hub", step_hello),
+    ("Ingrado shares its letters; Den Haag writes to a pupil it has lost", step_templates),
+    ("Den Haag has lost sight of a pupil and asks its neighbours", step_notice),
+    ("The pupil moved: Den Haag hands his file to Rotterdam", step_transfer),
+]
 
 
 async def _reset(settings: Settings, out: Path) -> None:
@@ -142,7 +120,7 @@ async def play(base: Settings, out: Path, vhost: str, console: Console) -> None:
     creds: dict[str, BrokerCredentials] = {}
     async with management(settings) as mgmt, amqp_channel(settings) as channel:
         async with db.session() as s, s.begin():
-            tenants = await registry.seed(s)
+            tenants = await seed_all(s)
             for t in tenants:
                 creds[t.code] = await provisioning.provision_tenant(s, mgmt, channel, settings, t.code)
     names = {t.code: f"{t.name.removeprefix('Gemeente ').split(',')[0]} ({t.code})" for t in tenants}

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
 from connectors import Connector
 from connectors.directory import Directory
 from connectors.keystore import Keystore
+from demo.context import DemoContext
 from hub import auth
 from hub.api.app import create_app
-
-if TYPE_CHECKING:
-    from demo.story import DemoContext
 
 __all__ = ["drain", "hub_transport", "keystore_for", "register_keys", "tenant_dir", "tenant_token"]
 
@@ -34,10 +31,9 @@ def tenant_dir(ctx: DemoContext, code: str) -> Path:
 
 
 def keystore_for(ctx: DemoContext, code: str) -> Keystore:
-    keystores: dict[str, Keystore] = ctx.__dict__.setdefault("keystores", {})
-    if code not in keystores:
-        keystores[code] = Keystore.create(tenant_dir(ctx, code) / "keystore.json", kek=os.urandom(32))
-    return keystores[code]
+    if code not in ctx.keystores:
+        ctx.keystores[code] = Keystore.create(tenant_dir(ctx, code) / "keystore.json", kek=os.urandom(32))
+    return ctx.keystores[code]
 
 
 def hub_transport(ctx: DemoContext) -> httpx.AsyncBaseTransport:

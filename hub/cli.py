@@ -19,7 +19,9 @@ from hub.auth import Scope
 from hub.config import Settings, get_settings
 from hub.errors import ServiceUnavailable
 from hub.operator_actions import Actor
+from hub.seed import seed_all
 from hub.services import amqp_channel, ensure_deployment, management, open_database
+from hub.tenants import TenantInfo
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
 
@@ -98,7 +100,7 @@ def seed() -> None:
     async def go() -> None:
         db = await open_database(get_settings())
         async with db.session() as s, s.begin():
-            tenants = await registry.seed(s)
+            tenants = await seed_all(s)
         await db.close()
         console.print(f"{len(tenants)} tenants registered")
 
@@ -166,7 +168,7 @@ def router_cmd() -> None:
 # -- tenants ---------------------------------------------------------------------------------
 
 
-def _tenant_table(tenants: list[registry.TenantInfo]) -> Table:
+def _tenant_table(tenants: list[TenantInfo]) -> Table:
     table = Table("code", "name", "kind", "OIN", "active", "broker user")
     for t in tenants:
         table.add_row(

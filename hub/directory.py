@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from hub import registry
-from hub.registry import TenantInfo
 from hub.store.db import Database
+from hub.tenants import TenantInfo
 
 DIRECTORY_TTL = 1.0  # seconds the directory (tenants, broker users, groups) is reused
 

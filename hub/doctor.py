@@ -43,6 +43,7 @@ from hub.broker.topology import (
 from hub.config import Settings
 from hub.services import amqp_channel, management, open_database
 from hub.store.db import Database, head_revisions
+from hub.tenants import TenantInfo
 from schemas.errors import InbeeldError
 
 Status = Literal["pass", "fail", "warn", "skip"]
@@ -232,7 +233,7 @@ async def _tenant_users(mgmt: Management, settings: Settings, db: Database) -> l
     return checks
 
 
-async def _inboxes(mgmt: Management, settings: Settings, tenants: list[registry.TenantInfo]) -> Check:
+async def _inboxes(mgmt: Management, settings: Settings, tenants: list[TenantInfo]) -> Check:
     """Every provisioned tenant has its unguessable, single-active-consumer inbox, bound to
     the delivery exchange with its code; an old-style `inbeeld.inbox.<code>` is a failure."""
     problems = []
@@ -260,7 +261,7 @@ async def _inboxes(mgmt: Management, settings: Settings, tenants: list[registry.
     return Check("tenant inboxes", "pass", f"unguessable names, one active consumer, bound to {DELIVERY}")
 
 
-async def _limits(mgmt: Management, settings: Settings, tenants: list[registry.TenantInfo]) -> Check:
+async def _limits(mgmt: Management, settings: Settings, tenants: list[TenantInfo]) -> Check:
     """Each tenant user's connection and channel limits, as `tenant provision` sets them;
     a missing or different limit is a warning (one tenant could crowd the broker)."""
     want = provisioning.limits_for(settings)

@@ -22,6 +22,7 @@ from hub.broker.management import Management
 from hub.config import Settings
 from hub.replay import replay_dead_letter
 from hub.store.db import Database
+from hub.tenants import TenantInfo
 
 log = structlog.get_logger("inbeeld.operator")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
@@ -65,7 +66,7 @@ async def _record(
 
 async def add_tenant(
     s: AsyncSession, actor: Actor, code: str, name: str, kind: str, oin: str | None = None
-) -> registry.TenantInfo:
+) -> TenantInfo:
     tenant = await registry.add_tenant(s, code, name, kind, oin)
     await _record(s, actor, "add tenant", "added", f"tenant:{code}", [code])
     return tenant

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from importlib import resources
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.store.models import Group, GroupMember, Tenant
-from schemas.envelope import source_urn
+from hub.tenants import TENANT_KINDS, TenantInfo
 from schemas.errors import Conflict, InbeeldError, NotFound
 
-TenantKind = Literal["municipality", "regional_bureau", "association"]
-TENANT_KINDS: tuple[str, ...] = ("municipality", "regional_bureau", "association")
 # Also the API's JSON Schema patterns: ASCII classes, as ECMA-262 reads them (Python's \d is Unicode).
 TENANT_CODE_PATTERN = r"^(?:GM[0-9]{4}|[a-z][a-z0-9-]{1,31})$"
 GROUP_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
@@ -47,27 +41,8 @@ class UnknownTenants(RegistryError, NotFound):
     reason = "unknown_tenant"
 
 
-@dataclass(frozen=True)
-class TenantInfo:
-    code: str
-    name: str
-    kind: str
-    oin: str | None
-    active: bool
-    broker_username: str | None
-    inbox: str | None = None  # its inbox queue (hub.broker.topology.new_inbox_name)
-
-    @property
-    def source_prefix(self) -> str:
-        """Every `source` this tenant may use starts with this."""
-        return source_urn(system="", oin=self.oin, cbs=None if self.oin else self.code)
-
-    def owns_source(self, source: str) -> bool:
-        return source.startswith(self.source_prefix) and len(source) > len(self.source_prefix)
-
-    @classmethod
-    def of(cls, t: Tenant) -> TenantInfo:
-        return cls(t.code, t.name, t.kind, t.oin, t.active, t.broker_username, t.inbox)
+def _info(t: Tenant) -> TenantInfo:
+    return TenantInfo(t.code, t.name, t.kind, t.oin, t.active, t.broker_username, t.inbox)
 
 
 def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
@@ -96,24 +71,24 @@ async def add_tenant(s: AsyncSession, code: str, name: str, kind: str, oin: str 
         await s.flush()
     except IntegrityError:  # registered by a concurrent request since the checks above
         raise AlreadyExists(f"tenant {code} or OIN {oin} was registered meanwhile", field="code") from None
-    return TenantInfo.of(tenant)
+    return _info(tenant)
 
 
 async def get_tenant(s: AsyncSession, code: str) -> TenantInfo:
     tenant = await s.get(Tenant, code)
     if tenant is None:
         raise NotFound(f"no tenant {code}")
-    return TenantInfo.of(tenant)
+    return _info(tenant)
 
 
 async def list_tenants(s: AsyncSession) -> list[TenantInfo]:
     rows = await s.scalars(select(Tenant).order_by(Tenant.code))
-    return [TenantInfo.of(t) for t in rows]
+    return [_info(t) for t in rows]
 
 
 async def tenant_by_broker_user(s: AsyncSession, username: str) -> TenantInfo | None:
     tenant = await s.scalar(select(Tenant).where(Tenant.broker_username == username))
-    return TenantInfo.of(tenant) if tenant else None
+    return _info(tenant) if tenant else None
 
 
 async def set_active(s: AsyncSession, code: str, active: bool) -> TenantInfo:
@@ -122,7 +97,7 @@ async def set_active(s: AsyncSession, code: str, active: bool) -> TenantInfo:
         raise NotFound(f"no tenant {code}")
     tenant.active = active
     await s.flush()
-    return TenantInfo.of(tenant)
+    return _info(tenant)
 
 
 async def set_broker_username(s: AsyncSession, code: str, username: str) -> None:
@@ -176,18 +151,3 @@ async def list_groups(s: AsyncSession) -> dict[str, list[str]]:
 async def group_members(s: AsyncSession, name: str) -> list[str] | None:
     group = await s.get(Group, name)
     return None if group is None else sorted(m.tenant_code for m in group.members)
-
-
-async def seed(s: AsyncSession) -> list[TenantInfo]:
-    """Load the five seed tenants and the seed groups (skipping what exists)."""
-    data = json.loads(resources.files("hub").joinpath("seed/tenants.json").read_text("utf-8"))
-    for t in data["tenants"]:
-        if await s.get(Tenant, t["code"]) is None:
-            await add_tenant(s, t["code"], t["name"], t["kind"], t.get("oin"))
-    for g in data["groups"]:
-        if await s.get(Group, g["name"]) is None:
-            await add_group(s, g["name"], g["members"], g.get("description", ""))
-    from hub.workflows.templates import seed_subscriptions  # imports this module
-
-    await seed_subscriptions(s)  # every municipality follows ingrado's templates
-    return await list_tenants(s)

@@ -40,11 +40,11 @@ from hub.directory import CachedDirectory
 from hub.errors import Transient
 from hub.keys import KeyCache
 from hub.rate_limit import RateLimiter
-from hub.registry import TenantInfo
 from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients, uses_groups
 from hub.store.db import STORE_AWAY, Database
 from hub.store.models import DeadLetter
+from hub.tenants import TenantInfo
 from hub.workflows import Workflow, default_workflows, workflow_for
 from schemas.envelope import CloudEvent, parse_event
 from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hub.registry import TenantInfo
+from hub.tenants import PUPIL_KINDS, TENANT_KINDS, TenantInfo
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised, SourceMismatch, UnknownRecipient
 from schemas.events import spec_for
 from schemas.names import GROUP_PREFIX
 
-ALL_KINDS = frozenset({"municipality", "regional_bureau", "association"})
-PUPIL_KINDS = frozenset({"municipality", "regional_bureau"})
+ALL_KINDS = frozenset(TENANT_KINDS)
 # Reserved for template.*: the sender's current subscribers, expanded by hub.workflows.templates.
 SUBSCRIBERS = GROUP_PREFIX + "subscribers"
 

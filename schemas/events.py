@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from schemas.envelope import TYPE_PREFIX, TenantCode
 from schemas.errors import UnknownType
-from schemas.validation import (
+from schemas.fields import (
     BSN,
     RTL_LANGUAGES,
     BirthDate,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from schemas.validation import passes_eleven_test
+from schemas.fields import passes_eleven_test
 
 __all__ = [
     "PERSONAL_FIELDS",

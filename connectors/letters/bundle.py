@@ -26,7 +26,7 @@ from schemas import nesting
 from schemas.envelope import TenantCode
 from schemas.errors import TooDeep
 from schemas.events import Placeholder, TemplatePublished
-from schemas.validation import Direction, Language, SemVer, ShortText, Slug
+from schemas.fields import Direction, Language, SemVer, ShortText, Slug
 
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 * 1024

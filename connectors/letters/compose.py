@@ -18,7 +18,7 @@ from connectors.letters.model import LINE_BREAK, Block, Letter, LetterPart, Run
 from connectors.letters.syntax import Conditional, Inline, LineBreak, ParsedText, Slot, Text, parse_text
 from connectors.letters.values import Checked, Value, check_values
 from schemas.events import TemplatePublished
-from schemas.validation import RTL_LANGUAGES
+from schemas.fields import RTL_LANGUAGES
 
 
 class Deadline:

@@ -16,7 +16,7 @@ from connectors.letters.labels import format_date
 from connectors.letters.limits import Limits
 from connectors.letters.syntax import FORBIDDEN
 from schemas.events import Placeholder
-from schemas.validation import Email, Phone
+from schemas.fields import Email, Phone
 
 _CASE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _phone: TypeAdapter[str] = TypeAdapter(Phone)

@@ -24,7 +24,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
-from hub.registry import TenantInfo
+from hub.tenants import TenantInfo
 from hub.workflows.delivery_failures import DeliveryFailures
 from hub.workflows.notices import NoticeWorkflow
 from hub.workflows.receipts import Receipts

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
-from hub.registry import TenantInfo
 from hub.store.models import Delivery, LedgerEvent
+from hub.tenants import TenantInfo
 from hub.workflows.transfers import TransferWorkflow
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised

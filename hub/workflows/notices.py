@@ -35,9 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit
 from hub.config import Settings
-from hub.registry import TenantInfo
-from hub.routing import PUPIL_KINDS
 from hub.store.models import Notice, NoticeAnswer, Tenant, utcnow
+from hub.tenants import PUPIL_KINDS, TenantInfo
 from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, SchemaInvalid, UnknownRecipient

@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
-from hub.registry import TenantInfo
 from hub.store.models import Delivery, utcnow
+from hub.tenants import TenantInfo
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised
 from schemas.events import Receipt

@@ -19,8 +19,8 @@ verified the signature before this runs, so the payload is the publisher's. Refu
 - withdrawing a version that was never published or is already withdrawn (invalid_transition).
 
 Subscriptions: `subscribe` / `unsubscribe` / `subscriptions_of` / `subscribers_of` serve
-the API (`hub.api.routes.templates`); `seed_subscriptions` makes every municipality and
-regional bureau follow `ingrado` (called by `hub.registry.seed`).
+the API (`hub.api.routes.templates`); `hub.seed.seed_subscriptions` makes every municipality
+and regional bureau follow `ingrado`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit
-from hub.registry import TenantInfo
-from hub.routing import PUPIL_KINDS, SUBSCRIBERS
+from hub.routing import SUBSCRIBERS
 from hub.store.models import PublishedTemplate, Subscription, Tenant, utcnow
+from hub.tenants import TenantInfo
 from hub.workflows.notices import signed_content
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, NotFound
@@ -45,11 +45,9 @@ from schemas.validation import validate_payload
 
 __all__ = [
     "ALL_PUBLISHERS",
-    "DEFAULT_PUBLISHER",
     "TemplateWorkflow",
     "bundle_digest",
     "catalogue",
-    "seed_subscriptions",
     "subscribe",
     "subscribers_of",
     "subscriptions_of",
@@ -57,7 +55,6 @@ __all__ = [
 ]
 
 ALL_PUBLISHERS = "*"
-DEFAULT_PUBLISHER = "ingrado"
 PUBLISHED, WITHDRAWN = "template.published", "template.withdrawn"
 ACTOR = "hub-templates"
 
@@ -127,20 +124,6 @@ async def subscribers_of(s: AsyncSession, publisher: str) -> list[str]:
         )
     )
     return sorted(set(rows))
-
-
-async def seed_subscriptions(s: AsyncSession, publisher: str = DEFAULT_PUBLISHER) -> int:
-    """Every municipality and regional bureau follows `publisher` (the default: Ingrado), if
-    it exists; existing subscriptions are left as they are. Returns how many were added."""
-    if await s.get(Tenant, publisher) is None:
-        return 0
-    added = 0
-    for code in await s.scalars(select(Tenant.code).where(Tenant.kind.in_(PUPIL_KINDS))):
-        if code != publisher and await s.get(Subscription, (code, publisher)) is None:
-            s.add(Subscription(tenant_code=code, publisher=publisher, created_at=utcnow()))
-            added += 1
-    await s.flush()
-    return added
 
 
 async def catalogue(

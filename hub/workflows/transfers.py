@@ -45,8 +45,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit, registry
 from hub.config import Settings
-from hub.registry import TenantInfo
 from hub.store.models import Transfer, TransferStep, utcnow
+from hub.tenants import TenantInfo
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, NotFound, SchemaInvalid
 from schemas.events import EVENTS, TransferExpired, TransferReminder

@@ -6,6 +6,7 @@ import pytest
 
 from hub import auth, registry
 from hub.registry import RegistryError
+from hub.seed import seed_all
 from hub.store.db import Database, head_revisions
 from schemas.errors import NotFound
 
@@ -20,8 +21,8 @@ async def test_migrations_reach_every_head_and_are_idempotent(db: Database) -> N
 
 async def test_seed_registers_five_tenants_and_groups(db: Database) -> None:
     async with db.session() as s, s.begin():
-        tenants = await registry.seed(s)
-        await registry.seed(s)  # twice is harmless
+        tenants = await seed_all(s)
+        await seed_all(s)  # twice is harmless
     assert {t.code for t in tenants} == {"GM0518", "GM0599", "GM0307", "GM0957", "ingrado"}
     async with db.session() as s:
         groups = await registry.list_groups(s)
@@ -58,7 +59,7 @@ async def test_tenant_rules(db: Database) -> None:
 
 async def test_tokens_are_stored_hashed_and_revocable(db: Database) -> None:
     async with db.session() as s, s.begin():
-        await registry.seed(s)
+        await seed_all(s)
         token_id, token = await auth.issue(s, "tenant", "GM0518")
         _op_id, op_token = await auth.issue(s, "operator")
     from sqlalchemy import select

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from schemas import redaction
 from schemas.envelope import describe_validation_error, error_field
 from schemas.errors import SchemaInvalid, UnknownType
-from schemas.validation import (
+from schemas.fields import (
     BSN,
     BirthDate,
     BrinCode,
@@ -27,8 +27,8 @@ from schemas.validation import (
     Slug,
     Timestamp,
     passes_eleven_test,
-    validate_payload,
 )
+from schemas.validation import validate_payload
 
 WEIGHTS = (9, 8, 7, 6, 5, 4, 3, 2, -1)
 

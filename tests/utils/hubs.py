@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 import aio_pika
 
 from connectors import Connector, InboxMessage
-from hub import auth, provisioning, registry
+from hub import auth, provisioning
 from hub.config import Settings
 from hub.provisioning import BrokerCredentials
 from hub.router import Router
+from hub.seed import seed_all
 from hub.services import amqp_channel, ensure_deployment, management, open_database
 from hub.store.db import Database
 from schemas.envelope import CloudEvent
@@ -112,7 +113,7 @@ async def start_hub(settings: Settings) -> RunningHub:
     async with management(settings) as mgmt:
         await ensure_deployment(settings, mgmt)
         async with amqp_channel(settings) as channel, db.session() as s, s.begin():
-            for t in await registry.seed(s):
+            for t in await seed_all(s):
                 creds[t.code] = await provisioning.provision_tenant(s, mgmt, channel, settings, t.code)
     router = Router(settings, db)
     await router.start()

@@ -10,6 +10,7 @@ from hub.api.deps import CurrentPrincipal, Operator, SessionDep
 from hub.api.errors import problems
 from hub.operator_actions import Actor
 from hub.registry import GROUP_NAME_PATTERN, NAME_PATTERN, OIN_PATTERN, TENANT_CODE_PATTERN, TEXT_PATTERN
+from hub.tenants import TenantInfo, TenantKind
 
 router = APIRouter(tags=["tenants"])
 
@@ -17,7 +18,7 @@ router = APIRouter(tags=["tenants"])
 class TenantIn(BaseModel):
     code: str = Field(max_length=32, pattern=TENANT_CODE_PATTERN, examples=["GM0518"])
     name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
-    kind: Literal["municipality", "regional_bureau", "association"]
+    kind: TenantKind
     oin: str | None = Field(None, pattern=OIN_PATTERN)
 
 
@@ -47,7 +48,7 @@ class GroupIn(BaseModel):
     description: str = Field("", max_length=300, pattern=TEXT_PATTERN)
 
 
-def _out(t: registry.TenantInfo) -> TenantOut:
+def _out(t: TenantInfo) -> TenantOut:
     return TenantOut(code=t.code, name=t.name, kind=t.kind, oin=t.oin, active=t.active)
 
 

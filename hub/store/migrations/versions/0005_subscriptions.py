@@ -5,8 +5,8 @@ Revises: 0001
 Create Date: 2026-11-27 10:00:00
 
 The default subscriptions (every municipality follows `ingrado`) are data, not schema:
-`hub.registry.seed` adds them through `hub.workflows.templates.seed_subscriptions`, after
-the seed tenants exist.
+`hub.seed.seed_all` adds them through `hub.seed.seed_subscriptions`, after the seed tenants
+exist.
 """
 
 from __future__ import annotations
