@@ -116,6 +116,8 @@ async def resolve_recipients(sender: TenantInfo, event: CloudEvent, directory: D
                 continue
             tenant = await directory.tenant(code)
             if tenant is None or not tenant.active:
+                if address != code:
+                    continue  # a suspended member of a group: the group's others still get it
                 raise UnknownRecipient(f"there is no active tenant {code}", field="recipients")
             if address == code and tenant.kind not in rule.recipient_kinds:
                 raise NotAuthorised(f"a {tenant.kind} does not receive {event.type}", field="recipients")

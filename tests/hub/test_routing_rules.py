@@ -51,6 +51,7 @@ TENANTS: dict[str, TenantInfo] = {
         _tenant("GM0363", "municipality", active=False),  # suspended
     )
 }
+SUSPENDED = {code for code, t in TENANTS.items() if not t.active}
 GROUPS: dict[str, list[str]] = {
     "buren": ["GM0307", "GM0518", "GM0599", "ingrado", "rblwest", "vng"],  # every sender is in it
     "limburg": ["GM0935", "GM0957"],  # no sender is in it
@@ -139,8 +140,8 @@ TO_ANYONE: Mapping[str, Outcome] = {
     "own_group": ROUTED,
     "group_without_sender": ROUTED,
     "unknown_group": NO_GROUP,
-    # Not settled by DESIGN: one suspended member refuses the whole event (reported).
-    "group_with_suspended_member": NO_TENANT,
+    # A suspended member is left out; the group's other members get the event.
+    "group_with_suspended_member": ROUTED,
     "subscribers": NO_GROUP,  # reserved for template.*: no such group for anything else
 }
 # `template.*`: to the publisher's subscribers, which the hub expands. DESIGN names only the
@@ -181,7 +182,7 @@ WITHIN_OWN_GROUPS: Mapping[str, Outcome] = {
     "own_group": ROUTED,
     "group_without_sender": NOT_A_MEMBER,
     "unknown_group": NO_GROUP,
-    "group_with_suspended_member": NO_TENANT,
+    "group_with_suspended_member": ROUTED,  # to the active members
     "subscribers": NO_GROUP,
 }
 FROM_THE_HUB: Mapping[str, Outcome] = {shape: HUB_ONLY for shape in SHAPES} | {"nobody": NO_ENVELOPE}
@@ -246,7 +247,10 @@ def _routed_to(sender: TenantInfo, shape: str) -> list[str]:
     for address in _addresses(sender, shape):
         if address == SUBSCRIBERS:
             continue
-        codes.update(GROUPS[address.removeprefix("group:")] if address.startswith("group:") else [address])
+        if address.startswith("group:"):  # a group's suspended members are left out
+            codes.update(c for c in GROUPS[address.removeprefix("group:")] if c not in SUSPENDED)
+        else:
+            codes.add(address)
     return sorted(codes - {sender.code})
 
 
