@@ -15,7 +15,7 @@ class Limits:
     html_bytes: int = 1024 * 1024
     pdf_bytes: int = 4 * 1024 * 1024
     pdf_pages: int = 12
-    seconds: float = 10.0  # wall-clock budget for one letter, composing and rendering
+    seconds: float = 10.0  # CPU-time budget for one letter, composing and rendering
 
 
 DEFAULT_LIMITS = Limits()

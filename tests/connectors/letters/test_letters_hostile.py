@@ -17,6 +17,7 @@ from connectors.letters import (
     render_html,
     render_pdf,
 )
+from connectors.letters.compose import Deadline
 from schemas.events import Placeholder, TemplatePublished, TemplateText
 from tests.connectors.letters.conftest import HEAD, pdf_text
 
@@ -120,8 +121,20 @@ def test_long_but_legal_letter_stays_within_the_page_bound() -> None:
 
 
 def test_render_time_is_bounded() -> None:
-    with pytest.raises(RenderLimitExceeded, match="longer than"):
+    with pytest.raises(RenderLimitExceeded, match="processor time"):
         render_pdf(bundle("Beste ((pupil_name))\n\n" * 50), "nl", VALUES, HEAD, limits=Limits(seconds=0))
+
+
+def test_the_budget_is_processor_time_not_the_clock() -> None:
+    # A busy machine makes rendering slower by the clock: that alone must not fail a letter.
+    deadline = Deadline(0.05)
+    time.sleep(0.2)  # the clock runs, this thread's processor time hardly does
+    deadline.check()
+    spin = time.thread_time() + 0.1
+    while time.thread_time() < spin:  # spending processor time is what runs the budget out
+        pass
+    with pytest.raises(RenderLimitExceeded):
+        deadline.check()
 
 
 INJECTIONS = [
