@@ -41,6 +41,7 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from connectors.at_rest import decrypt_at_rest, encrypt_at_rest, unwrap_data_key, wrap_data_key
 from connectors.client import Connector
@@ -526,22 +527,33 @@ class NoticeDesk:
         outcome: str,
         pupil_ref: str | None = None,
     ) -> None:
-        async with self.store.engine.begin() as conn:
-            last = await conn.scalar(select(notice_audit.c.hash).order_by(notice_audit.c.seq.desc()).limit(1))
-            prev = last or GENESIS
-            fields: dict[str, Any] = {
-                "at": self.clock(),
-                "activity": activity,
-                "notice_id": notice_id,
-                "asker": asker,
-                "counterpart": counterpart,
-                "event_id": event_id,
-                "outcome": outcome,
-                "pupil_ref": pupil_ref,
-            }
-            await conn.execute(
-                notice_audit.insert().values(**fields, prev_hash=prev, hash=link(prev, fields))
-            )
+        fields: dict[str, Any] = {
+            "at": self.clock(),
+            "activity": activity,
+            "notice_id": notice_id,
+            "asker": asker,
+            "counterpart": counterpart,
+            "event_id": event_id,
+            "outcome": outcome,
+            "pupil_ref": pupil_ref,
+        }
+        # `prev_hash` is unique: of two steps audited at once (the inbox and a rescan), one
+        # chains first and the other, refused, chains again on top of it, never a fork.
+        for _ in range(20):
+            try:
+                async with self.store.engine.begin() as conn:
+                    last = await conn.scalar(
+                        select(notice_audit.c.hash).order_by(notice_audit.c.seq.desc()).limit(1)
+                    )
+                    prev = last or GENESIS
+                    await conn.execute(
+                        notice_audit.insert().values(**fields, prev_hash=prev, hash=link(prev, fields))
+                    )
+                break
+            except IntegrityError:
+                continue
+        else:
+            raise RuntimeError("could not append to the notice audit chain")
         log.info(
             "notice.audit", activity=activity, notice_id=notice_id, counterpart=counterpart, outcome=outcome
         )

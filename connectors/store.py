@@ -434,6 +434,11 @@ def _current(connection: Connection) -> str | None:
 
 
 def _upgrade(connection: Connection) -> None:
+    # The sqlite3 driver starts a transaction only before DML, so the DDL of a migration would
+    # commit statement by statement: begin one explicitly, for the whole upgrade. IMMEDIATE
+    # takes the write lock now, so a second process opening the same new store waits for this
+    # one instead of migrating it too.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
     cfg = alembic_config(connection)
     if _current(connection) is None:
         tables = set(inspect(connection).get_table_names()) - {"alembic_version"}

@@ -5,6 +5,7 @@ chain form only if it verifies under the old one."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -212,12 +213,24 @@ async def test_a_tampered_old_notice_audit_is_refused_not_reblessed(tmp_path: Pa
     rows[3]["outcome"] = "match"  # edited after it was chained
     insert_audit(path, rows)
     before = read(path, "SELECT * FROM notice_audit ORDER BY seq")
-    for _ in range(2):  # and it stays refused: nothing was half-migrated
+    tables = read(path, "SELECT name, sql FROM sqlite_master ORDER BY name")
+    for _ in range(2):  # and it stays refused: the upgrade is one transaction, all undone
         with pytest.raises(AuditChainBroken, match="seq=4") as refused:
             await LocalStore.open(path)
         assert refused.value.seq == 4
         assert read(path, "SELECT * FROM notice_audit ORDER BY seq") == before
-        assert read(path, "SELECT version_num FROM alembic_version") == []
+        assert read(path, "SELECT name, sql FROM sqlite_master ORDER BY name") == tables  # no alembic_version
+
+
+async def test_two_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    stores = await asyncio.gather(*(LocalStore.open(path) for _ in range(3)))
+    try:
+        assert {await s.revision() for s in stores} == {head_revision()}
+    finally:
+        for s in stores:
+            await s.close()
+    assert schema_diff(path) == []
 
 
 async def test_tables_of_something_else_are_not_adopted(tmp_path: Path) -> None:
