@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Column, Float, LargeBinary, MetaData, String, Table, Text, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connectors.at_rest import decrypt_at_rest, encrypt_at_rest, unwrap_data_key, wrap_data_key
 from connectors.client import Connector, Sealer
+from connectors.schema import group_keys
 from connectors.store import LocalStore
 from schemas.blind_index import GROUP_KEY_BYTES, new_group_key
 from schemas.envelope import CloudEvent
@@ -52,20 +53,6 @@ __all__ = ["KEY_SHARED", "GroupKey", "GroupKeyring", "Groups"]
 log = structlog.get_logger("inbeeld.connector.group_keys")
 
 KEY_SHARED = "nl.leerplicht.group.key_shared"
-
-_metadata = MetaData()
-group_keys = Table(
-    "group_keys",
-    _metadata,
-    Column("group_name", String(63), primary_key=True),
-    Column("key_id", String(128), primary_key=True),
-    Column("creator", String(32), nullable=False),
-    Column("members", Text, nullable=False),  # JSON list: who was given this key
-    Column("key_blob", LargeBinary, nullable=False),
-    Column("wrapped_key", String(200), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("retired_at", Float),
-)
 
 
 class Groups(Protocol):
@@ -117,13 +104,6 @@ class GroupKeyring:
         self.tenant = tenant
         self.groups = groups
         self.clock = clock
-        self._ready = False
-
-    async def _tables(self) -> None:
-        if not self._ready:
-            async with self.store.engine.begin() as conn:
-                await conn.run_sync(_metadata.create_all)
-            self._ready = True
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -146,7 +126,6 @@ class GroupKeyring:
 
     async def keys(self, group: str | None = None) -> list[GroupKey]:
         """Every readable key (of `group`), newest first."""
-        await self._tables()
         q = select(group_keys).order_by(group_keys.c.created_at.desc())
         if group is not None:
             q = q.where(group_keys.c.group_name == group)
@@ -155,7 +134,6 @@ class GroupKeyring:
         return [k for k in (self._load(r) for r in rows) if k is not None]
 
     async def by_id(self, key_id: str) -> GroupKey | None:
-        await self._tables()
         async with self.store.engine.connect() as conn:
             row = (await conn.execute(select(group_keys).where(group_keys.c.key_id == key_id))).first()
         return self._load(row) if row is not None else None
@@ -170,7 +148,6 @@ class GroupKeyring:
 
     async def _save(self, key: GroupKey) -> None:
         """Store `key` as the group's current key; retire the others."""
-        await self._tables()
         assert self.store.keystore is not None
         data_key, wrapped = wrap_data_key(self.store.keystore)
         blob = encrypt_at_rest(data_key, key.key, _aad(key.group, key.key_id))
@@ -257,7 +234,6 @@ class GroupKeyring:
 
     async def purge(self, older_than: float) -> int:
         """Delete keys retired more than `older_than` seconds ago (their notices have expired)."""
-        await self._tables()
         limit = self.clock() - older_than
         async with self.store.engine.begin() as conn:
             result = await conn.execute(

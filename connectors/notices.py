@@ -22,14 +22,14 @@ cannot be matched. The received index is kept encrypted at rest while the notice
 `rescan()` can answer after a register import; closing or expiry deletes it.
 
 Audit: every step — asked, checked (match / no match / no key), answered, found, closed,
-expired — is appended to the local, hash-chained `notice_audit` table (the hub logs its
-routing decisions for both parties). Records name the notice, the other tenant, the event
+expired — is appended to the local, hash-chained `notice_audit` table, linked in the one
+form of `schemas.audit_chain` (the hub's too) and checked by `verify_notice_audit` (the hub
+logs its routing decisions for both parties). Records name the notice, the other tenant, the event
 and the register row id (`pupil_ref`), never a BSN or an index.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -39,26 +39,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from connectors.at_rest import decrypt_at_rest, encrypt_at_rest, unwrap_data_key, wrap_data_key
 from connectors.client import Connector
 from connectors.group_keys import KEY_SHARED, GroupKey, GroupKeyring, send
+from connectors.schema import local_notices, notice_audit, pupils
 from connectors.sealing import Sealer
-from connectors.store import LocalStore, pupils
+from connectors.store import LocalStore
+from schemas.audit_chain import GENESIS, ChainReport, Link, link
+from schemas.audit_chain import verify as verify_chain
 from schemas.blind_index import blind_index
 from schemas.envelope import CloudEvent
 from schemas.errors import CryptoError, InbeeldError, NotFound
@@ -84,6 +76,7 @@ __all__ = [
     "NoticeDesk",
     "Outcome",
     "deadline_in",
+    "verify_notice_audit",
 ]
 
 log = structlog.get_logger("inbeeld.connector.notices")
@@ -93,42 +86,6 @@ FOUND = "nl.leerplicht.notice.pupil_found"
 CLOSED_TYPE = "nl.leerplicht.notice.closed"
 NOTICE_TYPES = (MISSING, FOUND, CLOSED_TYPE, KEY_SHARED)
 OPEN, CLOSED, EXPIRED = "open", "closed", "expired"
-_GENESIS = "0" * 64
-
-_metadata = MetaData()
-local_notices = Table(
-    "notices",
-    _metadata,
-    Column("asker", String(32), primary_key=True),
-    Column("notice_id", String(64), primary_key=True),
-    Column("role", String(8), nullable=False),  # asked | received
-    Column("addressed", Text, nullable=False),  # JSON: the envelope's recipients
-    Column("key_id", String(128), nullable=False),
-    Column("secret_blob", LargeBinary),  # received and open: the index, encrypted at rest
-    Column("wrapped_key", String(200)),
-    Column("state", String(8), nullable=False),
-    Column("deadline", Float, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("closed_at", Float),
-    Column("answered", Integer, nullable=False, default=0),  # received: we answered it
-    Column("found_by", Text, nullable=False, default="[]"),  # asked: who answered
-    Column("event_id", String(64), nullable=False),
-)
-notice_audit = Table(
-    "notice_audit",
-    _metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False),
-    Column("activity", String(32), nullable=False),
-    Column("notice_id", String(64), nullable=False),
-    Column("asker", String(32), nullable=False),
-    Column("counterpart", String(32)),
-    Column("event_id", String(64)),
-    Column("outcome", String(32), nullable=False),
-    Column("pupil_ref", String(36)),
-    Column("prev_hash", String(64), nullable=False, unique=True),
-    Column("hash", String(64), nullable=False, unique=True),
-)
 
 
 @dataclass(frozen=True)
@@ -223,16 +180,9 @@ class NoticeDesk:
         # False: a match is audited and reported (`Outcome("matched")`), not answered.
         self.auto_answer = auto_answer
         self.clock = clock
-        self._ready = False
         # key id -> (register fingerprint, {index hex: register row id}); memory only, so
         # shredding the register and its secret leaves no index behind.
         self._indexes: dict[str, tuple[tuple[int, float], dict[str, str]]] = {}
-
-    async def _tables(self) -> None:
-        if not self._ready:
-            async with self.store.engine.begin() as conn:
-                await conn.run_sync(_metadata.create_all)
-            self._ready = True
 
     # -- asking -------------------------------------------------------------------------------
 
@@ -244,7 +194,6 @@ class NoticeDesk:
         deadline: datetime,
     ) -> str:
         """Ask `group` about the pupil with `bsn`; returns the notice id."""
-        await self._tables()
         key = await self.keyring.ensure(group, self.connector, self.sealer)
         index = blind_index(bsn, key.key, key.key_id)
         notice_id = f"nt-{uuid.uuid4().hex}"
@@ -295,7 +244,6 @@ class NoticeDesk:
 
     async def handle(self, event: CloudEvent, payload: Payload | None = None) -> Outcome:
         """Process one inbox event of a `NOTICE_TYPES` type (opened here if `payload` is None)."""
-        await self._tables()
         if payload is None:
             payload = await self.sealer.open(event)
         sender = await self.sealer.sender_of(event)
@@ -430,7 +378,6 @@ class NoticeDesk:
 
     async def expire(self, now: float | None = None) -> list[str]:
         """Expire open notices whose deadline has passed; returns their ids."""
-        await self._tables()
         t = self.clock() if now is None else now
         async with self.store.engine.connect() as conn:
             rows = (
@@ -447,7 +394,6 @@ class NoticeDesk:
 
     async def rescan(self) -> list[Outcome]:
         """Match open, unanswered notices again (after a register import)."""
-        await self._tables()
         await self.expire()
         async with self.store.engine.connect() as conn:
             rows = (
@@ -470,7 +416,6 @@ class NoticeDesk:
     # -- queries ------------------------------------------------------------------------------
 
     async def notices(self, role: str | None = None, state: str | None = None) -> list[LocalNotice]:
-        await self._tables()
         q = select(local_notices).order_by(local_notices.c.created_at.desc())
         if role is not None:
             q = q.where(local_notices.c.role == role)
@@ -480,11 +425,9 @@ class NoticeDesk:
             return [_local(r) for r in (await conn.execute(q)).all()]
 
     async def get(self, notice_id: str, asker: str | None = None) -> LocalNotice | None:
-        await self._tables()
         return await self._get(asker or self.tenant, notice_id)
 
     async def audit(self, notice_id: str | None = None) -> list[AuditEntry]:
-        await self._tables()
         q = select(notice_audit).order_by(notice_audit.c.seq)
         if notice_id is not None:
             q = q.where(notice_audit.c.notice_id == notice_id)
@@ -508,30 +451,11 @@ class NoticeDesk:
 
     async def verify_audit(self) -> bool:
         """Recompute the local audit chain; False if a record was altered or removed."""
-        await self._tables()
-        async with self.store.engine.connect() as conn:
-            rows = (await conn.execute(select(notice_audit).order_by(notice_audit.c.seq))).all()
-        prev = _GENESIS
-        for r in rows:
-            fields = [
-                r.at,
-                r.activity,
-                r.notice_id,
-                r.asker,
-                r.counterpart,
-                r.event_id,
-                r.outcome,
-                r.pupil_ref,
-            ]
-            if r.prev_hash != prev or r.hash != _digest(prev, fields):
-                return False
-            prev = r.hash
-        return True
+        return (await verify_notice_audit(self.store)).intact
 
     # -- internals ----------------------------------------------------------------------------
 
     async def _get(self, asker: str, notice_id: str) -> LocalNotice | None:
-        await self._tables()
         async with self.store.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -603,33 +527,49 @@ class NoticeDesk:
         outcome: str,
         pupil_ref: str | None = None,
     ) -> None:
-        async with self.store.engine.begin() as conn:
-            last = await conn.scalar(select(notice_audit.c.hash).order_by(notice_audit.c.seq.desc()).limit(1))
-            prev = last or _GENESIS
-            at = self.clock()
-            fields = [at, activity, notice_id, asker, counterpart, event_id, outcome, pupil_ref]
-            await conn.execute(
-                notice_audit.insert().values(
-                    at=at,
-                    activity=activity,
-                    notice_id=notice_id,
-                    asker=asker,
-                    counterpart=counterpart,
-                    event_id=event_id,
-                    outcome=outcome,
-                    pupil_ref=pupil_ref,
-                    prev_hash=prev,
-                    hash=_digest(prev, fields),
-                )
-            )
+        fields: dict[str, Any] = {
+            "at": self.clock(),
+            "activity": activity,
+            "notice_id": notice_id,
+            "asker": asker,
+            "counterpart": counterpart,
+            "event_id": event_id,
+            "outcome": outcome,
+            "pupil_ref": pupil_ref,
+        }
+        # `prev_hash` is unique: of two steps audited at once (the inbox and a rescan), one
+        # chains first and the other, refused, chains again on top of it, never a fork.
+        for _ in range(20):
+            try:
+                async with self.store.engine.begin() as conn:
+                    last = await conn.scalar(
+                        select(notice_audit.c.hash).order_by(notice_audit.c.seq.desc()).limit(1)
+                    )
+                    prev = last or GENESIS
+                    await conn.execute(
+                        notice_audit.insert().values(**fields, prev_hash=prev, hash=link(prev, fields))
+                    )
+                break
+            except IntegrityError:
+                continue
+        else:
+            raise RuntimeError("could not append to the notice audit chain")
         log.info(
             "notice.audit", activity=activity, notice_id=notice_id, counterpart=counterpart, outcome=outcome
         )
 
 
-def _digest(prev: str, fields: list[Any]) -> str:
-    body = json.dumps([prev, *fields], separators=(",", ":"), default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
+# What a notice audit record's hash covers (`schemas.audit_chain.link`).
+_AUDITED = ("at", "activity", "notice_id", "asker", "counterpart", "event_id", "outcome", "pupil_ref")
+
+
+async def verify_notice_audit(store: LocalStore) -> ChainReport:
+    """Recompute the store's notice audit chain; report the first record that does not fit."""
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(notice_audit).order_by(notice_audit.c.seq))).mappings().all()
+    return verify_chain(
+        Link(r["seq"], r["prev_hash"], r["hash"], {name: r[name] for name in _AUDITED}) for r in rows
+    )
 
 
 def deadline_in(days: float, now: datetime | None = None) -> datetime:

@@ -27,7 +27,8 @@ from sqlalchemy import delete, func, insert, select, update
 
 from connectors.at_rest import unwrap_data_key, wrap_data_key
 from connectors.keystore import Keystore
-from connectors.store import LocalStore, outbox, pupils
+from connectors.schema import outbox, pupils
+from connectors.store import LocalStore
 from schemas.envelope import describe_validation_error, error_field
 from schemas.fields import (
     BSN,

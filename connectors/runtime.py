@@ -63,11 +63,12 @@ from connectors.directory import Directory, DirectoryError, KeyReplacementRefuse
 from connectors.group_keys import KEY_SHARED
 from connectors.keystore import Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk
+from connectors.schema import pupils
 from connectors.sealing import Sealer as KeystoreSealer
 from connectors.services import notice_desk, open_keystore
 from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSink, WebhookSink, delivery_body
 from connectors.sources import FolderSource, HttpSource
-from connectors.store import LocalStore, pupils
+from connectors.store import LocalStore
 from connectors.templates import TemplateCatalogue
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError

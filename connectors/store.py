@@ -1,13 +1,9 @@
-"""The connector's local store: one SQLite file, its own small schema (not the hub's alembic).
+"""The connector's local store: one SQLite file with its own schema (`connectors.schema`)
+and its own alembic history (`connectors/migrations`, not the hub's).
 
-Tables:
-    received   every event processed, by (source, id): de-duplication across restarts
-    state      small key/value facts, e.g. the last inbox `sequence` seen (gap detection)
-    outbox     what durable sinks (webhook) still have to deliver, with retry bookkeeping
-    templates  the local template catalogue (bundles as received)
-    hub_replies  what became of what we sent: `hub.rejected` / `hub.receipt` / a recipient's
-               `delivery.failed` (metadata)
-    pupils     the local pupil register; every personal column encrypted at rest
+Opening the store upgrades its database to the newest revision in place. A store made before
+the history existed (its tables created on first use, no `alembic_version`) is adopted: it
+is stamped at the baseline revision, whose tables it has, and upgraded from there.
 
 Personal data (pupil columns, outbox bodies) is encrypted with `connectors.at_rest` under a
 per-row data key wrapped by the keystore's at-rest secret, so shredding that secret makes it
@@ -28,25 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, and_, event, func, inspect, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -57,92 +42,32 @@ from connectors.at_rest import (
     unwrap_data_key,
     wrap_data_key,
 )
+from connectors.schema import hub_replies, outbox, received, state, templates
 from schemas.envelope import CloudEvent
+from schemas.errors import InbeeldError
 
-__all__ = ["SCHEMA_VERSION", "HubReply", "LocalStore", "OutboxItem"]
+__all__ = [
+    "BASELINE",
+    "HubReply",
+    "LocalStore",
+    "OutboxItem",
+    "StoreMigrationError",
+    "alembic_config",
+    "head_revision",
+]
 
-SCHEMA_VERSION = 1
+log = structlog.get_logger("inbeeld.connector.store")
+
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+MIGRATIONS = Path(__file__).with_name("migrations")
+# The revision whose tables every store made before the history existed has.
+BASELINE = "0001"
+_BASELINE_TABLES = frozenset({"received", "state", "outbox", "templates", "hub_replies", "pupils"})
 
-metadata = MetaData()
 
-received = Table(
-    "received",
-    metadata,
-    Column("source", String(200), primary_key=True),
-    Column("event_id", String(64), primary_key=True),
-    Column("type", String(100), nullable=False),
-    Column("sequence", Integer),
-    Column("received_at", Float, nullable=False),
-)
+class StoreMigrationError(InbeeldError):
+    """The local store's database cannot be brought to this version's schema."""
 
-state = Table(
-    "state",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("sink", String(64), nullable=False),
-    Column("event_source", String(200), nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("event_type", String(100), nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("wrapped_key", String(200)),  # None: body stored in clear (no keystore configured)
-    Column("status", String(16), nullable=False, default=PENDING),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("created_at", Float, nullable=False),
-    Column("next_attempt_at", Float, nullable=False),
-    Column("last_error", String(500)),
-    Column("delivered_at", Float),
-    Column("stuck_reported", Integer, nullable=False, default=0),
-    UniqueConstraint("sink", "event_source", "event_id"),
-)
-
-templates = Table(
-    "templates",
-    metadata,
-    Column("template_id", String(64), primary_key=True),
-    Column("version", String(64), primary_key=True),
-    Column("publisher", String(32), nullable=False),
-    Column("bundle", Text, nullable=False),
-    Column("received_at", Float, nullable=False),
-)
-
-hub_replies = Table(
-    "hub_replies",
-    metadata,
-    Column("event_id", String(64), primary_key=True),  # the hub's event
-    Column("kind", String(16), nullable=False),  # rejected | receipt | delivery_failed
-    Column("about", String(64), nullable=False),  # the id of the event we sent
-    Column("reason", String(32)),  # rejected: the reason code
-    Column("message", String(500)),  # rejected: the hub's message (no personal data)
-    Column("field", String(100)),
-    Column("recipient", String(32)),  # receipt: who processed it; delivery_failed: who could not
-    Column("received_at", Float, nullable=False),
-)
-
-pupils = Table(
-    "pupils",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    # HMAC of the BSN under a key derived from the at-rest secret: lookups without
-    # decrypting every row, and as unreadable as the rest once that secret is shredded.
-    Column("bsn_index", String(64), nullable=False, unique=True),
-    Column("wrapped_key", String(200), nullable=False),
-    Column("bsn", LargeBinary, nullable=False),
-    Column("given_names", LargeBinary, nullable=False),
-    Column("family_name_prefix", LargeBinary),
-    Column("family_name", LargeBinary, nullable=False),
-    Column("birth_date", LargeBinary, nullable=False),
-    Column("address", LargeBinary, nullable=False),
-    Column("school", LargeBinary),
-    Column("updated_at", Float, nullable=False),
-)
 
 PUPIL_COLUMNS = (
     "bsn",
@@ -205,14 +130,18 @@ class LocalStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
         event.listen(engine.sync_engine, "connect", _on_connect)
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            version = await conn.scalar(select(state.c.value).where(state.c.key == "schema_version"))
-            if version is None:
-                await conn.execute(insert(state).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(version) != SCHEMA_VERSION:
-                raise RuntimeError(f"local store {path} has schema {version}; expected {SCHEMA_VERSION}")
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
         return cls(engine, keystore)
+
+    async def revision(self) -> str | None:
+        """The alembic revision the database is at."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_current)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -483,6 +412,46 @@ class LocalStore:
                 else json.loads(decrypt_at_rest(key, blob, f"pupils:{row['id']}:{name}".encode()))
             )
         return out
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The alembic configuration of the store's history (on `connection`, if given)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the store's history has one head"
+    return head
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection) -> None:
+    # The sqlite3 driver starts a transaction only before DML, so the DDL of a migration would
+    # commit statement by statement: begin one explicitly, for the whole upgrade. IMMEDIATE
+    # takes the write lock now, so a second process opening the same new store waits for this
+    # one instead of migrating it too.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    cfg = alembic_config(connection)
+    if _current(connection) is None:
+        tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+        if tables:
+            missing = _BASELINE_TABLES - tables
+            if missing:
+                raise StoreMigrationError(
+                    f"the local store has tables {sorted(tables)} but no migration history, and "
+                    f"lacks {sorted(missing)}: it is not a connector store this version can adopt"
+                )
+            log.info("store.adopt", revision=BASELINE, tables=sorted(tables))
+            command.stamp(cfg, BASELINE)
+    command.upgrade(cfg, "head")
 
 
 def _outbox_aad(sink: str, source: str, event_id: str) -> bytes:

@@ -22,8 +22,8 @@ id@version already held with other content is refused (`TemplateRefused`; the ca
 rejects the message). Every version is kept; a withdrawn one is marked retired and no
 longer rendered. `render_letter` without a version uses the newest version not withdrawn.
 
-Bundles live in the local store's `templates` table (`connectors.store`); withdrawals in
-this module's `template_withdrawals` table in the same SQLite file.
+Bundles live in the local store's `templates` table, withdrawals in its
+`template_withdrawals` table (both in `connectors.schema`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Column, Float, MetaData, String, Table, select
+from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connectors.client import Connector
@@ -54,7 +54,8 @@ from connectors.letters import (
     load_bundle,
 )
 from connectors.letters.values import Value
-from connectors.store import LocalStore, templates
+from connectors.schema import template_withdrawals, templates
+from connectors.store import LocalStore
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, NotFound
 from schemas.events import Payload, TemplatePublished, TemplateWithdrawn
@@ -90,18 +91,6 @@ class TemplateRefused(InbeeldError):
 class TemplateUnavailable(NotFound):
     """No such template (version) in the local catalogue, or it was withdrawn."""
 
-
-_metadata = MetaData()
-template_withdrawals = Table(
-    "template_withdrawals",
-    _metadata,
-    Column("template_id", String(64), primary_key=True),
-    Column("version", String(64), primary_key=True),
-    Column("publisher", String(32), nullable=False),
-    Column("reason", String(200), nullable=False),
-    Column("event_id", String(64), nullable=False),
-    Column("withdrawn_at", Float, nullable=False),
-)
 
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
@@ -218,14 +207,7 @@ class TemplateCatalogue:
     def __init__(self, store: LocalStore, sealer: SealerLike | None = None) -> None:
         self.store = store
         self.sealer = sealer
-        self._ready = False
         self._bundles: dict[tuple[str, str], TemplatePublished] = {}
-
-    async def _tables(self) -> None:
-        if not self._ready:
-            async with self.store.engine.begin() as conn:
-                await conn.run_sync(_metadata.create_all)
-            self._ready = True
 
     async def _sender(self, event: CloudEvent) -> str:
         sender_of = getattr(self.sealer, "sender_of", None)
@@ -239,7 +221,6 @@ class TemplateCatalogue:
     async def handle(self, event: CloudEvent, payload: Payload | None = None) -> Outcome:
         """Take a received `template.*` event into the catalogue (see the module docstring).
         `payload` is the opened payload (`InboxMessage.payload`); None opens it here."""
-        await self._tables()
         if payload is None:
             if self.sealer is None:
                 raise TemplateRefused("a signed template event needs a sealer to be verified")
@@ -254,7 +235,6 @@ class TemplateCatalogue:
     async def import_bundle(self, bundle: TemplatePublished) -> Outcome:
         """Take a bundle from a folder (`load_bundle` ran the publisher's checks) into the
         catalogue by hand, as if its publisher had sent it: the same owner and version rules."""
-        await self._tables()
         return await self._on_published(bundle.publisher, bundle)
 
     async def _on_published(self, sender: str, bundle: TemplatePublished) -> Outcome:
@@ -316,7 +296,6 @@ class TemplateCatalogue:
 
     async def entries(self, template_id: str | None = None) -> list[CatalogueEntry]:
         """Every version held (newest first per template), withdrawn ones marked retired."""
-        await self._tables()
         w = template_withdrawals
         q = select(
             templates.c.template_id,

@@ -3,12 +3,11 @@
 the outcome) — never personal data.
 
 Each record's hash covers its content and the previous record's hash; `prev_hash` is unique,
-so two writers can never fork the chain (the loser retries on top of the winner)."""
+so two writers can never fork the chain (the loser retries on top of the winner). The chain's
+form (canonical fields, how a hash links to the previous one) is `schemas.audit_chain`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +18,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.store.models import AuditRecord, utcnow
+from schemas.audit_chain import GENESIS, ChainReport, Link, link
+from schemas.audit_chain import verify as verify_chain
 
-GENESIS = "0" * 64
+__all__ = [
+    "GENESIS",
+    "Appended",
+    "ChainReport",
+    "Entry",
+    "append",
+    "append_many",
+    "records_for",
+    "trace_ids",
+    "verify",
+]
 _HASHED = (
     "time",
     "trace_id",
@@ -32,11 +43,6 @@ _HASHED = (
     "recipients",
     "outcome",
 )
-
-
-def _digest(prev_hash: str, fields: dict[str, object]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{prev_hash}|{canonical}".encode()).hexdigest()
 
 
 def _fields(r: Mapping[str, Any]) -> dict[str, object]:
@@ -117,7 +123,7 @@ async def append_many(
                 "outcome": e.outcome[:32],
                 "prev_hash": prev,
             }
-            row["hash"] = prev = _digest(prev, _fields(row))
+            row["hash"] = prev = link(prev, _fields(row))
             rows.append(row)
         try:
             # Core executemany: no ORM unit of work, one cached compiled statement. PostgreSQL
@@ -135,24 +141,13 @@ async def append_many(
     raise RuntimeError("could not append to the audit chain")
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    intact: bool
-    records: int
-    first_bad_seq: int | None = None
-
-
 async def verify(s: AsyncSession) -> ChainReport:
     """Recompute every hash in order; report the first record that does not fit."""
-    prev = GENESIS
-    count = 0
-    for record in await s.scalars(select(AuditRecord).order_by(AuditRecord.seq)):
-        count += 1
-        row = {name: getattr(record, name) for name in _HASHED}
-        if record.prev_hash != prev or record.hash != _digest(prev, _fields(row)):
-            return ChainReport(False, count, record.seq)
-        prev = record.hash
-    return ChainReport(True, count)
+    records = await s.scalars(select(AuditRecord).order_by(AuditRecord.seq))
+    return verify_chain(
+        Link(r.seq, r.prev_hash, r.hash, _fields({name: getattr(r, name) for name in _HASHED}))
+        for r in records
+    )
 
 
 async def records_for(s: AsyncSession, tenant: str | None, limit: int = 100) -> list[AuditRecord]:

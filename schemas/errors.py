@@ -42,7 +42,8 @@ Subclasses defined where they are raised (a test keeps this list complete):
                        connectors.directory.DirectoryError (KeyReplacementRefused),
                        connectors.letters.errors.LetterError (and its tree there),
                        connectors.templates.TemplateRefused, connectors.transfers.TransferError,
-                       connectors.sinks.SinkError, connectors.runtime.FlowRefused
+                       connectors.sinks.SinkError, connectors.runtime.FlowRefused,
+                       connectors.store.StoreMigrationError, schemas.audit_chain.AuditChainBroken
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
 never contains personal data. The HTTP and AMQP edges map this tree to status codes and to

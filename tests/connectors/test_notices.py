@@ -270,6 +270,10 @@ async def test_a_notice_matched_twice_at_once_is_answered_once(
     await asyncio.sleep(0.5)
     assert not [e for e in await hub.drain("GM0518") if e.type == FOUND]
     assert await rdam.desk.rescan() == []  # answered: nothing left to match
+    # Both checks were audited, chained one after the other (prev_hash is unique: no fork).
+    checks = [a.outcome for a in await rdam.desk.audit(notice_id) if a.activity == "notice.checked"]
+    assert checks == ["no_match", "match", "match"]
+    assert await rdam.desk.verify_audit()
 
 
 async def test_notices_expire_at_their_deadline(

@@ -1,0 +1,184 @@
+"""The connector's local store schema: every table of its database, in one `MetaData`.
+
+The database is migrated by the alembic history in `connectors.migrations` (run when
+`connectors.store.LocalStore.open` opens it); a change here needs a revision there, and
+`tests/connectors/test_store_schema.py` checks the two agree.
+
+    received        every event processed, by (source, id): de-duplication across restarts
+    state           small key/value facts, e.g. the last inbox `sequence` seen (gap detection)
+    outbox          what durable sinks (webhook) still have to deliver, with retry bookkeeping
+    templates       the local template catalogue (bundles as received)
+    template_withdrawals  withdrawn template versions (`connectors.templates`)
+    hub_replies     what became of what we sent: `hub.rejected` / `hub.receipt` / a recipient's
+                    `delivery.failed` (metadata)
+    pupils          the local pupil register; every personal column encrypted at rest
+    notices         neighbour notices asked and received (`connectors.notices`)
+    notice_audit    the hash-chained local audit of notices (`schemas.audit_chain`)
+    group_keys      the group keys of blind indexes, encrypted at rest (`connectors.group_keys`)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "group_keys",
+    "hub_replies",
+    "local_notices",
+    "metadata",
+    "notice_audit",
+    "outbox",
+    "pupils",
+    "received",
+    "state",
+    "template_withdrawals",
+    "templates",
+]
+
+metadata = MetaData()
+
+received = Table(
+    "received",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("sequence", Integer),
+    Column("received_at", Float, nullable=False),
+)
+
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sink", String(64), nullable=False),
+    Column("event_source", String(200), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("wrapped_key", String(200)),  # None: body stored in clear (no keystore configured)
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", String(500)),
+    Column("delivered_at", Float),
+    Column("stuck_reported", Integer, nullable=False, default=0),
+    UniqueConstraint("sink", "event_source", "event_id"),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("template_id", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("publisher", String(32), nullable=False),
+    Column("bundle", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+hub_replies = Table(
+    "hub_replies",
+    metadata,
+    Column("event_id", String(64), primary_key=True),  # the hub's event
+    Column("kind", String(16), nullable=False),  # rejected | receipt | delivery_failed
+    Column("about", String(64), nullable=False),  # the id of the event we sent
+    Column("reason", String(32)),  # rejected: the reason code
+    Column("message", String(500)),  # rejected: the hub's message (no personal data)
+    Column("field", String(100)),
+    Column("recipient", String(32)),  # receipt: who processed it; delivery_failed: who could not
+    Column("received_at", Float, nullable=False),
+)
+
+pupils = Table(
+    "pupils",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # HMAC of the BSN under a key derived from the at-rest secret: lookups without
+    # decrypting every row, and as unreadable as the rest once that secret is shredded.
+    Column("bsn_index", String(64), nullable=False, unique=True),
+    Column("wrapped_key", String(200), nullable=False),
+    Column("bsn", LargeBinary, nullable=False),
+    Column("given_names", LargeBinary, nullable=False),
+    Column("family_name_prefix", LargeBinary),
+    Column("family_name", LargeBinary, nullable=False),
+    Column("birth_date", LargeBinary, nullable=False),
+    Column("address", LargeBinary, nullable=False),
+    Column("school", LargeBinary),
+    Column("updated_at", Float, nullable=False),
+)
+
+local_notices = Table(
+    "notices",
+    metadata,
+    Column("asker", String(32), primary_key=True),
+    Column("notice_id", String(64), primary_key=True),
+    Column("role", String(8), nullable=False),  # asked | received
+    Column("addressed", Text, nullable=False),  # JSON: the envelope's recipients
+    Column("key_id", String(128), nullable=False),
+    Column("secret_blob", LargeBinary),  # received and open: the index, encrypted at rest
+    Column("wrapped_key", String(200)),
+    Column("state", String(8), nullable=False),
+    Column("deadline", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("closed_at", Float),
+    Column("answered", Integer, nullable=False, default=0),  # received: we answered it
+    Column("found_by", Text, nullable=False, default="[]"),  # asked: who answered
+    Column("event_id", String(64), nullable=False),
+)
+notice_audit = Table(
+    "notice_audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("activity", String(32), nullable=False),
+    Column("notice_id", String(64), nullable=False),
+    Column("asker", String(32), nullable=False),
+    Column("counterpart", String(32)),
+    Column("event_id", String(64)),
+    Column("outcome", String(32), nullable=False),
+    Column("pupil_ref", String(36)),
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+template_withdrawals = Table(
+    "template_withdrawals",
+    metadata,
+    Column("template_id", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("publisher", String(32), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("withdrawn_at", Float, nullable=False),
+)
+
+group_keys = Table(
+    "group_keys",
+    metadata,
+    Column("group_name", String(63), primary_key=True),
+    Column("key_id", String(128), primary_key=True),
+    Column("creator", String(32), nullable=False),
+    Column("members", Text, nullable=False),  # JSON list: who was given this key
+    Column("key_blob", LargeBinary, nullable=False),
+    Column("wrapped_key", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("retired_at", Float),
+)
