@@ -51,7 +51,6 @@ from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
 from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
 from schemas.names import RECEIPT_TYPE
 from schemas.redaction import bsn_in_attributes
-from schemas.validation import validate_payload
 
 log = structlog.get_logger("inbeeld.router")
 
@@ -453,7 +452,9 @@ class Router:
             recipients = await ledger.recipients_of(s, rec.id)
             outgoing = event
             if event.type == RECEIPT_TYPE and recipients:
-                outgoing = self._hub_receipt(sender, event, recipients[0])
+                # Not verified again (it was, when first routed): only its reference is read.
+                receipt = Receipt.model_validate(event.data)
+                outgoing = self._hub_receipt(sender, receipt, event, recipients[0])
             allocation = ledger.Allocation(rec.id, recipients, False)
             return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id, repeat=True)
         if not rec.is_new and rec.status != ledger.RECEIVED:
@@ -464,14 +465,15 @@ class Router:
                 raise NotAuthorised(f"tenant {sender.code} is suspended")
             spec = spec_for(event.type)
             recipients = await resolve_recipients(sender, event, self._directory)
-            if spec.protection == "none":
-                validate_payload(event.type, event.data)
-            else:  # signed / sealed: verify against the key directory, never decrypt
-                await self.keys.check(s, sender.code, event, spec, recipients)
+            # Verified (signed / sealed: against the key directory, never decrypted) and its
+            # payload validated, once: the workflows read this, never `data` itself.
+            verified = await self.keys.check(s, sender.code, event, spec, recipients)
             workflow = workflow_for(self.workflows, spec.short_type)
             if workflow is not None:
-                recipients = await workflow.check(s, sender, event, recipients)
-                await workflow.record(s, sender, event, recipients)
+                recipients = await workflow.check(s, sender, verified, recipients)
+                await workflow.record(s, sender, verified, recipients)
+        except Transient:
+            raise  # the store or broker is away: not the sender's fault, retried as a whole
         except InbeeldError as exc:
             await ledger.set_status(s, [rec.id], ledger.REJECTED, exc.reason)
             await audit.append(
@@ -494,7 +496,7 @@ class Router:
         outgoing = event
         if event.type == RECEIPT_TYPE:
             # The sender learns it from the hub, which checked the delivery it confirms.
-            outgoing = self._hub_receipt(sender, event, recipients[0])
+            outgoing = self._hub_receipt(sender, verified.payload_as(Receipt), event, recipients[0])
         allocation = ledger.Allocation(rec.id, recipients, rec.is_new)
         return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id)
 
@@ -569,8 +571,7 @@ class Router:
     ) -> CloudEvent:
         return publisher.hub_event(self.settings, short_type, data, [recipient], about=about, subject=subject)
 
-    def _hub_receipt(self, sender: TenantInfo, receipt: CloudEvent, to: str) -> CloudEvent:
-        data = Receipt.model_validate(receipt.data)
+    def _hub_receipt(self, sender: TenantInfo, data: Receipt, receipt: CloudEvent, to: str) -> CloudEvent:
         payload = HubReceipt(
             event_id=data.event_id, recipient=sender.code, processed_at=receipt.time.isoformat()
         )
