@@ -21,7 +21,7 @@ from hub.api.app import create_app
 from hub.store.models import AuditRecord, Notice
 from hub.workflows.notices import NoticeWorkflow
 from schemas.envelope import CloudEvent
-from schemas.events import spec_for
+from schemas.events import PupilMissing, spec_for
 from tests.e2e.conftest import TENANTS, Party, make_directory
 from tests.utils.hubs import RunningHub
 from tests.utils.keys import install_keys
@@ -214,6 +214,7 @@ async def test_a_replayed_step_gets_the_same_recipients(hub: RunningHub, parties
         sender = await registry.get_tenant(s, "GM0518")
         workflow = next(w for w in hub.router.workflows if isinstance(w, NoticeWorkflow))
         verified = await hub.router.keys.check(s, "GM0518", missing, spec_for(missing.type), ["GM0599"])
+        assert not verified.sealed and verified.payload_as(PupilMissing).notice_id == notice_id
         assert await workflow.check(s, sender, verified, ["GM0599"]) == ["GM0599"]
     closing = await close(haag, notice_id)
     await hub.receive("GM0599", is_(closing))

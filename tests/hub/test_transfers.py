@@ -279,6 +279,7 @@ async def test_a_step_seen_again_ends_in_the_same_state(hub: RunningHub, parties
         sender = await registry.get_tenant(s, "GM0599")
         workflow = transfers_of(hub)
         verified = await hub.router.keys.check(s, "GM0599", accepted, spec_for(accepted.type), ["GM0518"])
+        assert verified.sealed and verified.sender == "GM0599" and verified.event is accepted
         assert await workflow.check(s, sender, verified, ["GM0518"]) == ["GM0518"]
         await workflow.record(s, sender, verified, ["GM0518"])
     async with hub.db.session() as s:
