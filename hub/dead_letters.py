@@ -20,12 +20,14 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from hub import ledger, metrics, registry
+from hub.errors import Transient
 from hub.replay import HEADER_REPLAY
-from hub.store.db import STORE_AWAY, Database
+from hub.store.db import Database
 from hub.store.models import DeadLetter
 from schemas.envelope import CloudEvent, parse_event
 from schemas.errors import InbeeldError
 from schemas.redaction import bsn_in_attributes
+from schemas.sealed import looks_like_jose
 
 log = structlog.get_logger("inbeeld.router")
 
@@ -56,9 +58,7 @@ def is_jose_event(body: bytes) -> bool:
         event = parse_event(body)
     except InbeeldError:
         return False
-    data = event.data
-    jose = isinstance(data, dict) and ("protected" in data or "signatures" in data or "ciphertext" in data)
-    return jose and bsn_in_attributes(envelope_attributes(event)) is None
+    return looks_like_jose(event.data) and bsn_in_attributes(envelope_attributes(event)) is None
 
 
 async def archive(message: AbstractIncomingMessage, db: Database, hub_user: str) -> None:
@@ -100,7 +100,7 @@ async def archive(message: AbstractIncomingMessage, db: Database, hub_user: str)
                 headers=headers,
                 keep_body=is_jose_event(message.body),
             )
-    except STORE_AWAY:
+    except Transient:
         await message.nack(requeue=True)
         await asyncio.sleep(1)
         return

@@ -8,10 +8,12 @@
     └── Transient                the store or the broker is briefly away: keep the work, retry
 
 The CLI turns a ServiceUnavailable into one line naming the URL and how to start the service,
-and exit code 2; the API reports it in `/health`. `Transient` carries the store's or the broker's
-"briefly away" errors (`hub.store.db.STORE_AWAY`, `hub.broker.connection.BROKER_AWAY`; the library
-error is its `__cause__`), so the router decides retry on one type; a `RuntimeError` is a bug,
-not transient.
+and exit code 2; the API reports it in `/health`. `Transient` is raised by the store and broker
+adapters themselves (`hub.store.db.Database.session` per `hub.store.db.store_away`, and
+`hub.broker.connection.broker_away`; the library error is its `__cause__`), so the router
+decides retry on this one type; a `RuntimeError` is a bug, not transient. Being an
+`InbeeldError`, it must be let through wherever a refusal is made of every `InbeeldError`
+(the router's decision re-raises it first); the API answers it with 503.
 """
 
 from __future__ import annotations

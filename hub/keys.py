@@ -14,7 +14,9 @@ here only applies a set. Published: every key not withdrawn and not expired,
 primary, pending and retired alike — a retired key still verifies signatures and still
 decrypts until it expires (Tink's rotation order; see `connectors.keystore`).
 
-The router verifies without decrypting (`KeyCache.check`):
+The router verifies without decrypting (`KeyCache.check`, which returns the
+`hub.verified.VerifiedEvent` the workflows are given):
+- `none` types: the payload is validated against its schema.
 - `signed` types: the JWS by one of the sender's sig keys, bound to this envelope; then the
   signed JSON is validated like any payload. A sealed object there is `schema_invalid`.
 - `sealed` types: the same JWS, and its payload must be the JWE (bound to the envelope too);
@@ -41,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.store.models import Tenant, TenantKey, utcnow
+from hub.verified import Sealed, VerifiedEvent
 from schemas.envelope import CloudEvent
 from schemas.errors import (
     BadSignature,
@@ -273,8 +276,11 @@ class KeyCache:
 
     async def check(
         self, s: AsyncSession, sender: str, event: CloudEvent, spec: EventSpec, recipients: Sequence[str]
-    ) -> VerifiedObject:
-        """Verify a signed or sealed event from `sender` to `recipients` (module docstring)."""
+    ) -> VerifiedEvent:
+        """Verify an event from `sender` to `recipients` (module docstring) and validate what
+        the hub can read of it: the one check every routed event passes, once."""
+        if spec.protection == "none":
+            return VerifiedEvent(event, sender, validate_payload(event.type, event.data))
         verified = await self._verify(s, sender, event)
         if spec.protection == "signed":
             if verified.encrypted:
@@ -282,8 +288,8 @@ class KeyCache:
                     f"{spec.short_type} is signed, not sealed: the hub must be able to check it",
                     field="data",
                 )
-            validate_payload(event.type, verified.payload)
-            return verified
+            payload = validate_payload(event.type, verified.payload)
+            return VerifiedEvent(event, sender, payload, verified.signer_kid)
         if not verified.encrypted:
             raise SchemaInvalid(
                 f"{spec.short_type} carries personal data and must be sealed (encrypted), not only signed",
@@ -299,4 +305,4 @@ class KeyCache:
                     "fetch its keys from the directory and seal again",
                     field="recipients",
                 )
-        return verified
+        return VerifiedEvent(event, sender, Sealed(verified.recipient_kids), verified.signer_kid)

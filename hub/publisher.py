@@ -21,7 +21,7 @@ from pamqp import commands as spec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
-from hub.broker.connection import connect
+from hub.broker.connection import broker_away, connect
 from hub.broker.topology import DELIVERY
 from hub.config import Settings
 from schemas.envelope import CONTENT_TYPE, CloudEvent
@@ -106,18 +106,20 @@ class HubPublisher:
             await conn.close()
 
     async def deliver(self, event: CloudEvent, sequences: dict[str, int]) -> list[str]:
-        """Publish each recipient's copy; returns the recipients whose inbox refused it."""
+        """Publish each recipient's copy; returns the recipients whose inbox refused it. The
+        broker briefly away raises `Transient`."""
         refused = []
-        for code, seq in sequences.items():
-            try:
-                await self._delivery.publish(
-                    delivery_message(event.with_sequence(seq)),
-                    routing_key=code,
-                    mandatory=True,
-                    timeout=self.settings.publish_timeout,
-                )
-            except (PublishError, DeliveryError):
-                refused.append(code)
+        async with broker_away():
+            for code, seq in sequences.items():
+                try:
+                    await self._delivery.publish(
+                        delivery_message(event.with_sequence(seq)),
+                        routing_key=code,
+                        mandatory=True,
+                        timeout=self.settings.publish_timeout,
+                    )
+                except (PublishError, DeliveryError):
+                    refused.append(code)
         if refused:
             log.warning("publisher.refused", event_id=event.id, type=event.type, recipients=refused)
         return refused

@@ -12,6 +12,10 @@ deliveries. The decision to ack, retry or dead-letter is made here and nowhere e
     unparseable/orphan -> inbeeld.dlx with the reason in its headers, ack
     store unreachable  -> keep the message, back off, try again (never dead-letter for that)
     a bug              -> nack+requeue; the queue's delivery limit dead-letters it
+
+"Unreachable" is `hub.errors.Transient` and nothing else: the store and broker adapters
+(`hub.store.db`, `hub.broker.connection.broker_away`) translate their libraries' errors into
+it. Any other exception, a `RuntimeError` included, is a bug.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from aiormq.abc import DeliveredMessage, FieldValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit, dead_letters, ledger, metrics, publisher
-from hub.broker.connection import BROKER_AWAY, connect
+from hub.broker.connection import broker_away, connect
 from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
@@ -42,7 +46,7 @@ from hub.keys import KeyCache
 from hub.rate_limit import RateLimiter
 from hub.replay import HEADER_REPLAY
 from hub.routing import check_source, resolve_recipients, uses_groups
-from hub.store.db import STORE_AWAY, Database
+from hub.store.db import Database
 from hub.store.models import DeadLetter
 from hub.tenants import TenantInfo
 from hub.workflows import Workflow, default_workflows, workflow_for
@@ -51,7 +55,6 @@ from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
 from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
 from schemas.names import RECEIPT_TYPE
 from schemas.redaction import bsn_in_attributes
-from schemas.validation import validate_payload
 
 log = structlog.get_logger("inbeeld.router")
 
@@ -78,10 +81,6 @@ _Copies = list[tuple[_Decision, str, "asyncio.Task[None]"]]  # (decision, recipi
 
 class RecipientBusy(InbeeldError):
     reason = "recipient_busy"
-
-
-# The store's and the broker's "briefly away" errors, turned into `Transient` at one seam.
-_AWAY = (*STORE_AWAY, *BROKER_AWAY)
 
 
 def _id_guess(body: bytes) -> str:
@@ -226,7 +225,7 @@ class Router:
         delay = 0.5
         while True:
             try:
-                copies = await self._handle(batch)
+                copies = await self.handle(batch)
             except Transient as exc:
                 # The store or the broker is briefly away: keep the messages, try again. Those
                 # that came on a channel the broker has closed meanwhile are not ours any more:
@@ -293,12 +292,6 @@ class Router:
     async def _refused(self, decisions: list[_Decision]) -> None:
         """Some inboxes refused their copy (full): record it and tell each sender. The store
         or broker briefly away raises `Transient`."""
-        try:
-            await self._record_refused(decisions)
-        except _AWAY as exc:
-            raise Transient(type(exc).__name__) from exc
-
-    async def _record_refused(self, decisions: list[_Decision]) -> None:
         async with self.db.session() as s, s.begin():
             await ledger.set_status(s, [d.ledger_id for d in decisions], ledger.ROUTED, "recipient_busy")
             await audit.append_many(
@@ -345,18 +338,11 @@ class Router:
         if not replay:
             self.limiter.take(sender.code)
 
-    async def _handle(self, batch: list[RouterMessage]) -> _Copies:
-        """`handle`, with the store or broker briefly away raised as `Transient`: the one seam
-        where the router's own store and broker calls turn into the project's error."""
-        try:
-            return await self.handle(batch)
-        except _AWAY as exc:
-            raise Transient(type(exc).__name__) from exc
-
     async def handle(self, batch: list[RouterMessage]) -> _Copies:
         """Decide a batch in one transaction (ledger, checks, sequences, status, audit), then
         start publishing every copy; returns the copies, whose confirms the caller awaits
-        before acking. Idempotent: a redelivered batch publishes the same copies again."""
+        before acking. Idempotent: a redelivered batch publishes the same copies again. The
+        store or the broker briefly away raises `Transient` (from their adapters)."""
         routable: list[tuple[TenantInfo, CloudEvent, int, bool]] = []
         seen: set[tuple[str, str, str]] = set()
         for message in batch:
@@ -453,7 +439,9 @@ class Router:
             recipients = await ledger.recipients_of(s, rec.id)
             outgoing = event
             if event.type == RECEIPT_TYPE and recipients:
-                outgoing = self._hub_receipt(sender, event, recipients[0])
+                # Not verified again (it was, when first routed): only its reference is read.
+                receipt = Receipt.model_validate(event.data)
+                outgoing = self._hub_receipt(sender, receipt, event, recipients[0])
             allocation = ledger.Allocation(rec.id, recipients, False)
             return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id, repeat=True)
         if not rec.is_new and rec.status != ledger.RECEIVED:
@@ -464,14 +452,15 @@ class Router:
                 raise NotAuthorised(f"tenant {sender.code} is suspended")
             spec = spec_for(event.type)
             recipients = await resolve_recipients(sender, event, self._directory)
-            if spec.protection == "none":
-                validate_payload(event.type, event.data)
-            else:  # signed / sealed: verify against the key directory, never decrypt
-                await self.keys.check(s, sender.code, event, spec, recipients)
+            # Verified (signed / sealed: against the key directory, never decrypted) and its
+            # payload validated, once: the workflows read this, never `data` itself.
+            verified = await self.keys.check(s, sender.code, event, spec, recipients)
             workflow = workflow_for(self.workflows, spec.short_type)
             if workflow is not None:
-                recipients = await workflow.check(s, sender, event, recipients)
-                await workflow.record(s, sender, event, recipients)
+                recipients = await workflow.check(s, sender, verified, recipients)
+                await workflow.record(s, sender, verified, recipients)
+        except Transient:
+            raise  # the store or broker is away: not the sender's fault, retried as a whole
         except InbeeldError as exc:
             await ledger.set_status(s, [rec.id], ledger.REJECTED, exc.reason)
             await audit.append(
@@ -494,7 +483,7 @@ class Router:
         outgoing = event
         if event.type == RECEIPT_TYPE:
             # The sender learns it from the hub, which checked the delivery it confirms.
-            outgoing = self._hub_receipt(sender, event, recipients[0])
+            outgoing = self._hub_receipt(sender, verified.payload_as(Receipt), event, recipients[0])
         allocation = ledger.Allocation(rec.id, recipients, rec.is_new)
         return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id)
 
@@ -569,8 +558,7 @@ class Router:
     ) -> CloudEvent:
         return publisher.hub_event(self.settings, short_type, data, [recipient], about=about, subject=subject)
 
-    def _hub_receipt(self, sender: TenantInfo, receipt: CloudEvent, to: str) -> CloudEvent:
-        data = Receipt.model_validate(receipt.data)
+    def _hub_receipt(self, sender: TenantInfo, data: Receipt, receipt: CloudEvent, to: str) -> CloudEvent:
         payload = HubReceipt(
             event_id=data.event_id, recipient=sender.code, processed_at=receipt.time.isoformat()
         )
@@ -605,23 +593,24 @@ class Router:
 
     async def _publish(self, event: CloudEvent, recipient: str) -> None:
         assert self._channel is not None
-        # The same frames as Exchange.publish, without building an aio_pika.Message per copy.
-        if self._amqp is None or self._amqp.is_closed:
-            self._amqp = await self._channel.get_underlay_channel()
-        try:
-            await self._amqp.basic_publish(
-                event.to_bytes(),
-                exchange=DELIVERY,
-                routing_key=recipient,
-                properties=publisher.delivery_properties(event),
-                mandatory=True,
-                timeout=self.settings.publish_timeout,
-            )
-        except PublishError:
-            raise RecipientBusy(f"{recipient} has no inbox on this hub yet") from None
-        except DeliveryError:
-            # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish).
-            raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
+        async with broker_away():
+            # The same frames as Exchange.publish, without building an aio_pika.Message per copy.
+            if self._amqp is None or self._amqp.is_closed:
+                self._amqp = await self._channel.get_underlay_channel()
+            try:
+                await self._amqp.basic_publish(
+                    event.to_bytes(),
+                    exchange=DELIVERY,
+                    routing_key=recipient,
+                    properties=publisher.delivery_properties(event),
+                    mandatory=True,
+                    timeout=self.settings.publish_timeout,
+                )
+            except PublishError:
+                raise RecipientBusy(f"{recipient} has no inbox on this hub yet") from None
+            except DeliveryError:
+                # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish).
+                raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
 
     async def _dead_letter(
         self, message: RouterMessage, reason: str, detail: str, sender: str | None
@@ -632,15 +621,16 @@ class Router:
             HEADER_DETAIL: detail[:500],
             HEADER_SENDER: sender or "",
         }
-        await self._dlx.publish(
-            aio_pika.Message(
-                message.body,
-                headers=headers,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                content_type=message.content_type,
-                user_id=self.settings.amqp_user,  # what dead_letters.archive believes the headers of
-            ),
-            routing_key="",
-            timeout=self.settings.publish_timeout,
-        )
+        async with broker_away():
+            await self._dlx.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=headers,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    content_type=message.content_type,
+                    user_id=self.settings.amqp_user,  # what dead_letters.archive believes the headers of
+                ),
+                routing_key="",
+                timeout=self.settings.publish_timeout,
+            )
         log.warning("router.dead_letter", reason=reason, sender=sender)

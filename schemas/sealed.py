@@ -98,6 +98,7 @@ __all__ = [
     "EnvelopeBinding",
     "VerifiedObject",
     "jwk_thumbprint",
+    "looks_like_jose",
     "open_",
     "seal",
     "sign",
@@ -348,6 +349,12 @@ def _check_protected(header: dict[str, Any], envelope: EnvelopeBinding, layer: s
 def _exact_keys(value: Any, members: set[str]) -> None:
     if not isinstance(value, dict) or set(value) != members:
         raise CryptoInvalid("malformed JOSE object")
+
+
+def looks_like_jose(data: Any) -> bool:
+    """Whether `data` has the shape of a JOSE object in JSON serialization (a JWS or JWE,
+    General or Flattened): a cheap test of form, no verification."""
+    return isinstance(data, Mapping) and bool({"protected", "signatures", "ciphertext"} & set(data))
 
 
 def _general_jws(obj: Any) -> dict[str, Any]:

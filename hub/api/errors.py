@@ -4,7 +4,7 @@
     InbeeldError (schemas.errors, hub.errors)      status
     ├── NotFound                                   404
     ├── Conflict                                   409
-    ├── ServiceUnavailable                         503
+    ├── ServiceUnavailable, Transient              503
     ├── RoutingRefused                             403
     ├── ContractError, RegistryError               422
     └── anything else                              400
@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException
 
-from hub.errors import ServiceUnavailable
+from hub.errors import ServiceUnavailable, Transient
 from hub.registry import RegistryError
 from schemas.errors import Conflict, ContractError, InbeeldError, NotFound, RoutingRefused
 
@@ -89,7 +89,7 @@ def status_for(exc: InbeeldError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
-    if isinstance(exc, ServiceUnavailable):
+    if isinstance(exc, ServiceUnavailable | Transient):
         return 503
     if isinstance(exc, RoutingRefused):
         return 403

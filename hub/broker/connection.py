@@ -1,11 +1,13 @@
-"""Opening AMQP connections with one clear error when the broker is away."""
+"""Opening AMQP connections with one clear error when the broker is away, and the broker
+adapter's translation of the library's "briefly away" errors (`BROKER_AWAY`) into the
+project's `hub.errors.Transient` (`broker_away`), so no caller matches aiormq's exceptions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
 
 import aio_pika
@@ -18,7 +20,7 @@ from aiormq.exceptions import (
     ProbableAuthenticationError,
 )
 
-from hub.errors import BrokerUnavailable
+from hub.errors import BrokerUnavailable, Transient
 from schemas.errors import InbeeldError
 
 # What the broker raises when it or the channel is briefly away: worth retrying.
@@ -27,6 +29,16 @@ BROKER_AWAY = (AMQPError, ChannelInvalidStateError, ConnectionError)
 
 class BrokerAccessRefused(InbeeldError):
     reason = "broker_access_refused"
+
+
+@asynccontextmanager
+async def broker_away() -> AsyncIterator[None]:
+    """Around a publish or another call on an open channel: the broker or the channel briefly
+    away raises `Transient` (the library error as its cause); anything else passes unchanged."""
+    try:
+        yield
+    except BROKER_AWAY as exc:
+        raise Transient(f"the broker is away ({type(exc).__name__})") from exc
 
 
 @contextmanager

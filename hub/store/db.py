@@ -1,4 +1,12 @@
-"""Engine, sessions and migrations."""
+"""Engine, sessions and migrations.
+
+The store adapter: what the database library raises when the store is briefly away
+(`store_away`: the connection lost or refused, a timeout, the server shutting down or out of
+resources, a transaction the server rolled back for a conflict) leaves `Database.session()`
+as the project's `hub.errors.Transient`, the library error as its `__cause__`. Callers decide
+retry on that one type and never match SQLAlchemy's or the driver's exceptions themselves.
+Other store errors (a value it cannot hold, a duplicate key, a bug in a query) pass unchanged:
+retrying them changes nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,11 +26,27 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from hub.errors import Transient
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
-# What the store raises when it is briefly away (connection lost, timeout): worth retrying.
-# (TimeoutError is an OSError.)
-STORE_AWAY = (OperationalError, DBAPIError, OSError, TimeoutError)
+# SQLSTATE classes of a store briefly away: connection exception, transaction rollback
+# (serialization failure, deadlock), insufficient resources, and operator intervention
+# (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+_AWAY_SQLSTATES = ("08", "40", "53", "57P")
+
+
+def store_away(exc: BaseException) -> bool:
+    """Whether `exc`, raised by the database library, means the store is briefly away (worth
+    retrying). (TimeoutError and ConnectionError are OSErrors.)"""
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return sqlstate.startswith(_AWAY_SQLSTATES)
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -51,8 +75,14 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as s:
-            yield s
+        """A session; the store briefly away, in it or at its commit, raises `Transient`."""
+        try:
+            async with self.sessions() as s:
+                yield s
+        except (DBAPIError, OSError) as exc:
+            if not store_away(exc):
+                raise
+            raise Transient(f"the store is away ({type(exc).__name__})") from exc
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -2,7 +2,9 @@
 flow's state machine.
 
 A `Workflow` is consulted inside the router's transaction, after the generic authorisation
-(hub.routing) and payload checks:
+(hub.routing) and the verification of the event (`hub.keys.KeyCache.check`). It is given that
+`hub.verified.VerifiedEvent` — envelope, sender and validated payload (or the `Sealed` marker)
+— and reads the payload from it, never from the event's `data`:
 
 - `check` raises `InvalidTransition` / `NotAuthorised` for an illegal step and returns the
   final recipients (a reply may only go to the party it answers). It must accept an event it
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
 from hub.tenants import TenantInfo
+from hub.verified import VerifiedEvent
 from hub.workflows.delivery_failures import DeliveryFailures
 from hub.workflows.notices import NoticeWorkflow
 from hub.workflows.receipts import Receipts
@@ -37,11 +40,11 @@ class Workflow(Protocol):
     prefixes: tuple[str, ...]
 
     async def check(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> list[str]: ...
 
     async def record(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> None: ...
 
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]: ...

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import ledger
 from hub.store.models import Delivery, LedgerEvent
 from hub.tenants import TenantInfo
+from hub.verified import VerifiedEvent
 from hub.workflows.transfers import TransferWorkflow
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised
@@ -29,8 +30,8 @@ class DeliveryFailures:
     def __init__(self, transfers: TransferWorkflow) -> None:
         self.transfers = transfers  # whose timeline a failed transfer delivery goes on
 
-    async def _original(self, s: AsyncSession, reporter: TenantInfo, event: CloudEvent) -> LedgerEvent:
-        report = DeliveryFailed.model_validate(event.data)
+    async def _original(self, s: AsyncSession, reporter: TenantInfo, verified: VerifiedEvent) -> LedgerEvent:
+        report = verified.payload_as(DeliveryFailed)
         original = await ledger.find(s, report.event_source, report.event_id)
         delivered = None
         if original is not None and original.type == report.event_type:
@@ -48,9 +49,9 @@ class DeliveryFailures:
         return original
 
     async def check(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> list[str]:
-        original = await self._original(s, sender, event)
+        original = await self._original(s, sender, verified)
         if recipients != [original.sender]:
             raise NotAuthorised(
                 "a delivery failure goes to the sender of the event it reports", field="recipients"
@@ -58,11 +59,11 @@ class DeliveryFailures:
         return recipients
 
     async def record(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> None:
-        original = await self._original(s, sender, event)
+        original = await self._original(s, sender, verified)
         if original.type.startswith(_TRANSFER_PREFIX) and original.subject:
-            await self.transfers.mark_delivery_failed(s, original.subject, sender.code, event.id)
+            await self.transfers.mark_delivery_failed(s, original.subject, sender.code, verified.event.id)
 
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]:
         return []

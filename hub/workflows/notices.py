@@ -7,8 +7,9 @@
 
 A notice is known by (asker, notice id); the notice id travels in the envelope's `subject`
 on all three types (a `pupil_found` is sealed, so the hub cannot read its payload). The
-deadline travels in the signed `pupil_missing` payload, which the router has verified
-before this workflow runs: notices carry no personal data, so the hub may read them. A
+deadline travels in the signed `pupil_missing` payload, which the router has verified and
+validated before this workflow runs (`VerifiedEvent.payload`): notices carry no personal
+data, so the hub may read them. A
 deadline already past, or more than `Settings.notice_ttl_days` ahead, is refused.
 
 Kept: asker, notice id, addressed group/tenants, recipients, state, deadline, times, and
@@ -24,11 +25,7 @@ same recipients.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,31 +34,16 @@ from hub import audit
 from hub.config import Settings
 from hub.store.models import Notice, NoticeAnswer, Tenant, utcnow
 from hub.tenants import PUPIL_KINDS, TenantInfo
-from schemas import nesting
+from hub.verified import VerifiedEvent
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, SchemaInvalid, UnknownRecipient
 from schemas.events import NoticeClosed, PupilMissing
-from schemas.validation import validate_payload
 
 __all__ = ["CLOSED", "EXPIRED", "OPEN", "NoticeWorkflow"]
 
 OPEN, CLOSED, EXPIRED = "open", "closed", "expired"
 MISSING, FOUND, CLOSE = "notice.pupil_missing", "notice.pupil_found", "notice.closed"
 ACTOR = "hub-notices"
-
-
-def signed_content(event: CloudEvent) -> Any:
-    """The JSON inside a signed (JWS General or Flattened JSON) `data`, which the router has
-    verified already; plain `data` as is."""
-    data = event.data
-    if isinstance(data, Mapping) and "payload" in data and ("signatures" in data or "signature" in data):
-        segment = data["payload"]
-        try:
-            raw = base64.urlsafe_b64decode(str(segment) + "=" * (-len(str(segment)) % 4))
-            return nesting.loads(raw)  # TooDeep (too_deep) past MAX_DEPTH
-        except (binascii.Error, ValueError):
-            raise SchemaInvalid("the signed payload is not JSON", field="data") from None
-    return data
 
 
 def _subject(event: CloudEvent) -> str:
@@ -79,22 +61,21 @@ class NoticeWorkflow:
     # -- check ------------------------------------------------------------------------------
 
     async def check(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> list[str]:
-        short = event.short_type
+        short = verified.event.short_type
         if short == MISSING:
-            return await self._check_missing(s, sender, event, recipients)
+            return await self._check_missing(s, sender, verified, recipients)
         if short == FOUND:
-            return await self._check_found(s, sender, event, recipients)
+            return await self._check_found(s, sender, verified.event, recipients)
         if short == CLOSE:
-            return await self._check_closed(s, sender, event)
+            return await self._check_closed(s, sender, verified)
         raise InvalidTransition(f"no notice step {short}", field="type")  # pragma: no cover
 
     async def _check_missing(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> list[str]:
-        payload = validate_payload(event.type, signed_content(event))
-        assert isinstance(payload, PupilMissing)
+        event, payload = verified.event, verified.payload_as(PupilMissing)
         if _subject(event) != payload.notice_id:
             raise SchemaInvalid("`subject` must be the notice id", field="subject")
         known = await s.get(Notice, (sender.code, payload.notice_id))
@@ -145,9 +126,8 @@ class NoticeWorkflow:
         await self._open_notice(s, asker, notice_id)
         return [asker]
 
-    async def _check_closed(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent) -> list[str]:
-        payload = validate_payload(event.type, signed_content(event))
-        assert isinstance(payload, NoticeClosed)
+    async def _check_closed(self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent) -> list[str]:
+        event, payload = verified.event, verified.payload_as(NoticeClosed)
         if _subject(event) != payload.notice_id:
             raise SchemaInvalid("`subject` must be the notice id", field="subject")
         notice = await s.get(Notice, (sender.code, payload.notice_id))
@@ -166,12 +146,11 @@ class NoticeWorkflow:
     # -- record -----------------------------------------------------------------------------
 
     async def record(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> None:
-        short = event.short_type
+        event, short = verified.event, verified.event.short_type
         if short == MISSING:
-            payload = validate_payload(event.type, signed_content(event))
-            assert isinstance(payload, PupilMissing)
+            payload = verified.payload_as(PupilMissing)
             if await s.get(Notice, (sender.code, payload.notice_id)) is None:
                 s.add(
                     Notice(
@@ -198,8 +177,7 @@ class NoticeWorkflow:
                     )
                 )
         elif short == CLOSE:
-            closed = validate_payload(event.type, signed_content(event))
-            assert isinstance(closed, NoticeClosed)
+            closed = verified.payload_as(NoticeClosed)
             notice = await s.get(Notice, (sender.code, closed.notice_id))
             if notice is not None and notice.state == OPEN:
                 notice.state, notice.closed_at = CLOSED, utcnow()

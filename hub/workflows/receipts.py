@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import ledger
 from hub.store.models import Delivery, utcnow
 from hub.tenants import TenantInfo
+from hub.verified import VerifiedEvent
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised
 from schemas.events import Receipt
@@ -20,8 +21,10 @@ from schemas.events import Receipt
 class Receipts:
     prefixes: tuple[str, ...] = ("receipt",)
 
-    async def _delivery(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent) -> tuple[str, Delivery]:
-        receipt = Receipt.model_validate(event.data)
+    async def _delivery(
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent
+    ) -> tuple[str, Delivery]:
+        receipt = verified.payload_as(Receipt)
         original = await ledger.find(s, receipt.event_source, receipt.event_id)
         delivery = None
         if original is not None:
@@ -35,17 +38,17 @@ class Receipts:
         return original.sender, delivery
 
     async def check(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> list[str]:
-        original_sender, _ = await self._delivery(s, sender, event)
+        original_sender, _ = await self._delivery(s, sender, verified)
         if recipients != [original_sender]:
             raise NotAuthorised("a receipt goes to the sender of the event it confirms", field="recipients")
         return recipients
 
     async def record(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> None:
-        _, delivery = await self._delivery(s, sender, event)
+        _, delivery = await self._delivery(s, sender, verified)
         if delivery.confirmed_at is None:
             await s.execute(
                 update(Delivery)

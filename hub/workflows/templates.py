@@ -10,7 +10,8 @@ groups are still allowed and added (`hub.routing` has authorised them).
 
 Catalogue: template id, version, publisher, title, languages, a digest of the signed bundle,
 published / withdrawn times — never the text (the connectors keep that). The router has
-verified the signature before this runs, so the payload is the publisher's. Refused:
+verified the signature and validated the bundle before this runs (`VerifiedEvent.payload`),
+so the payload is the publisher's. Refused:
 - a bundle whose `publisher` is not the sender (not_authorised): nobody publishes in
   someone else's name; the connectors check the same thing themselves;
 - a template id another publisher already uses (not_authorised);
@@ -37,11 +38,10 @@ from hub import audit
 from hub.routing import SUBSCRIBERS
 from hub.store.models import PublishedTemplate, Subscription, Tenant, utcnow
 from hub.tenants import TenantInfo
-from hub.workflows.notices import signed_content
+from hub.verified import VerifiedEvent
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, NotFound
 from schemas.events import TemplatePublished, TemplateWithdrawn
-from schemas.validation import validate_payload
 
 __all__ = [
     "ALL_PUBLISHERS",
@@ -142,28 +142,17 @@ async def catalogue(
 # -- the workflow -------------------------------------------------------------------------------
 
 
-def _published(event: CloudEvent) -> TemplatePublished:
-    payload = validate_payload(event.type, signed_content(event))
-    assert isinstance(payload, TemplatePublished)
-    return payload
-
-
-def _withdrawn(event: CloudEvent) -> TemplateWithdrawn:
-    payload = validate_payload(event.type, signed_content(event))
-    assert isinstance(payload, TemplateWithdrawn)
-    return payload
-
-
 class TemplateWorkflow:
     prefixes: tuple[str, ...] = ("template.",)
 
     async def check(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> list[str]:
+        event = verified.event
         if event.short_type == PUBLISHED:
-            await self._check_published(s, sender, event)
+            await self._check_published(s, sender, verified)
         else:
-            await self._check_withdrawn(s, sender, event)
+            await self._check_withdrawn(s, sender, verified)
         out = dict.fromkeys(recipients)
         if SUBSCRIBERS in event.recipients:
             out.update(dict.fromkeys(await subscribers_of(s, sender.code)))
@@ -175,8 +164,8 @@ class TemplateWorkflow:
             select(PublishedTemplate.publisher).where(PublishedTemplate.template_id == template_id).limit(1)
         )
 
-    async def _check_published(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent) -> None:
-        bundle = _published(event)
+    async def _check_published(self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent) -> None:
+        event, bundle = verified.event, verified.payload_as(TemplatePublished)
         if bundle.publisher != sender.code:
             raise NotAuthorised(
                 f"{sender.code} may not publish a template in the name of {bundle.publisher}",
@@ -196,8 +185,8 @@ class TemplateWorkflow:
         if known.withdrawn_at is not None and known.withdraw_event_id != event.id:
             raise InvalidTransition(f"{ref} was withdrawn; publish a new version", field="data.version")
 
-    async def _check_withdrawn(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent) -> None:
-        w = _withdrawn(event)
+    async def _check_withdrawn(self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent) -> None:
+        event, w = verified.event, verified.payload_as(TemplateWithdrawn)
         ref = f"{w.template_id}@{w.version}"
         known = await s.get(PublishedTemplate, (w.template_id, w.version))
         if known is None:
@@ -208,11 +197,11 @@ class TemplateWorkflow:
             raise InvalidTransition(f"{ref} is already withdrawn", field="data.version")
 
     async def record(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> None:
-        now = utcnow()
+        event, now = verified.event, utcnow()
         if event.short_type == PUBLISHED:
-            bundle = _published(event)
+            bundle = verified.payload_as(TemplatePublished)
             ref = f"{bundle.template_id}@{bundle.version}"
             if await s.get(PublishedTemplate, (bundle.template_id, bundle.version)) is not None:
                 return  # a resend of the same content
@@ -230,7 +219,7 @@ class TemplateWorkflow:
             )
             outcome = "published"
         else:
-            w = _withdrawn(event)
+            w = verified.payload_as(TemplateWithdrawn)
             ref = f"{w.template_id}@{w.version}"
             known = await s.get(PublishedTemplate, (w.template_id, w.version))
             if known is None or known.withdrawn_at is not None:

@@ -47,6 +47,7 @@ from hub import audit, registry
 from hub.config import Settings
 from hub.store.models import Transfer, TransferStep, utcnow
 from hub.tenants import TenantInfo
+from hub.verified import VerifiedEvent
 from schemas.envelope import CloudEvent
 from schemas.errors import InvalidTransition, NotAuthorised, NotFound, SchemaInvalid
 from schemas.events import EVENTS, TransferExpired, TransferReminder
@@ -190,16 +191,18 @@ class TransferWorkflow:
         return _Plan(transfer_id, step, before, after, counterparty, roles[role], False, transfer)
 
     async def check(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> list[str]:
+        event = verified.event  # sealed: the hub reads the envelope only
         self._checked = None
         plan = await self._plan(s, sender, event, recipients)
         self._checked = (s, event.id, plan)
         return [plan.counterparty]
 
     async def record(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, recipients: list[str]
+        self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent, recipients: list[str]
     ) -> None:
+        event = verified.event
         checked, self._checked = self._checked, None
         if checked is not None and checked[0] is s and checked[1] == event.id:
             plan = checked[2]

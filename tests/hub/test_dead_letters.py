@@ -26,13 +26,13 @@ class PoisonFor:
         self.broken = True
         self.attempts = 0
 
-    async def check(self, s, sender, event, recipients):
-        if event.subject == self.subject and self.broken:
+    async def check(self, s, sender, verified, recipients):
+        if verified.event.subject == self.subject and self.broken:
             self.attempts += 1
             raise RuntimeError("simulated bug")
         return recipients
 
-    async def record(self, s, sender, event, recipients) -> None:
+    async def record(self, s, sender, verified, recipients) -> None:
         return None
 
     async def sweep(self, s, now: datetime):

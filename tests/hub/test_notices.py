@@ -21,6 +21,7 @@ from hub.api.app import create_app
 from hub.store.models import AuditRecord, Notice
 from hub.workflows.notices import NoticeWorkflow
 from schemas.envelope import CloudEvent
+from schemas.events import PupilMissing, spec_for
 from tests.e2e.conftest import TENANTS, Party, make_directory
 from tests.utils.hubs import RunningHub
 from tests.utils.keys import install_keys
@@ -212,11 +213,14 @@ async def test_a_replayed_step_gets_the_same_recipients(hub: RunningHub, parties
 
         sender = await registry.get_tenant(s, "GM0518")
         workflow = next(w for w in hub.router.workflows if isinstance(w, NoticeWorkflow))
-        assert await workflow.check(s, sender, missing, ["GM0599"]) == ["GM0599"]
+        verified = await hub.router.keys.check(s, "GM0518", missing, spec_for(missing.type), ["GM0599"])
+        assert not verified.sealed and verified.payload_as(PupilMissing).notice_id == notice_id
+        assert await workflow.check(s, sender, verified, ["GM0599"]) == ["GM0599"]
     closing = await close(haag, notice_id)
     await hub.receive("GM0599", is_(closing))
     async with hub.db.session() as s, s.begin():
-        assert await workflow.check(s, sender, closing, ["GM0599"]) == ["GM0599"]
+        verified = await hub.router.keys.check(s, "GM0518", closing, spec_for(closing.type), ["GM0599"])
+        assert await workflow.check(s, sender, verified, ["GM0599"]) == ["GM0599"]
 
 
 async def test_the_hub_keeps_no_index(hub: RunningHub, parties: dict[str, Party]) -> None:

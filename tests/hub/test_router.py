@@ -9,10 +9,12 @@ import uuid
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from hub import ledger
-from hub.store.models import LedgerEvent
+from hub.store.models import DeadLetter, LedgerEvent
 from schemas.envelope import CloudEvent
+from schemas.events import Ping
 from tests.utils.hubs import RunningHub
 
 pytestmark = pytest.mark.broker
@@ -188,3 +190,93 @@ async def test_the_router_consumes_again_after_its_channel_is_reopened(hub: Runn
     sent = await den_haag.send(PING, {"text": "after the reopen"}, ["GM0599"])
     [got] = await hub.receive("GM0599", lambda e: e.id == sent.id)
     assert got.data == {"text": "after the reopen"}
+
+
+class _FaultyPings:
+    """A workflow for pings that fails, for one event id, the first `times` times it is
+    consulted: with `fault`, an exception class or instance raised inside the router's
+    transaction. Counts how often it was consulted."""
+
+    prefixes = ("ping",)
+
+    def __init__(self, event_id: str, fault: BaseException, times: int) -> None:
+        self.event_id, self.fault, self.left, self.calls = event_id, fault, times, 0
+
+    async def check(self, s, sender, verified, recipients):
+        if verified.event.id != self.event_id:
+            return recipients
+        self.calls += 1
+        assert verified.payload_as(Ping).text  # a plain event arrives validated
+        if self.left > 0:
+            self.left -= 1
+            raise self.fault
+        return recipients
+
+    async def record(self, s, sender, verified, recipients) -> None:
+        return None
+
+    async def sweep(self, s, now):
+        return []
+
+
+def _store_lost() -> OperationalError:
+    """What SQLAlchemy raises when the database connection drops mid-transaction."""
+    return OperationalError("SELECT 1", {}, ConnectionResetError("server closed the connection"))
+
+
+async def test_the_store_briefly_away_is_retried_and_the_event_routed_once(hub: RunningHub) -> None:
+    """The store adapter turns a lost connection into Transient: the router keeps the message,
+    tries again, and routes it once (no rejection, no dead letter)."""
+    den_haag = await hub.connector("GM0518")
+    event = den_haag.event(PING, {"text": "store away"}, ["GM0599"])
+    faulty = _FaultyPings(event.id, _store_lost(), times=2)
+    hub.router.workflows.insert(0, faulty)
+    try:
+        dead_before = await _dead_letters_of(hub, "GM0518")
+        await den_haag.publish(event)
+        [got] = await hub.receive("GM0599", lambda e: e.id == event.id, timeout=30)
+    finally:
+        hub.router.workflows.remove(faulty)
+    assert got.data == {"text": "store away"}
+    assert faulty.calls == 3  # two failures, then routed
+    marker = await den_haag.send(PING, {"text": "after"}, ["GM0599"])
+    later = await hub.receive("GM0599", lambda e: e.id == marker.id)
+    assert event.id not in {e.id for e in later + await hub.drain("GM0599")}  # once
+    assert not [e for e in await hub.drain("GM0518") if is_rejection_of(event.id)(e)]
+    async with hub.db.session() as s:
+        rows = list(await s.scalars(select(LedgerEvent).where(LedgerEvent.event_id == event.id)))
+    assert [r.status for r in rows] == [ledger.ROUTED]
+    assert await _dead_letters_of(hub, "GM0518") == dead_before
+
+
+async def _dead_letters_of(hub: RunningHub, sender: str) -> dict[int, DeadLetter]:
+    async with hub.db.session() as s:
+        return {d.id: d for d in await s.scalars(select(DeadLetter).where(DeadLetter.sender == sender))}
+
+
+async def test_a_runtime_error_is_a_bug_dead_lettered_not_retried_for_ever(hub: RunningHub) -> None:
+    """A RuntimeError is not transient: the router nacks it as a bug and the queue's delivery
+    limit dead-letters it after a few attempts; nobody receives it and it is not retried on."""
+    den_haag = await hub.connector("GM0518")
+    event = den_haag.event(PING, {"text": "a bug"}, ["GM0307"])
+    faulty = _FaultyPings(event.id, RuntimeError("simulated bug"), times=1_000)
+    hub.router.workflows.insert(0, faulty)
+    try:
+        before = await _dead_letters_of(hub, "GM0518")
+        await den_haag.publish(event)
+        new: list[DeadLetter] = []
+        for _ in range(150):
+            new = [d for i, d in (await _dead_letters_of(hub, "GM0518")).items() if i not in before]
+            if new:
+                break
+            await asyncio.sleep(0.2)
+        calls = faulty.calls
+        await asyncio.sleep(1.0)  # nothing consults it any more
+        assert faulty.calls == calls
+    finally:
+        hub.router.workflows.remove(faulty)
+    [dead] = new
+    assert dead.reason == "delivery_limit"
+    assert 1 <= calls <= hub.settings.delivery_limit + 1
+    assert not [e for e in await hub.drain("GM0307") if e.id == event.id]
+    assert not [e for e in await hub.drain("GM0518") if is_rejection_of(event.id)(e)]

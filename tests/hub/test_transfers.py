@@ -31,7 +31,7 @@ from hub.store.models import AuditRecord, LedgerEvent, Transfer
 from hub.workflows.transfers import TransferWorkflow, bureau_group
 from schemas.envelope import CloudEvent
 from schemas.errors import SchemaInvalid
-from schemas.events import TransferAccepted, TransferOffered
+from schemas.events import TransferAccepted, TransferOffered, spec_for
 from tests.e2e.conftest import TENANTS, Party, make_directory
 from tests.utils.hubs import RunningHub
 from tests.utils.keys import install_keys
@@ -278,8 +278,10 @@ async def test_a_step_seen_again_ends_in_the_same_state(hub: RunningHub, parties
     async with hub.db.session() as s, s.begin():
         sender = await registry.get_tenant(s, "GM0599")
         workflow = transfers_of(hub)
-        assert await workflow.check(s, sender, accepted, ["GM0518"]) == ["GM0518"]
-        await workflow.record(s, sender, accepted, ["GM0518"])
+        verified = await hub.router.keys.check(s, "GM0599", accepted, spec_for(accepted.type), ["GM0518"])
+        assert verified.sealed and verified.sender == "GM0599" and verified.event is accepted
+        assert await workflow.check(s, sender, verified, ["GM0518"]) == ["GM0518"]
+        await workflow.record(s, sender, verified, ["GM0518"])
     async with hub.db.session() as s:
         t = await s.get_one(Transfer, transfer_id)
         assert t.state == "accepted"
@@ -547,13 +549,13 @@ class _BrokenOffers:
     def __init__(self, transfer_id: str, inner: TransferWorkflow) -> None:
         self.transfer_id, self.broken, self.inner = transfer_id, True, inner
 
-    async def check(self, s, sender, event, recipients):
-        if event.subject == self.transfer_id and self.broken:
+    async def check(self, s, sender, verified, recipients):
+        if verified.event.subject == self.transfer_id and self.broken:
             raise RuntimeError("simulated bug")
-        return await self.inner.check(s, sender, event, recipients)
+        return await self.inner.check(s, sender, verified, recipients)
 
-    async def record(self, s, sender, event, recipients) -> None:
-        await self.inner.record(s, sender, event, recipients)
+    async def record(self, s, sender, verified, recipients) -> None:
+        await self.inner.record(s, sender, verified, recipients)
 
     async def sweep(self, s, now: datetime):
         return []
