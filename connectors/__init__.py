@@ -15,22 +15,22 @@ from connectors.client import (
     Connector,
     ConnectorError,
     ConnectorStats,
+    EventSealer,
     InboxMessage,
     InboxState,
     InboxStatus,
     InboxUnavailable,
     MemoryInboxState,
-    Sealer,
 )
 
 __all__ = [
     "Connector",
     "ConnectorError",
     "ConnectorStats",
+    "EventSealer",
     "InboxMessage",
     "InboxState",
     "InboxStatus",
     "InboxUnavailable",
     "MemoryInboxState",
-    "Sealer",
 ]

@@ -39,7 +39,7 @@ from sqlalchemy import Column, Float, LargeBinary, MetaData, String, Table, Text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connectors.at_rest import decrypt_at_rest, encrypt_at_rest, unwrap_data_key, wrap_data_key
-from connectors.client import Connector, Sealer
+from connectors.client import Connector, EventSealer
 from connectors.store import LocalStore
 from schemas.blind_index import GROUP_KEY_BYTES, new_group_key
 from schemas.envelope import CloudEvent
@@ -200,7 +200,7 @@ class GroupKeyring:
         """The group's members now (fresh from the hub); `NotFound` if it has no such group."""
         return sorted(await self.groups.group_members(group, refresh=True))
 
-    async def ensure(self, group: str, connector: Connector, sealer: Sealer | None) -> GroupKey:
+    async def ensure(self, group: str, connector: Connector, sealer: EventSealer | None) -> GroupKey:
         """The key to use for `group` now: the current one, or a new one (shared with the
         other members) if there is none or the membership changed since it was shared."""
         members = await self.members(group)
@@ -217,7 +217,7 @@ class GroupKeyring:
         self,
         group: str,
         connector: Connector,
-        sealer: Sealer | None,
+        sealer: EventSealer | None,
         *,
         members: Sequence[str] | None = None,
     ) -> GroupKey:
@@ -268,10 +268,10 @@ class GroupKeyring:
         return int(result.rowcount or 0)
 
 
-async def send(connector: Connector, sealer: Sealer | None, event: CloudEvent) -> CloudEvent:
+async def send(connector: Connector, sealer: EventSealer | None, event: CloudEvent) -> CloudEvent:
     """Publish `event`, sealed or signed by `sealer` unless the connector seals by itself."""
     if connector.sealer is None:
         if sealer is None:
-            raise InbeeldError(f"{event.type} must be sealed or signed: give a Sealer")
+            raise InbeeldError(f"{event.type} must be sealed or signed: give a sealer")
         event = await sealer.seal(event)
     return await connector.publish(event)

@@ -50,7 +50,7 @@ import structlog
 from sqlalchemy import func, select
 
 from connectors import inbox_name, transfers
-from connectors.client import Connector, ConnectorError, InboxMessage, InboxUnavailable, Sealer
+from connectors.client import Connector, ConnectorError, EventSealer, InboxMessage, InboxUnavailable
 from connectors.config import (
     ConnectorConfig,
     FolderSinkConfig,
@@ -63,7 +63,7 @@ from connectors.directory import Directory, DirectoryError, KeyReplacementRefuse
 from connectors.group_keys import KEY_SHARED
 from connectors.keystore import Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk
-from connectors.sealing import Sealer as KeystoreSealer
+from connectors.sealing import Sealer
 from connectors.services import notice_desk, open_keystore
 from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSink, WebhookSink, delivery_body
 from connectors.sources import FolderSource, HttpSource
@@ -107,7 +107,7 @@ class Runtime:
         self,
         config: ConnectorConfig,
         *,
-        sealer: Sealer | None = None,
+        sealer: EventSealer | None = None,
         keystore: Keystore | None = None,
         reconnect_max: float = 30.0,
     ) -> None:
@@ -257,7 +257,7 @@ class Runtime:
 
     # -- wiring -------------------------------------------------------------------------------
 
-    async def _make_sealer(self) -> Sealer | None:
+    async def _make_sealer(self) -> EventSealer | None:
         cfg = self.config
         token = cfg.hub.resolved_token() if cfg.hub else None
         if self.keystore is None or cfg.hub is None or token is None:
@@ -267,7 +267,7 @@ class Runtime:
             return None
         self._directory = Directory(cfg.hub.url, token)
         await self._register_keys()  # retried in the background (`keys` loop) if the hub is away
-        return KeystoreSealer(self.keystore, self._directory, cfg.tenant)
+        return Sealer(self.keystore, self._directory, cfg.tenant)
 
     async def _register_keys(self) -> bool:
         """Publish our public keys in the hub's directory, so others can seal to us."""

@@ -21,8 +21,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from connectors import Connector
-from connectors import Sealer as SealerLike
+from connectors import Connector, EventSealer
 from connectors import transfers as sdk
 from connectors.directory import Directory
 from connectors.sealing import Sealer
@@ -126,7 +125,7 @@ async def step_transfer(ctx: DemoContext) -> None:
     transport = httpx.ASGITransport(app=app)
     directories: dict[str, Directory] = {}
     sealing: dict[str, Connector] = {}
-    previous: dict[str, SealerLike | None] = {}
+    previous: dict[str, EventSealer | None] = {}
     try:
         for code in (OFFERER, RECEIVER):
             keystore = keystore_for(ctx, code)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
 from hub.registry import TenantInfo
-from hub.store.models import Delivery, LedgerEvent
+from hub.store.models import DeliveryRecord, LedgerEvent
 from hub.workflows.transfers import TransferWorkflow
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised
@@ -35,8 +35,8 @@ class DeliveryFailures:
         delivered = None
         if original is not None and original.type == report.event_type:
             delivered = await s.scalar(
-                select(Delivery.ledger_id).where(
-                    Delivery.ledger_id == original.id, Delivery.recipient == reporter.code
+                select(DeliveryRecord.ledger_id).where(
+                    DeliveryRecord.ledger_id == original.id, DeliveryRecord.recipient == reporter.code
                 )
             )
         if original is None or delivered is None:

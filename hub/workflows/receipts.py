@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
 from hub.registry import TenantInfo
-from hub.store.models import Delivery, utcnow
+from hub.store.models import DeliveryRecord, utcnow
 from schemas.envelope import CloudEvent
 from schemas.errors import NotAuthorised
 from schemas.events import Receipt
@@ -20,13 +20,17 @@ from schemas.events import Receipt
 class Receipts:
     prefixes: tuple[str, ...] = ("receipt",)
 
-    async def _delivery(self, s: AsyncSession, sender: TenantInfo, event: CloudEvent) -> tuple[str, Delivery]:
+    async def _delivery(
+        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent
+    ) -> tuple[str, DeliveryRecord]:
         receipt = Receipt.model_validate(event.data)
         original = await ledger.find(s, receipt.event_source, receipt.event_id)
         delivery = None
         if original is not None:
             delivery = await s.scalar(
-                select(Delivery).where(Delivery.ledger_id == original.id, Delivery.recipient == sender.code)
+                select(DeliveryRecord).where(
+                    DeliveryRecord.ledger_id == original.id, DeliveryRecord.recipient == sender.code
+                )
             )
         if original is None or delivery is None:
             raise NotAuthorised(
@@ -48,10 +52,10 @@ class Receipts:
         _, delivery = await self._delivery(s, sender, event)
         if delivery.confirmed_at is None:
             await s.execute(
-                update(Delivery)
+                update(DeliveryRecord)
                 .where(
-                    Delivery.ledger_id == delivery.ledger_id,
-                    Delivery.recipient == sender.code,
+                    DeliveryRecord.ledger_id == delivery.ledger_id,
+                    DeliveryRecord.recipient == sender.code,
                 )
                 .values(confirmed_at=utcnow())
             )
