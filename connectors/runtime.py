@@ -45,7 +45,6 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable
 
-import httpx
 import structlog
 from sqlalchemy import func, select
 
@@ -59,8 +58,9 @@ from connectors.config import (
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
-from connectors.directory import Directory, DirectoryError, KeyReplacementRefused
+from connectors.directory import Directory
 from connectors.group_keys import KEY_SHARED
+from connectors.hub_api import HubApi, HubApiError
 from connectors.keystore import Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk
 from connectors.sealing import Sealer
@@ -70,7 +70,7 @@ from connectors.sources import FolderSource, HttpSource
 from connectors.store import LocalStore, pupils
 from connectors.templates import TemplateCatalogue
 from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError
+from schemas.errors import InbeeldError, KeyReplacementRefused
 from schemas.events import (
     DeliveryFailed,
     HubKeyReplacementRefused,
@@ -93,7 +93,7 @@ DELIVERY_FAILED = "nl.leerplicht.delivery.failed"
 TRANSFER_PREFIX = "nl.leerplicht.transfer."
 TEMPLATE_PREFIX = "nl.leerplicht.template."
 # The hub's API or broker is away for a while: retry the flow, never dead-letter for it.
-_TRANSIENT = (ConnectorError, DirectoryError, httpx.HTTPError, OSError, TimeoutError)
+_TRANSIENT = (ConnectorError, HubApiError, OSError, TimeoutError)
 
 
 class FlowRefused(InbeeldError):
@@ -222,7 +222,7 @@ class Runtime:
         for sink in self.sinks:
             await sink.close()
         if self._directory is not None:
-            await self._directory.aclose()
+            await self._directory.api.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("runtime.stopped", tenant=self.config.tenant, processed=self.processed)
@@ -265,7 +265,7 @@ class Runtime:
                 "runtime.no_sealer", reason="configure [keystore] and [hub] to send and open sealed events"
             )
             return None
-        self._directory = Directory(cfg.hub.url, token)
+        self._directory = Directory(HubApi(cfg.hub.url, token))
         await self._register_keys()  # retried in the background (`keys` loop) if the hub is away
         return Sealer(self.keystore, self._directory, cfg.tenant)
 

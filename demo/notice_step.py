@@ -154,7 +154,7 @@ async def step_notice(ctx: DemoContext) -> None:
             raise RuntimeError("the notice did not end as it should")
     finally:
         for t in (haag, rdam):
-            await t.directory.aclose()
+            await t.directory.api.aclose()
             await t.store.close()
 
 

@@ -164,6 +164,6 @@ async def step_templates(ctx: DemoContext) -> None:
         ctx.results["templates"] = {"published": refs, "hub_catalogue": at_hub, "letters": rendered}
     finally:
         for directory in directories:
-            await directory.aclose()
+            await directory.api.aclose()
         for store in stores:
             await store.close()

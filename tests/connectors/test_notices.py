@@ -96,7 +96,7 @@ async def desks(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterator[
         await hub.drain(code, quiet=0.3)
     yield out
     for d in out.values():
-        await d.party.directory.aclose()
+        await d.party.directory.api.aclose()
         await d.store.close()
 
 
