@@ -25,7 +25,7 @@ from typing import Any
 
 from connectors.hub_api import HubApi
 from schemas.envelope import CloudEvent
-from schemas.errors import NotFound
+from schemas.errors import KeyReplacementRefused, NotFound
 from schemas.key_proof import sign_rotation
 from schemas.names import KEY_ROTATED
 
@@ -102,7 +102,13 @@ class Directory:
             signer = next((k for k in signers if k.get("kid") in known), None)
             if signer is not None:
                 payload["proof"] = sign_rotation(jwks, signer)
-        body: dict[str, Any] = await self.api.put("/keys", payload)
+        try:
+            body: dict[str, Any] = await self.api.put("/keys", payload)
+        except KeyReplacementRefused as exc:  # say what was refused, not only the hub's why
+            raise KeyReplacementRefused(
+                f"the hub refused to replace this tenant's keys ({exc.reason}): {exc.message}",
+                field=exc.field,
+            ) from None
         self._jwks[body["tenant"]] = (self._clock(), list(body["keys"]))
         return body
 

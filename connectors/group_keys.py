@@ -1,5 +1,7 @@
 """Group keys for neighbour notices' blind indexes (DESIGN section 6), kept by the connector.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 A group's members share a 256-bit HMAC key; the hub never sees it. Lifecycle:
 
 - **create**: a member that wants to ask the group and holds no current key for it makes one

@@ -1,5 +1,7 @@
 """Where a connector learns the name of its inbox queue.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 The hub names each tenant's inbox `inbeeld.inbox.<code>.<random>`: unguessable, so no other
 tenant can probe it. The tenant learns the name from its provisioning (`inbeeld tenant
 provision` prints it; put it in `[broker] inbox`) or asks the hub (`GET /tenants/me` with

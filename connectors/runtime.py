@@ -1,5 +1,7 @@
 """The long-running connector (`inbeeld-connector run`): inbox -> sinks, sources -> hub.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 For each inbox message, in order:
     open + validate (SDK; sealed and signed events through the runtime's `Sealer`)
     -> its flow (below; a refusal dead-letters the message, a hub/broker outage retries)

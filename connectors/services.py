@@ -1,5 +1,7 @@
 """A connector's services, wired once from its configuration.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
     keystore -> local store -> hub API -> key directory -> sealer -> connector -> desks
 
 `open_services(config, ...)` opens the parts a caller asks for and closes them again, in

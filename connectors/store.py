@@ -1,5 +1,7 @@
 """The connector's local store: one SQLite file, its own small schema (not the hub's alembic).
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 Tables:
     received   every event processed, by (source, id): de-duplication across restarts
     state      small key/value facts, e.g. the last inbox `sequence` seen (gap detection)

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from rich.table import Table
@@ -24,13 +24,11 @@ from connectors.notices import NOTICE_TYPES, NoticeDesk, NoticeOutcome
 from connectors.register import import_csv
 from connectors.sealing import Sealer
 from connectors.store import LocalStore
+from demo.context import DemoContext
 from demo.support import register_keys, tenant_dir
 from hub.api.app import create_app
 from hub.store.models import AuditRecord, Notice
 from schemas.envelope import CloudEvent
-
-if TYPE_CHECKING:
-    from demo.story import DemoContext
 
 __all__ = ["step_notice"]
 

@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from connectors import Connector, InboxMessage
+from demo.context import DemoContext, Step
+from demo.notice_step import step_notice
+from demo.template_step import step_templates
+from demo.transfer_step import step_transfer
 from hub import provisioning, registry
 from hub.config import Settings
 from hub.provisioning import BrokerCredentials
 from hub.router import Router
 from hub.services import amqp_channel, ensure_deployment, management, open_database
-from hub.store.db import Database
 
 TENANT_SYSTEMS = {
     "GM0518": "leerlingzaken",
@@ -28,21 +28,6 @@ TENANT_SYSTEMS = {
     "GM0957": "leerplicht",
     "ingrado": "sjablonen",
 }
-
-
-@dataclass
-class DemoContext:
-    settings: Settings
-    out: Path
-    console: Console
-    db: Database
-    router: Router
-    names: dict[str, str]
-    connectors: dict[str, Connector] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
-
-
-Step = tuple[str, Callable[[DemoContext], Awaitable[None]]]
 
 
 async def collect(connector: Connector, want: int, timeout: float = 15.0) -> list[InboxMessage]:
@@ -103,10 +88,6 @@ async def step_hello(ctx: DemoContext) -> None:
 
 
 def _steps() -> list[Step]:
-    from demo.notice_step import step_notice
-    from demo.template_step import step_templates
-    from demo.transfer_step import step_transfer
-
     return [
         ("Every tenant says hello through the hub", step_hello),
         ("Ingrado shares its letters; Den Haag writes to a pupil it has lost", step_templates),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -18,11 +17,9 @@ from connectors import Connector
 from connectors.directory import Directory
 from connectors.hub_api import HubApi
 from connectors.keystore import Keystore
+from demo.context import DemoContext
 from hub import auth
 from hub.api.app import create_app
-
-if TYPE_CHECKING:
-    from demo.story import DemoContext
 
 __all__ = ["drain", "hub_transport", "keystore_for", "register_keys", "tenant_dir", "tenant_token"]
 

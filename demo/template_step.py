@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 
@@ -21,12 +21,10 @@ from connectors.letters import Letterhead, shared_bundle_dir
 from connectors.sealing import Sealer
 from connectors.store import LocalStore
 from connectors.templates import TEMPLATE_TYPES, TemplateCatalogue, TemplateOutcome, publish
+from demo.context import DemoContext
 from demo.support import drain, hub_transport, register_keys, tenant_dir
 from hub.workflows.templates import catalogue as hub_catalogue
 from schemas.envelope import CloudEvent
-
-if TYPE_CHECKING:
-    from demo.story import DemoContext
 
 __all__ = ["step_templates"]
 

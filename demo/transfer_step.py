@@ -26,7 +26,7 @@ from connectors import transfers as sdk
 from connectors.directory import Directory
 from connectors.hub_api import HubApi
 from connectors.sealing import Sealer
-from demo.story import DemoContext
+from demo.context import DemoContext
 from demo.support import keystore_for
 from hub import auth
 from hub.api.app import create_app
