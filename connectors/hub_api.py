@@ -113,7 +113,7 @@ class HubApi:
         except httpx.HTTPError as exc:
             raise HubApiError(f"cannot reach the hub for {method} {path} ({type(exc).__name__})") from None
         if response.status_code >= 400:
-            raise refusal(method, path, response)
+            raise _refusal(method, path, response)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -132,7 +132,7 @@ class HubApi:
         return response.status_code
 
 
-def refusal(method: str, path: str, response: httpx.Response) -> InbeeldError:
+def _refusal(method: str, path: str, response: httpx.Response) -> InbeeldError:
     """The error of our tree that a hub's error answer stands for."""
     status = response.status_code
     body = _problem(response)
