@@ -1,5 +1,7 @@
 """Encryption of what a connector keeps at rest, so it can be crypto-shredded (DESIGN section 6).
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 Envelope encryption. Every record (or batch) gets a fresh random 256-bit *data key*; only its
 *wrapped* form is stored beside the ciphertext. The wrapping key is derived (HKDF-SHA256) from
 an at-rest secret held in the tenant's `Keystore`. Destroying that secret

@@ -71,12 +71,12 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "ConnectorStats",
+    "EventSealer",
     "InboxMessage",
     "InboxState",
     "InboxStatus",
     "InboxUnavailable",
     "MemoryInboxState",
-    "Sealer",
 ]
 
 log = structlog.get_logger("inbeeld.connector")
@@ -113,8 +113,9 @@ class InboxStatus:
     consumers: int
 
 
-class Sealer(Protocol):
-    """Seals outgoing events and opens incoming ones (`connectors.sealing.Sealer`)."""
+class EventSealer(Protocol):
+    """What seals outgoing events and opens incoming ones; `connectors.sealing.Sealer` is the
+    one over a keystore and the hub's key directory."""
 
     async def seal(self, event: CloudEvent) -> CloudEvent: ...
 
@@ -226,7 +227,7 @@ class Connector:
         oin: str | None = None,
         publish_timeout: float = 10.0,
         publish_deadline: float = 120.0,
-        sealer: Sealer | None = None,
+        sealer: EventSealer | None = None,
         state: InboxState | None = None,
         dedupe: bool = True,
         receipts: bool = False,

@@ -1,5 +1,7 @@
 """Group keys for neighbour notices' blind indexes (DESIGN section 6), kept by the connector.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 A group's members share a 256-bit HMAC key; the hub never sees it. Lifecycle:
 
 - **create**: a member that wants to ask the group and holds no current key for it makes one
@@ -39,7 +41,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connectors.at_rest import decrypt_at_rest, encrypt_at_rest, unwrap_data_key, wrap_data_key
-from connectors.client import Connector, Sealer
+from connectors.client import Connector, EventSealer
 from connectors.schema import group_keys
 from connectors.store import LocalStore
 from schemas.blind_index import GROUP_KEY_BYTES, new_group_key
@@ -177,7 +179,7 @@ class GroupKeyring:
         """The group's members now (fresh from the hub); `NotFound` if it has no such group."""
         return sorted(await self.groups.group_members(group, refresh=True))
 
-    async def ensure(self, group: str, connector: Connector, sealer: Sealer | None) -> GroupKey:
+    async def ensure(self, group: str, connector: Connector, sealer: EventSealer | None) -> GroupKey:
         """The key to use for `group` now: the current one, or a new one (shared with the
         other members) if there is none or the membership changed since it was shared."""
         members = await self.members(group)
@@ -194,7 +196,7 @@ class GroupKeyring:
         self,
         group: str,
         connector: Connector,
-        sealer: Sealer | None,
+        sealer: EventSealer | None,
         *,
         members: Sequence[str] | None = None,
     ) -> GroupKey:
@@ -244,10 +246,10 @@ class GroupKeyring:
         return int(result.rowcount or 0)
 
 
-async def send(connector: Connector, sealer: Sealer | None, event: CloudEvent) -> CloudEvent:
+async def send(connector: Connector, sealer: EventSealer | None, event: CloudEvent) -> CloudEvent:
     """Publish `event`, sealed or signed by `sealer` unless the connector seals by itself."""
     if connector.sealer is None:
         if sealer is None:
-            raise InbeeldError(f"{event.type} must be sealed or signed: give a Sealer")
+            raise InbeeldError(f"{event.type} must be sealed or signed: give a sealer")
         event = await sealer.seal(event)
     return await connector.publish(event)

@@ -1,5 +1,7 @@
 """Where a connector learns the name of its inbox queue.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 The hub names each tenant's inbox `inbeeld.inbox.<code>.<random>`: unguessable, so no other
 tenant can probe it. The tenant learns the name from its provisioning (`inbeeld tenant
 provision` prints it; put it in `[broker] inbox`) or asks the hub (`GET /tenants/me` with
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 
 from connectors.config import ConfigError, ConnectorConfig
+from connectors.hub_api import HubApi
 from schemas.errors import InbeeldError
 
 __all__ = ["InboxNameUnknown", "ask_hub", "check_configured", "resolve"]
@@ -30,18 +33,10 @@ async def ask_hub(
 ) -> str:
     """The inbox name the hub reports for the tenant whose API token this is."""
     try:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout, transport=transport
-        ) as http:
-            response = await http.get("/tenants/me")
-    except httpx.HTTPError as exc:
-        raise InboxNameUnknown(f"cannot ask the hub for our inbox name ({type(exc).__name__})") from None
-    if response.status_code != 200:
-        raise InboxNameUnknown(f"the hub answered GET /tenants/me with HTTP {response.status_code}")
-    try:
-        body: Any = response.json()
-    except ValueError:
-        raise InboxNameUnknown("the hub's GET /tenants/me answer is not JSON") from None
+        async with HubApi(url, token, timeout=timeout, transport=transport) as api:
+            body: Any = await api.get("/tenants/me")
+    except InbeeldError as exc:
+        raise InboxNameUnknown(f"cannot ask the hub for our inbox name: {exc.message}") from None
     inbox = body.get("inbox") if isinstance(body, dict) else None
     if not isinstance(inbox, str) or not inbox:
         raise InboxNameUnknown("the hub has no inbox for this tenant yet (not provisioned?)")

@@ -74,7 +74,7 @@ __all__ = [
     "AuditEntry",
     "LocalNotice",
     "NoticeDesk",
-    "Outcome",
+    "NoticeOutcome",
     "deadline_in",
     "verify_notice_audit",
 ]
@@ -118,7 +118,7 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class NoticeOutcome:
     """What `handle` did: `kind` names it; `answer` is the pupil_found we sent (a match),
     `found` the finder's answer to our notice (open it for the officer)."""
 
@@ -177,7 +177,7 @@ class NoticeDesk:
             if isinstance(contact_person, Mapping)
             else contact_person
         )
-        # False: a match is audited and reported (`Outcome("matched")`), not answered.
+        # False: a match is audited and reported (`NoticeOutcome("matched")`), not answered.
         self.auto_answer = auto_answer
         self.clock = clock
         # key id -> (register fingerprint, {index hex: register row id}); memory only, so
@@ -242,14 +242,14 @@ class NoticeDesk:
 
     # -- receiving ----------------------------------------------------------------------------
 
-    async def handle(self, event: CloudEvent, payload: Payload | None = None) -> Outcome:
+    async def handle(self, event: CloudEvent, payload: Payload | None = None) -> NoticeOutcome:
         """Process one inbox event of a `NOTICE_TYPES` type (opened here if `payload` is None)."""
         if payload is None:
             payload = await self.sealer.open(event)
         sender = await self.sealer.sender_of(event)
         if isinstance(payload, GroupKeyShared):
             key = await self.keyring.receive(sender, event, payload)
-            return Outcome("key_stored" if key else "key_refused", sender=sender)
+            return NoticeOutcome("key_stored" if key else "key_refused", sender=sender)
         if isinstance(payload, PupilMissing):
             return await self._on_missing(sender, event, payload)
         if isinstance(payload, PupilFound):
@@ -261,13 +261,13 @@ class NoticeDesk:
                 await self._audit(
                     "notice.closed", payload.notice_id, sender, sender, event.id, payload.reason
                 )
-            return Outcome("closed", payload.notice_id, sender=sender)
-        return Outcome("ignored", sender=sender)
+            return NoticeOutcome("closed", payload.notice_id, sender=sender)
+        return NoticeOutcome("ignored", sender=sender)
 
-    async def _on_missing(self, asker: str, event: CloudEvent, payload: PupilMissing) -> Outcome:
+    async def _on_missing(self, asker: str, event: CloudEvent, payload: PupilMissing) -> NoticeOutcome:
         nid = payload.notice_id
         if await self._get(asker, nid) is not None:
-            return Outcome("duplicate", nid, sender=asker)
+            return NoticeOutcome("duplicate", nid, sender=asker)
         state = OPEN if _ts(payload.deadline) > self.clock() else EXPIRED
         blob, wrapped = (
             self._seal_at_rest(nid, asker, payload.blind_index.encode()) if state == OPEN else (None, None)
@@ -294,32 +294,32 @@ class NoticeDesk:
             )
         if state != OPEN:
             await self._audit("notice.checked", nid, asker, asker, event.id, "expired")
-            return Outcome("expired", nid, sender=asker)
+            return NoticeOutcome("expired", nid, sender=asker)
         return await self._match_and_answer(asker, nid, payload.group_key_id, payload.blind_index, event.id)
 
     async def _match_and_answer(
         self, asker: str, notice_id: str, key_id: str, index: str, event_id: str
-    ) -> Outcome:
+    ) -> NoticeOutcome:
         key = await self.keyring.by_id(key_id)
         if key is None:
             await self._audit("notice.checked", notice_id, asker, asker, event_id, "no_key")
-            return Outcome("no_key", notice_id, sender=asker)
+            return NoticeOutcome("no_key", notice_id, sender=asker)
         pupil_ref = (await self._index(key)).get(index)
         if pupil_ref is None:
             await self._audit("notice.checked", notice_id, asker, asker, event_id, "no_match")
-            return Outcome("no_match", notice_id, sender=asker)
+            return NoticeOutcome("no_match", notice_id, sender=asker)
         await self._audit("notice.checked", notice_id, asker, asker, event_id, "match", pupil_ref)
         if not self.auto_answer:
-            return Outcome("matched", notice_id, sender=asker)
+            return NoticeOutcome("matched", notice_id, sender=asker)
         if not await self._claim_answer(asker, notice_id, claim=True):
             # Answered already, or being answered right now (a rescan racing the inbox).
-            return Outcome("duplicate", notice_id, sender=asker)
+            return NoticeOutcome("duplicate", notice_id, sender=asker)
         try:
             answer = await self._answer(asker, notice_id, pupil_ref)
         except BaseException:
             await self._claim_answer(asker, notice_id, claim=False)
             raise
-        return Outcome("answered", notice_id, answer=answer, sender=asker)
+        return NoticeOutcome("answered", notice_id, answer=answer, sender=asker)
 
     async def _claim_answer(self, asker: str, notice_id: str, *, claim: bool) -> bool:
         """Mark a received notice answered (`claim`) or not; True if this call changed it.
@@ -356,14 +356,14 @@ class NoticeDesk:
         await self._audit("notice.answered", notice_id, asker, asker, event.id, "sent", pupil_ref)
         return sent
 
-    async def _on_found(self, finder: str, event: CloudEvent, payload: PupilFound) -> Outcome:
+    async def _on_found(self, finder: str, event: CloudEvent, payload: PupilFound) -> NoticeOutcome:
         nid = payload.notice_id
         if event.subject != nid:
-            return Outcome("ignored", nid, sender=finder)
+            return NoticeOutcome("ignored", nid, sender=finder)
         notice = await self._get(self.tenant, nid)
         if notice is None or notice.role != "asked":
             await self._audit("notice.found", nid, self.tenant, finder, event.id, "unknown_notice")
-            return Outcome("unknown_notice", nid, sender=finder)
+            return NoticeOutcome("unknown_notice", nid, sender=finder)
         found_by = sorted({*notice.found_by, finder})
         async with self.store.engine.begin() as conn:
             await conn.execute(
@@ -372,7 +372,7 @@ class NoticeDesk:
                 .values(found_by=json.dumps(found_by))
             )
         await self._audit("notice.found", nid, self.tenant, finder, event.id, "match")
-        return Outcome("found", nid, found=payload, sender=finder)
+        return NoticeOutcome("found", nid, found=payload, sender=finder)
 
     # -- time and re-checks -------------------------------------------------------------------
 
@@ -392,7 +392,7 @@ class NoticeDesk:
             await self._audit("notice.expired", nid, asker, None, None, "expired")
         return [nid for _, nid in rows]
 
-    async def rescan(self) -> list[Outcome]:
+    async def rescan(self) -> list[NoticeOutcome]:
         """Match open, unanswered notices again (after a register import)."""
         await self.expire()
         async with self.store.engine.connect() as conn:

@@ -1,5 +1,7 @@
 """The local pupil register: who this municipality knows, kept encrypted in the local store.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 Imported from CSV (UTF-8, header row, `,` or `;`), one pupil per row, columns:
 
     bsn, given_names, family_name_prefix, family_name, birth_date (YYYY-MM-DD),

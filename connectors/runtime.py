@@ -1,5 +1,7 @@
 """The long-running connector (`inbeeld-connector run`): inbox -> sinks, sources -> hub.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 For each inbox message, in order:
     open + validate (SDK; sealed and signed events through the runtime's `Sealer`)
     -> its flow (below; a refusal dead-letters the message, a hub/broker outage retries)
@@ -45,12 +47,11 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable
 
-import httpx
 import structlog
 from sqlalchemy import func, select
 
 from connectors import inbox_name, transfers
-from connectors.client import Connector, ConnectorError, InboxMessage, InboxUnavailable, Sealer
+from connectors.client import Connector, ConnectorError, EventSealer, InboxMessage, InboxUnavailable
 from connectors.config import (
     ConnectorConfig,
     FolderSinkConfig,
@@ -59,19 +60,20 @@ from connectors.config import (
     StdoutSinkConfig,
     WebhookSinkConfig,
 )
-from connectors.directory import Directory, DirectoryError, KeyReplacementRefused
+from connectors.directory import Directory
 from connectors.group_keys import KEY_SHARED
+from connectors.hub_api import HubApi, HubApiError
 from connectors.keystore import Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk
 from connectors.schema import pupils
-from connectors.sealing import Sealer as KeystoreSealer
+from connectors.sealing import Sealer
 from connectors.services import notice_desk, open_keystore
 from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSink, WebhookSink, delivery_body
 from connectors.sources import FolderSource, HttpSource
 from connectors.store import LocalStore
 from connectors.templates import TemplateCatalogue
 from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError
+from schemas.errors import InbeeldError, KeyReplacementRefused
 from schemas.events import (
     DeliveryFailed,
     HubKeyReplacementRefused,
@@ -94,7 +96,7 @@ DELIVERY_FAILED = "nl.leerplicht.delivery.failed"
 TRANSFER_PREFIX = "nl.leerplicht.transfer."
 TEMPLATE_PREFIX = "nl.leerplicht.template."
 # The hub's API or broker is away for a while: retry the flow, never dead-letter for it.
-_TRANSIENT = (ConnectorError, DirectoryError, httpx.HTTPError, OSError, TimeoutError)
+_TRANSIENT = (ConnectorError, HubApiError, OSError, TimeoutError)
 
 
 class FlowRefused(InbeeldError):
@@ -108,7 +110,7 @@ class Runtime:
         self,
         config: ConnectorConfig,
         *,
-        sealer: Sealer | None = None,
+        sealer: EventSealer | None = None,
         keystore: Keystore | None = None,
         reconnect_max: float = 30.0,
     ) -> None:
@@ -223,7 +225,7 @@ class Runtime:
         for sink in self.sinks:
             await sink.close()
         if self._directory is not None:
-            await self._directory.aclose()
+            await self._directory.api.aclose()
         if self.store is not None:
             await self.store.close()
         log.info("runtime.stopped", tenant=self.config.tenant, processed=self.processed)
@@ -258,7 +260,7 @@ class Runtime:
 
     # -- wiring -------------------------------------------------------------------------------
 
-    async def _make_sealer(self) -> Sealer | None:
+    async def _make_sealer(self) -> EventSealer | None:
         cfg = self.config
         token = cfg.hub.resolved_token() if cfg.hub else None
         if self.keystore is None or cfg.hub is None or token is None:
@@ -266,9 +268,9 @@ class Runtime:
                 "runtime.no_sealer", reason="configure [keystore] and [hub] to send and open sealed events"
             )
             return None
-        self._directory = Directory(cfg.hub.url, token)
+        self._directory = Directory(HubApi(cfg.hub.url, token))
         await self._register_keys()  # retried in the background (`keys` loop) if the hub is away
-        return KeystoreSealer(self.keystore, self._directory, cfg.tenant)
+        return Sealer(self.keystore, self._directory, cfg.tenant)
 
     async def _register_keys(self) -> bool:
         """Publish our public keys in the hub's directory, so others can seal to us."""

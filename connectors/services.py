@@ -1,6 +1,8 @@
 """A connector's services, wired once from its configuration.
 
-    keystore -> local store -> hub key directory -> sealer -> connector -> desks
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
+    keystore -> local store -> hub API -> key directory -> sealer -> connector -> desks
 
 `open_services(config, ...)` opens the parts a caller asks for and closes them again, in
 reverse order; the command line (`connectors.cli`) and the long-running runtime
@@ -18,6 +20,7 @@ from connectors.client import Connector
 from connectors.config import ConnectorConfig
 from connectors.directory import Directory
 from connectors.group_keys import GroupKeyring
+from connectors.hub_api import HubApi
 from connectors.keystore import KEK_ENV, PASSPHRASE_ENV, Keystore
 from connectors.notices import NoticeDesk
 from connectors.sealing import Sealer
@@ -62,6 +65,7 @@ class ConnectorServices:
     config: ConnectorConfig
     keystore: Keystore | None = None
     store: LocalStore | None = None
+    hub_api: HubApi | None = None
     directory: Directory | None = None
     sealer: Sealer | None = None
     connector: Connector | None = None
@@ -91,9 +95,10 @@ async def open_services(
     """Open the asked-for services of `config`.
 
     keystore: unlock [keystore] (when configured); store: the local store (encrypted with the
-    keystore, if opened); hub: the hub's key directory and a sealer over it (needs [hub] and a
-    keystore); connector: a broker client, connected when `connect`, sealing and opening
-    events itself when `seal_connector`. Everything opened is closed on exit.
+    keystore, if opened); hub: the one client of the hub's API (`HubApi`, needs [hub]), the
+    key directory over it, and a sealer over that (also needs a keystore); connector: a
+    broker client, connected when `connect`, sealing and opening events itself when
+    `seal_connector`. Everything opened is closed on exit.
     """
     services = ConnectorServices(config)
     async with contextlib.AsyncExitStack() as stack:
@@ -102,10 +107,12 @@ async def open_services(
         if store:
             services.store = await LocalStore.open(config.store.path, services.keystore)
             stack.push_async_callback(services.store.close)
-        if hub and config.hub is not None and services.keystore is not None:
-            services.directory = Directory(config.hub.url, config.hub.resolved_token() or "")
-            stack.push_async_callback(services.directory.aclose)
-            services.sealer = Sealer(services.keystore, services.directory, config.tenant)
+        if hub and config.hub is not None:
+            services.hub_api = HubApi(config.hub.url, config.hub.resolved_token() or "")
+            stack.push_async_callback(services.hub_api.aclose)
+            services.directory = Directory(services.hub_api)
+            if services.keystore is not None:
+                services.sealer = Sealer(services.keystore, services.directory, config.tenant)
         if connector:
             services.connector = Connector(
                 config.tenant,

@@ -1,5 +1,7 @@
 """Where received events go: the municipality's own system.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 Every sink receives the same JSON document per event (`delivery_body`): the envelope's
 context attributes plus `data`, the opened and validated payload.
 

@@ -1,5 +1,7 @@
 """What the municipality's system hands the connector to send.
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 Both sources take the same JSON document:
 
     {"type": "nl.leerplicht.ping", "recipients": ["GM0599"], "data": {...},

@@ -1,6 +1,8 @@
 """The connector's local store: one SQLite file with its own schema (`connectors.schema`)
 and its own alembic history (`connectors/migrations`, not the hub's).
 
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`.
+
 Opening the store upgrades its database to the newest revision in place. A store made before
 the history existed (its tables created on first use, no `alembic_version`) is adopted: it
 is stamped at the baseline revision, whose tables it has, and upgraded from there.

@@ -41,8 +41,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connectors.client import Connector
-from connectors.client import Sealer as SealerLike
+from connectors.client import Connector, EventSealer
 from connectors.letters import (
     DEFAULT_LIMITS,
     Letter,
@@ -66,9 +65,9 @@ __all__ = [
     "TEMPLATE_TYPES",
     "WITHDRAWN",
     "CatalogueEntry",
-    "Outcome",
     "RenderedFile",
     "TemplateCatalogue",
+    "TemplateOutcome",
     "TemplateRefused",
     "TemplateUnavailable",
     "publish",
@@ -113,7 +112,7 @@ def _digest(bundle: TemplatePublished) -> str:
 # -- publishing ---------------------------------------------------------------------------------
 
 
-async def _send(connector: Connector, sealer: SealerLike | None, event: CloudEvent) -> CloudEvent:
+async def _send(connector: Connector, sealer: EventSealer | None, event: CloudEvent) -> CloudEvent:
     if connector.sealer is None:
         if sealer is None:
             raise TemplateRefused("templates are signed: give a sealer (or a connector with one)")
@@ -128,7 +127,7 @@ def _subject(template_id: str, version: str) -> str:
 
 async def publish(
     connector: Connector,
-    sealer: SealerLike | None,
+    sealer: EventSealer | None,
     bundle_dir: str | Path,
     *,
     limits: Limits = DEFAULT_LIMITS,
@@ -146,7 +145,7 @@ async def publish(
 
 
 async def withdraw(
-    connector: Connector, sealer: SealerLike | None, template_id: str, version: str, reason: str
+    connector: Connector, sealer: EventSealer | None, template_id: str, version: str, reason: str
 ) -> CloudEvent:
     """Tell the subscribers that `template_id@version` must no longer be used."""
     payload = TemplateWithdrawn(template_id=template_id, version=version, reason=reason)
@@ -159,7 +158,7 @@ async def withdraw(
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TemplateOutcome:
     kind: Literal["stored", "duplicate", "withdrawn"]
     template_id: str
     version: str
@@ -204,7 +203,7 @@ class RenderedFile:
 
 
 class TemplateCatalogue:
-    def __init__(self, store: LocalStore, sealer: SealerLike | None = None) -> None:
+    def __init__(self, store: LocalStore, sealer: EventSealer | None = None) -> None:
         self.store = store
         self.sealer = sealer
         self._bundles: dict[tuple[str, str], TemplatePublished] = {}
@@ -218,7 +217,7 @@ class TemplateCatalogue:
             raise TemplateRefused("cannot tell the sending tenant of an OIN source without a sealer")
         return value
 
-    async def handle(self, event: CloudEvent, payload: Payload | None = None) -> Outcome:
+    async def handle(self, event: CloudEvent, payload: Payload | None = None) -> TemplateOutcome:
         """Take a received `template.*` event into the catalogue (see the module docstring).
         `payload` is the opened payload (`InboxMessage.payload`); None opens it here."""
         if payload is None:
@@ -232,12 +231,12 @@ class TemplateCatalogue:
             return await self._on_withdrawn(sender, event, payload)
         raise TemplateRefused(f"{event.type} is not a template event", field="type")
 
-    async def import_bundle(self, bundle: TemplatePublished) -> Outcome:
+    async def import_bundle(self, bundle: TemplatePublished) -> TemplateOutcome:
         """Take a bundle from a folder (`load_bundle` ran the publisher's checks) into the
         catalogue by hand, as if its publisher had sent it: the same owner and version rules."""
         return await self._on_published(bundle.publisher, bundle)
 
-    async def _on_published(self, sender: str, bundle: TemplatePublished) -> Outcome:
+    async def _on_published(self, sender: str, bundle: TemplatePublished) -> TemplateOutcome:
         ref = f"{bundle.template_id}@{bundle.version}"
         if bundle.publisher != sender:
             raise TemplateRefused(
@@ -251,13 +250,13 @@ class TemplateCatalogue:
         if held is not None:
             if _digest(held) != _digest(bundle):
                 raise TemplateRefused(f"{ref} is already held with other content", field="version")
-            return Outcome("duplicate", bundle.template_id, bundle.version, sender)
+            return TemplateOutcome("duplicate", bundle.template_id, bundle.version, sender)
         await self.store.save_template(
             bundle.template_id, bundle.version, bundle.publisher, bundle.model_dump(mode="json")
         )
-        return Outcome("stored", bundle.template_id, bundle.version, sender)
+        return TemplateOutcome("stored", bundle.template_id, bundle.version, sender)
 
-    async def _on_withdrawn(self, sender: str, event: CloudEvent, w: TemplateWithdrawn) -> Outcome:
+    async def _on_withdrawn(self, sender: str, event: CloudEvent, w: TemplateWithdrawn) -> TemplateOutcome:
         owner = await self._owner(w.template_id)
         if owner is not None and owner != sender:
             raise TemplateRefused(f"only {owner} withdraws {w.template_id}", field="template_id")
@@ -271,7 +270,7 @@ class TemplateCatalogue:
                 withdrawn_at=time.time(),
             )
             await conn.execute(stmt.on_conflict_do_nothing())
-        return Outcome("withdrawn", w.template_id, w.version, sender)
+        return TemplateOutcome("withdrawn", w.template_id, w.version, sender)
 
     async def _owner(self, template_id: str) -> str | None:
         async with self.store.engine.connect() as conn:

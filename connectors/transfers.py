@@ -10,7 +10,8 @@ SDK (a `Connector` with a `Sealer`: every transfer event is sealed)::
     await transfers.cancel(connector, transfer_id, to=receiver)     # before an answer
     transfers.check_subject(message.event, message.payload)         # on receipt
 
-    async with transfers.TransferStatus(hub_url, token) as status:  # the hub's metadata
+    async with HubApi(hub_url, token) as api:                        # the hub's metadata
+        status = transfers.TransferStatus(api)
         await status.list(role="receiver", state="offered")
         await status.get(transfer_id)                                  # with its timeline
 
@@ -36,15 +37,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Literal
 
-import httpx
-
 from connectors.client import Connector
-from schemas import nesting
+from connectors.hub_api import HubApi
 from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError, NotFound, SchemaInvalid
+from schemas.errors import InbeeldError, SchemaInvalid
 from schemas.events import Payload, TransferOffered, spec_for
 from schemas.validation import validate_payload
 
@@ -134,53 +132,18 @@ def check_subject(event: CloudEvent, payload: Payload) -> None:
 
 
 class TransferStatus:
-    """The hub's transfer metadata for this tenant (`GET /transfers`, `/transfers/{id}`)."""
+    """The hub's transfer metadata for this tenant (`GET /transfers`, `/transfers/{id}`).
+    `NotFound` for a transfer the hub does not know (or that is not ours); other refusals as
+    `connectors.hub_api` maps them."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            transport=transport,
-        )
-
-    async def __aenter__(self) -> TransferStatus:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        try:
-            response = await self._http.get(path, params=params)
-        except httpx.HTTPError as exc:
-            raise TransferError(f"cannot reach the hub ({type(exc).__name__})") from None
-        if response.status_code == 404:
-            raise NotFound(f"the hub knows no transfer of yours at {path}")
-        if response.status_code >= 400:
-            raise TransferError(f"the hub refused GET {path}: HTTP {response.status_code}")
-        try:
-            return nesting.loads(response.content, what="the hub's answer")
-        except ValueError:
-            raise TransferError(f"the hub's answer to GET {path} is not JSON") from None
+    def __init__(self, api: HubApi) -> None:
+        self.api = api
 
     async def list(self, *, role: str = "all", state: str | None = None) -> list[dict[str, Any]]:
         params = {"role": role, **({"state": state} if state else {})}
-        result: list[dict[str, Any]] = await self._get("/transfers", params)
+        result: list[dict[str, Any]] = await self.api.get("/transfers", params)
         return result
 
     async def get(self, transfer_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._get(f"/transfers/{transfer_id}")
+        result: dict[str, Any] = await self.api.get(f"/transfers/{transfer_id}")
         return result

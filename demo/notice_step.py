@@ -20,7 +20,7 @@ from sqlalchemy import select
 from connectors import Connector
 from connectors.directory import Directory
 from connectors.group_keys import GroupKeyring
-from connectors.notices import NOTICE_TYPES, NoticeDesk, Outcome
+from connectors.notices import NOTICE_TYPES, NoticeDesk, NoticeOutcome
 from connectors.register import import_csv
 from connectors.sealing import Sealer
 from connectors.store import LocalStore
@@ -70,7 +70,7 @@ async def _tenant(ctx: DemoContext, code: str, http: httpx.AsyncBaseTransport) -
     return _Tenant(code, connector, directory, store, desk)
 
 
-async def _deliver(t: _Tenant, want: int, timeout: float = 15.0) -> list[Outcome]:
+async def _deliver(t: _Tenant, want: int, timeout: float = 15.0) -> list[NoticeOutcome]:
     """Hand the next `want` notice events in `t`'s inbox to its desk (others are acked)."""
     events: list[CloudEvent] = []
 
@@ -152,7 +152,7 @@ async def step_notice(ctx: DemoContext) -> None:
             raise RuntimeError("the notice did not end as it should")
     finally:
         for t in (haag, rdam):
-            await t.directory.aclose()
+            await t.directory.api.aclose()
             await t.store.close()
 
 

@@ -15,6 +15,7 @@ import httpx
 
 from connectors import Connector
 from connectors.directory import Directory
+from connectors.hub_api import HubApi
 from connectors.keystore import Keystore
 from demo.context import DemoContext
 from hub import auth
@@ -51,9 +52,9 @@ async def register_keys(
     ctx: DemoContext, code: str, transport: httpx.AsyncBaseTransport
 ) -> tuple[Keystore, Directory]:
     """The tenant's keystore, its public keys registered with the hub, and a directory client
-    (the caller closes it)."""
+    (the caller closes its `api`)."""
     keystore = keystore_for(ctx, code)
-    directory = Directory("http://hub", await tenant_token(ctx, code), transport=transport)
+    directory = Directory(HubApi("http://hub", await tenant_token(ctx, code), transport=transport))
     await directory.register(keystore.public_jwks())
     return keystore, directory
 

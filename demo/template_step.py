@@ -20,7 +20,7 @@ from connectors.directory import Directory
 from connectors.letters import Letterhead, shared_bundle_dir
 from connectors.sealing import Sealer
 from connectors.store import LocalStore
-from connectors.templates import TEMPLATE_TYPES, Outcome, TemplateCatalogue, publish
+from connectors.templates import TEMPLATE_TYPES, TemplateCatalogue, TemplateOutcome, publish
 from demo.context import DemoContext
 from demo.support import drain, hub_transport, register_keys, tenant_dir
 from hub.workflows.templates import catalogue as hub_catalogue
@@ -67,9 +67,9 @@ LETTERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 async def _receive(
     connector: Connector, catalogue: TemplateCatalogue, want: int, timeout: float = 15.0
-) -> list[Outcome]:
+) -> list[TemplateOutcome]:
     """Hand the next `want` template events in the inbox to the catalogue (others are acked)."""
-    outcomes: list[Outcome] = []
+    outcomes: list[TemplateOutcome] = []
 
     async def read() -> None:
         async for message in connector.inbox(idle_timeout=timeout):
@@ -162,6 +162,6 @@ async def step_templates(ctx: DemoContext) -> None:
         ctx.results["templates"] = {"published": refs, "hub_catalogue": at_hub, "letters": rendered}
     finally:
         for directory in directories:
-            await directory.aclose()
+            await directory.api.aclose()
         for store in stores:
             await store.close()

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from connectors import Connector
-from connectors import Sealer as SealerLike
+from connectors import Connector, EventSealer
 from connectors import transfers as sdk
 from connectors.directory import Directory
+from connectors.hub_api import HubApi
 from connectors.sealing import Sealer
 from demo.context import DemoContext
 from demo.support import keystore_for
@@ -126,11 +126,11 @@ async def step_transfer(ctx: DemoContext) -> None:
     transport = httpx.ASGITransport(app=app)
     directories: dict[str, Directory] = {}
     sealing: dict[str, Connector] = {}
-    previous: dict[str, SealerLike | None] = {}
+    previous: dict[str, EventSealer | None] = {}
     try:
         for code in (OFFERER, RECEIVER):
             keystore = keystore_for(ctx, code)
-            directory = Directory("http://hub", await _token(ctx, code), transport=transport)
+            directory = Directory(HubApi("http://hub", await _token(ctx, code), transport=transport))
             directories[code] = directory
             await directory.register(keystore.public_jwks())
             # the demo's own connector for the tenant, sealing for the length of this step
@@ -169,10 +169,8 @@ async def step_transfer(ctx: DemoContext) -> None:
         await _wait_for(rotterdam, lambda e: e.id == completed.id)
         ctx.console.print(f"{ctx.names[OFFERER]} completed the transfer")
 
-        async with sdk.TransferStatus(
-            "http://hub", await _token(ctx, OFFERER), transport=transport
-        ) as status:
-            record = await status.get(transfer_id)
+        async with HubApi("http://hub", await _token(ctx, OFFERER), transport=transport) as api:
+            record = await sdk.TransferStatus(api).get(transfer_id)
         table = Table(
             "step", "by", "for", "at (UTC)", "event", title=f"transfer {transfer_id} as the hub keeps it"
         )
@@ -199,4 +197,4 @@ async def step_transfer(ctx: DemoContext) -> None:
         for code, connector in sealing.items():
             connector.sealer = previous[code]
         for directory in directories.values():
-            await directory.aclose()
+            await directory.api.aclose()

@@ -14,11 +14,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hub import key_registration, operator_actions, registry
+from hub import doctor as hub_doctor  # `doctor` is the command below
+from hub import inboxes, key_registration, operator_actions, registry
+from hub.api.app import create_app
 from hub.auth import Scope
 from hub.config import Settings, get_settings
 from hub.errors import ServiceUnavailable
 from hub.operator_actions import Actor
+from hub.router import Router
 from hub.seed import seed_all
 from hub.services import amqp_channel, ensure_deployment, management, open_database
 from hub.tenants import TenantInfo
@@ -64,8 +67,6 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -
 @app.command()
 def migrate() -> None:
     """Create or upgrade the hub's database schema, then move old-style tenant inboxes."""
-    from hub import inboxes
-
     settings = get_settings()
 
     async def go() -> None:
@@ -114,10 +115,7 @@ def serve(
     router: Annotated[bool, typer.Option("--router/--no-router", help="Run the router here too")] = True,
 ) -> None:
     """Run the HTTP API (and, unless --no-router, the router) in one process."""
-    import uvicorn
-
-    from hub.api.app import create_app
-    from hub.router import Router
+    import uvicorn  # only `serve` needs the ASGI server
 
     settings = get_settings()
 
@@ -148,8 +146,6 @@ def serve(
 @app.command("router")
 def router_cmd() -> None:
     """Run only the router (several may run side by side as competing consumers)."""
-    from hub.router import Router
-
     settings = get_settings()
 
     async def go() -> None:
@@ -290,14 +286,12 @@ def doctor(
     ] = True,
 ) -> None:
     """Check the live deployment (topology, tenant permissions, isolation, store); exit 1 on a failure."""
-    from hub import doctor as doctor_mod
-
     settings = get_settings()
 
     async def go() -> bool:
-        checks = await doctor_mod.run_checks(settings, probe=probe)
-        console.print(doctor_mod.table(checks))
-        return doctor_mod.failed(checks)
+        checks = await hub_doctor.run_checks(settings, probe=probe)
+        console.print(hub_doctor.table(checks))
+        return hub_doctor.failed(checks)
 
     if run(go, settings):
         raise typer.Exit(1)

@@ -8,7 +8,6 @@ happens. Nothing else is changed; the database is not migrated."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from aiormq.exceptions import (
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub import provisioning, registry
+from hub import audit, provisioning, registry
 from hub.broker import capacity
 from hub.broker.connection import open_connection
 from hub.broker.management import Management
@@ -174,15 +173,8 @@ async def _migrated(db: Database) -> Check:
 
 
 async def _audit_chain(db: Database) -> list[Check]:
-    try:
-        audit = importlib.import_module("hub.audit")
-    except ImportError:
-        audit = None
-    verify: Callable[[Any], Awaitable[Any]] | None = getattr(audit, "verify", None)
-    if verify is None:
-        return [Check("audit chain", "skip", "no audit log yet")]
     async with db.session() as s:
-        report = await verify(s)
+        report = await audit.verify(s)
     if report.intact:
         return [Check("audit chain", "pass", f"{report.records} records intact")]
     return [Check("audit chain", "fail", f"broken at record {report.first_bad_seq}")]

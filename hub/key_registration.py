@@ -27,17 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import audit, keys, publisher, registry
 from hub.config import Settings
 from hub.store.db import Database
-from schemas.errors import Conflict
+from schemas.errors import KeyReplacementRefused
 from schemas.events import HubKeyReplacementRefused, KeyRotated
 from schemas.key_proof import ProofInvalid, verify_rotation
 
-__all__ = ["KeyReplacementRefused", "Registered", "register_as_tenant", "replace_as_operator"]
+__all__ = ["Registered", "register_as_tenant", "replace_as_operator"]
 
 log = structlog.get_logger("inbeeld.keys")
-
-
-class KeyReplacementRefused(Conflict):
-    reason = "key_replacement_refused"
 
 
 @dataclass(frozen=True)

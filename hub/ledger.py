@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.store.models import DeadLetter, Delivery, InboxSequence, LedgerEvent, utcnow
+from hub.store.models import DeadLetter, DeliveryRecord, InboxSequence, LedgerEvent, utcnow
 from schemas.envelope import CloudEvent
 
 RECEIVED, ROUTED, REJECTED = "received", "routed", "rejected"
@@ -177,7 +177,7 @@ async def assign_many(s: AsyncSession, allocations: list[Allocation]) -> None:
     (not per event). Deliveries that exist already (a redelivery) keep their numbers."""
     for a in allocations:
         if not a.is_new:
-            rows = await s.scalars(select(Delivery).where(Delivery.ledger_id == a.ledger_id))
+            rows = await s.scalars(select(DeliveryRecord).where(DeliveryRecord.ledger_id == a.ledger_id))
             a.seqs = {d.recipient: d.sequence for d in rows if d.recipient in a.recipients}
     wanted: dict[str, int] = {}
     for a in allocations:
@@ -194,13 +194,15 @@ async def assign_many(s: AsyncSession, allocations: list[Allocation]) -> None:
                 fresh.append({"ledger_id": a.ledger_id, "recipient": code, "sequence": a.seqs[code]})
         a.seqs = {code: a.seqs[code] for code in a.recipients}
     if fresh:
-        await s.execute(insert(cast(Table, Delivery.__table__)), fresh)  # Core executemany
+        await s.execute(insert(cast(Table, DeliveryRecord.__table__)), fresh)  # Core executemany
 
 
 async def recipients_of(s: AsyncSession, ledger_id: int) -> list[str]:
     """The recipients an event was allocated to."""
     rows = await s.scalars(
-        select(Delivery.recipient).where(Delivery.ledger_id == ledger_id).order_by(Delivery.recipient)
+        select(DeliveryRecord.recipient)
+        .where(DeliveryRecord.ledger_id == ledger_id)
+        .order_by(DeliveryRecord.recipient)
     )
     return list(rows)
 
@@ -257,7 +259,9 @@ async def list_for(
     q = select(LedgerEvent).order_by(LedgerEvent.id.desc()).limit(limit).offset(offset)
     if tenant is not None:
         sent = LedgerEvent.sender == tenant
-        received = LedgerEvent.id.in_(select(Delivery.ledger_id).where(Delivery.recipient == tenant))
+        received = LedgerEvent.id.in_(
+            select(DeliveryRecord.ledger_id).where(DeliveryRecord.recipient == tenant)
+        )
         q = q.where({"sent": sent, "received": received}.get(direction, sent | received))
     return [_view(r, tenant) for r in await s.scalars(q)]
 

@@ -21,8 +21,9 @@
     │                            (crypto_invalid; a signature that does not verify is
     │                            `bad_signature`)
     ├── NotFound                 a record does not exist (or is not yours)
-    └── Conflict                 the request contradicts what the hub holds (a duplicate, a
-                                 tenant's keys)
+    └── Conflict                 the request contradicts what the hub holds (a duplicate)
+        └── KeyReplacementRefused  new keys for a tenant without a valid rotation proof
+                                 (key_replacement_refused)
 
 Subclasses defined where they are raised (a test keeps this list complete):
 
@@ -31,7 +32,7 @@ Subclasses defined where they are raised (a test keeps this list complete):
     CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
     NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
-                       hub.auth.AlreadyRevoked, hub.key_registration.KeyReplacementRefused
+                       hub.auth.AlreadyRevoked
     InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
                        DatabaseUnavailable), hub.errors.Transient, hub.registry.RegistryError,
                        hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,
@@ -39,7 +40,7 @@ Subclasses defined where they are raised (a test keeps this list complete):
                        hub.inboxes.InboxMoveError, hub.router.RecipientBusy,
                        connectors.client.ConnectorError (InboxUnavailable),
                        connectors.config.ConfigError, connectors.inbox_name.InboxNameUnknown,
-                       connectors.directory.DirectoryError (KeyReplacementRefused),
+                       connectors.hub_api.HubApiError,
                        connectors.letters.errors.LetterError (and its tree there),
                        connectors.templates.TemplateRefused, connectors.transfers.TransferError,
                        connectors.sinks.SinkError, connectors.runtime.FlowRefused,
@@ -135,3 +136,11 @@ class NotFound(InbeeldError):
 
 class Conflict(InbeeldError):
     reason = "conflict"
+
+
+class KeyReplacementRefused(Conflict):
+    """The hub keeps a tenant's published keys: a new key set came without a valid rotation
+    proof (another keystore than the one registered). The hub raises it; a connector gets it
+    back from the API as the same class (`connectors.hub_api`)."""
+
+    reason = "key_replacement_refused"

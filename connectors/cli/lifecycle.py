@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,7 +16,8 @@ from rich.table import Table
 from connectors import inbox_name
 from connectors.client import Connector, ConnectorError
 from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
-from connectors.directory import Directory, DirectoryError
+from connectors.directory import Directory
+from connectors.hub_api import HubApi, HubApiError
 from connectors.register import ImportReport, import_csv, shred
 from connectors.runtime import Runtime
 from connectors.services import open_keystore, open_services
@@ -71,13 +71,11 @@ async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
             await connector.close()
     if cfg.hub is not None:
         try:
-            async with httpx.AsyncClient(timeout=5) as http:
-                response = await http.get(cfg.hub.url.rstrip("/") + "/health")
-            results.append(
-                ("hub", response.status_code < 500, f"{cfg.hub.url} answered HTTP {response.status_code}")
-            )
-        except httpx.HTTPError as exc:
-            results.append(("hub", False, f"cannot reach {cfg.hub.url} ({type(exc).__name__})"))
+            async with HubApi(cfg.hub.url, None, timeout=5) as api:
+                status = await api.health()
+            results.append(("hub", status < 500, f"{cfg.hub.url} answered HTTP {status}"))
+        except HubApiError as exc:
+            results.append(("hub", False, exc.message))
         try:
             cfg.hub.resolved_token()
         except ConfigError as exc:
@@ -120,11 +118,11 @@ async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> tuple[str, 
     if token is None:
         return ("keys", False, "no hub token to ask the hub's key directory")
     try:
-        async with Directory(cfg.hub.url, token, timeout=5) as directory:
-            published = await directory.keys(cfg.tenant)
+        async with HubApi(cfg.hub.url, token, timeout=5) as api:
+            published = await Directory(api).keys(cfg.tenant)
     except NotFound:
         return ("keys", False, f"the hub knows no tenant {cfg.tenant}: check `tenant` in the configuration")
-    except DirectoryError as exc:
+    except InbeeldError as exc:
         return ("keys", False, exc.message)
     ours = {k["kid"] for k in jwks["keys"]}
     theirs = {k["kid"] for k in published}

@@ -23,9 +23,9 @@ from connectors.services import open_services
 from connectors.templates import (
     CatalogueEntry,
     Format,
-    Outcome,
     RenderedFile,
     TemplateCatalogue,
+    TemplateOutcome,
     publish,
     withdraw,
 )
@@ -118,7 +118,7 @@ def _import_cmd(
     except InbeeldError as exc:
         _say(_err, f"error{f' ({exc.field})' if exc.field else ''}: {exc.message}")
         raise typer.Exit(1) from None
-    outcome: Outcome = _run(_catalogue_call(cfg, lambda cat: cat.import_bundle(bundle)))
+    outcome: TemplateOutcome = _run(_catalogue_call(cfg, lambda cat: cat.import_bundle(bundle)))
     verb = "already held" if outcome.kind == "duplicate" else "imported"
     _say(_console, f"{verb} {outcome.ref} (publisher {bundle.publisher})")
 

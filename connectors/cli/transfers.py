@@ -114,9 +114,7 @@ def _answer(step: str, transfer_id: str, cfg: ConnectorConfig, to: str | None, *
     async def main() -> CloudEvent:
         target = to
         if target is None:
-            assert cfg.hub is not None
-            async with TransferStatus(cfg.hub.url, _token(cfg)) as status:
-                known = await status.get(transfer_id)
+            known = await _status(cfg, lambda status: status.get(transfer_id))
             target = known["offerer"] if step in ("accepted", "rejected") else known["receiver"]
         data = {"transfer_id": transfer_id, **extra}
 
@@ -164,13 +162,16 @@ def complete_command(transfer_id: IdArg, config: ConfigOpt, note: NoteOpt = None
     _answer("completed", transfer_id, _config(config), to, note=note)
 
 
-def _status_call(cfg: ConnectorConfig, call: Any) -> Any:
-    async def main() -> Any:
-        assert cfg.hub is not None
-        async with TransferStatus(cfg.hub.url, _token(cfg)) as status:
-            return await call(status)
+async def _status(cfg: ConnectorConfig, call: Any) -> Any:
+    """`call(TransferStatus)` over the configured hub API (no keystore or broker needed)."""
+    _token(cfg)  # says which setting is missing before anything is opened
+    async with open_services(cfg, keystore=False, hub=True) as services:
+        assert services.hub_api is not None
+        return await call(TransferStatus(services.hub_api))
 
-    return _run(main())
+
+def _status_call(cfg: ConnectorConfig, call: Any) -> Any:
+    return _run(_status(cfg, call))
 
 
 @transfer_app.command("list")

@@ -122,12 +122,12 @@ class LedgerEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     routed_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    deliveries: Mapped[list[Delivery]] = relationship(
+    deliveries: Mapped[list[DeliveryRecord]] = relationship(
         back_populates="event", cascade="all, delete-orphan", lazy="selectin"
     )
 
 
-class Delivery(Base):
+class DeliveryRecord(Base):
     """One copy of an event for one recipient, with that recipient's sequence number."""
 
     __tablename__ = "deliveries"

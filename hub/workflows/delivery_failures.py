@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
-from hub.store.models import Delivery, LedgerEvent
+from hub.store.models import DeliveryRecord, LedgerEvent
 from hub.tenants import TenantInfo
 from hub.verified import VerifiedEvent
 from hub.workflows.transfers import TransferWorkflow
@@ -36,8 +36,8 @@ class DeliveryFailures:
         delivered = None
         if original is not None and original.type == report.event_type:
             delivered = await s.scalar(
-                select(Delivery.ledger_id).where(
-                    Delivery.ledger_id == original.id, Delivery.recipient == reporter.code
+                select(DeliveryRecord.ledger_id).where(
+                    DeliveryRecord.ledger_id == original.id, DeliveryRecord.recipient == reporter.code
                 )
             )
         if original is None or delivered is None:

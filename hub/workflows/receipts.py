@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
-from hub.store.models import Delivery, utcnow
+from hub.store.models import DeliveryRecord, utcnow
 from hub.tenants import TenantInfo
 from hub.verified import VerifiedEvent
 from schemas.envelope import CloudEvent
@@ -23,13 +23,15 @@ class Receipts:
 
     async def _delivery(
         self, s: AsyncSession, sender: TenantInfo, verified: VerifiedEvent
-    ) -> tuple[str, Delivery]:
+    ) -> tuple[str, DeliveryRecord]:
         receipt = verified.payload_as(Receipt)
         original = await ledger.find(s, receipt.event_source, receipt.event_id)
         delivery = None
         if original is not None:
             delivery = await s.scalar(
-                select(Delivery).where(Delivery.ledger_id == original.id, Delivery.recipient == sender.code)
+                select(DeliveryRecord).where(
+                    DeliveryRecord.ledger_id == original.id, DeliveryRecord.recipient == sender.code
+                )
             )
         if original is None or delivery is None:
             raise NotAuthorised(
@@ -51,10 +53,10 @@ class Receipts:
         _, delivery = await self._delivery(s, sender, verified)
         if delivery.confirmed_at is None:
             await s.execute(
-                update(Delivery)
+                update(DeliveryRecord)
                 .where(
-                    Delivery.ledger_id == delivery.ledger_id,
-                    Delivery.recipient == sender.code,
+                    DeliveryRecord.ledger_id == delivery.ledger_id,
+                    DeliveryRecord.recipient == sender.code,
                 )
                 .values(confirmed_at=utcnow())
             )

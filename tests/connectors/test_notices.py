@@ -22,7 +22,7 @@ from sqlalchemy import delete, inspect, select, text
 
 from connectors.group_keys import KEY_SHARED, GroupKeyring
 from connectors.keystore import Keystore
-from connectors.notices import FOUND, MISSING, NOTICE_TYPES, NoticeDesk, Outcome
+from connectors.notices import FOUND, MISSING, NOTICE_TYPES, NoticeDesk, NoticeOutcome
 from connectors.register import import_csv
 from connectors.sealing import Sealer
 from connectors.store import LocalStore
@@ -96,7 +96,7 @@ async def desks(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterator[
         await hub.drain(code, quiet=0.3)
     yield out
     for d in out.values():
-        await d.party.directory.aclose()
+        await d.party.directory.api.aclose()
         await d.store.close()
 
 
@@ -150,7 +150,7 @@ async def load_register(d: Desk, tmp_path: Path, *bsns: str) -> None:
     assert report.ok, report.errors
 
 
-async def pump(hub: RunningHub, d: Desk, count: int) -> list[Outcome]:
+async def pump(hub: RunningHub, d: Desk, count: int) -> list[NoticeOutcome]:
     """Hand the next `count` notice and group-key events in `d`'s inbox to its desk."""
     events = await hub.receive(d.code, lambda e: e.type in NOTICE_TYPES, count=count)
     return [await d.desk.handle(e) for e in events]

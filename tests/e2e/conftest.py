@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from connectors import Connector
 from connectors.directory import Directory
+from connectors.hub_api import HubApi
 from connectors.keystore import Keystore
 from connectors.sealing import Sealer
 from hub.api.app import create_app
@@ -45,7 +46,7 @@ def app(hub: RunningHub) -> FastAPI:
 
 async def make_directory(hub: RunningHub, app: FastAPI, code: str) -> Directory:
     token = await hub.token("tenant", code)
-    return Directory("http://hub", token, transport=httpx.ASGITransport(app=app))
+    return Directory(HubApi("http://hub", token, transport=httpx.ASGITransport(app=app)))
 
 
 @pytest.fixture
@@ -59,4 +60,4 @@ async def parties(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterato
         out[code] = party
     yield out
     for party in out.values():
-        await party.directory.aclose()
+        await party.directory.api.aclose()

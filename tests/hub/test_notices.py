@@ -52,7 +52,7 @@ async def parties(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterato
         await hub.drain(code, quiet=0.3)
     yield out
     for party in out.values():
-        await party.directory.aclose()
+        await party.directory.api.aclose()
 
 
 @pytest.fixture

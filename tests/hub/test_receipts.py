@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from hub import ledger
-from hub.store.models import Delivery
+from hub.store.models import DeliveryRecord
 from tests.utils.hubs import RunningHub
 
 pytestmark = pytest.mark.broker
@@ -28,7 +28,7 @@ async def test_recipient_confirms_and_sender_gets_hub_receipt(hub: RunningHub) -
     async with hub.db.session() as s:
         row = await ledger.find(s, sent.source, sent.id)
         assert row is not None
-        delivery = await s.scalar(select(Delivery).where(Delivery.ledger_id == row.id))
+        delivery = await s.scalar(select(DeliveryRecord).where(DeliveryRecord.ledger_id == row.id))
     assert delivery is not None and delivery.confirmed_at is not None
 
 

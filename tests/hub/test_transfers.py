@@ -75,7 +75,7 @@ async def parties(hub: RunningHub, app: FastAPI, tmp_path: Path) -> AsyncIterato
         await hub.drain(code, quiet=0.3)  # the key.rotated announcements
     yield out
     for party in out.values():
-        await party.directory.aclose()
+        await party.directory.api.aclose()
 
 
 @pytest.fixture

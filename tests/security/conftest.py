@@ -32,4 +32,4 @@ async def parties(hub: RunningHub, tmp_path: Path) -> AsyncIterator[dict[str, Pa
         out[code] = party
     yield out
     for party in out.values():
-        await party.directory.aclose()
+        await party.directory.api.aclose()

@@ -36,6 +36,7 @@ from connectors import transfers as sdk
 from connectors.cli import app as connector_cli
 from connectors.config import ConnectorConfig, load_config
 from connectors.directory import Directory
+from connectors.hub_api import HubApi
 from connectors.keystore import Keystore
 from connectors.runtime import Runtime
 from connectors.sealing import Sealer
@@ -183,8 +184,8 @@ def dossier() -> dict[str, Any]:
 
 async def offer(hub: RunningHub, api_url: str, den_haag: Keystore, to: str, doc: dict[str, Any]) -> Any:
     """Den Haag offers `doc` to `to`, sealed to the keys the directory publishes now."""
-    async with Directory(api_url, await hub.token("tenant", "GM0518")) as directory:
-        sealer = Sealer(den_haag, directory, "GM0518")
+    async with HubApi(api_url, await hub.token("tenant", "GM0518")) as api:
+        sealer = Sealer(den_haag, Directory(api), "GM0518")
         async with Connector("GM0518", hub.tenant_url("GM0518"), system="takeover", sealer=sealer) as c:
             return await sdk.offer(c, to, doc)
 
@@ -341,8 +342,8 @@ async def test_a_recipient_that_cannot_open_an_offer_tells_its_sender(
         async with Running(load_config(dh_config), den_haag) as sender:
             sent = await offer(hub, api_url, den_haag, "GM0599", doc)
             # Rotterdam's connector still holds the old keystore: it cannot open the offer
-            async with Directory(api_url, rd_token) as directory:
-                sealer = Sealer(rotterdam_old, directory, "GM0599")
+            async with HubApi(api_url, rd_token) as api:
+                sealer = Sealer(rotterdam_old, Directory(api), "GM0599")
                 url = hub.tenant_url("GM0599")
                 async with Connector(
                     "GM0599", url, inbox_name=hub.inbox("GM0599"), system="takeover", sealer=sealer
