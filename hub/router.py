@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import aio_pika
 import aiormq.abc
@@ -32,51 +30,32 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError, PublishError
 from aiormq.abc import DeliveredMessage, FieldValue
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import audit, dead_letters, ledger, metrics, publisher
 from hub.broker.connection import broker_away, connect
 from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
-from hub.dead_letters import HEADER_DETAIL, HEADER_REASON, HEADER_SENDER, envelope_attributes
+from hub.dead_letters import HEADER_DETAIL, HEADER_REASON, HEADER_SENDER
+from hub.decisions import ACTOR, Decider, Decision, audit_entry
 from hub.directory import CachedDirectory
 from hub.errors import Transient
 from hub.keys import KeyCache
 from hub.rate_limit import RateLimiter
 from hub.replay import HEADER_REPLAY
-from hub.routing import check_source, resolve_recipients, uses_groups
+from hub.routing import uses_groups
 from hub.store.db import Database
 from hub.store.models import DeadLetter
 from hub.tenants import TenantInfo
-from hub.workflows import Workflow, default_workflows, workflow_for
+from hub.workflows import Workflow, default_workflows
 from schemas.envelope import CloudEvent, parse_event
-from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
-from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
-from schemas.names import RECEIPT_TYPE
+from schemas.errors import InbeeldError, PersonalDataInEnvelope
 from schemas.redaction import bsn_in_attributes
 
 log = structlog.get_logger("inbeeld.router")
 
-ACTOR = "hub-router"
 
-
-@dataclass
-class _Decision:
-    """What the router decided for one event: what to publish to whom."""
-
-    sender: TenantInfo
-    original: CloudEvent
-    outgoing: CloudEvent
-    allocation: ledger.Allocation
-    rejection: CloudEvent | None = None
-    ledger_id: int = 0
-    seqs: dict[str, int] = field(default_factory=dict)
-    busy: list[str] = field(default_factory=list)
-    repeat: bool = False  # a redelivered event routed before: publish the stored copies again
-
-
-_Copies = list[tuple[_Decision, str, "asyncio.Task[None]"]]  # (decision, recipient, publish task)
+_Copies = list[tuple[Decision, str, "asyncio.Task[None]"]]  # (decision, recipient, publish task)
 
 
 class RecipientBusy(InbeeldError):
@@ -133,8 +112,27 @@ class Router:
         self._confirming: set[asyncio.Task[None]] = set()
         self._audit_head: str | None = None  # the audit chain's last hash, as this router wrote it
         self.handled = 0
-        self.keys = KeyCache()  # the senders' and recipients' published keys (hub.keys)
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        # What each event becomes is decided there (hub.decisions); the keys of the senders and
+        # recipients (hub.keys) and the per-tenant rate limit live with it.
+        self.decider = Decider(
+            settings,
+            self._directory,
+            KeyCache(),
+            self.workflows,
+            RateLimiter(settings.rate_limit, settings.rate_burst),
+        )
+
+    @property
+    def keys(self) -> KeyCache:
+        return self.decider.keys
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.decider.limiter
+
+    @limiter.setter
+    def limiter(self, value: RateLimiter) -> None:
+        self.decider.limiter = value
 
     async def start(self) -> None:
         url = self.settings.amqp_url_for()
@@ -289,13 +287,13 @@ class Router:
             await settle(message, ack=True)
         self.handled += len(batch)
 
-    async def _refused(self, decisions: list[_Decision]) -> None:
+    async def _refused(self, decisions: list[Decision]) -> None:
         """Some inboxes refused their copy (full): record it and tell each sender. The store
         or broker briefly away raises `Transient`."""
         async with self.db.session() as s, s.begin():
             await ledger.set_status(s, [d.ledger_id for d in decisions], ledger.ROUTED, "recipient_busy")
             await audit.append_many(
-                s, [self._audit_entry(d, "deliver", "refused:recipient_busy", d.busy) for d in decisions]
+                s, [audit_entry(d, "deliver", "refused:recipient_busy", d.busy) for d in decisions]
             )
         for d in decisions:
             busy = RecipientBusy(
@@ -322,21 +320,6 @@ class Router:
         if not user:
             return None
         return await self._directory.by_broker_user(user)
-
-    def _admit(self, sender: TenantInfo, event: CloudEvent, replay: bool) -> None:
-        """What is checked before an event is recorded, so a refused one occupies nothing in
-        the ledger: its source belongs to the sender, its envelope holds no BSN (the ledger
-        keeps the envelope in the clear), and the sender is within its rate."""
-        check_source(sender, event)
-        name = bsn_in_attributes(envelope_attributes(event))
-        if name is not None:
-            raise PersonalDataInEnvelope(
-                f"the envelope attribute {name} holds what looks like a BSN; personal data "
-                "belongs in the sealed data only",
-                field=name,
-            )
-        if not replay:
-            self.limiter.take(sender.code)
 
     async def handle(self, batch: list[RouterMessage]) -> _Copies:
         """Decide a batch in one transaction (ledger, checks, sequences, status, audit), then
@@ -368,7 +351,7 @@ class Router:
                 continue
             seen.add(key)
             try:
-                self._admit(sender, event, self._is_replay(message))
+                self.decider.admit(sender, event, self._is_replay(message))
             except InbeeldError as exc:
                 bad_id = isinstance(exc, PersonalDataInEnvelope) and exc.field == "id"
                 await self._reject_unrecorded(sender, "" if bad_id else event.id, exc)
@@ -376,29 +359,13 @@ class Router:
             routable.append((sender, event, len(body), bool(message.redelivered)))
         if not routable:
             return []
-        decisions: list[_Decision] = []
         if any(uses_groups(e) for _, e, _, _ in routable):
             await self._directory.reload_groups()  # membership changes apply at once
         head = self._audit_head
         self._audit_head = None  # until this transaction commits
         async with self.db.session() as s, s.begin():
-            recorded = await ledger.record_many(
-                s, [(e, t.code, n) for t, e, n, _ in routable], status=ledger.ROUTED
-            )
-            for (sender, event, _, redelivered), rec in zip(routable, recorded, strict=True):
-                decision = await self._decide(s, sender, event, rec, redelivered)
-                if decision is not None:
-                    decisions.append(decision)
-            # Sequences for the whole batch at once, in batch order, so every inbox receives
-            # increasing numbers when the copies are published below in the same order.
-            await ledger.assign_many(s, [d.allocation for d in decisions])
-            for d in decisions:
-                d.seqs = d.allocation.seqs
-            # Recorded as routed before the copies are confirmed (those rejected were marked in
-            # _decide): the message is acked only after every confirm, and a redelivered routed
-            # event publishes its stored copies again.
-            routed = [d for d in decisions if d.rejection is None and not d.repeat]
-            appended = await audit.append_many(s, [self._audit_entry(d) for d in routed], head=head)
+            decisions, appended = await self.decider.decide_batch(s, routable, head)
+        routed = [d for d in decisions if d.rejection is None and not d.repeat]
         # Committed: the next batch chains on it without reading it - unless another writer
         # (a second router) got in first, when a hint would mostly cost a retry.
         self._audit_head = appended.head if appended.retries == 0 else None
@@ -424,70 +391,7 @@ class Router:
         log.debug("router.batch", messages=len(batch), routed=len(routed), copies=len(copies))
         return copies
 
-    async def _decide(
-        self,
-        s: AsyncSession,
-        sender: TenantInfo,
-        event: CloudEvent,
-        rec: ledger.Recorded,
-        redelivered: bool = False,
-    ) -> _Decision | None:
-        """Check and authorise one recorded event: what to publish to whom (or the rejection)."""
-        if not rec.is_new and rec.status == ledger.ROUTED and redelivered:
-            # Routed, but the broker gave the message back unacked: perhaps not every copy was
-            # published. Publish the stored copies again (receivers drop repeats by id).
-            recipients = await ledger.recipients_of(s, rec.id)
-            outgoing = event
-            if event.type == RECEIPT_TYPE and recipients:
-                # Not verified again (it was, when first routed): only its reference is read.
-                receipt = Receipt.model_validate(event.data)
-                outgoing = self._hub_receipt(sender, receipt, event, recipients[0])
-            allocation = ledger.Allocation(rec.id, recipients, False)
-            return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id, repeat=True)
-        if not rec.is_new and rec.status != ledger.RECEIVED:
-            log.info("router.duplicate", event_id=event.id, sender=sender.code)
-            return None
-        try:
-            if not sender.active:
-                raise NotAuthorised(f"tenant {sender.code} is suspended")
-            spec = spec_for(event.type)
-            recipients = await resolve_recipients(sender, event, self._directory)
-            # Verified (signed / sealed: against the key directory, never decrypted) and its
-            # payload validated, once: the workflows read this, never `data` itself.
-            verified = await self.keys.check(s, sender.code, event, spec, recipients)
-            workflow = workflow_for(self.workflows, spec.short_type)
-            if workflow is not None:
-                recipients = await workflow.check(s, sender, verified, recipients)
-                await workflow.record(s, sender, verified, recipients)
-        except Transient:
-            raise  # the store or broker is away: not the sender's fault, retried as a whole
-        except InbeeldError as exc:
-            await ledger.set_status(s, [rec.id], ledger.REJECTED, exc.reason)
-            await audit.append(
-                s,
-                activity=f"route {event.short_type}"[:64],
-                actor=ACTOR,
-                outcome=f"rejected:{exc.reason}",
-                sender=sender.code,
-                recipients=list(event.recipients),
-                subject_ref=event.id,
-                traceparent=event.traceparent,
-            )
-            rejection = self._rejection(sender, event.id, exc)
-            log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)
-            hub_rec = await ledger.record(s, rejection, "hub", len(rejection.to_bytes()))
-            if hub_rec.is_new:
-                await ledger.set_status(s, [hub_rec.id], ledger.ROUTED)
-            allocation = ledger.Allocation(hub_rec.id, [sender.code], hub_rec.is_new)
-            return _Decision(sender, event, rejection, allocation, rejection)
-        outgoing = event
-        if event.type == RECEIPT_TYPE:
-            # The sender learns it from the hub, which checked the delivery it confirms.
-            outgoing = self._hub_receipt(sender, verified.payload_as(Receipt), event, recipients[0])
-        allocation = ledger.Allocation(rec.id, recipients, rec.is_new)
-        return _Decision(sender, event, outgoing, allocation, ledger_id=rec.id)
-
-    async def _publish_copy(self, d: _Decision, code: str, seq: int) -> None:
+    async def _publish_copy(self, d: Decision, code: str, seq: int) -> None:
         try:
             await self._publish(d.outgoing.with_sequence(seq), code)
         except RecipientBusy:
@@ -495,20 +399,6 @@ class Router:
                 log.warning("router.rejection_undeliverable", event_id=d.original.id, sender=code)
                 return
             d.busy.append(code)
-
-    @staticmethod
-    def _audit_entry(
-        d: _Decision, verb: str = "route", outcome: str = "routed", recipients: list[str] | None = None
-    ) -> audit.Entry:
-        return audit.Entry(
-            activity=f"{verb} {d.original.short_type}"[:64],
-            actor=ACTOR,
-            outcome=outcome,
-            sender=d.sender.code,
-            recipients=tuple(d.seqs if recipients is None else recipients),
-            subject_ref=d.original.id,
-            traceparent=d.original.traceparent,
-        )
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Publish what time has made due in the workflows (reminders, expiries)."""
@@ -541,37 +431,8 @@ class Router:
 
     # -- hub-originated events ----------------------------------------------------------------
 
-    def _rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> CloudEvent:
-        payload = HubRejected(
-            event_id=event_id or "unknown", reason=exc.reason, message=exc.message[:500], field=exc.field
-        )
-        return self.hub_event(
-            "hub.rejected",
-            payload.model_dump(exclude_none=True),
-            sender.code,
-            about=f"{sender.code}:{event_id}:{exc.reason}",
-            subject=event_id or None,
-        )
-
-    def hub_event(
-        self, short_type: str, data: dict[str, Any], recipient: str, *, about: str, subject: str | None = None
-    ) -> CloudEvent:
-        return publisher.hub_event(self.settings, short_type, data, [recipient], about=about, subject=subject)
-
-    def _hub_receipt(self, sender: TenantInfo, data: Receipt, receipt: CloudEvent, to: str) -> CloudEvent:
-        payload = HubReceipt(
-            event_id=data.event_id, recipient=sender.code, processed_at=receipt.time.isoformat()
-        )
-        return self.hub_event(
-            "hub.receipt",
-            payload.model_dump(),
-            to,
-            about=f"{sender.code}:{data.event_source}:{data.event_id}",
-            subject=data.event_id,
-        )
-
     async def _send_rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
-        rejection = self._rejection(sender, event_id, exc)
+        rejection = self.decider.rejection(sender, event_id, exc)
         async with self.db.session() as s, s.begin():
             seqs = await publisher.record(s, rejection)
         await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)

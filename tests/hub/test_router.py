@@ -167,8 +167,8 @@ async def test_a_redelivered_routed_event_publishes_its_stored_copies_again(hub:
     async with hub.db.session() as s, s.begin():
         [rec] = await ledger.record_many(s, [(sent, "GM0518", 100)])
         assert not rec.is_new and rec.status == ledger.ROUTED
-        fresh = await hub.router._decide(s, tenant, sent, rec, redelivered=False)
-        again = await hub.router._decide(s, tenant, sent, rec, redelivered=True)
+        fresh = await hub.router.decider.decide(s, tenant, sent, rec, redelivered=False)
+        again = await hub.router.decider.decide(s, tenant, sent, rec, redelivered=True)
         assert fresh is None  # a sender's resend is a duplicate
         assert again is not None and again.repeat
         await ledger.assign_many(s, [again.allocation])
