@@ -511,7 +511,12 @@ class Runtime:
             )
         if self.templates is not None:
             outcome = await self.templates.handle(event, payload)
-            log.info("runtime.template", event_id=event.id, outcome=outcome.kind, template=outcome.ref)
+            if outcome.kind == "refused":  # kept aside; the last good version stays the default
+                log.warning(
+                    "runtime.template_refused", event_id=event.id, template=outcome.ref, detail=outcome.detail
+                )
+            else:
+                log.info("runtime.template", event_id=event.id, outcome=outcome.kind, template=outcome.ref)
         elif isinstance(payload, TemplatePublished):
             await self.store.save_template(
                 payload.template_id, payload.version, payload.publisher, payload.model_dump(mode="json")

@@ -170,6 +170,20 @@ template_withdrawals = Table(
     Column("withdrawn_at", Float, nullable=False),
 )
 
+# Bundles that arrived but failed the publisher's checks (grammar, placeholders, characters,
+# sizes): kept aside with the reason, never rendered, never the default.
+template_refusals = Table(
+    "template_refusals",
+    metadata,
+    Column("template_id", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("publisher", String(32), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("detail", String(300), nullable=False),
+    Column("event_id", String(64), nullable=True),
+    Column("refused_at", Float, nullable=False),
+)
+
 group_keys = Table(
     "group_keys",
     metadata,

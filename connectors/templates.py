@@ -19,8 +19,11 @@ Receiving: the sealer verifies the signature against the sending tenant's keys i
 directory. That proves who sent it, not in whose name: so the bundle's `publisher` must be
 the sending tenant, a template id stays with the publisher that first used it here, and an
 id@version already held with other content is refused (`TemplateRefused`; the caller
-rejects the message). Every version is kept; a withdrawn one is marked retired and no
-longer rendered. `render_letter` without a version uses the newest version not withdrawn.
+rejects the message). A bundle that fails the publisher's own checks (`check_bundle`:
+grammar, declared placeholders, characters, sizes) is kept aside as refused, with the
+reason, in `template_refusals`: it is listed, never rendered, and never the default. Every
+good version is kept; a withdrawn one is marked retired and no longer rendered.
+`render_letter` without a version uses the newest version neither withdrawn nor refused.
 
 Bundles live in the local store's `templates` table, withdrawals in its
 `template_withdrawals` table (both in `connectors.schema`).
@@ -52,8 +55,10 @@ from connectors.letters import (
     letter_pdf,
     load_bundle,
 )
+from connectors.letters.bundle import check_bundle
+from connectors.letters.errors import LetterError
 from connectors.letters.values import Value
-from connectors.schema import template_withdrawals, templates
+from connectors.schema import template_refusals, template_withdrawals, templates
 from connectors.store import LocalStore
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, NotFound
@@ -159,10 +164,11 @@ async def withdraw(
 
 @dataclass(frozen=True)
 class TemplateOutcome:
-    kind: Literal["stored", "duplicate", "withdrawn"]
+    kind: Literal["stored", "duplicate", "withdrawn", "refused"]
     template_id: str
     version: str
     publisher: str
+    detail: str | None = None  # refused: the failed check's reason code and message
 
     @property
     def ref(self) -> str:
@@ -179,6 +185,7 @@ class CatalogueEntry:
     received_at: float
     withdrawn_at: float | None
     withdraw_reason: str | None
+    refused_reason: str | None = None  # failed the publisher's checks on receipt: kept aside
 
     @property
     def ref(self) -> str:
@@ -186,6 +193,8 @@ class CatalogueEntry:
 
     @property
     def status(self) -> str:
+        if self.refused_reason is not None:
+            return "refused"
         return "retired" if self.withdrawn_at is not None else "active"
 
 
@@ -226,7 +235,7 @@ class TemplateCatalogue:
             payload = await self.sealer.open(event)
         sender = await self._sender(event)
         if isinstance(payload, TemplatePublished):
-            return await self._on_published(sender, payload)
+            return await self._on_published(sender, payload, event.id)
         if isinstance(payload, TemplateWithdrawn):
             return await self._on_withdrawn(sender, event, payload)
         raise TemplateRefused(f"{event.type} is not a template event", field="type")
@@ -236,7 +245,9 @@ class TemplateCatalogue:
         catalogue by hand, as if its publisher had sent it: the same owner and version rules."""
         return await self._on_published(bundle.publisher, bundle)
 
-    async def _on_published(self, sender: str, bundle: TemplatePublished) -> TemplateOutcome:
+    async def _on_published(
+        self, sender: str, bundle: TemplatePublished, event_id: str | None = None
+    ) -> TemplateOutcome:
         ref = f"{bundle.template_id}@{bundle.version}"
         if bundle.publisher != sender:
             raise TemplateRefused(
@@ -246,6 +257,25 @@ class TemplateCatalogue:
         owner = await self._owner(bundle.template_id)
         if owner is not None and owner != sender:
             raise TemplateRefused(f"template {bundle.template_id} belongs to {owner}", field="template_id")
+        refused = await self._refusal(bundle.template_id, bundle.version)
+        if refused is not None:
+            return TemplateOutcome("refused", bundle.template_id, bundle.version, sender, refused)
+        try:
+            check_bundle(bundle)
+        except LetterError as exc:
+            detail = f"{exc.reason}: {exc.message}"[:300]
+            async with self.store.engine.begin() as conn:
+                stmt = sqlite_insert(template_refusals).values(
+                    template_id=bundle.template_id,
+                    version=bundle.version,
+                    publisher=sender,
+                    reason=exc.reason,
+                    detail=detail,
+                    event_id=event_id,
+                    refused_at=time.time(),
+                )
+                await conn.execute(stmt.on_conflict_do_nothing())
+            return TemplateOutcome("refused", bundle.template_id, bundle.version, sender, detail)
         held = await self._stored(bundle.template_id, bundle.version)
         if held is not None:
             if _digest(held) != _digest(bundle):
@@ -272,6 +302,15 @@ class TemplateCatalogue:
             await conn.execute(stmt.on_conflict_do_nothing())
         return TemplateOutcome("withdrawn", w.template_id, w.version, sender)
 
+    async def _refusal(self, template_id: str, version: str) -> str | None:
+        async with self.store.engine.connect() as conn:
+            value = await conn.scalar(
+                select(template_refusals.c.detail).where(
+                    template_refusals.c.template_id == template_id, template_refusals.c.version == version
+                )
+            )
+        return None if value is None else str(value)
+
     async def _owner(self, template_id: str) -> str | None:
         async with self.store.engine.connect() as conn:
             value = await conn.scalar(
@@ -294,7 +333,8 @@ class TemplateCatalogue:
         return self._bundles[key]
 
     async def entries(self, template_id: str | None = None) -> list[CatalogueEntry]:
-        """Every version held (newest first per template), withdrawn ones marked retired."""
+        """Every version held (newest first per template), withdrawn ones marked retired, and
+        those refused on receipt (status `refused`, never rendered)."""
         w = template_withdrawals
         q = select(
             templates.c.template_id,
@@ -324,6 +364,25 @@ class TemplateCatalogue:
                     r.reason,
                 )
             )
+        kept = template_refusals
+        q2 = select(kept.c.template_id, kept.c.version, kept.c.publisher, kept.c.detail, kept.c.refused_at)
+        if template_id is not None:
+            q2 = q2.where(kept.c.template_id == template_id)
+        async with self.store.engine.connect() as conn:
+            for row in (await conn.execute(q2)).all():
+                out.append(
+                    CatalogueEntry(
+                        row.template_id,
+                        row.version,
+                        row.publisher,
+                        "",
+                        (),
+                        float(row.refused_at),
+                        None,
+                        None,
+                        refused_reason=row.detail,
+                    )
+                )
         out.sort(key=lambda e: (e.template_id, semver_key(e.version)), reverse=True)
         out.sort(key=lambda e: e.template_id)
         return out
@@ -332,7 +391,7 @@ class TemplateCatalogue:
         """The bundle to render: `version`, or the newest version not withdrawn."""
         versions = await self.entries(template_id)
         if version is None:
-            active = [e for e in versions if e.withdrawn_at is None]
+            active = [e for e in versions if e.status == "active"]
             if not active:
                 held = "every version held was withdrawn" if versions else "none is held"
                 raise TemplateUnavailable(f"no usable version of {template_id}: {held}", field="template")
@@ -340,6 +399,10 @@ class TemplateCatalogue:
         entry = next((e for e in versions if e.version == version), None)
         if entry is None:
             raise TemplateUnavailable(f"{template_id}@{version} is not in the catalogue", field="template")
+        if entry.refused_reason is not None:
+            raise TemplateUnavailable(
+                f"{entry.ref} was refused on receipt ({entry.refused_reason})", field="version"
+            )
         if entry.withdrawn_at is not None:
             raise TemplateUnavailable(
                 f"{entry.ref} was withdrawn by {entry.publisher} ({entry.withdraw_reason})", field="version"

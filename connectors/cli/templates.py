@@ -130,7 +130,8 @@ def _list_cmd(config: _ConfigOpt) -> None:
     entries: list[CatalogueEntry] = _run(_catalogue_call(cfg, lambda cat: cat.entries()))
     table = RichTable("template", "version", "publisher", "status", "languages", "title")
     for e in entries:
-        status = e.status if e.withdraw_reason is None else f"{e.status}: {e.withdraw_reason}"
+        reason = e.refused_reason or e.withdraw_reason
+        status = e.status if reason is None else f"{e.status}: {reason}"
         table.add_row(e.template_id, e.version, e.publisher, status, " ".join(e.languages), e.title)
     _console.print(table)
 

@@ -120,9 +120,21 @@ def load_bundle(folder: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Templ
         )
     except ValidationError as e:
         raise BundleInvalid(f"{manifest.id}: {_describe(e)}") from None
+    check_bundle(bundle, limits)
+    return bundle
+
+
+def check_bundle(bundle: TemplatePublished, limits: Limits = DEFAULT_LIMITS) -> None:
+    """The publisher's checks on a bundle however it arrived (a folder, or the hub): a plain
+    title, and every language's text within the grammar, the character rules, the size
+    bounds and the declared placeholders. Raises a `LetterError` naming what fails."""
+    if FORBIDDEN.search(bundle.title):
+        raise BundleInvalid(
+            f"{bundle.template_id}: the title contains a bidi control, formatting or private-use character",
+            field="title",
+        )
     for lang in bundle.languages:
         parse_language(bundle, lang, limits)
-    return bundle
 
 
 def shared_bundle_dir() -> Path:

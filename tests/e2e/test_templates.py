@@ -321,3 +321,51 @@ async def test_subscriptions_api_per_tenant(hub: RunningHub, api: httpx.AsyncCli
     assert (await api.put("/subscriptions/GM0518", headers=den_haag)).status_code == 403  # itself
     assert (await api.put("/subscriptions/Not%20A%20Code", headers=den_haag)).status_code == 422
     assert (await api.get("/templates")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda b: b["languages"]["tr"].update(body="Merhaba ((bsn)).\n"), "undeclared_placeholder"),
+        (lambda b: b["languages"]["ar"].update(body="مرحبًا ((pupil_name\n"), "template_syntax"),
+        (lambda b: b["languages"]["nl"].update(subject="Kwijt \u202egnidlem"), "template_syntax"),
+        (lambda b: b.update(title="We zijn je kwijt \u202efdp.exe"), "bundle_invalid"),
+    ],
+    ids=["undeclared-placeholder", "grammar", "bidi-override", "title"],
+)
+async def test_a_received_bundle_that_fails_the_publishers_checks_is_kept_aside(
+    hub: RunningHub,
+    parties: dict[str, Party],
+    catalogues: dict[str, TemplateCatalogue],
+    tmp_path: Path,
+    edit: Any,
+    reason: str,
+) -> None:
+    """A publisher whose tooling skipped the checks sends a broken 1.0.1: the subscriber keeps it
+    aside as refused, with the reason, and 1.0.0 stays the version letters are made from."""
+    ingrado = parties["ingrado"]
+    template_id = f"test-{uuid.uuid4().hex[:10]}"
+    good = await publish(ingrado.connector, ingrado.sealer, bundle_copy(tmp_path, template_id=template_id))
+    await deliver(hub, catalogues, good, ("GM0518",))
+    from connectors.letters import load_bundle
+
+    broken = load_bundle(bundle_copy(tmp_path, "1.0.1", template_id=template_id)).model_dump(mode="json")
+    edit(broken)
+    event = ingrado.connector.event(PUBLISHED, broken, [SUBSCRIBERS], subject=f"{template_id}:1.0.1")
+    sent = await ingrado.connector.publish(await ingrado.sealer.seal(event))
+    [got] = await hub.receive("GM0518", of(sent.id))
+    den_haag = catalogues["GM0518"]
+    outcome = await den_haag.handle(got)
+    assert outcome.kind == "refused" and outcome.detail is not None and outcome.detail.startswith(reason)
+    assert await den_haag.handle(got) == outcome  # the same answer when it comes again
+
+    listed = {e.version: e for e in await den_haag.entries(template_id)}
+    assert listed["1.0.1"].status == "refused" and listed["1.0.1"].refused_reason == outcome.detail
+    assert listed["1.0.0"].status == "active"
+    assert (await den_haag.bundle(template_id)).version == "1.0.0"  # the last good one
+    letter = await den_haag.render_letter(
+        template_id, lang="ar", values=VALUES["we-zijn-je-kwijt"], letterhead=HEAD
+    )
+    assert letter.ref == f"{template_id}@1.0.0"
+    with pytest.raises(TemplateUnavailable, match="refused"):
+        await den_haag.bundle(template_id, "1.0.1")
