@@ -62,12 +62,11 @@ from connectors.config import (
 )
 from connectors.directory import Directory
 from connectors.group_keys import KEY_SHARED
-from connectors.hub_api import HubApi, HubApiError
+from connectors.hub_api import HubApiError
 from connectors.keystore import Keystore
 from connectors.notices import NOTICE_TYPES, NoticeDesk
 from connectors.schema import pupils
-from connectors.sealing import Sealer
-from connectors.services import notice_desk, open_keystore
+from connectors.services import ConnectorServices, notice_desk
 from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSink, WebhookSink, delivery_body
 from connectors.sources import FolderSource, HttpSource
 from connectors.store import LocalStore
@@ -118,6 +117,7 @@ class Runtime:
         self.sealer = sealer
         self.keystore = keystore
         self.reconnect_max = reconnect_max
+        self.services: ConnectorServices | None = None
         self.store: LocalStore | None = None
         self.connector: Connector | None = None
         self.sinks: list[Sink] = []
@@ -151,19 +151,20 @@ class Runtime:
     async def start(self) -> None:
         cfg = self.config
         inbox_name.check_configured(cfg)
-        if self.keystore is None:
-            self.keystore = open_keystore(cfg)
-        self.store = await LocalStore.open(cfg.store.path, self.keystore)
+        # The same wiring as every command's (connectors.services), kept open while we run.
+        token = cfg.hub.resolved_token() if cfg.hub else None
+        self.services = await ConnectorServices.open(
+            cfg, keystore=self.keystore or True, store=True, hub=token is not None
+        )
+        self.keystore = self.services.keystore
+        assert self.services.store is not None
+        self.store = self.services.store
+        self._directory = self.services.directory
         if self.sealer is None:
             self.sealer = await self._make_sealer()
-        self.connector = Connector(
-            cfg.tenant,
-            cfg.broker.amqp_url(),
-            inbox_name=cfg.broker.inbox,  # None: the inbox loop asks the hub
-            system=cfg.system,
-            oin=cfg.oin,
-            publish_timeout=cfg.broker.publish_timeout,
+        self.connector = self.services.open_connector(
             sealer=self.sealer,
+            inbox_name=cfg.broker.inbox,  # None: the inbox loop asks the hub
             state=self.store,
             receipts=cfg.receipts,
             on_gap=self._on_gap,
@@ -180,7 +181,7 @@ class Runtime:
         for worker in self.workers:
             self._spawn(f"outbox:{worker.sink.name}", worker.run)
         self._spawn("inbox", self._consume)
-        if self._directory is not None and not self.keys_registered:
+        if self.sealer is not None and self.sealer is self.services.sealer and not self.keys_registered:
             self._spawn("keys", self._register_keys_until_done)
         if self.desk is not None:
             self._spawn("notices", self._notice_clock)
@@ -220,14 +221,10 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.connector is not None:
-            await self.connector.close()
         for sink in self.sinks:
             await sink.close()
-        if self._directory is not None:
-            await self._directory.api.aclose()
-        if self.store is not None:
-            await self.store.close()
+        if self.services is not None:
+            await self.services.aclose()  # the connector, the hub's API, the store
         log.info("runtime.stopped", tenant=self.config.tenant, processed=self.processed)
 
     async def _connect(self) -> None:
@@ -261,16 +258,14 @@ class Runtime:
     # -- wiring -------------------------------------------------------------------------------
 
     async def _make_sealer(self) -> EventSealer | None:
-        cfg = self.config
-        token = cfg.hub.resolved_token() if cfg.hub else None
-        if self.keystore is None or cfg.hub is None or token is None:
+        assert self.services is not None
+        if self.services.sealer is None:
             log.info(
                 "runtime.no_sealer", reason="configure [keystore] and [hub] to send and open sealed events"
             )
             return None
-        self._directory = Directory(HubApi(cfg.hub.url, token))
         await self._register_keys()  # retried in the background (`keys` loop) if the hub is away
-        return Sealer(self.keystore, self._directory, cfg.tenant)
+        return self.services.sealer
 
     async def _register_keys(self) -> bool:
         """Publish our public keys in the hub's directory, so others can seal to us."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from connectors.client import Connector
+from connectors.client import Connector, EventSealer
 from connectors.config import ConnectorConfig
 from connectors.directory import Directory
 from connectors.group_keys import GroupKeyring
@@ -60,7 +61,8 @@ def notice_desk(
 
 @dataclass
 class ConnectorServices:
-    """What `open_services` opened; a part not asked for (or not configured) is None."""
+    """What `open_services` (or `ConnectorServices.open`) opened; a part not asked for (or not
+    configured) is None. `aclose()` closes everything it opened, in reverse order."""
 
     config: ConnectorConfig
     keystore: Keystore | None = None
@@ -69,6 +71,60 @@ class ConnectorServices:
     directory: Directory | None = None
     sealer: Sealer | None = None
     connector: Connector | None = None
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack, repr=False)
+
+    @classmethod
+    async def open(
+        cls,
+        config: ConnectorConfig,
+        *,
+        keystore: bool | Keystore = True,
+        store: bool = False,
+        hub: bool = False,
+    ) -> ConnectorServices:
+        """Open the keystore (or take the given one), the local store, and the hub's API with
+        the key directory and a sealer over it; see `open_services` for the flags."""
+        services = cls(config)
+        try:
+            if isinstance(keystore, Keystore):
+                services.keystore = keystore
+            elif keystore:
+                services.keystore = open_keystore(config)
+            if store:
+                services.store = await LocalStore.open(config.store.path, services.keystore)
+                services._stack.push_async_callback(services.store.close)
+            if hub and config.hub is not None:
+                services.hub_api = HubApi(config.hub.url, config.hub.resolved_token() or "")
+                services._stack.push_async_callback(services.hub_api.aclose)
+                services.directory = Directory(services.hub_api)
+                if services.keystore is not None:
+                    services.sealer = Sealer(services.keystore, services.directory, config.tenant)
+        except BaseException:
+            await services.aclose()
+            raise
+        return services
+
+    def open_connector(
+        self, *, sealer: EventSealer | None = None, publish_deadline: float = 120.0, **options: Any
+    ) -> Connector:
+        """The broker client of this tenant (not yet connected), closed with the services.
+        `options` are the runtime's extras (inbox name, state, receipts, gap callback...)."""
+        config = self.config
+        self.connector = Connector(
+            config.tenant,
+            config.broker.amqp_url(),
+            system=config.system,
+            oin=config.oin,
+            publish_timeout=config.broker.publish_timeout,
+            publish_deadline=publish_deadline,
+            sealer=sealer,
+            **options,
+        )
+        self._stack.push_async_callback(self.connector.close)
+        return self.connector
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
 
     def notice_desk(self) -> NoticeDesk:
         assert self.connector is not None and self.sealer is not None
@@ -100,30 +156,13 @@ async def open_services(
     broker client, connected when `connect`, sealing and opening events itself when
     `seal_connector`. Everything opened is closed on exit.
     """
-    services = ConnectorServices(config)
-    async with contextlib.AsyncExitStack() as stack:
-        if keystore:
-            services.keystore = open_keystore(config)
-        if store:
-            services.store = await LocalStore.open(config.store.path, services.keystore)
-            stack.push_async_callback(services.store.close)
-        if hub and config.hub is not None:
-            services.hub_api = HubApi(config.hub.url, config.hub.resolved_token() or "")
-            stack.push_async_callback(services.hub_api.aclose)
-            services.directory = Directory(services.hub_api)
-            if services.keystore is not None:
-                services.sealer = Sealer(services.keystore, services.directory, config.tenant)
+    services = await ConnectorServices.open(config, keystore=keystore, store=store, hub=hub)
+    try:
         if connector:
-            services.connector = Connector(
-                config.tenant,
-                config.broker.amqp_url(),
-                system=config.system,
-                oin=config.oin,
-                publish_timeout=config.broker.publish_timeout,
-                publish_deadline=publish_deadline,
-                sealer=services.sealer if seal_connector else None,
-            )
-            stack.push_async_callback(services.connector.close)
+            sealer = services.sealer if seal_connector else None
+            built = services.open_connector(sealer=sealer, publish_deadline=publish_deadline)
             if connect:
-                await services.connector.connect()
+                await built.connect()
         yield services
+    finally:
+        await services.aclose()
