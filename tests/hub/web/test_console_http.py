@@ -1,0 +1,248 @@
+"""The console over HTTP, without a browser: headers, login and its throttling, CSRF, the idle
+timeout, bad input answered with a page (never a traceback), the language, the audit trail.
+
+Uses a migrated store (SQLite and PostgreSQL) and no broker: these pages only read the store."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from hub import auth, operator_actions, operator_logins
+from hub.api.app import create_app
+from hub.operator_actions import Actor
+from hub.store.db import Database
+from hub.store.models import AuditRecord, DeadLetter
+from hub.web.security import CSP
+from hub.web.sessions import COOKIE
+from tests.conftest import base_settings
+
+PASSWORD = "correct horse battery staple"
+SECRET = "s" * 40
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    async with database.session() as s, s.begin():
+        await operator_actions.add_login(s, Actor.cli(), "anna", PASSWORD)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def web(db: Database, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings = base_settings(database_url=database_url, console_secret=SECRET, console_idle_minutes=5)
+    app = create_app(settings, db)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub", follow_redirects=False
+    ) as client:
+        yield client
+
+
+class TenMinutesAgo(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 600
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+async def log_in(web: httpx.AsyncClient, name: str = "anna", password: str = PASSWORD) -> httpx.Response:
+    page = await web.get("/console/login")
+    return await web.post(
+        "/console/login", data={"csrf": csrf_of(page.text), "name": name, "password": password}
+    )
+
+
+async def test_pages_need_a_login_and_carry_the_security_headers(web: httpx.AsyncClient) -> None:
+    for path in ("/console/", "/console/dead-letters", "/console/tenants", "/console/dead-letters/1"):
+        r = await web.get(path)
+        assert r.status_code == 303 and r.headers["location"] == "/console/login", path
+    r = await web.get("/console/login")
+    assert r.status_code == 200
+    assert r.headers["content-security-policy"] == CSP
+    assert "default-src 'self'" in CSP and "frame-ancestors 'none'" in CSP
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over TLS it is added (next test)
+    assert "<style" not in r.text and "style=" not in r.text and "<script>" not in r.text
+    css = await web.get("/console/static/vendor/utrecht-component-library.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+async def test_the_cookie_is_secure_over_tls(db: Database, database_url: str) -> None:
+    settings = base_settings(database_url=database_url, console_secret=SECRET)
+    transport = httpx.ASGITransport(app=create_app(settings, db))
+    async with httpx.AsyncClient(transport=transport, base_url="https://hub") as client:
+        r = await client.get("/console/login")
+    assert "; Secure" in r.headers["set-cookie"]
+
+
+async def test_login_logout_and_the_audit_trail(web: httpx.AsyncClient, db: Database) -> None:
+    r = await log_in(web)
+    assert r.status_code == 303 and r.headers["location"] == "/console/"
+    overview = await web.get("/console/")
+    assert overview.status_code == 200
+    assert "Ingelogd als anna" in overview.text and '<html lang="nl"' in overview.text
+    stats = await web.get("/console/overview/stats", headers={"HX-Request": "true"})
+    assert stats.status_code == 200 and "<html" not in stats.text and 'data-figure="tenants"' in stats.text
+    r = await web.post("/console/logout", data={"csrf": csrf_of(overview.text)})
+    assert r.status_code == 303 and r.headers["location"] == "/console/login?bye=1"
+    assert (await web.get("/console/")).status_code == 303
+    async with db.session() as s:
+        rows = list(await s.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
+    trail = [(r.activity, r.actor, r.outcome) for r in rows]
+    assert ("add console login", Actor.cli().ref, "added") in trail
+    assert ("console login", "operator:web:anna", "logged in") in trail
+    assert ("console logout", "operator:web:anna", "logged out") in trail
+
+
+async def test_wrong_password_is_refused_and_repeated_failures_lock_the_login(
+    web: httpx.AsyncClient, db: Database
+) -> None:
+    r = await log_in(web, password="wrong password!")
+    assert r.status_code == 401 and "Naam of wachtwoord is onjuist." in r.text
+    assert "Traceback" not in r.text
+    for _ in range(operator_logins.MAX_FAILURES - 1):
+        r = await log_in(web, password="wrong password!")
+    assert r.status_code == 401 and "Te veel mislukte pogingen" in r.text
+    r = await log_in(web)  # the right password, but the login is locked now
+    assert r.status_code == 401 and "Te veel mislukte pogingen" in r.text
+    assert (await web.get("/console/")).status_code == 303
+    unknown = await log_in(web, name="nobody")
+    assert unknown.status_code == 401 and "Naam of wachtwoord is onjuist." in unknown.text
+    async with db.session() as s:
+        outcomes = [r.outcome for r in await s.scalars(select(AuditRecord)) if r.activity == "console login"]
+    assert outcomes.count("refused") >= operator_logins.MAX_FAILURES and "locked" in outcomes
+
+
+async def test_a_form_without_the_sessions_csrf_token_is_refused(web: httpx.AsyncClient) -> None:
+    page = await web.get("/console/login")
+    forged = await web.post("/console/login", data={"csrf": "forged", "name": "anna", "password": PASSWORD})
+    assert forged.status_code == 403
+    assert "Het formulier is verlopen of kwam niet van deze site" in forged.text
+    missing = await web.post("/console/login", data={"name": "anna", "password": PASSWORD})
+    assert missing.status_code == 403
+    # a token from another session (another browser) does not count either
+    async with httpx.AsyncClient(transport=web._transport, base_url="http://hub") as other:
+        theirs = csrf_of((await other.get("/console/login")).text)
+    assert theirs != csrf_of(page.text)
+    r = await web.post("/console/login", data={"csrf": theirs, "name": "anna", "password": PASSWORD})
+    assert r.status_code == 403
+
+
+async def test_an_idle_session_expires_and_a_forged_cookie_is_no_session(web: httpx.AsyncClient) -> None:
+    await log_in(web)
+    assert (await web.get("/console/")).status_code == 200
+    # A cookie signed 10 minutes ago (the idle limit is 5), as a browser would still send it.
+    old = URLSafeTimedSerializer(SECRET, salt="inbeeld.web.session", signer=TenMinutesAgo).dumps(
+        {"csrf": "x", "user": "anna"}
+    )
+    web.cookies.clear()
+    r = await web.get("/console/", headers={"Cookie": f"{COOKIE}={old}"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/login?expired=1"
+    assert "Uw sessie is verlopen" in (await web.get(r.headers["location"])).text
+    polled = await web.get(
+        "/console/overview/stats", headers={"HX-Request": "true", "Cookie": f"{COOKIE}={old}"}
+    )
+    assert polled.headers.get("hx-redirect", "").startswith("/console/login")
+    forged = URLSafeTimedSerializer("another key of forty characters........", salt="inbeeld.web.session")
+    web.cookies.clear()
+    cookie = forged.dumps({"csrf": "x", "user": "anna"})
+    assert (await web.get("/console/", headers={"Cookie": f"{COOKIE}={cookie}"})).status_code == 303
+
+
+async def test_an_api_token_does_not_open_the_console(web: httpx.AsyncClient, db: Database) -> None:
+    async with db.session() as s, s.begin():
+        _, operator_token = await auth.issue(s, "operator", None)
+    r = await web.get("/console/", headers={"Authorization": f"Bearer {operator_token}"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+
+
+async def test_bad_input_gets_a_clear_page(web: httpx.AsyncClient) -> None:
+    await log_in(web)
+    for path, status in [
+        ("/console/dead-letters/abc", 404),
+        ("/console/dead-letters/99999999999999999999", 404),
+        ("/console/dead-letters/12345", 404),
+        ("/console/no-such-page", 404),
+        ("/console/dead-letters?reason=%3Cscript%3E", 400),
+        ("/console/dead-letters?tenant=" + "x" * 40, 400),
+        ("/console/dead-letters?reason=" + "a" * 3000, 414),
+    ]:
+        r = await web.get(path)
+        assert r.status_code == status, path
+        assert "Traceback" not in r.text and "<script>" not in r.text, path
+        assert r.headers["content-security-policy"] == CSP
+    r = await web.post("/console/dead-letters/1/replay", content=b"csrf=" + b"a" * 9000)
+    assert r.status_code == 400
+
+
+async def test_dead_letters_list_filter_and_detail_show_metadata_only(
+    web: httpx.AsyncClient, db: Database
+) -> None:
+    async with db.session() as s, s.begin():
+        for reason, sender in [("delivery_limit", "GM0307"), ("malformed", "GM0957"), ("malformed", None)]:
+            s.add(
+                DeadLetter(
+                    reason=reason,
+                    detail="test",
+                    sender=sender,
+                    body=b"SECRET BODY" if sender else b"",
+                    body_size=11,
+                    headers={"x-test": "header value"},
+                )
+            )
+    await log_in(web)
+    everything = await web.get("/console/dead-letters")
+    assert everything.text.count("data-dead-letter=") == 3
+    malformed = await web.get("/console/dead-letters", params={"reason": "malformed"})
+    assert malformed.text.count("data-dead-letter=") == 2
+    theirs = await web.get("/console/dead-letters", params={"reason": "malformed", "tenant": "GM0957"})
+    assert theirs.text.count("data-dead-letter=") == 1
+    dl_id = re.search(r'data-dead-letter="(\d+)"', theirs.text).group(1)  # type: ignore[union-attr]
+    detail = await web.get(f"/console/dead-letters/{dl_id}")
+    assert detail.status_code == 200
+    assert "x-test" in detail.text and "header value" in detail.text and "malformed" in detail.text
+    assert "SECRET BODY" not in detail.text
+    # Replaying one without a known sender is refused by hub.replay (before any broker is needed).
+    unknown = re.findall(r'data-dead-letter="(\d+)"', malformed.text)
+    no_sender = next(i for i in unknown if i != dl_id)
+    page = await web.get(f"/console/dead-letters/{no_sender}")
+    r = await web.post(f"/console/dead-letters/{no_sender}/replay", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 409 and "Opnieuw aanbieden lukte niet" in r.text and "no known sender" in r.text
+
+
+async def test_english_on_request_and_remembered(web: httpx.AsyncClient) -> None:
+    r = await web.get("/console/login", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert '<html lang="en"' in r.text and "Log in" in r.text
+    r = await web.get("/console/login?lang=nl", headers={"Accept-Language": "en"})
+    assert '<html lang="nl"' in r.text and "Inloggen" in r.text
+    r = await web.get("/console/login", headers={"Accept-Language": "en"})  # the cookie wins
+    assert '<html lang="nl"' in r.text
+
+
+async def test_login_names_and_passwords_are_checked(db: Database) -> None:
+    async with db.session() as s, s.begin():
+        with pytest.raises(operator_logins.BadLogin):
+            await operator_logins.add(s, "Bad Name", PASSWORD)
+        with pytest.raises(operator_logins.BadLogin):
+            await operator_logins.add(s, "bob", "short")
+        with pytest.raises(operator_logins.LoginExists):
+            await operator_logins.add(s, "anna", PASSWORD)
+        stored = await s.get(operator_logins.OperatorLogin, "anna")
+        assert stored is not None and stored.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in stored.password_hash
