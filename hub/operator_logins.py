@@ -71,7 +71,7 @@ async def names(s: AsyncSession) -> list[str]:
 
 async def attempt(s: AsyncSession, name: str, password: str) -> Attempt:
     """Check a login; counts failures and locks the login after too many (see module doc)."""
-    row = await s.get(OperatorLogin, name, with_for_update=True) if len(name) <= 40 else None
+    row = await s.get(OperatorLogin, name, with_for_update=True) if _NAME.fullmatch(name) else None
     candidate = password[:MAX_PASSWORD]
     if row is None:
         _verify(_DUMMY_HASH, candidate)

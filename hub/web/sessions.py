@@ -3,7 +3,9 @@ served over TLS; it expires after `idle` seconds without a request. It holds who
 (or no one) and the CSRF token that every form must send back.
 
 `SessionMiddleware` reads the cookie into `request.state.session` and writes it back on every
-answer (so the idle time starts again). `check_csrf` compares a form's token with the session's."""
+answer to a person's request, so the idle time starts again; not on a passive one (htmx polling
+a partial, a static file), so a page left open does not keep its session alive. `check_csrf`
+compares a form's token with the session's."""
 
 from __future__ import annotations
 
@@ -38,8 +40,11 @@ class Session:
 
 
 class SessionMiddleware:
-    def __init__(self, app: ASGIApp, secret: str, idle: int, path: str = "/") -> None:
+    def __init__(
+        self, app: ASGIApp, secret: str, idle: int, path: str = "/", static_prefix: str = "/static/"
+    ) -> None:
         self.app = app
+        self.static_prefix = static_prefix
         self.serializer = URLSafeTimedSerializer(secret, salt="inbeeld.web.session")
         self.idle = idle
         self.path = path
@@ -66,9 +71,14 @@ class SessionMiddleware:
         session = self._load(request.cookies.get(COOKIE))
         scope.setdefault("state", {})["session"] = session
         secure = scope.get("scheme") == "https"
+        passive = "hx-request" in request.headers or scope["path"].removeprefix(
+            scope.get("root_path", "")
+        ).startswith(self.static_prefix)
+        user_before = session.user
 
         async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            changed = session.cleared or session.user != user_before
+            if message["type"] == "http.response.start" and (changed or not passive):
                 headers = MutableHeaders(scope=message)
                 if session.cleared:
                     value, max_age = "", 0

@@ -204,7 +204,9 @@ async def test_login_overview_and_a_dead_letter_replayed_and_routed(
     assert ("replay dead letter", f"dead-letter:{dl_id}") in {(r.activity, r.subject_ref) for r in records}
 
     await page.get_by_role("link", name="Deelnemers").first.click()
-    await expect(page.get_by_role("row", name=re.compile("GM0307"))).to_contain_text("Actief")
+    amersfoort = page.get_by_role("row", name=re.compile("GM0307"))
+    await expect(amersfoort).to_contain_text("Actief")
+    await expect(amersfoort.locator("[data-inbox-depth]")).to_have_text(re.compile(r"^\d+$"))
     await assert_accessible_and_clean(page)
 
     await page.goto(console + "/?lang=en")
