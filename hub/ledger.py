@@ -279,14 +279,21 @@ async def counts(s: AsyncSession, since: datetime | None = None) -> dict[str, in
 
 
 async def dead_letters(
-    s: AsyncSession, sender: str | None = None, reason: str | None = None, limit: int = 100
+    s: AsyncSession,
+    sender: str | None = None,
+    reason: str | None = None,
+    limit: int = 100,
+    since: datetime | None = None,
 ) -> list[DeadLetter]:
-    """The newest dead letters first; only `sender`'s (a tenant sees its own) or `reason`'s."""
+    """The newest dead letters first; only `sender`'s (a tenant sees its own), `reason`'s, or
+    those received `since`, when given."""
     q = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if sender is not None:
         q = q.where(DeadLetter.sender == sender)
     if reason is not None:
         q = q.where(DeadLetter.reason == reason)
+    if since is not None:
+        q = q.where(DeadLetter.received_at >= since)
     return list(await s.scalars(q))
 
 

@@ -217,9 +217,16 @@ def _add_routes(console: FastAPI) -> None:
             raise ContractError("reason: lowercase letters and '_', at most 32")
         if tenant and not _TENANT.fullmatch(tenant):
             raise ContractError("tenant: a tenant code")
+        since = request.query_params.get("since", "").strip()
+        try:
+            start = i18n.local_day_start(since) if since else None
+        except ValueError:
+            raise ContractError("since: a date, YYYY-MM-DD") from None
         async with _db(request).session() as s:
-            rows = await ledger.dead_letters(s, tenant or None, reason or None, limit=200)
-        return pages.render(request, "dead_letters.html", rows=rows, reason=reason, tenant=tenant)
+            rows = await ledger.dead_letters(s, tenant or None, reason or None, limit=200, since=start)
+        return pages.render(
+            request, "dead_letters.html", rows=rows, reason=reason, tenant=tenant, since=since
+        )
 
     @console.get("/dead-letters/{dl_id}", response_class=HTMLResponse)
     async def dead_letter(request: Request, dl_id: str, _name: OperatorName) -> Response:

@@ -60,6 +60,7 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "dl.filter": "Filteren",
         "dl.reason": "Reden",
         "dl.tenant": "Afzender (code)",
+        "dl.since": "Ontvangen op of na (datum)",
         "dl.apply": "Toepassen",
         "dl.none": "Geen onbestelbare berichten gevonden.",
         "dl.id": "Nummer",
@@ -151,6 +152,7 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "dl.filter": "Filter",
         "dl.reason": "Reason",
         "dl.tenant": "Sender (code)",
+        "dl.since": "Received on or after (date)",
         "dl.apply": "Apply",
         "dl.none": "No dead letters found.",
         "dl.id": "Number",
@@ -227,6 +229,11 @@ def translator(lang: str) -> Translate:
         return text.format(**values) if values else text
 
     return translate
+
+
+def local_day_start(day: str) -> datetime:
+    """The start of a day (YYYY-MM-DD) in Europe/Amsterdam; ValueError if it is not a date."""
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=ZONE)
 
 
 def local_time(moment: datetime | None, with_date: bool = True) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from hub.api.app import create_app
 from hub.operator_actions import Actor
 from hub.store.db import Database
 from hub.store.models import AuditRecord, DeadLetter
+from hub.web import i18n
 from hub.web.security import CSP
 from hub.web.sessions import COOKIE
 from tests.conftest import base_settings
@@ -216,6 +218,12 @@ async def test_dead_letters_list_filter_and_detail_show_metadata_only(
     assert malformed.text.count("data-dead-letter=") == 2
     theirs = await web.get("/console/dead-letters", params={"reason": "malformed", "tenant": "GM0957"})
     assert theirs.text.count("data-dead-letter=") == 1
+    today = datetime.now(i18n.ZONE).date()
+    for day, count in [(today, 3), (today + timedelta(days=1), 0), (today - timedelta(days=1), 3)]:
+        r = await web.get("/console/dead-letters", params={"since": day.isoformat()})
+        assert r.status_code == 200 and r.text.count("data-dead-letter=") == count, day
+    bad_date = await web.get("/console/dead-letters", params={"since": "2026-13-45"})
+    assert bad_date.status_code == 400 and "YYYY-MM-DD" in bad_date.text
     dl_id = re.search(r'data-dead-letter="(\d+)"', theirs.text).group(1)  # type: ignore[union-attr]
     detail = await web.get(f"/console/dead-letters/{dl_id}")
     assert detail.status_code == 200
