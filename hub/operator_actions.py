@@ -1,6 +1,6 @@
 """The hub operator's actions: register and provision a tenant, rotate its broker password,
 suspend and reinstate it, create a group, create and revoke API tokens, replay a dead letter,
-add a console login, and log in to or out of the console.
+add a console login, log in to or out of the console, verify the audit chain.
 
 The API routes and the CLI both call these functions, so every action leaves the same trace
 whichever way it was taken: a record in the audit hash chain (who, what, on what, the outcome;
@@ -170,3 +170,10 @@ async def log_out(s: AsyncSession, actor: Actor) -> None:
     await _record(
         s, actor, "console logout", "logged out", "login:" + actor.ref.removeprefix("operator:web:")
     )
+
+
+async def verify_chain(s: AsyncSession, actor: Actor) -> audit.ChainReport:
+    """Recompute the audit hash chain (hub.audit.verify), then record that it was and the result."""
+    report = await audit.verify(s)
+    await _record(s, actor, "verify audit chain", "intact" if report.intact else "broken", "audit:chain")
+    return report

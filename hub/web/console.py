@@ -38,6 +38,8 @@ MAX_FORM = 8 * 1024
 CHAIN_MAX_AGE = timedelta(minutes=5)
 _REASON = re.compile(r"^[a-z_]{1,32}$")
 _TENANT = re.compile(TENANT_CODE_PATTERN)
+_ACTIVITY = re.compile(r"^[a-z0-9 ._-]{1,64}$")
+_SUBJECT = re.compile(r"^[!-~]{1,100}$")  # printable ASCII, no spaces: an id or a reference
 
 
 # Two signals of this HTTP edge, like Starlette's HTTPException (not domain errors, so outside
@@ -246,6 +248,31 @@ def _add_routes(console: FastAPI) -> None:
                 request, "dead_letter.html", status=409, row=row, done=False, failed=exc.message
             )
         return _redirect(request, f"/dead-letters/{row.id}", replayed="1")
+
+    @console.get("/audit", response_class=HTMLResponse)
+    async def audit_records(request: Request, _name: OperatorName) -> Response:
+        query = {k: request.query_params.get(k, "").strip() for k in ("tenant", "activity", "subject")}
+        for key, pattern in (("tenant", _TENANT), ("activity", _ACTIVITY), ("subject", _SUBJECT)):
+            if query[key] and not pattern.fullmatch(query[key]):
+                raise ContractError(f"{key}: not a valid value")
+        async with _db(request).session() as s:
+            rows = await audit.search(
+                s,
+                query["tenant"] or None,
+                activity=query["activity"] or None,
+                subject_ref=query["subject"] or None,
+                limit=200,
+            )
+        chain: ChainCheck | None = request.app.state.chain
+        return pages.render(request, "audit.html", rows=rows, query=query, chain=chain)
+
+    @console.post("/audit/verify", response_class=HTMLResponse)
+    async def verify_chain(request: Request, name: OperatorName) -> Response:
+        await _form(request)
+        async with _db(request).session() as s, s.begin():
+            report = await operator_actions.verify_chain(s, Actor.web(name))
+        request.app.state.chain = ChainCheck(report, utcnow())
+        return _redirect(request, "/audit", verified="1")
 
     @console.get("/tenants", response_class=HTMLResponse)
     async def tenants(request: Request, _name: OperatorName) -> Response:

@@ -209,6 +209,14 @@ async def test_login_overview_and_a_dead_letter_replayed_and_routed(
     await expect(amersfoort.locator("[data-inbox-depth]")).to_have_text(re.compile(r"^\d+$"))
     await assert_accessible_and_clean(page)
 
+    await page.get_by_role("link", name="Auditlog").first.click()
+    await page.get_by_label("Onderwerp (bericht-id of verwijzing)").fill(f"dead-letter:{dl_id}")
+    await page.get_by_role("button", name="Zoeken").click()
+    await expect(page.locator("#audit")).to_contain_text(f"operator:web:{NAME}")
+    await page.get_by_role("button", name="Keten nu controleren").click()
+    await expect(page.locator("#chain-result")).to_contain_text("Intact")
+    await assert_accessible_and_clean(page)
+
     await page.goto(console + "/?lang=en")
     await expect(page.get_by_role("heading", level=1, name="Overview")).to_be_visible()
     await expect(page.locator("html")).to_have_attribute("lang", "en")

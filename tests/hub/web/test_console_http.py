@@ -257,3 +257,32 @@ async def test_login_names_and_passwords_are_checked(db: Database) -> None:
         stored = await s.get(operator_logins.OperatorLogin, "anna")
         assert stored is not None and stored.password_hash.startswith("$argon2id$")
         assert PASSWORD not in stored.password_hash
+
+
+async def test_audit_search_and_verifying_the_chain(web: httpx.AsyncClient, db: Database) -> None:
+    await log_in(web)
+    page = await web.get("/console/audit")
+    assert page.status_code == 200 and "nog niet gecontroleerd" in page.text
+    everything = len(re.findall(r"data-audit=", page.text))
+    assert everything >= 2  # the login added, anna logged in
+    logins = await web.get("/console/audit", params={"activity": "console login"})
+    assert len(re.findall(r"data-audit=", logins.text)) == 1 and "operator:web:anna" in logins.text
+    about = await web.get("/console/audit", params={"subject": "login:anna"})
+    assert len(re.findall(r"data-audit=", about.text)) == everything
+    assert "Geen records gevonden." in (await web.get("/console/audit", params={"tenant": "GM0307"})).text
+    odd = await web.get("/console/audit", params={"subject": "<script>"})
+    assert odd.status_code == 200 and "<script>" not in odd.text and "&lt;script&gt;" in odd.text
+    for params in ({"subject": "x" * 101}, {"activity": "drop table;"}, {"tenant": "nope!"}):
+        assert (await web.get("/console/audit", params=params)).status_code == 400, params
+
+    r = await web.post("/console/audit/verify", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 303
+    verified = await web.get(r.headers["location"])
+    assert re.search(r"Intact: \d+ records, gecontroleerd op", verified.text)
+    overview = await web.get("/console/")
+    assert re.search(r"Intact: \d+ records, gecontroleerd op", overview.text)
+    async with db.session() as s:
+        rows = [r for r in await s.scalars(select(AuditRecord)) if r.activity == "verify audit chain"]
+    assert [(r.actor, r.outcome) for r in rows] == [("operator:web:anna", "intact")]
+    forged = await web.post("/console/audit/verify", data={"csrf": "forged"})
+    assert forged.status_code == 403
