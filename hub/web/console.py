@@ -274,6 +274,20 @@ def _add_routes(console: FastAPI) -> None:
         request.app.state.chain = ChainCheck(report, utcnow())
         return _redirect(request, "/audit", verified="1")
 
+    @console.post("/tenants/{code}/{action}", response_class=HTMLResponse)
+    async def tenant_state(request: Request, code: str, action: str, name: OperatorName) -> Response:
+        """Suspend or reinstate a tenant, through the same operator action as the API and CLI."""
+        await _form(request)
+        if action not in ("suspend", "reinstate") or not _TENANT.fullmatch(code):
+            raise NotFound("no such tenant action")
+        settings = _settings(request)
+        async with management(settings) as mgmt, _db(request).session() as s, s.begin():
+            if action == "suspend":
+                await operator_actions.suspend_tenant(s, mgmt, settings, Actor.web(name), code)
+            else:
+                await operator_actions.reinstate_tenant(s, mgmt, settings, Actor.web(name), code)
+        return _redirect(request, "/tenants", done=action, tenant=code)
+
     @console.get("/tenants", response_class=HTMLResponse)
     async def tenants(request: Request, _name: OperatorName) -> Response:
         async with _db(request).session() as s:
@@ -286,7 +300,13 @@ def _add_routes(console: FastAPI) -> None:
             log.warning("console.inbox_stats_unavailable", reason=exc.reason)
             queues = None
         stats = {t.code: queues.get(t.inbox) if queues and t.inbox else None for t in rows}
-        return pages.render(request, "tenants.html", rows=rows, stats=stats, broker_known=queues is not None)
+        done = request.query_params.get("done")
+        subject = request.query_params.get("tenant", "")
+        valid = done in ("suspend", "reinstate") and _TENANT.fullmatch(subject)
+        notice = (f"tenants.{done}_done", subject) if valid else None
+        return pages.render(
+            request, "tenants.html", rows=rows, stats=stats, broker_known=queues is not None, notice=notice
+        )
 
 
 async def _dead_letter(request: Request, dl_id: str) -> DeadLetter:

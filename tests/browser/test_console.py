@@ -15,8 +15,10 @@ import uuid
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
+import aio_pika
 import pytest
 import uvicorn
+from aiormq.exceptions import InvalidFrameError, ProbableAuthenticationError
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
@@ -207,6 +209,27 @@ async def test_login_overview_and_a_dead_letter_replayed_and_routed(
     amersfoort = page.get_by_role("row", name=re.compile("GM0307"))
     await expect(amersfoort).to_contain_text("Actief")
     await expect(amersfoort.locator("[data-inbox-depth]")).to_have_text(re.compile(r"^\d+$"))
+    await assert_accessible_and_clean(page)
+
+    # Suspend a tenant: its connector is refused by the broker; reinstate it: let in again.
+    await page.get_by_role("button", name="GM0518 schorsen").click()
+    await expect(page.locator("#tenant-result")).to_contain_text("GM0518 is geschorst")
+    await expect(page.get_by_role("row", name=re.compile("GM0518"))).to_contain_text("Geschorst")
+    await assert_accessible_and_clean(page)
+    with pytest.raises((InvalidFrameError, ProbableAuthenticationError)):
+        await aio_pika.connect(console_hub.tenant_url("GM0518"))
+    await page.get_by_role("button", name="GM0518 heractiveren").click()
+    await expect(page.locator("#tenant-result")).to_contain_text("GM0518 is weer actief.")
+    conn = await aio_pika.connect(console_hub.tenant_url("GM0518"))
+    await conn.close()
+    async with console_hub.db.session() as s:
+        by_tessa = await s.scalars(
+            select(AuditRecord).where(AuditRecord.subject_ref == "tenant:GM0518").order_by(AuditRecord.seq)
+        )
+        assert [(r.activity, r.actor) for r in by_tessa][-2:] == [
+            ("suspend tenant", f"operator:web:{NAME}"),
+            ("reinstate tenant", f"operator:web:{NAME}"),
+        ]
     await assert_accessible_and_clean(page)
 
     await page.get_by_role("link", name="Auditlog").first.click()

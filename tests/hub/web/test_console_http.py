@@ -194,6 +194,12 @@ async def test_bad_input_gets_a_clear_page(web: httpx.AsyncClient) -> None:
         assert r.headers["content-security-policy"] == CSP
     r = await web.post("/console/dead-letters/1/replay", content=b"csrf=" + b"a" * 9000)
     assert r.status_code == 400
+    csrf = csrf_of((await web.get("/console/tenants")).text)
+    for path in ("/console/tenants/GM0307/delete", "/console/tenants/not%20a%20code/suspend"):
+        r = await web.post(path, data={"csrf": csrf})
+        assert r.status_code == 404 and "Deze pagina bestaat niet." in r.text, path
+    r = await web.post("/console/tenants/GM0307/suspend", data={"csrf": "forged"})
+    assert r.status_code == 403
 
 
 async def test_dead_letters_list_filter_and_detail_show_metadata_only(
