@@ -278,6 +278,17 @@ async def counts(s: AsyncSession, since: datetime | None = None) -> dict[str, in
     return {status: int(n) for status, n in rows.all()}
 
 
+async def rejected_by_reason(s: AsyncSession, since: datetime) -> dict[str, int]:
+    """Events refused since `since`, per reason (the `hub.rejected` reason), most first."""
+    q = (
+        select(LedgerEvent.reason, func.count())
+        .where(LedgerEvent.status == "rejected", LedgerEvent.received_at >= since)
+        .group_by(LedgerEvent.reason)
+        .order_by(func.count().desc())
+    )
+    return {str(reason or "unknown"): int(n) for reason, n in (await s.execute(q)).all()}
+
+
 async def dead_letters(
     s: AsyncSession,
     sender: str | None = None,

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from hub import audit, inboxes, ledger, operator_actions, registry
+from hub import audit, health, inboxes, ledger, operator_actions, registry
 from hub.audit import ChainReport
 from hub.config import Settings
 from hub.errors import ServiceUnavailable
@@ -325,6 +325,8 @@ class Stats:
     tenants: int
     last_hour: dict[str, int]
     last_day: dict[str, int]
+    rejected_today: dict[str, int]  # per reason, the last 24 hours
+    health: dict[str, str]  # database, broker: `ok` or the trouble
     chain: ChainCheck
     at: datetime
 
@@ -336,8 +338,10 @@ async def _stats(request: Request) -> Stats:
         tenants = len(await registry.list_tenants(s))
         last_hour = await ledger.counts(s, since=now - timedelta(hours=1))
         last_day = await ledger.counts(s, since=now - timedelta(days=1))
+        rejected = await ledger.rejected_by_reason(s, now - timedelta(days=1))
         chain: ChainCheck | None = request.app.state.chain
         if chain is None or now - chain.at > CHAIN_MAX_AGE:
             chain = ChainCheck(await audit.verify(s), now)
             request.app.state.chain = chain
-    return Stats(waiting, tenants, last_hour, last_day, chain, now)
+    checks = await health.check(_db(request), _settings(request))
+    return Stats(waiting, tenants, last_hour, last_day, rejected, checks, chain, now)

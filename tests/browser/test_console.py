@@ -164,6 +164,8 @@ async def test_login_overview_and_a_dead_letter_replayed_and_routed(
     await page.get_by_role("button", name="Inloggen").click()
     await expect(page.get_by_role("heading", level=1, name="Overzicht")).to_be_visible()
     await expect(page.locator('[data-figure="tenants"]')).to_have_text("5")
+    await expect(page.locator('[data-health="broker"]')).to_have_text("In orde")
+    await expect(page.locator('[data-health="database"]')).to_have_text("In orde")
     await assert_accessible_and_clean(page)
     waiting_before = int(await page.locator('[data-figure="dead-letters"]').inner_text())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from hub import auth, operator_actions, operator_logins
 from hub.api.app import create_app
 from hub.operator_actions import Actor
 from hub.store.db import Database
-from hub.store.models import AuditRecord, DeadLetter
+from hub.store.models import AuditRecord, DeadLetter, LedgerEvent
 from hub.web import i18n
 from hub.web.security import CSP
 from hub.web.sessions import COOKIE
@@ -292,3 +292,41 @@ async def test_audit_search_and_verifying_the_chain(web: httpx.AsyncClient, db: 
     assert [(r.actor, r.outcome) for r in rows] == [("operator:web:anna", "intact")]
     forged = await web.post("/console/audit/verify", data={"csrf": "forged"})
     assert forged.status_code == 403
+
+
+async def test_overview_counts_events_by_outcome_and_rejections_by_reason(
+    web: httpx.AsyncClient, db: Database
+) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        ("routed", None, now - timedelta(minutes=5)),
+        ("routed", None, now - timedelta(hours=3)),
+        ("rejected", "source_mismatch", now - timedelta(minutes=1)),
+        ("rejected", "source_mismatch", now - timedelta(hours=2)),
+        ("rejected", "rate_limited", now - timedelta(hours=5)),
+        ("rejected", "too_large", now - timedelta(days=2)),  # outside the day
+    ]
+    async with db.session() as s, s.begin():
+        for i, (status, reason, at) in enumerate(rows):
+            s.add(
+                LedgerEvent(
+                    event_id=f"e{i}",
+                    source="urn:test",
+                    type="nl.leerplicht.ping",
+                    sender="GM0307",
+                    status=status,
+                    reason=reason,
+                    received_at=at,
+                )
+            )
+    await log_in(web)
+    page = (await web.get("/console/")).text
+    cells = re.findall(r'numeric-data">(\d+)</td>', page)
+    # routed, rejected, received for the hour; then for the day; then the reasons
+    assert cells[:6] == ["1", "1", "0", "2", "3", "0"]
+    reasons = re.findall(
+        r'scope="row">([a-z_]+)</th>\s*<td class="[^"]*numeric-data">(\d+)',
+        page,
+    )
+    assert reasons == [("source_mismatch", "2"), ("rate_limited", "1")]
+    assert re.search(r'data-health="database">In orde<', page)
