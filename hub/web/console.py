@@ -35,6 +35,7 @@ from schemas.errors import ContractError, InbeeldError, NotFound
 
 log = structlog.get_logger("inbeeld.console")
 MAX_FORM = 8 * 1024
+MAX_SELECTED = 200  # dead letters replayed at once (the list shows at most this many)
 CHAIN_MAX_AGE = timedelta(minutes=5)
 _REASON = re.compile(r"^[a-z_]{1,32}$")
 _TENANT = re.compile(TENANT_CODE_PATTERN)
@@ -80,15 +81,22 @@ def _operator(request: Request) -> str:
 OperatorName = Annotated[str, Depends(_operator)]
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """A urlencoded form, bounded, with its CSRF token checked."""
+async def _form_fields(request: Request) -> list[tuple[str, str]]:
+    """A urlencoded form's fields in order, bounded, with its CSRF token checked."""
     body = await request.body()
     if len(body) > MAX_FORM:
         raise ContractError("form too large")
-    form = dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=20))
-    if not check_csrf(request, form):
+    try:
+        fields = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=MAX_SELECTED + 10)
+    except ValueError:
+        raise ContractError("too many form fields") from None
+    if not check_csrf(request, dict(fields)):
         raise CsrfRefused
-    return form
+    return fields
+
+
+async def _form(request: Request) -> dict[str, str]:
+    return dict(await _form_fields(request))
 
 
 def _redirect(request: Request, to: str, **query: str) -> RedirectResponse:
@@ -235,6 +243,23 @@ def _add_routes(console: FastAPI) -> None:
         row = await _dead_letter(request, dl_id)
         done = request.query_params.get("replayed") == "1"
         return pages.render(request, "dead_letter.html", row=row, done=done, failed=None)
+
+    @console.post("/dead-letters/replay", response_class=HTMLResponse)
+    async def replay_selected(request: Request, name: OperatorName) -> Response:
+        """Replay the dead letters ticked in the list, one by one, each as a single replay is."""
+        ids = [v for k, v in await _form_fields(request) if k == "id"]
+        if not ids:
+            raise ContractError("no dead letter selected")
+        results: list[tuple[str, str | None]] = []  # id, None when replayed or why not
+        for dl_id in dict.fromkeys(ids):
+            try:
+                row = await _dead_letter(request, dl_id)
+                await operator_actions.replay(_settings(request), _db(request), Actor.web(name), row.id)
+            except InbeeldError as exc:
+                results.append((dl_id[:12], exc.message))
+            else:
+                results.append((dl_id, None))
+        return pages.render(request, "replayed.html", results=results)
 
     @console.post("/dead-letters/{dl_id}/replay", response_class=HTMLResponse)
     async def replay(request: Request, dl_id: str, name: OperatorName) -> Response:

@@ -312,3 +312,23 @@ async def test_keyboard_only_from_login_to_the_dead_letters(page: Page, console:
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", level=1, name="Onbestelbare berichten")).to_be_visible()
     await tab_to(lambda f: f["id"] == "reason")
+
+
+async def test_a_selection_of_dead_letters_replayed_at_once(
+    page: Page, console: str, console_hub: RunningHub
+) -> None:
+    await log_in(page, console)
+    filed = [await file_dead_letter(console_hub) for _ in range(2)]
+    await page.goto(console + "/dead-letters?tenant=GM0307")
+    for dl_id, _ in filed:
+        await page.get_by_label(f"Bericht {dl_id} kiezen").check()
+    await assert_accessible_and_clean(page)
+    await page.get_by_role("button", name="Gekozen berichten opnieuw aanbieden").click()
+    await expect(page.get_by_role("heading", level=1, name="Opnieuw aangeboden")).to_be_visible()
+    for dl_id, _ in filed:
+        await expect(page.locator(f'[data-replayed="{dl_id}"]')).to_contain_text(
+            "Opnieuw aangeboden aan de router"
+        )
+    await assert_accessible_and_clean(page)
+    wanted = {event_id for _, event_id in filed}
+    await console_hub.receive("GM0957", lambda e: e.id in wanted, count=2, timeout=20)

@@ -9,6 +9,8 @@ import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -52,6 +54,14 @@ async def web(db: Database, database_url: str) -> AsyncIterator[httpx.AsyncClien
 class TenMinutesAgo(TimestampSigner):
     def get_timestamp(self) -> int:
         return int(time.time()) - 600
+
+
+def form(fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """A urlencoded body with repeated fields (httpx's `data=` takes a dict only)."""
+    return {
+        "content": urlencode(fields),
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+    }
 
 
 def csrf_of(html: str) -> str:
@@ -241,6 +251,20 @@ async def test_dead_letters_list_filter_and_detail_show_metadata_only(
     page = await web.get(f"/console/dead-letters/{no_sender}")
     r = await web.post(f"/console/dead-letters/{no_sender}/replay", data={"csrf": csrf_of(page.text)})
     assert r.status_code == 409 and "Opnieuw aanbieden lukte niet" in r.text and "no known sender" in r.text
+
+    # A selection: each is answered on its own (here refused: no sender, no such dead letter).
+    csrf = csrf_of(everything.text)
+    r = await web.post(
+        "/console/dead-letters/replay",
+        **form([("csrf", csrf), ("id", no_sender), ("id", "999999"), ("id", "x")]),
+    )
+    assert r.status_code == 200
+    assert re.search(rf'data-replayed="{no_sender}">.*?no known sender', r.text, flags=re.S)
+    assert re.search(r'data-replayed="999999">.*?no dead letter 999999', r.text, flags=re.S)
+    nothing = await web.post("/console/dead-letters/replay", data={"csrf": csrf})
+    assert nothing.status_code == 400 and "no dead letter selected" in nothing.text
+    too_many = await web.post("/console/dead-letters/replay", **form([("csrf", csrf)] + [("id", "1")] * 300))
+    assert too_many.status_code == 400 and "too many form fields" in too_many.text
 
 
 async def test_english_on_request_and_remembered(web: httpx.AsyncClient) -> None:
