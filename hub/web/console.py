@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import audit, health, inboxes, ledger, operator_actions, registry
 from hub.audit import ChainReport
@@ -117,7 +117,9 @@ def create_console(settings: Settings, db: Database, path: str = "/console") -> 
             scope, receive, send
         )
 
-    # Outermost last: the headers wrap everything, the session is there for every route.
+    # Outermost last: the headers wrap everything, the session is there for every route, and a
+    # bug becomes the error page inside both (Starlette's own 500 would come outside them).
+    console.add_middleware(CatchAll)
     console.add_middleware(
         SessionMiddleware,
         secret=settings.console_secret or secrets.token_urlsafe(32),
@@ -129,6 +131,33 @@ def create_console(settings: Settings, db: Database, path: str = "/console") -> 
     _install_errors(console)
     _add_routes(console)
     return console
+
+
+class CatchAll:
+    """A bug (an exception no handler took) is logged with its traceback for the operator of the
+    server and answered with the plain error page; the caller never sees the traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            log.error("console.bug", method=scope.get("method"), error=type(exc).__name__, exc_info=True)
+            if started:
+                raise
+            await pages.error_page(Request(scope), 500, "error.500")(scope, receive, send)
 
 
 def _install_errors(console: FastAPI) -> None:
@@ -167,11 +196,6 @@ def _install_errors(console: FastAPI) -> None:
     @console.exception_handler(InbeeldError)
     async def _refused(request: Request, exc: InbeeldError) -> Response:
         return pages.error_page(request, 400, "error.400", message=exc.message)
-
-    @console.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> Response:
-        log.error("console.bug", method=request.method, error=type(exc).__name__)
-        return pages.error_page(request, 500, "error.500")
 
 
 def _add_routes(console: FastAPI) -> None:

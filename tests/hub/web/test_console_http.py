@@ -354,3 +354,23 @@ async def test_overview_counts_events_by_outcome_and_rejections_by_reason(
     )
     assert reasons == [("source_mismatch", "2"), ("rate_limited", "1")]
     assert re.search(r'data-health="database">In orde<', page)
+
+
+async def test_a_failure_inside_the_hub_is_a_clear_page_not_a_traceback(tmp_path) -> None:
+    # A store that was never migrated: every query fails (as a bug or a broken database would).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    db = Database(url)
+    app = create_app(base_settings(database_url=url, console_secret=SECRET), db)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            page = await client.get("/console/login")
+            r = await client.post(
+                "/console/login", data={"csrf": csrf_of(page.text), "name": "anna", "password": PASSWORD}
+            )
+    finally:
+        await db.close()
+    assert r.status_code == 500
+    assert "De hub kon deze aanvraag niet afhandelen" in r.text
+    assert "Traceback" not in r.text and "sqlite" not in r.text.lower() and "no such table" not in r.text
+    assert r.headers["content-security-policy"] == CSP
