@@ -326,9 +326,13 @@ def _add_routes(console: FastAPI) -> None:
     @console.post("/tenants/{code}/{action}", response_class=HTMLResponse)
     async def tenant_state(request: Request, code: str, action: str, name: OperatorName) -> Response:
         """Suspend or reinstate a tenant, through the same operator action as the API and CLI."""
-        await _form(request)
+        form = await _form(request)
         if action not in ("suspend", "reinstate") or not _TENANT.fullmatch(code):
             raise NotFound("no such tenant action")
+        if action == "suspend" and form.get("confirm") != "yes":  # it cuts a tenant off: ask first
+            async with _db(request).session() as s:
+                tenant = await registry.get_tenant(s, code)
+            return pages.render(request, "confirm_suspend.html", tenant=tenant)
         settings = _settings(request)
         async with management(settings) as mgmt, _db(request).session() as s, s.begin():
             if action == "suspend":

@@ -131,6 +131,12 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "tenants.reinstate_label": "{code} heractiveren",
         "tenants.suspend_done": "{code} is geschorst: de broker en de API weigeren deze deelnemer nu.",
         "tenants.reinstate_done": "{code} is weer actief.",
+        "tenants.confirm_title": "{code} schorsen?",
+        "tenants.confirm_text": "{name} ({code}) kan dan geen berichten meer sturen of ontvangen: de "
+        "broker sluit zijn verbindingen en de API weigert zijn tokens. Berichten voor deze "
+        "deelnemer blijven in zijn inbox staan.",
+        "tenants.confirm": "Ja, {code} schorsen",
+        "tenants.cancel": "Nee, terug naar de deelnemers",
         "tenants.connector": "Connector",
         "tenants.online": "Verbonden",
         "tenants.offline": "Niet verbonden",
@@ -261,6 +267,12 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "tenants.reinstate_label": "Reinstate {code}",
         "tenants.suspend_done": "{code} is suspended: the broker and the API refuse this tenant now.",
         "tenants.reinstate_done": "{code} is active again.",
+        "tenants.confirm_title": "Suspend {code}?",
+        "tenants.confirm_text": "{name} ({code}) will then neither send nor receive: the broker "
+        "closes its connections and the API refuses its tokens. Messages for this tenant stay in "
+        "its inbox.",
+        "tenants.confirm": "Yes, suspend {code}",
+        "tenants.cancel": "No, back to the tenants",
         "tenants.connector": "Connector",
         "tenants.online": "Connected",
         "tenants.offline": "Not connected",

@@ -215,6 +215,11 @@ async def test_login_overview_and_a_dead_letter_replayed_and_routed(
 
     # Suspend a tenant: its connector is refused by the broker; reinstate it: let in again.
     await page.get_by_role("button", name="GM0518 schorsen").click()
+    await expect(page.get_by_role("heading", level=1, name="GM0518 schorsen?")).to_be_visible()
+    await assert_accessible_and_clean(page)
+    conn = await aio_pika.connect(console_hub.tenant_url("GM0518"))  # not suspended yet
+    await conn.close()
+    await page.get_by_role("button", name="Ja, GM0518 schorsen").click()
     await expect(page.locator("#tenant-result")).to_contain_text("GM0518 is geschorst")
     await expect(page.get_by_role("row", name=re.compile("GM0518"))).to_contain_text("Geschorst")
     await assert_accessible_and_clean(page)

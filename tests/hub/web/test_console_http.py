@@ -17,7 +17,7 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from hub import auth, operator_actions, operator_logins
+from hub import auth, operator_actions, operator_logins, registry
 from hub.api.app import create_app
 from hub.operator_actions import Actor
 from hub.store.db import Database
@@ -374,3 +374,17 @@ async def test_a_failure_inside_the_hub_is_a_clear_page_not_a_traceback(tmp_path
     assert "De hub kon deze aanvraag niet afhandelen" in r.text
     assert "Traceback" not in r.text and "sqlite" not in r.text.lower() and "no such table" not in r.text
     assert r.headers["content-security-policy"] == CSP
+
+
+async def test_suspending_a_tenant_asks_first(web: httpx.AsyncClient, db: Database) -> None:
+    async with db.session() as s, s.begin():
+        await registry.seed(s)
+    await log_in(web)
+    csrf = csrf_of((await web.get("/console/tenants")).text)
+    r = await web.post("/console/tenants/GM0307/suspend", data={"csrf": csrf})
+    assert r.status_code == 200 and "GM0307 schorsen?" in r.text and "Gemeente Amersfoort" in r.text
+    assert 'name="confirm" value="yes"' in r.text
+    async with db.session() as s:
+        assert (await registry.get_tenant(s, "GM0307")).active  # nothing happened yet
+    unknown = await web.post("/console/tenants/GM9999/suspend", data={"csrf": csrf})
+    assert unknown.status_code == 404

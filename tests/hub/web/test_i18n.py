@@ -28,6 +28,7 @@ def test_every_key_the_templates_use_is_in_the_catalogue() -> None:
     used = {k for k in used if not k.endswith(".")}  # the start of a key made in the template:
     used |= {f"tenants.{a}{end}" for a in ("suspend", "reinstate") for end in ("", "_label", "_done")}
     used |= {"overview.database", "overview.broker"}
+    used |= {"tenants.confirm_title", "tenants.confirm_text", "tenants.confirm", "tenants.cancel"}
     assert used
     assert used <= set(i18n.CATALOGUE["nl"]), used - set(i18n.CATALOGUE["nl"])
 
