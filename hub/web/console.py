@@ -34,8 +34,8 @@ from hub.web.sessions import SessionMiddleware, check_csrf, session_of
 from schemas.errors import ContractError, InbeeldError, NotFound
 
 log = structlog.get_logger("inbeeld.console")
-MAX_FORM = 8 * 1024
 MAX_SELECTED = 200  # dead letters replayed at once (the list shows at most this many)
+MAX_FORM = 16 * 1024  # a list's worth of ids, twice (ticked and shown)
 CHAIN_MAX_AGE = timedelta(minutes=5)
 _REASON = re.compile(r"^[a-z_]{1,32}$")
 _TENANT = re.compile(TENANT_CODE_PATTERN)
@@ -270,8 +270,11 @@ def _add_routes(console: FastAPI) -> None:
 
     @console.post("/dead-letters/replay", response_class=HTMLResponse)
     async def replay_selected(request: Request, name: OperatorName) -> Response:
-        """Replay the dead letters ticked in the list, one by one, each as a single replay is."""
-        ids = [v for k, v in await _form_fields(request) if k == "id"]
+        """Replay the dead letters ticked in the list (or, with `all`, every one the filtered list
+        showed that is not replayed yet), one by one, each as a single replay is."""
+        fields = await _form_fields(request)
+        wanted = "shown" if ("all", "yes") in fields else "id"
+        ids = [v for k, v in fields if k == wanted]
         if not ids:
             raise ContractError("no dead letter selected")
         results: list[tuple[str, str | None]] = []  # id, None when replayed or why not

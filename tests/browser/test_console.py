@@ -13,7 +13,9 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Generator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aio_pika
 import pytest
@@ -337,3 +339,27 @@ async def test_a_selection_of_dead_letters_replayed_at_once(
     await assert_accessible_and_clean(page)
     wanted = {event_id for _, event_id in filed}
     await console_hub.receive("GM0957", lambda e: e.id in wanted, count=2, timeout=20)
+
+
+async def test_every_dead_letter_since_a_day_replayed_at_once(
+    page: Page, console: str, console_hub: RunningHub
+) -> None:
+    await log_in(page, console)
+    filed = [await file_dead_letter(console_hub) for _ in range(2)]
+    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date().isoformat()
+    await page.goto(console + "/dead-letters")
+    await page.get_by_label("Ontvangen op of na (datum)").fill(today)
+    await page.get_by_role("button", name="Toepassen").click()
+    assert f"since={today}" in page.url
+    await page.get_by_role(
+        "button", name="Alle getoonde, nog niet aangeboden berichten opnieuw aanbieden"
+    ).click()
+    for dl_id, _ in filed:
+        await expect(page.locator(f'[data-replayed="{dl_id}"]')).to_contain_text(
+            "Opnieuw aangeboden aan de router"
+        )
+    wanted = {event_id for _, event_id in filed}
+    await console_hub.receive("GM0957", lambda e: e.id in wanted, count=2, timeout=20)
+    async with console_hub.db.session() as s:
+        left = await s.scalars(select(DeadLetter).where(DeadLetter.replayed_at.is_(None)))
+        assert list(left) == []  # everything shown (all of today's) was replayed

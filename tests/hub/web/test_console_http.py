@@ -202,7 +202,7 @@ async def test_bad_input_gets_a_clear_page(web: httpx.AsyncClient) -> None:
         assert r.status_code == status, path
         assert "Traceback" not in r.text and "<script>" not in r.text, path
         assert r.headers["content-security-policy"] == CSP
-    r = await web.post("/console/dead-letters/1/replay", content=b"csrf=" + b"a" * 9000)
+    r = await web.post("/console/dead-letters/1/replay", content=b"csrf=" + b"a" * 20000)
     assert r.status_code == 400
     csrf = csrf_of((await web.get("/console/tenants")).text)
     for path in ("/console/tenants/GM0307/delete", "/console/tenants/not%20a%20code/suspend"):
