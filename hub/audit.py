@@ -151,6 +151,25 @@ async def verify(s: AsyncSession) -> ChainReport:
 
 
 async def records_for(s: AsyncSession, tenant: str | None, limit: int = 100) -> list[AuditRecord]:
-    rows = await s.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit * 5))
+    return await search(s, tenant, limit=limit)
+
+
+async def search(
+    s: AsyncSession,
+    tenant: str | None = None,
+    *,
+    activity: str | None = None,
+    subject_ref: str | None = None,
+    limit: int = 100,
+) -> list[AuditRecord]:
+    """The newest records first: about `tenant` (its sender or a recipient; among the newest
+    `limit` x 5 that match the rest), of one `activity`, about one `subject_ref` (an event id,
+    a transfer, `tenant:GM0307`, ...)."""
+    q = select(AuditRecord).order_by(AuditRecord.seq.desc())
+    if activity is not None:
+        q = q.where(AuditRecord.activity == activity)
+    if subject_ref is not None:
+        q = q.where(AuditRecord.subject_ref == subject_ref)
+    rows = await s.scalars(q.limit(limit * 5 if tenant is not None else limit))
     out = [r for r in rows if tenant is None or r.sender == tenant or tenant in r.recipients]
     return out[:limit]

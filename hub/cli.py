@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -37,10 +38,12 @@ tenant_app = typer.Typer(help="Register, list, provision and suspend tenants.", 
 group_app = typer.Typer(help="Named groups of tenants (regions, custom lists).", no_args_is_help=True)
 token_app = typer.Typer(help="API bearer tokens (shown once, stored hashed).", no_args_is_help=True)
 dead_letter_app = typer.Typer(help="Messages the router could not route.", no_args_is_help=True)
+operator_app = typer.Typer(help="The operators' logins to the web console (/console).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(group_app, name="group")
 app.add_typer(token_app, name="token")
 app.add_typer(dead_letter_app, name="dead-letter")
+app.add_typer(operator_app, name="operator")
 
 ROW_ID_MAX = 2**31 - 1  # the store's INTEGER ids
 console = Console()
@@ -400,6 +403,35 @@ def tenant_replace_keys(
         console.print(f"{code}: keys {'replaced' if done.changed else 'unchanged'}; published: {kids}")
 
     run(go)
+
+
+# -- console logins --------------------------------------------------------------------------
+
+
+@operator_app.command("add")
+def operator_add(
+    name: Annotated[str, typer.Argument(help="The login name (lowercase letters, digits, . _ -)")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (scripts)")
+    ] = False,
+) -> None:
+    """Create a login for the web console; asks for the password (never on the command line)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            async with db.session() as s, s.begin():
+                await operator_actions.add_login(s, Actor.cli(), name, password)
+        finally:
+            await db.close()
+        console.print(f"console login {name} added")
+
+    run(go, settings)
 
 
 # -- dead letters ----------------------------------------------------------------------------

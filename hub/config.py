@@ -78,6 +78,16 @@ class Settings(BaseSettings):
         10000, ge=1, description="Events one tenant may publish at once above `INBEELD_RATE_LIMIT`."
     )
 
+    console_secret: str | None = Field(
+        None,
+        min_length=32,
+        description="Key that signs the operator console's session cookies. Unset: a random key "
+        "per process (sessions end when the hub restarts; give every API replica the same key).",
+    )
+    console_idle_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="The console logs an operator out after this long idle."
+    )
+
     @model_validator(mode="after")
     def _reminder_before_deadline(self) -> Settings:
         if self.transfer_reminder_days >= self.transfer_deadline_days:

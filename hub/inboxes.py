@@ -59,6 +59,21 @@ class InboxOutcome:
     legacy_left: bool = False  # the old-style inbox still exists (not empty): run again
 
 
+@dataclass(frozen=True)
+class InboxStats:
+    messages: int  # waiting (the management API's figure, a few seconds old)
+    consumers: int  # a connector is online when this is above 0
+
+
+async def stats(mgmt: Management, vhost: str) -> dict[str, InboxStats]:
+    """Every queue of the deployment with its depth and consumers, by name, in one call."""
+    return {
+        q["name"]: InboxStats(int(q.get("messages") or 0), int(q.get("consumers") or 0))
+        for q in await mgmt.list_queues(vhost)
+        if isinstance(q.get("name"), str)
+    }
+
+
 async def assign_inbox(db: Database, tenant_code: str) -> str:
     """The tenant's inbox name, choosing and committing a new one if it has none."""
     async with db.session() as s, s.begin():

@@ -273,9 +273,48 @@ async def get_for(s: AsyncSession, tenant: str | None, event_id: str) -> LedgerV
     return None
 
 
-async def counts(s: AsyncSession) -> dict[str, int]:
-    rows = await s.execute(select(LedgerEvent.status, func.count()).group_by(LedgerEvent.status))
+async def counts(s: AsyncSession, since: datetime | None = None) -> dict[str, int]:
+    """Events per status (received, routed, rejected); only those received `since`, if given."""
+    q = select(LedgerEvent.status, func.count()).group_by(LedgerEvent.status)
+    if since is not None:
+        q = q.where(LedgerEvent.received_at >= since)
+    rows = await s.execute(q)
     return {status: int(n) for status, n in rows.all()}
+
+
+async def rejected_by_reason(s: AsyncSession, since: datetime) -> dict[str, int]:
+    """Events refused since `since`, per reason (the `hub.rejected` reason), most first."""
+    q = (
+        select(LedgerEvent.reason, func.count())
+        .where(LedgerEvent.status == "rejected", LedgerEvent.received_at >= since)
+        .group_by(LedgerEvent.reason)
+        .order_by(func.count().desc())
+    )
+    return {str(reason or "unknown"): int(n) for reason, n in (await s.execute(q)).all()}
+
+
+async def dead_letters(
+    s: AsyncSession,
+    sender: str | None = None,
+    reason: str | None = None,
+    limit: int = 100,
+    since: datetime | None = None,
+) -> list[DeadLetter]:
+    """The newest dead letters first; only `sender`'s (a tenant sees its own), `reason`'s, or
+    those received `since`, when given."""
+    q = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+    if sender is not None:
+        q = q.where(DeadLetter.sender == sender)
+    if reason is not None:
+        q = q.where(DeadLetter.reason == reason)
+    if since is not None:
+        q = q.where(DeadLetter.received_at >= since)
+    return list(await s.scalars(q))
+
+
+async def dead_letters_waiting(s: AsyncSession) -> int:
+    """Dead letters not replayed (yet)."""
+    return int(await s.scalar(select(func.count()).where(DeadLetter.replayed_at.is_(None))) or 0)
 
 
 async def add_dead_letter(

@@ -1,5 +1,6 @@
 """The hub operator's actions: register and provision a tenant, rotate its broker password,
-suspend and reinstate it, create a group, create and revoke API tokens, replay a dead letter.
+suspend and reinstate it, create a group, create and revoke API tokens, replay a dead letter,
+add a console login, log in to or out of the console, verify the audit chain.
 
 The API routes and the CLI both call these functions, so every action leaves the same trace
 whichever way it was taken: a record in the audit hash chain (who, what, on what, the outcome;
@@ -17,7 +18,7 @@ import structlog
 from aio_pika.abc import AbstractChannel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import audit, auth, provisioning, registry
+from hub import audit, auth, operator_logins, provisioning, registry
 from hub.broker.management import Management
 from hub.config import Settings
 from hub.replay import replay_dead_letter
@@ -37,6 +38,11 @@ class Actor:
     @classmethod
     def token(cls, token_id: int) -> Actor:
         return cls(f"operator:token:{token_id}")
+
+    @classmethod
+    def web(cls, name: str) -> Actor:
+        """An operator logged in to the console, by login name."""
+        return cls(f"operator:web:{_UNSAFE.sub('_', name)[:40]}")
 
     @classmethod
     def cli(cls) -> Actor:
@@ -145,3 +151,30 @@ async def replay(settings: Settings, db: Database, actor: Actor, dl_id: int) -> 
     await replay_dead_letter(settings, db, dl_id)
     async with db.session() as s, s.begin():
         await _record(s, actor, "replay dead letter", "replayed", f"dead-letter:{dl_id}")
+
+
+async def add_login(s: AsyncSession, actor: Actor, name: str, password: str) -> None:
+    """Create a console login (hub.operator_logins); the password is never recorded."""
+    await operator_logins.add(s, name, password)
+    await _record(s, actor, "add console login", "added", f"login:{name}")
+
+
+async def log_in(s: AsyncSession, name: str, password: str) -> operator_logins.Attempt:
+    """Check a console login and record the attempt (a refused one too) under the name tried."""
+    attempt = await operator_logins.attempt(s, name, password)
+    outcome = {"ok": "logged in", "refused": "refused", "locked": "locked"}[attempt.outcome]
+    await _record(s, Actor.web(name), "console login", outcome, f"login:{_UNSAFE.sub('_', name)[:40]}")
+    return attempt
+
+
+async def log_out(s: AsyncSession, actor: Actor) -> None:
+    await _record(
+        s, actor, "console logout", "logged out", "login:" + actor.ref.removeprefix("operator:web:")
+    )
+
+
+async def verify_chain(s: AsyncSession, actor: Actor) -> audit.ChainReport:
+    """Recompute the audit hash chain (hub.audit.verify), then record that it was and the result."""
+    report = await audit.verify(s)
+    await _record(s, actor, "verify audit chain", "intact" if report.intact else "broken", "audit:chain")
+    return report

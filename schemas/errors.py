@@ -27,12 +27,12 @@
 
 Subclasses defined where they are raised (a test keeps this list complete):
 
-    ContractError   <- hub.keys.KeyInvalid
+    ContractError   <- hub.keys.KeyInvalid, hub.operator_logins.BadLogin
     RoutingRefused  <- hub.keys.RecipientKeyMissing
     CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
     NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
-                       hub.auth.AlreadyRevoked
+                       hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists
     InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
                        DatabaseUnavailable), hub.errors.Transient, hub.registry.RegistryError,
                        hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,

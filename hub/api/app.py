@@ -22,6 +22,7 @@ from hub.api.routes import (
 )
 from hub.config import Settings
 from hub.store.db import Database
+from hub.web.console import create_console
 
 DESCRIPTION = """Inbeeld hub API: tenants, groups, ledger and dead letters.
 
@@ -47,4 +48,5 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(nesting.BoundedJsonBodies)  # bound nesting before FastAPI's json.loads
     for module in (health, tenants, ledger, audit, keys, operator, contract, notices, transfers, templates):
         app.include_router(module.router)
+    app.mount("/console", create_console(settings, database), name="console")  # the operator's web pages
     return app

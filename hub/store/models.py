@@ -316,3 +316,16 @@ class PublishedTemplate(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
     withdraw_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     withdraw_event_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class OperatorLogin(Base):
+    """A person who may log in to the operator console (beside the operator API tokens)."""
+
+    __tablename__ = "operator_logins"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))  # Argon2id, PHC string
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)

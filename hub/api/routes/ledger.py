@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from hub import ledger
 from hub.api.deps import MAX_ID, CurrentPrincipal, Operator, SessionDep
@@ -92,10 +91,7 @@ def _dl(row: DeadLetter) -> DeadLetterItem:
 async def list_dead_letters(
     s: SessionDep, who: CurrentPrincipal, limit: int = Query(100, ge=1, le=1000)
 ) -> list[DeadLetterItem]:
-    q = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
-    if who.tenant is not None:
-        q = q.where(DeadLetter.sender == who.tenant)
-    return [_dl(r) for r in await s.scalars(q)]
+    return [_dl(r) for r in await ledger.dead_letters(s, who.tenant, limit=limit)]
 
 
 @router.get(

@@ -1,0 +1,31 @@
+"""The static files of the web pages: the vendored NL Design System CSS and htmx (written by
+tools/vendor-web-assets, listed with their sha256 in vendor/manifest.json) and our own CSS."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+MANIFEST = STATIC_DIR / "vendor" / "manifest.json"
+
+
+@dataclass(frozen=True)
+class VendoredFile:
+    package: str
+    version: str
+    file: str
+    sha256: str
+    licence: str
+
+
+def manifest() -> list[VendoredFile]:
+    return [VendoredFile(**entry) for entry in json.loads(MANIFEST.read_text())]
+
+
+def static_files() -> StaticFiles:
+    """An ASGI app serving the static directory (mount it under the pages' prefix)."""
+    return StaticFiles(directory=STATIC_DIR)
