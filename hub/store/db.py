@@ -10,6 +10,7 @@ retrying them changes nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,6 +37,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _AWAY_SQLSTATES = ("08", "40", "53", "57P")
 
 
+_NOT_AWAY = re.compile(r"no such (table|column|index)|syntax error|has no column")
+
+
 def store_away(exc: BaseException) -> bool:
     """Whether `exc`, raised by the database library, means the store is briefly away (worth
     retrying). (TimeoutError and ConnectionError are OSErrors.)"""
@@ -43,6 +47,8 @@ def store_away(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, DBAPIError):
         return False
+    if isinstance(exc, OperationalError) and _NOT_AWAY.search(str(exc.orig)):
+        return False  # SQLite names a broken schema or statement OperationalError too: a bug
     if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
         return True
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub import audit, health, inboxes, ledger, operator_actions, registry
 from hub.audit import ChainReport
 from hub.config import Settings
-from hub.errors import ServiceUnavailable
+from hub.errors import ServiceUnavailable, Transient
 from hub.operator_actions import Actor
 from hub.registry import TENANT_CODE_PATTERN
 from hub.services import management
@@ -186,7 +186,8 @@ def _install_errors(console: FastAPI) -> None:
         return pages.error_page(request, status, key, message=str(exc.detail))
 
     @console.exception_handler(ServiceUnavailable)
-    async def _unavailable(request: Request, _exc: ServiceUnavailable) -> Response:
+    @console.exception_handler(Transient)
+    async def _unavailable(request: Request, _exc: InbeeldError) -> Response:
         return pages.error_page(request, 503, "error.503")
 
     @console.exception_handler(NotFound)

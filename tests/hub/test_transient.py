@@ -59,3 +59,16 @@ async def test_a_closed_channel_is_transient_and_a_bug_is_not() -> None:
         assert not isinstance(bug.value, InbeeldError)
     finally:
         await connection.close()
+
+
+async def test_a_store_without_its_tables_is_a_bug_not_an_outage(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # SQLite reports a missing table as an OperationalError, as it does a locked database:
+    # retrying would loop for ever on a store nobody migrated.
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with pytest.raises(Exception) as raised:
+            async with db.session() as s:
+                await s.execute(select(Tenant))
+        assert not isinstance(raised.value, Transient) and not store_away(raised.value)
+    finally:
+        await db.close()

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from hub import auth, operator_actions, operator_logins, registry
 from hub.api.app import create_app
 from hub.operator_actions import Actor
+from hub.seed import seed_all
 from hub.store.db import Database
 from hub.store.models import AuditRecord, DeadLetter, LedgerEvent
 from hub.web import i18n
@@ -378,7 +379,7 @@ async def test_a_failure_inside_the_hub_is_a_clear_page_not_a_traceback(tmp_path
 
 async def test_suspending_a_tenant_asks_first(web: httpx.AsyncClient, db: Database) -> None:
     async with db.session() as s, s.begin():
-        await registry.seed(s)
+        await seed_all(s)
     await log_in(web)
     csrf = csrf_of((await web.get("/console/tenants")).text)
     r = await web.post("/console/tenants/GM0307/suspend", data={"csrf": csrf})
