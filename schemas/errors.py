@@ -32,7 +32,8 @@ Subclasses defined where they are raised (a test keeps this list complete):
     CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
     NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
-                       hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists
+                       hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists,
+                       hub.replay.DiscardRefused
     InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
                        DatabaseUnavailable), hub.errors.Transient, hub.registry.RegistryError,
                        hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,
