@@ -44,6 +44,17 @@ async def until(cond: Callable[[], Any], timeout: float = 20.0, what: str = "con
         await asyncio.sleep(0.05)
 
 
+async def drained(store: LocalStore, timeout: float = 10.0) -> None:
+    """Until the outbox has nothing left (the receiver answering 200 comes just before the
+    worker records the delivery)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while left := await entries(store, "all"):
+        if loop.time() > end:
+            raise TimeoutError(f"outbox not drained: {left}")
+        await asyncio.sleep(0.05)
+
+
 def text_of(body: dict[str, Any]) -> str:
     return str(body.get("data", {}).get("text", ""))
 
@@ -176,6 +187,7 @@ async def test_a_refused_event_is_parked_the_rest_flows_and_its_subject_waits(
             await until(lambda: "step-2" in delivered_order(hook), what="step 1 and then step 2")
             order = delivered_order(hook)
             assert order.index("step-1") < order.index("step-2")
+            await drained(store)
             assert worker.parked == 1 and worker.delivered == 4
     alerts = [e for e in logs if e["event"] == "outbox.parked"]
     assert len(alerts) == 1 and alerts[0]["log_level"] == "warning"
@@ -191,7 +203,6 @@ async def test_a_refused_event_is_parked_the_rest_flows_and_its_subject_waits(
     [retry_audit] = [e for e in logs if e["event"] == "outbox.retried"]
     assert retry_audit["event_id"] == step1.id and retry_audit["was"] == "parked"
     assert sorted(delivered_order(hook)) == ["loose", "other", "step-1", "step-2"]
-    assert await entries(store, "all") == []
 
 
 async def test_dropping_a_parked_event_releases_the_ones_it_held(
@@ -244,7 +255,34 @@ async def test_retry_all_queues_every_parked_item(
         result = await cli("retry", "--all", "--config", str(config_file))
         assert result.exit_code == 0 and "2 item(s) queued again" in result.output, result.output
         await until(lambda: {"a", "b"} <= set(delivered_order(hook)), what="both delivered")
-    assert await entries(store, "all") == []
+        await drained(store)
+
+
+async def test_a_given_up_event_is_listed_and_retried_with_a_fresh_retry_period(
+    store: LocalStore, config_file: Path, hook: Webhook
+) -> None:
+    with config_file.open("a") as f:
+        f.write("retry_days = 0.00002\n")  # under two seconds
+    config = load_config(config_file)
+    hook.down = True
+    late = await queue(store, "late", "tr-0300")
+    async with Worker(store, config) as worker:
+        await until(lambda: len(tried(hook, "late")) >= 2, what="attempts")
+        for _ in range(100):
+            if await entries(store, "given_up"):
+                break
+            await asyncio.sleep(0.05)
+        [gone] = await entries(store, "given_up")
+        assert gone.event_id == late.id and gone.last_status == 503 and worker.parked == 0
+        listing = await cli("list", "--state", "given_up", "--config", str(config_file))
+        assert "given_up" in listing.output and "last HTTP 503" in listing.output, listing.output
+        hook.down = False
+        result = await cli("retry", str(gone.id), "--config", str(config_file))
+        assert result.exit_code == 0, result.output
+        # Queued two seconds ago, but retried just now: delivered, not given up at once again.
+        await until(lambda: "late" in delivered_order(hook), what="the retried event delivered")
+        await drained(store)
+    assert tried(hook, "late")[-1] == 200
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 503])
