@@ -35,6 +35,7 @@ from schemas.errors import Conflict, NotFound
 
 __all__ = [
     "LISTED",
+    "Listed",
     "OutboxEntry",
     "OutboxItemNotParked",
     "OutboxItemUnknown",

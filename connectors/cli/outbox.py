@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -102,7 +102,8 @@ def _list_cmd(
         _say(err, f"--state must be one of: {', '.join(outbox.LISTED)}")
         raise typer.Exit(2)
     cfg = _config(config)
-    found = _in_store(cfg, lambda store: outbox.entries(store, state, sink))  # type: ignore[arg-type]
+    listed = cast(outbox.Listed, state)  # checked against LISTED above
+    found = _in_store(cfg, lambda store: outbox.entries(store, listed, sink))
     if as_json:
         for e in found:
             _say(console, json.dumps(asdict(e), sort_keys=True))
