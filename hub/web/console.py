@@ -356,10 +356,13 @@ def _add_routes(console: FastAPI) -> None:
 
     @console.post("/tenants/{code}/{action}", response_class=HTMLResponse)
     async def tenant_state(request: Request, code: str, action: str, name: OperatorName) -> Response:
-        """Suspend or reinstate a tenant, through the same operator action as the API and CLI."""
+        """Suspend or reinstate a tenant, create an API token for it, or renew its broker
+        password - through the same operator actions as the API and CLI."""
         form = await _form(request)
-        if action not in ("suspend", "reinstate") or not _TENANT.fullmatch(code):
+        if action not in ("suspend", "reinstate", "token", "password") or not _TENANT.fullmatch(code):
             raise NotFound("no such tenant action")
+        if action in ("token", "password"):
+            return await _secret_for(request, code, action, form.get("confirm") == "yes", name)
         if action == "suspend" and form.get("confirm") != "yes":  # it cuts a tenant off: ask first
             async with _db(request).session() as s:
                 tenant = await registry.get_tenant(s, code)
@@ -391,6 +394,30 @@ def _add_routes(console: FastAPI) -> None:
         return pages.render(
             request, "tenants.html", rows=rows, stats=stats, broker_known=queues is not None, notice=notice
         )
+
+
+async def _secret_for(request: Request, code: str, action: str, confirmed: bool, name: str) -> Response:
+    """A new API token for tenant `code`, or its broker password renewed (after a confirmation:
+    it cuts the connector off); the secret is shown once on the page and stored hashed, or
+    not at all."""
+    async with _db(request).session() as s:
+        tenant = await registry.get_tenant(s, code)  # NotFound for an unknown code
+    if action == "password" and not confirmed:
+        return pages.render(request, "confirm_password.html", tenant=tenant)
+    settings = _settings(request)
+    if action == "token":
+        async with _db(request).session() as s, s.begin():
+            token_id, token = await operator_actions.create_token(
+                s, Actor.web(name), "tenant", code, label=f"console:{name}"
+            )
+        label = ("secret.token", {"id": token_id, "code": code})
+        return pages.render(request, "secret.html", label=label, secret=token, closed=None)
+    async with management(settings) as mgmt, _db(request).session() as s, s.begin():
+        creds, closed = await operator_actions.rotate_broker_password(
+            s, mgmt, settings, Actor.web(name), tenant.code, close_connections=True
+        )
+    label = ("secret.password", {"code": code, "user": creds.username})
+    return pages.render(request, "secret.html", label=label, secret=creds.password, closed=closed)
 
 
 async def _dead_letter(request: Request, dl_id: str) -> DeadLetter:

@@ -152,6 +152,25 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "tenants.online": "Verbonden",
         "tenants.offline": "Niet verbonden",
         "tenants.broker_unknown": "De berichtenbroker gaf geen cijfers; de inboxen zijn nu onbekend.",
+        "tenants.token": "API-token maken",
+        "tenants.token_label": "API-token maken voor {code}",
+        "tenants.password": "Brokerwachtwoord vernieuwen",
+        "tenants.password_label": "Brokerwachtwoord vernieuwen voor {code}",
+        "tenants.password_confirm_title": "Brokerwachtwoord van {code} vernieuwen?",
+        "tenants.password_confirm_text": (
+            "De connector van {name} ({code}) verliest direct zijn verbinding en kan pas weer "
+            "verbinden met het nieuwe wachtwoord."
+        ),
+        "tenants.password_confirm": "Ja, vernieuwen",
+        "secret.title": "Eenmalig getoond",
+        "secret.warning": (
+            "Dit geheim wordt maar één keer getoond en niet bewaard. Geef het via een veilig "
+            "kanaal aan de deelnemer; daarna is het hier niet meer op te vragen."
+        ),
+        "secret.token": "API-token {id} voor {code}",
+        "secret.password": "Brokerwachtwoord voor {code} (gebruiker {user})",
+        "secret.closed": "{count} open verbinding(en) gesloten.",
+        "tenants.back": "Terug naar de deelnemers",
         "unknown": "onbekend",
         "error.title": "Er ging iets mis",
         "error.400": "Deze aanvraag klopt niet: {message}",
@@ -299,6 +318,25 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "tenants.online": "Connected",
         "tenants.offline": "Not connected",
         "tenants.broker_unknown": "The message broker gave no figures; the inboxes are unknown now.",
+        "tenants.token": "Create API token",
+        "tenants.token_label": "Create API token for {code}",
+        "tenants.password": "Renew broker password",
+        "tenants.password_label": "Renew broker password for {code}",
+        "tenants.password_confirm_title": "Renew the broker password of {code}?",
+        "tenants.password_confirm_text": (
+            "The connector of {name} ({code}) loses its connection at once and can connect again "
+            "only with the new password."
+        ),
+        "tenants.password_confirm": "Yes, renew",
+        "secret.title": "Shown once",
+        "secret.warning": (
+            "This secret is shown once and not stored. Hand it to the tenant over a safe channel; "
+            "it cannot be shown here again."
+        ),
+        "secret.token": "API token {id} for {code}",
+        "secret.password": "Broker password for {code} (user {user})",
+        "secret.closed": "{count} open connection(s) closed.",
+        "tenants.back": "Back to the tenants",
         "unknown": "unknown",
         "error.title": "Something went wrong",
         "error.400": "This request is not valid: {message}",

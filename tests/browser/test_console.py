@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aio_pika
+import httpx
 import pytest
 import uvicorn
 from aiormq.exceptions import InvalidFrameError, ProbableAuthenticationError
@@ -391,3 +392,39 @@ async def test_a_dead_letter_discarded_with_a_reason(
             await s.scalars(select(AuditRecord).where(AuditRecord.subject_ref == f"dead-letter:{dl_id}"))
         ).all()
     assert [(r.activity, r.actor) for r in records] == [("discard dead letter", "operator:web:tessa")]
+
+
+async def test_a_tenant_token_and_a_new_broker_password_are_shown_once(
+    page: Page, console: str, console_hub: RunningHub
+) -> None:
+    await log_in(page, console)
+    await page.goto(console + "/tenants")
+    await page.get_by_role("button", name="API-token maken voor GM0599").click()
+    await expect(page.get_by_role("heading", level=1, name="Eenmalig getoond")).to_be_visible()
+    token = (await page.locator("#secret").inner_text()).strip()
+    await assert_accessible_and_clean(page)
+    async with httpx.AsyncClient(base_url=console.removesuffix("/console")) as client:
+        me = await client.get("/tenants/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json()["code"] == "GM0599", me.text
+
+    old = console_hub.creds["GM0599"]
+    await page.goto(console + "/tenants")
+    await page.get_by_role("button", name="Brokerwachtwoord vernieuwen voor GM0599").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Brokerwachtwoord van GM0599 vernieuwen?")
+    await assert_accessible_and_clean(page)
+    await page.get_by_role("button", name="Ja, vernieuwen").click()
+    await expect(page.get_by_role("heading", level=1, name="Eenmalig getoond")).to_be_visible()
+    password = (await page.locator("#secret").inner_text()).strip()
+    assert password and password != old.password
+    await assert_accessible_and_clean(page)
+    renewed = await aio_pika.connect(console_hub.settings.amqp_url_for(user=old.username, password=password))
+    await renewed.close()
+    with pytest.raises((InvalidFrameError, ProbableAuthenticationError)):
+        await aio_pika.connect(console_hub.tenant_url("GM0599"))
+    async with console_hub.db.session() as s:
+        records = (
+            await s.scalars(select(AuditRecord).where(AuditRecord.actor == "operator:web:tessa"))
+        ).all()
+    done = {r.activity for r in records}
+    assert {"create tenant token", "rotate broker password"} <= done
+    assert not [r for r in records if token in str(r.subject_ref) or password in str(r.subject_ref)]
