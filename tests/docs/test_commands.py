@@ -22,8 +22,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer
 
@@ -91,7 +91,7 @@ def _invocations(line: str, *, alternatives: bool = False) -> list[list[str]]:
     return found
 
 
-def _click(program: str) -> click.Command:
+def _click(program: str) -> Any:
     if program == "inbeeld-connector":
         return typer.main.get_command(connector_app)
     if "demo" not in {c.name for c in hub.cli.app.registered_commands}:
@@ -100,17 +100,22 @@ def _click(program: str) -> click.Command:
     return typer.main.get_command(hub.cli.app)
 
 
-def _resolve(argv: list[str]) -> tuple[list[str], click.Command]:
+def _is_group(command: Any) -> bool:
+    return hasattr(command, "list_commands")
+
+
+def _resolve(argv: list[str]) -> tuple[list[str], Any]:
     """The subcommand path of an invocation and its leaf; fails on an unknown subcommand."""
     command = _click(argv[0])
     path: list[str] = []
     args = argv[1:]
-    while isinstance(command, click.Group) and args and not args[0].startswith("-"):
-        sub = command.get_command(click.Context(command), args[0])
+    # Duck-typed: typer may bring its own copy of click, so no isinstance against ours.
+    while _is_group(command) and args and not args[0].startswith("-"):
+        sub = command.get_command(command.context_class(command), args[0])
         assert sub is not None, f"{' '.join([argv[0], *path])} has no subcommand {args[0]!r}"
         path.append(args[0])
         command, args = sub, args[1:]
-    assert not isinstance(command, click.Group), f"{' '.join(argv)}: names a group, not a command"
+    assert not _is_group(command), f"{' '.join(argv)}: names a group, not a command"
     known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
     for arg in args:
         if arg.startswith("-") and arg != "-":

@@ -40,9 +40,10 @@ def test_example_validates_against_its_payload_model(path: Path) -> None:
     else:  # what a source takes: {type, recipients, data, ...}
         OutgoingDocument.model_validate(doc)
         assert not spec_for(doc["type"]).hub_only
-    payload = validate_payload(doc["type"], doc["data"])
-    # Nothing is dropped or defaulted away: the file is exactly a payload.
-    assert payload.model_dump(mode="json", exclude_none=True) == doc["data"]
+    dumped = validate_payload(doc["type"], doc["data"]).model_dump(mode="json", exclude_none=True)
+    assert dumped.keys() == doc["data"].keys()  # nothing in the file is dropped or unknown
+    if "specversion" in doc:  # a delivered payload is already in its normalised form
+        assert dumped == doc["data"]
 
 
 def test_the_transfer_example_is_a_full_dossier() -> None:
