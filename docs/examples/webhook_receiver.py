@@ -3,8 +3,9 @@
     INBEELD_WEBHOOK_SECRET=... python webhook_receiver.py [PORT] [SEEN_DB]
 
 It checks `X-Inbeeld-Signature` (HMAC-SHA256 over `<timestamp>.<body>`), refuses a stale
-timestamp, and processes each `X-Inbeeld-Event-Id` once: a repeat is answered 200 again but
-not processed again. Replace `process` with the hand-over to your case system.
+timestamp, and processes each event once: a repeat (the same `source` and `id`, the id also in
+`X-Inbeeld-Event-Id`) is answered 200 again but not processed again. Replace `process` with
+the hand-over to your case system.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def make_server(
     port: int, secret: bytes, seen_db: str = "seen.db", handle: Callable[[dict[str, Any]], None] = process
 ) -> ThreadingHTTPServer:
     seen = sqlite3.connect(seen_db, check_same_thread=False)
-    seen.execute("CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY)")
+    seen.execute(
+        "CREATE TABLE IF NOT EXISTS seen (source TEXT, event_id TEXT, PRIMARY KEY (source, event_id))"
+    )
     lock = threading.Lock()  # one event at a time: a repeat waits for the first to finish
 
     class Handler(BaseHTTPRequestHandler):
@@ -57,13 +60,14 @@ def make_server(
             if event.get("id") != event_id:
                 return self.answer(400)
             with lock:
-                if seen.execute("SELECT 1 FROM seen WHERE event_id = ?", (event_id,)).fetchone():
+                key = (event["source"], event_id)  # ids are unique per source only
+                if seen.execute("SELECT 1 FROM seen WHERE source = ? AND event_id = ?", key).fetchone():
                     return self.answer(200)  # a repeat: already processed, acknowledge again
                 try:
                     handle(event)
                 except Exception:
                     return self.answer(500)  # not recorded: the connector delivers it again later
-                seen.execute("INSERT INTO seen (event_id) VALUES (?)", (event_id,))
+                seen.execute("INSERT INTO seen (source, event_id) VALUES (?, ?)", key)
                 seen.commit()
             self.answer(200)
 

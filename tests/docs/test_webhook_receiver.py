@@ -72,10 +72,11 @@ def _sink(url: str, secret: bytes = SECRET) -> WebhookSink:
     return WebhookSink("zaaksysteem", config, config.resolved_secret("sinks.0"))
 
 
-def _event(text: str = "hello") -> tuple[str, bytes]:
-    event = CloudEvent(
-        source="urn:nld:cbs:GM0599:systeem:test", type="nl.leerplicht.ping", recipients=["GM0518"]
-    )
+def _event(
+    text: str = "hello", *, source: str = "urn:nld:cbs:GM0599:systeem:test", event_id: str | None = None
+) -> tuple[str, bytes]:
+    extra = {"id": event_id} if event_id else {}
+    event = CloudEvent(source=source, type="nl.leerplicht.ping", recipients=["GM0518"], **extra)
     return event.id, delivery_body(event, Ping(text=text))
 
 
@@ -167,3 +168,19 @@ async def test_a_failed_processing_is_not_recorded_so_the_retry_is_processed(rec
     finally:
         await sink.close()
     assert [e["id"] for e in receiver.processed] == [event_id]
+
+
+async def test_the_same_id_from_another_source_is_another_event(receiver: Receiver) -> None:
+    sink = _sink(receiver.url)
+    first_id, first = _event(event_id="llz-2025-000042")
+    _, second = _event(source="urn:nld:cbs:GM0307:systeem:test", event_id="llz-2025-000042")
+    try:
+        await sink.deliver(first_id, first)
+        await sink.deliver(first_id, second)
+        await sink.deliver(first_id, second)  # and that one's repeat is dropped
+    finally:
+        await sink.close()
+    assert [e["source"] for e in receiver.processed] == [
+        "urn:nld:cbs:GM0599:systeem:test",
+        "urn:nld:cbs:GM0307:systeem:test",
+    ]
