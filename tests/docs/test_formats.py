@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from connectors.client import Connector
+from connectors.config import FolderSourceConfig
 from connectors.keystore import Keystore
 from connectors.letters import load_bundle
 from connectors.register import COLUMNS, import_csv, lookup
-from connectors.sources import OutgoingDocument
+from connectors.sources import FolderSource, OutgoingDocument
 from connectors.store import LocalStore
 from schemas.envelope import CloudEvent
 from schemas.events import TemplatePublished, TransferOffered, spec_for
@@ -74,3 +76,39 @@ async def test_the_register_example_imports(tmp_path: Path) -> None:
         assert other is not None and other["school"] is None
     finally:
         await store.close()
+
+
+class _RecordingConnector(Connector):
+    """Publishing only records (no broker): what the folder source itself does."""
+
+    def __init__(self) -> None:
+        super().__init__("GM0518", "amqp://u:p@127.0.0.1:9/x", system="docs")
+        self.published: list[CloudEvent] = []
+
+    async def publish(self, event: CloudEvent) -> CloudEvent:
+        self.published.append(event)
+        return event
+
+
+async def test_the_atomic_write_rule_of_the_folder_source(tmp_path: Path) -> None:
+    folder = tmp_path / "outgoing"
+    folder.mkdir()
+    doc = json.dumps({"type": "nl.leerplicht.ping", "recipients": ["GM0599"], "data": {"text": "hello"}})
+    half = doc[: len(doc) // 2]  # a file still being written
+    temporary = [".ready.json", "ready.json.tmp", "ready.json.part"]
+    for name in temporary:
+        (folder / name).write_text(half)
+    connector = _RecordingConnector()
+    source = FolderSource(FolderSourceConfig(kind="folder", path=folder), connector)
+    (folder / "sent").mkdir()
+    (folder / "failed").mkdir()
+
+    assert await source.scan() == 0  # temporary names are not read, half-written or not
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == sorted(temporary)
+
+    (folder / ".ready.json").write_text(doc)
+    (folder / ".ready.json").rename(folder / "ready.json")  # the rename makes it visible, whole
+    assert await source.scan() == 1
+    assert [e.data for e in connector.published] == [{"text": "hello"}]
+    assert (folder / "sent" / "ready.json").exists()
+    assert list((folder / "failed").iterdir()) == []
