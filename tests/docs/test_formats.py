@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from connectors.client import Connector
@@ -20,7 +21,8 @@ from schemas.envelope import CloudEvent
 from schemas.events import TemplatePublished, TransferOffered, spec_for
 from schemas.validation import validate_payload
 
-EXAMPLES = Path(__file__).parents[2] / "docs" / "examples"
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "docs" / "examples"
 JSON_FILES = sorted(EXAMPLES.glob("*.json"))
 
 
@@ -112,3 +114,16 @@ async def test_the_atomic_write_rule_of_the_folder_source(tmp_path: Path) -> Non
     assert [e.data for e in connector.published] == [{"text": "hello"}]
     assert (folder / "sent" / "ready.json").exists()
     assert list((folder / "failed").iterdir()) == []
+
+
+@pytest.mark.parametrize("path", JSON_FILES, ids=lambda p: p.name)
+def test_example_validates_against_the_published_json_schema(path: Path) -> None:
+    doc = json.loads(path.read_text("utf-8"))
+    schema = json.loads(
+        (ROOT / "schemas" / "jsonschema" / spec_for(doc["type"]).schema_file).read_text("utf-8")
+    )
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc["data"])
+    ]
+    assert errors == []
