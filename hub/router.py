@@ -139,6 +139,11 @@ class Router:
         self.decider.limiter = value
 
     async def start(self) -> None:
+        if self.settings.router_metrics_port is not None:  # first: a taken port stops us early
+            self._metrics_server, _ = metrics.serve_router_metrics(
+                self.settings.router_metrics_port, self.settings.router_metrics_host
+            )
+            self.metrics_port = self._metrics_server.server_port
         url = self.settings.amqp_url_for()
         self._connection = await connect(url, self.settings.redacted(url))
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -149,11 +154,6 @@ class Router:
         await self._consume()
         self._channel.reopen_callbacks.add(self._consume_again)  # after a reconnect
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbeeld-sweeper")
-        if self.settings.router_metrics_port is not None:
-            self._metrics_server, _ = metrics.serve_router_metrics(
-                self.settings.router_metrics_port, self.settings.router_metrics_host
-            )
-            self.metrics_port = self._metrics_server.server_port
         log.info("router.started", vhost=self.settings.vhost, metrics_port=self.metrics_port)
 
     async def stop(self, drain: float = 10.0) -> None:
