@@ -66,11 +66,8 @@ class HubGauges(Collector):
                 await s.scalar(select(func.count()).select_from(AuditRecord)) or 0
             )
             if time.monotonic() - self._queues_at >= self.queue_ttl:
-                inboxes = dict(
-                    (await s.execute(select(Tenant.inbox, Tenant.code).where(Tenant.inbox.is_not(None))))
-                    .tuples()
-                    .all()
-                )
+                tenants = await s.execute(select(Tenant.inbox, Tenant.code).where(Tenant.inbox.is_not(None)))
+                inboxes = {inbox: code for inbox, code in tenants.all()}
                 await self._sample_queues(inboxes)
 
     async def _sample_queues(self, inboxes: dict[str | None, str]) -> None:

@@ -30,6 +30,12 @@ SENDER, RECIPIENT, IDLE = "GM0518", "GM0599", "GM0957"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+def made_up_type() -> str:
+    """An event type nobody defined, unique to this run (letters only, as the envelope wants)."""
+    letters = uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop"))
+    return f"nl.leerplicht.made_up.{letters}"
+
+
 def parse(text: str) -> Samples:
     return {
         (s.name, frozenset(s.labels.items())): s.value
@@ -83,7 +89,7 @@ async def test_the_router_port_counts_a_burst_by_type_outcome_and_reason(metrics
     pings = [await sender.send(PING, {"text": f"burst {i}"}, [RECIPIENT]) for i in range(5)]
     with_bsn = sender.event(PING, {"text": "about a pupil"}, [RECIPIENT]).model_copy(update={"subject": BSN})
     await sender.publish(with_bsn)
-    made_up = await sender.publish(sender.event(f"nl.leerplicht.made.up.{uuid.uuid4().hex}", {}, [RECIPIENT]))
+    made_up = await sender.publish(sender.event(made_up_type(), {}, [RECIPIENT]))
     duplicate = await sender.publish(pings[0])
     await hub.receive(RECIPIENT, lambda e: e.id in {p.id for p in pings}, count=len(pings))
     rejected = {with_bsn.id, made_up.id}
