@@ -112,6 +112,13 @@ def count_event(event_type: str, outcome: str, reason: str = "", n: int = 1) -> 
     inc(n)
 
 
+def count_received(event_types: list[str]) -> None:
+    """Count the parsed messages of a batch as received (once the batch is decided, so a
+    batch retried while the store is away is counted once)."""
+    for event_type in event_types:
+        count_event(event_type, RECEIVED)
+
+
 def observe_routed(event_time: datetime, now: float | None = None) -> None:
     """The routing latency of one event whose copies are all confirmed now. The sender's
     clock may run ahead of ours: a negative latency counts as zero."""

@@ -351,6 +351,7 @@ class Router:
         store or the broker briefly away raises `Transient` (from their adapters)."""
         routable: list[tuple[TenantInfo, CloudEvent, int, bool]] = []
         seen: set[tuple[str, str, str]] = set()
+        received: list[str] = []  # the types parsed, counted once the batch is through
         for message in batch:
             body = message.body
             sender = await self._sender_of(message)
@@ -371,7 +372,7 @@ class Router:
                     await self._reject_unrecorded(sender, event_id, exc)
                     metrics.count_event(metrics.UNPARSED, metrics.REJECTED, exc.reason)
                 continue
-            metrics.count_event(event.type, metrics.RECEIVED)
+            received.append(event.type)
             key = (sender.code, event.source, event.id)
             if key in seen:  # a duplicate inside this batch
                 metrics.count_event(event.type, metrics.DUPLICATE)
@@ -386,6 +387,7 @@ class Router:
                 continue
             routable.append((sender, event, len(body), bool(message.redelivered)))
         if not routable:
+            metrics.count_received(received)
             return []
         if any(uses_groups(e) for _, e, _, _ in routable):
             await self._directory.reload_groups()  # membership changes apply at once
@@ -394,6 +396,7 @@ class Router:
         async with self.db.session() as s, s.begin():
             decisions, appended = await self.decider.decide_batch(s, routable, head)
         # Counted once committed (a batch retried after `Transient` is not counted twice).
+        metrics.count_received(received)
         count_outcomes(routable, decisions)
         routed = [d for d in decisions if d.rejection is None and not d.repeat]
         # Committed: the next batch chains on it without reading it - unless another writer
