@@ -58,6 +58,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, 
 from aio_pika.connection import make_url
 from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity
 
+from connectors import metrics
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
 from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
@@ -567,6 +568,7 @@ class Connector:
                 "connector.invalid", event_id=event.id, type=event.type, reason=exc.reason, field=exc.field
             )
             self.stats.rejected += 1
+            metrics.open_failures.labels(reason=exc.reason).inc()
             await _settle(raw.reject(requeue=False))
             if isinstance(exc, _UNOPENABLE):
                 await self._send_delivery_failed(event, exc.reason)
@@ -622,6 +624,7 @@ class Connector:
 
     async def _report_gap(self, expected: int, got: int) -> None:
         self.stats.gaps += 1
+        metrics.sequence_gaps.inc()
         log.warning("connector.sequence_gap", tenant=self.tenant, expected=expected, got=got)
         if self.on_gap is not None:
             result = self.on_gap(expected, got)

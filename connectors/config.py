@@ -34,6 +34,7 @@ __all__ = [
     "HubConfig",
     "KeystoreConfig",
     "LetterheadConfig",
+    "MetricsConfig",
     "NoticesConfig",
     "StdoutSinkConfig",
     "StoreConfig",
@@ -222,6 +223,14 @@ class TemplatesConfig(_Model):
         return not self.publishers or publisher in self.publishers
 
 
+class MetricsConfig(_Model):
+    """`run` serves Prometheus metrics at http://host:port/metrics (no token: keep it on a
+    local or monitoring network). Absent: not served."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464  # 0: any free port
+
+
 class ConnectorConfig(_Model):
     tenant: Annotated[str, Field(pattern=TENANT_CODE_RE, description="CBS code (GM0518) or tenant code")]
 
@@ -244,6 +253,7 @@ class ConnectorConfig(_Model):
     notices: NoticesConfig | None = None
     letterhead: LetterheadConfig | None = None
     templates: TemplatesConfig = TemplatesConfig()
+    metrics: MetricsConfig | None = None
 
     def sink_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
@@ -380,4 +390,8 @@ email = "leerplicht@example.nl"
 
 [templates]                  # letter templates arrive through `run`, from the publishers you follow
 # publishers = ["ingrado"]   # accept bundles only from these (default: any the hub delivers)
+
+# [metrics]                  # `run` serves Prometheus metrics at http://host:port/metrics; omit: off
+# host = "127.0.0.1"         # no token is asked: listen on a local or monitoring network only
+# port = 9464
 """

@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from sqlalchemy import func, select
 
-from connectors import inbox_name, transfers
+from connectors import inbox_name, metrics, transfers
 from connectors.client import Connector, ConnectorError, EventSealer, InboxMessage, InboxUnavailable
 from connectors.config import (
     ConnectorConfig,
@@ -64,6 +64,7 @@ from connectors.directory import Directory
 from connectors.group_keys import KEY_SHARED
 from connectors.hub_api import HubApiError
 from connectors.keystore import Keystore
+from connectors.metrics_port import MetricsPort
 from connectors.notices import NOTICE_TYPES, NoticeDesk
 from connectors.schema import pupils
 from connectors.services import ConnectorServices, notice_desk
@@ -136,6 +137,7 @@ class Runtime:
         self._rescan_due = False
         self._wake_notices = asyncio.Event()
         self._register_seen: tuple[int, float] | None = None
+        self.metrics_port: MetricsPort | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -177,6 +179,9 @@ class Runtime:
         for sink in self.sinks:
             if isinstance(sink, WebhookSink):
                 self.workers.append(OutboxWorker(self.store, sink, tenant=cfg.tenant))
+        if cfg.metrics is not None:
+            self.metrics_port = MetricsPort(cfg.metrics, self.store, [w.sink.name for w in self.workers])
+            await self.metrics_port.start()
         await self._connect()
         for worker in self.workers:
             self._spawn(f"outbox:{worker.sink.name}", worker.run)
@@ -228,6 +233,8 @@ class Runtime:
         self._tasks.clear()
         for sink in self.sinks:
             await sink.close()
+        if self.metrics_port is not None:
+            await self.metrics_port.stop()
         if self.services is not None:
             await self.services.aclose()  # the connector, the hub's API, the store
         log.info("runtime.stopped", tenant=self.config.tenant, processed=self.processed, parked=self.parked)
@@ -394,6 +401,7 @@ class Runtime:
         await self.store.accept(event, [(s.name, body) for s in targets if s.durable])
         await message.ack()
         self.processed += 1
+        metrics.event_processed(event.type)
         for worker in self.workers:
             worker.wake.set()
 

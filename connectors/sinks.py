@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
+from connectors import metrics
 from connectors.config import FolderSinkConfig, StdoutSinkConfig, WebhookSinkConfig
 from connectors.store import LocalStore, OutboxItem
 from schemas.envelope import CloudEvent
@@ -133,11 +134,14 @@ class WebhookSink(_Filter):
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
+        started = time.perf_counter()
         try:
             response = await self._http.post(self.config.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
+            metrics.webhook_done(self.name, started, ok=False)
             raise SinkError(f"webhook unreachable ({type(exc).__name__})") from None
         status = response.status_code
+        metrics.webhook_done(self.name, started, ok=200 <= status < 300)
         if not 200 <= status < 300:
             # The standard phrase, not the receiver's: nothing it sends is repeated in our logs.
             phrase = httpx.codes.get_reason_phrase(status)

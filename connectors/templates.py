@@ -44,6 +44,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from connectors import metrics
 from connectors.client import Connector, EventSealer
 from connectors.letters import (
     DEFAULT_LIMITS,
@@ -433,4 +434,5 @@ class TemplateCatalogue:
             content = letter_pdf(letter, letterhead, recipient=recipient, limits=limits)
         else:
             content = letter_html(letter, letterhead, recipient=recipient, limits=limits).encode("utf-8")
+        metrics.letters_rendered.labels(format=fmt).inc()
         return RenderedFile(letter, fmt, content)

@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         description="Key that signs the operator console's session cookies. Unset: a random key "
         "per process (sessions end when the hub restarts; give every API replica the same key).",
     )
+    router_metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port on which a router process serves its Prometheus metrics (0: any free "
+        "port). Unset: not served (the API's /metrics shows those of a router in its own process).",
+    )
+    router_metrics_host: str = Field("127.0.0.1", description="Address the router's metrics port listens on.")
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token a scraper must present at the API's /metrics. Unset: /metrics "
+        "is open (it shows counts per tenant and reason, no personal data); keep it off the "
+        "public network then.",
+    )
     console_idle_minutes: int = Field(
         30, ge=1, le=24 * 60, description="The console logs an operator out after this long idle."
     )

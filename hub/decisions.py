@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import audit, ledger, publisher
+from hub import audit, ledger, metrics, publisher
 from hub.config import Settings
 from hub.dead_letters import envelope_attributes
 from hub.errors import Transient
@@ -57,6 +57,21 @@ class Decision:
     seqs: dict[str, int] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
     repeat: bool = False  # a redelivered event routed before: publish the stored copies again
+    reason: str = ""  # the rejection's reason code
+
+
+def count_outcomes(admitted: Sequence[Admitted], decisions: Sequence[Decision]) -> None:
+    """Count what a committed batch decided for each admitted event (`hub.metrics`): routed,
+    repeated, rejected with its reason, or a duplicate (no decision)."""
+    decided = {id(d.original) for d in decisions}
+    for d in decisions:
+        if d.rejection is not None:
+            metrics.count_event(d.original.type, metrics.REJECTED, d.reason)
+        else:
+            metrics.count_event(d.original.type, metrics.REPEATED if d.repeat else metrics.ROUTED)
+    for _, event, _, _ in admitted:
+        if id(event) not in decided:
+            metrics.count_event(event.type, metrics.DUPLICATE)
 
 
 def audit_entry(
@@ -193,7 +208,7 @@ class Decider:
         if hub_rec.is_new:
             await ledger.set_status(s, [hub_rec.id], ledger.ROUTED)
         allocation = ledger.Allocation(hub_rec.id, [sender.code], hub_rec.is_new)
-        return Decision(sender, event, rejection, allocation, rejection)
+        return Decision(sender, event, rejection, allocation, rejection, reason=exc.reason)
 
     # -- the hub events a decision produces -------------------------------------------------------
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
+from wsgiref.simple_server import WSGIServer
 
 import aio_pika
 import aiormq.abc
@@ -37,7 +39,7 @@ from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
 from hub.dead_letters import HEADER_DETAIL, HEADER_REASON, HEADER_SENDER
-from hub.decisions import ACTOR, Decider, Decision, audit_entry
+from hub.decisions import ACTOR, Decider, Decision, audit_entry, count_outcomes
 from hub.directory import CachedDirectory
 from hub.errors import Transient
 from hub.keys import KeyCache
@@ -111,6 +113,8 @@ class Router:
         self._sweeper: asyncio.Task[None] | None = None
         self._confirming: set[asyncio.Task[None]] = set()
         self._audit_head: str | None = None  # the audit chain's last hash, as this router wrote it
+        self._metrics_server: WSGIServer | None = None
+        self.metrics_port: int | None = None  # where this router serves its metrics, once started
         self.handled = 0
         # What each event becomes is decided there (hub.decisions); the keys of the senders and
         # recipients (hub.keys) and the per-tenant rate limit live with it.
@@ -135,6 +139,11 @@ class Router:
         self.decider.limiter = value
 
     async def start(self) -> None:
+        if self.settings.router_metrics_port is not None:  # first: a taken port stops us early
+            self._metrics_server, _ = metrics.serve_router_metrics(
+                self.settings.router_metrics_port, self.settings.router_metrics_host
+            )
+            self.metrics_port = self._metrics_server.server_port
         url = self.settings.amqp_url_for()
         self._connection = await connect(url, self.settings.redacted(url))
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -145,7 +154,7 @@ class Router:
         await self._consume()
         self._channel.reopen_callbacks.add(self._consume_again)  # after a reconnect
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbeeld-sweeper")
-        log.info("router.started", vhost=self.settings.vhost)
+        log.info("router.started", vhost=self.settings.vhost, metrics_port=self.metrics_port)
 
     async def stop(self, drain: float = 10.0) -> None:
         """Stop consuming, finish the batch in hand and wait for its confirms (up to `drain`
@@ -174,6 +183,10 @@ class Router:
             task.cancel()
         if self._connection is not None:
             await self._connection.close()
+        if self._metrics_server is not None:
+            await asyncio.to_thread(self._metrics_server.shutdown)
+            self._metrics_server.server_close()
+            self._metrics_server = None
         log.info("router.stopped", handled=self.handled)
 
     async def run_forever(self) -> None:
@@ -223,7 +236,10 @@ class Router:
         delay = 0.5
         while True:
             try:
+                started = time.perf_counter()
                 copies = await self.handle(batch)
+                metrics.batch_duration.observe(time.perf_counter() - started)
+                metrics.batch_messages.observe(len(batch))
             except Transient as exc:
                 # The store or the broker is briefly away: keep the messages, try again. Those
                 # that came on a channel the broker has closed meanwhile are not ours any more:
@@ -264,6 +280,7 @@ class Router:
                 await settle(message, ack=False)
 
     async def _confirm(self, batch: list[RouterMessage], copies: _Copies) -> None:
+        started = time.perf_counter()
         results = await asyncio.gather(*(task for _, _, task in copies), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -274,6 +291,8 @@ class Router:
                 if not channel_gone(message):
                     await settle(message, ack=False)
             return
+        if copies:
+            metrics.confirm_duration.observe(time.perf_counter() - started)
         busy = list({id(d): d for d, _, _ in copies if d.busy and d.rejection is None}.values())
         if busy:
             try:
@@ -286,6 +305,9 @@ class Router:
         for message in batch:
             await settle(message, ack=True)
         self.handled += len(batch)
+        now = time.time()
+        for d in {id(d): d for d, _, _ in copies if d.rejection is None and not d.busy}.values():
+            metrics.observe_routed(d.original.time, now)
 
     async def _refused(self, decisions: list[Decision]) -> None:
         """Some inboxes refused their copy (full): record it and tell each sender. The store
@@ -300,6 +322,7 @@ class Router:
                 f"the inbox of {', '.join(d.busy)} is full; send again later", field="recipients"
             )
             await self._send_rejection(d.sender, d.original.id, busy)
+            metrics.count_event(d.original.type, metrics.REFUSED, busy.reason)
 
     def _is_replay(self, message: RouterMessage) -> bool:
         """An operator's replay: only the hub's own broker user can set this user_id."""
@@ -328,6 +351,7 @@ class Router:
         store or the broker briefly away raises `Transient` (from their adapters)."""
         routable: list[tuple[TenantInfo, CloudEvent, int, bool]] = []
         seen: set[tuple[str, str, str]] = set()
+        received: list[str] = []  # the types parsed, counted once the batch is through
         for message in batch:
             body = message.body
             sender = await self._sender_of(message)
@@ -343,11 +367,15 @@ class Router:
                 event_id = "" if exc.reason == "too_deep" else _id_guess(body)
                 if not event_id:
                     await self._dead_letter(message, exc.reason, exc.message, sender.code)
+                    metrics.count_event(metrics.UNPARSED, metrics.DEAD_LETTERED, exc.reason)
                 else:
                     await self._reject_unrecorded(sender, event_id, exc)
+                    metrics.count_event(metrics.UNPARSED, metrics.REJECTED, exc.reason)
                 continue
+            received.append(event.type)
             key = (sender.code, event.source, event.id)
             if key in seen:  # a duplicate inside this batch
+                metrics.count_event(event.type, metrics.DUPLICATE)
                 continue
             seen.add(key)
             try:
@@ -355,9 +383,11 @@ class Router:
             except InbeeldError as exc:
                 bad_id = isinstance(exc, PersonalDataInEnvelope) and exc.field == "id"
                 await self._reject_unrecorded(sender, "" if bad_id else event.id, exc)
+                metrics.count_event(event.type, metrics.REJECTED, exc.reason)
                 continue
             routable.append((sender, event, len(body), bool(message.redelivered)))
         if not routable:
+            metrics.count_received(received)
             return []
         if any(uses_groups(e) for _, e, _, _ in routable):
             await self._directory.reload_groups()  # membership changes apply at once
@@ -365,6 +395,9 @@ class Router:
         self._audit_head = None  # until this transaction commits
         async with self.db.session() as s, s.begin():
             decisions, appended = await self.decider.decide_batch(s, routable, head)
+        # Counted once committed (a batch retried after `Transient` is not counted twice).
+        metrics.count_received(received)
+        count_outcomes(routable, decisions)
         routed = [d for d in decisions if d.rejection is None and not d.repeat]
         # Committed: the next batch chains on it without reading it - unless another writer
         # (a second router) got in first, when a hint would mostly cost a retry.

@@ -14,6 +14,7 @@ from hub.api.routes import (
     health,
     keys,
     ledger,
+    metrics,
     notices,
     operator,
     templates,
@@ -21,6 +22,7 @@ from hub.api.routes import (
     transfers,
 )
 from hub.config import Settings
+from hub.gauges import HubGauges
 from hub.store.db import Database
 from hub.web.console import create_console
 
@@ -44,9 +46,23 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app = FastAPI(title="Inbeeld hub", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = database
+    app.state.gauges = HubGauges(settings, database)
+    app.state.metrics_registry = metrics.scrape_registry(app.state.gauges)
     errors.install(app)
     app.add_middleware(nesting.BoundedJsonBodies)  # bound nesting before FastAPI's json.loads
-    for module in (health, tenants, ledger, audit, keys, operator, contract, notices, transfers, templates):
+    for module in (
+        health,
+        tenants,
+        ledger,
+        audit,
+        keys,
+        operator,
+        contract,
+        notices,
+        transfers,
+        templates,
+        metrics,
+    ):
         app.include_router(module.router)
     app.mount("/console", create_console(settings, database), name="console")  # the operator's web pages
     return app

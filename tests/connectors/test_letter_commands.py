@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from connectors.cli import app
@@ -79,6 +80,10 @@ def test_render_with_the_recipients_address_and_a_date(config: Path, tmp_path: P
     assert refused.exit_code == 1 and "error (recipient)" in refused.output and "postcode" in refused.output
 
 
+def _letters_rendered() -> float:
+    return REGISTRY.get_sample_value("inbeeld_connector_letters_rendered_total", {"format": "pdf"}) or 0.0
+
+
 def _csv(path: Path, rows: list[dict[str, str]]) -> Path:
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -126,7 +131,9 @@ def test_batch_writes_one_letter_per_row_with_its_address(config: Path, tmp_path
         "--csv",
         str(_csv(tmp_path / "r.csv", rows)),
     ]
+    before = _letters_rendered()
     result = runner.invoke(app, [*args, "--out", str(out), "--date", "2026-04-17"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["een.pdf", "twee.pdf"]
+    assert _letters_rendered() - before == 2  # inbeeld_connector_letters_rendered_total{format="pdf"}
     assert "ROTTERDAM" in poppler_text((out / "twee.pdf").read_bytes())

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 
 from connectors import Connector, InboxMessage, MemoryInboxState
 from connectors.client import RECEIPT_TYPE, ConnectorError
@@ -228,6 +229,7 @@ async def test_a_late_sequence_number_is_not_a_gap_but_a_lost_one_is(hub: Runnin
     try:
         await hub.drain("GM0957")
         await state.set_last_sequence(base)
+        gaps_before = REGISTRY.get_sample_value("inbeeld_connector_sequence_gaps_total") or 0.0
         await _deliver(hub, "GM0957", [copy(1), copy(2), copy(5), copy(3), copy(4), copy(6), copy(8)])
         got = await read_until(receiver, lambda e: e.data["text"].startswith(marker), count=7)
         assert [m.event.sequence - base for m in got] == [1, 2, 5, 3, 4, 6, 8]  # type: ignore[operator]
@@ -235,6 +237,7 @@ async def test_a_late_sequence_number_is_not_a_gap_but_a_lost_one_is(hub: Runnin
         async for _ in receiver.inbox(idle_timeout=1.5):  # 7 never comes: reported while quiet
             pass
         assert gaps == [(base + 7, base + 8)] and receiver.stats.gaps == 1
+        assert REGISTRY.get_sample_value("inbeeld_connector_sequence_gaps_total") == gaps_before + 1
     finally:
         await receiver.close()
 

@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -219,6 +220,11 @@ class _FaultyPings:
         return []
 
 
+def _counted(outcome: str) -> float:
+    labels = {"type": PING, "outcome": outcome, "reason": ""}
+    return REGISTRY.get_sample_value("inbeeld_router_events_total", labels) or 0.0
+
+
 def _store_lost() -> OperationalError:
     """What SQLAlchemy raises when the database connection drops mid-transaction."""
     return OperationalError("SELECT 1", {}, ConnectionResetError("server closed the connection"))
@@ -233,12 +239,15 @@ async def test_the_store_briefly_away_is_retried_and_the_event_routed_once(hub: 
     hub.router.workflows.insert(0, faulty)
     try:
         dead_before = await _dead_letters_of(hub, "GM0518")
+        counted_before = {o: _counted(o) for o in ("received", "routed")}
         await den_haag.publish(event)
         [got] = await hub.receive("GM0599", lambda e: e.id == event.id, timeout=30)
     finally:
         hub.router.workflows.remove(faulty)
     assert got.data == {"text": "store away"}
     assert faulty.calls == 3  # two failures, then routed
+    # inbeeld_router_events_total counts the retried batch once
+    assert {o: _counted(o) - n for o, n in counted_before.items()} == {"received": 1, "routed": 1}
     marker = await den_haag.send(PING, {"text": "after"}, ["GM0599"])
     later = await hub.receive("GM0599", lambda e: e.id == marker.id)
     assert event.id not in {e.id for e in later + await hub.drain("GM0599")}  # once

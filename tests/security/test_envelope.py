@@ -19,6 +19,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 
 from connectors import Connector
 from hub.services import amqp_channel
@@ -103,6 +104,7 @@ async def test_a_swapped_subject_is_refused_by_the_connector_inbox(
     honest = await den_haag.sealer.seal(offer(den_haag))
     await deliver(hub, "GM0599", tampered)
     await deliver(hub, "GM0599", honest)
+    failures_before = _open_failures()
     inbox = Connector(
         "GM0599",
         hub.tenant_url("GM0599"),
@@ -117,6 +119,17 @@ async def test_a_swapped_subject_is_refused_by_the_connector_inbox(
         await inbox.close()
     assert [e.id for e in got] == [honest.id]
     assert inbox.stats.rejected == 1
+    assert _open_failures() - failures_before == 1  # inbeeld_connector_open_failures_total
+
+
+def _open_failures() -> float:
+    """inbeeld_connector_open_failures_total over every reason."""
+    return sum(
+        s.value
+        for family in REGISTRY.collect()
+        for s in family.samples
+        if s.name == "inbeeld_connector_open_failures_total"
+    )
 
 
 # -- item 6: reason codes and another implementation's JWE --------------------------------------
