@@ -118,6 +118,9 @@ class LedgerEvent(Base):
     correlationid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # received | routed | rejected
     reason: Mapped[str | None] = mapped_column(String(32))
+    # A refusal's message (what `hub.rejected` told the sender; never a value of the event).
+    # On a rejected event, and on the `hub.rejected` the hub sent about it.
+    detail: Mapped[str | None] = mapped_column(String(500), default=None)
     size: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     routed_at: Mapped[datetime | None] = mapped_column(default=None)
