@@ -114,7 +114,9 @@ class LedgerEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     sender: Mapped[str] = mapped_column(String(32), index=True)
     addressed_to: Mapped[list[str]] = mapped_column(default=list)
-    subject: Mapped[str | None] = mapped_column(String(100))
+    # indexed: the verdict on an event refused before it was recorded is found by the subject
+    # of the hub.rejected about it (`hub.ledger.verdict_for`)
+    subject: Mapped[str | None] = mapped_column(String(100), index=True)
     correlationid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # received | routed | rejected
     reason: Mapped[str | None] = mapped_column(String(32))

@@ -14,7 +14,12 @@ separate OS process (`python -m connectors.cli run`) with a register imported by
   reaches Rotterdam's webhook opened and validated, once; an envelope whose subject is not the
   payload's transfer id is refused by Rotterdam's runtime (a log line, nothing delivered);
 - a file the hub refuses comes back as hub.rejected, kept in Den Haag's store and delivered
-  to its webhook.
+  to its webhook, and the file moves from sent/ to failed/ with the hub's reason;
+- a command whose event the hub refuses (a transfer step out of turn, a notice open too long,
+  a template version published again with other content) prints the reason and exits 1; the
+  notice is marked refused, by the command or (with --no-wait) by the running connector;
+- a tenant asks the verdict on its own events only; `templates follow|unfollow|following`,
+  and `templates publish` says how many subscribers it reached, warning at none.
 Nothing personal appears in Rotterdam's log.
 """
 
@@ -461,7 +466,7 @@ async def test_a_transfer_step_the_hub_refuses_exits_non_zero_with_its_reason(
     code, out, err = await world.cli(ASKER, "transfer", "complete", transfer_id, "--to", FINDER)
     assert code == 1, out + err
     assert f"transfer {transfer_id}: transfer.completed to {FINDER}: refused by the hub: " in err
-    assert "invalid_transition" in err and "sent transfer.completed" not in out
+    assert "invalid_transition: the transfer is offered" in err and "sent transfer.completed" not in out
 
     # The offer stands: nothing of the refused step changed the transfer.
     code, out, err = await world.cli(ASKER, "transfer", "show", transfer_id)
