@@ -1,6 +1,6 @@
 """ledger_events.detail: a refusal's message, so its sender can ask for the verdict
 
-Revision ID: 0009
+Revision ID: 0010
 Revises: 0001
 Create Date: 2026-11-30 21:00:00
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0010"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
