@@ -19,7 +19,7 @@ Errors a caller catches: `InbeeldError` (the root of every refusal, `schemas.err
 `HubApiError` (the hub's API) and `NotFound`/`Conflict`/`KeyReplacementRefused` (what the hub
 refused). The flows have their own modules: `connectors.transfers`, `connectors.notices`,
 `connectors.templates`. The other modules (`runtime`, `services`, `store`, `at_rest`,
-`sinks`, `sources`, `register`, `group_keys`, `inbox_name`, `cli`) are the connector's own
+`sinks`, `outbox`, `sources`, `register`, `group_keys`, `inbox_name`, `cli`) are the connector's own
 machinery behind `inbeeld-connector run`, not SDK.
 """
 

@@ -139,6 +139,8 @@ class WebhookSinkConfig(_SinkBase):
     initial_backoff_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     max_backoff_seconds: Annotated[float, Field(gt=0, le=86400)] = 3600.0
     stuck_after_minutes: Annotated[float, Field(gt=0)] = 60.0
+    # Refusals (HTTP 4xx other than 408/429) before an event is parked for the operator.
+    park_after: Annotated[int, Field(ge=1, le=100)] = 3
 
     @field_validator("url")
     @classmethod
@@ -336,6 +338,8 @@ retry_days = 7               # keep retrying (exponential backoff) this long
 initial_backoff_seconds = 5
 max_backoff_seconds = 3600
 stuck_after_minutes = 60     # log `sink.stuck` for the operator after this long
+park_after = 3               # park an event refused (4xx, not 408/429) this often; the rest flows on
+                             # (see: inbeeld-connector outbox list|retry|drop)
 # types = ["nl.leerplicht.transfer.*"]
 
 [[sinks]]                    # also write each event as a JSON file

@@ -178,7 +178,7 @@ class Runtime:
         self.sinks = self._make_sinks()
         for sink in self.sinks:
             if isinstance(sink, WebhookSink):
-                self.workers.append(OutboxWorker(self.store, sink))
+                self.workers.append(OutboxWorker(self.store, sink, tenant=cfg.tenant))
         await self._connect()
         for worker in self.workers:
             self._spawn(f"outbox:{worker.sink.name}", worker.run)
@@ -211,6 +211,11 @@ class Runtime:
             templates=self.templates is not None,
         )
 
+    @property
+    def parked(self) -> int:
+        """Outbox items parked since start (refused for good by a webhook; `outbox.parked`)."""
+        return sum(worker.parked for worker in self.workers)
+
     def _notices_mode(self) -> str:
         if self.desk is None:
             return "off"
@@ -227,7 +232,7 @@ class Runtime:
             await sink.close()
         if self.services is not None:
             await self.services.aclose()  # the connector, the hub's API, the store
-        log.info("runtime.stopped", tenant=self.config.tenant, processed=self.processed)
+        log.info("runtime.stopped", tenant=self.config.tenant, processed=self.processed, parked=self.parked)
 
     async def _connect(self) -> None:
         assert self.connector is not None

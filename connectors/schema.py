@@ -6,7 +6,9 @@ The database is migrated by the alembic history in `connectors.migrations` (run 
 
     received        every event processed, by (source, id): de-duplication across restarts
     state           small key/value facts, e.g. the last inbox `sequence` seen (gap detection)
-    outbox          what durable sinks (webhook) still have to deliver, with retry bookkeeping
+    outbox          what durable sinks (webhook) still have to deliver, with retry bookkeeping;
+                    an event the receiver refuses for good is parked, and the later events of
+                    its `subject` wait behind it (`connectors.outbox`)
     templates       the local template catalogue (bundles as received)
     template_withdrawals  withdrawn template versions (`connectors.templates`)
     hub_replies     what became of what we sent: `hub.rejected` / `hub.receipt` / a recipient's
@@ -22,6 +24,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -81,7 +84,16 @@ outbox = Table(
     Column("last_error", String(500)),
     Column("delivered_at", Float),
     Column("stuck_reported", Integer, nullable=False, default=0),
+    # The event's subject (e.g. a transfer id): a parked item holds the later ones of its subject.
+    Column("subject", String(100)),
+    Column("refusals", Integer, nullable=False, default=0, server_default="0"),  # 4xx (not 408/429)
+    Column("last_status", Integer),  # the receiver's last HTTP status (None: no answer)
+    Column("reason", String(200)),  # parked: why (status and phrase, never the body); dropped: the operator's
+    Column("parked_at", Float),
+    Column("retried_at", Float),  # an operator's `outbox retry`: retry_days counts from here
+    Column("dropped_at", Float),
     UniqueConstraint("sink", "event_source", "event_id"),
+    Index("ix_outbox_sink_status", "sink", "status"),
 )
 
 templates = Table(

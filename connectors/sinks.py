@@ -10,7 +10,11 @@ context attributes plus `data`, the opened and validated payload.
   lets the receiver drop a repeat. Durable: the runtime first writes the body to the outbox in
   the local store (then acks the broker); `OutboxWorker` delivers it with exponential backoff
   for `retry_days`, oldest first, logging `sink.stuck` once an item waits longer than
-  `stuck_after_minutes` and `sink.gave_up` when it is abandoned.
+  `stuck_after_minutes` and `sink.gave_up` when it is abandoned. A refusal that retrying
+  cannot change (HTTP 4xx other than 408 and 429) is tried `park_after` times, then the item
+  is parked (`outbox.parked`, an alert) and the queue moves on; later items of the same
+  `subject` (e.g. the next steps of a transfer) wait behind it until an operator retries or
+  drops it (`inbeeld-connector outbox`, `connectors.outbox`).
 * `folder` — one file per event, written atomically (temp file, fsync, rename, fsync dir).
 * `stdout` — one JSON line per event.
 """
@@ -56,10 +60,23 @@ log = structlog.get_logger("inbeeld.connector.sinks")
 SIGNATURE_HEADER = "X-Inbeeld-Signature"
 TIMESTAMP_HEADER = "X-Inbeeld-Timestamp"
 EVENT_ID_HEADER = "X-Inbeeld-Event-Id"
+POLL_SECONDS = 5.0  # an idle outbox worker looks again at least this often
 
 
 class SinkError(InbeeldError):
+    """A delivery failed; `status` is the receiver's HTTP answer, if it gave one."""
+
     reason = "sink_error"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """The receiver refused this event, and asking again will not change that: a 4xx other
+        than 408 (timeout) and 429 (too many requests)."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
 
 
 def delivery_body(event: CloudEvent, payload: Payload | None) -> bytes:
@@ -120,8 +137,13 @@ class WebhookSink(_Filter):
             response = await self._http.post(self.config.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise SinkError(f"webhook unreachable ({type(exc).__name__})") from None
-        if not 200 <= response.status_code < 300:
-            raise SinkError(f"webhook answered HTTP {response.status_code}")
+        status = response.status_code
+        if not 200 <= status < 300:
+            # The standard phrase, not the receiver's: nothing it sends is repeated in our logs.
+            phrase = httpx.codes.get_reason_phrase(status)
+            raise SinkError(
+                f"webhook answered HTTP {status}" + (f" {phrase}" if phrase else ""), status=status
+            )
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -175,15 +197,18 @@ class StdoutSink(_Filter):
 
 
 class OutboxWorker:
-    """Delivers one durable sink's outbox, oldest first, backing off while it fails."""
+    """Delivers one durable sink's outbox, oldest first, backing off while it fails, parking
+    what the receiver refuses for good."""
 
-    def __init__(self, store: LocalStore, sink: WebhookSink) -> None:
+    def __init__(self, store: LocalStore, sink: WebhookSink, *, tenant: str | None = None) -> None:
         self.store = store
         self.sink = sink
         self.config = sink.config
+        self.tenant = tenant
         self.wake = asyncio.Event()
         self.delivered = 0
         self.failures = 0
+        self.parked = 0
 
     def _backoff(self, failures: int) -> float:
         base = min(
@@ -199,14 +224,26 @@ class OutboxWorker:
             if not items:
                 await self._sleep(await self._until_next_due())
                 continue
+            parked_now: set[str] = set()  # subjects parked in this batch: their later items wait
             for item in items:
+                if item.subject is not None and item.subject in parked_now:
+                    continue
                 try:
                     await self.sink.deliver(item.event_id, item.body)
                 except SinkError as exc:
-                    consecutive += 1
                     self.failures += 1
-                    delay = self._backoff(consecutive)
-                    await self._failed(item, exc.message, delay)
+                    if exc.permanent:
+                        consecutive = 0  # the receiver is up; it refuses this one
+                        if item.refusals + 1 >= self.config.park_after:
+                            await self._park(item, exc)
+                            if item.subject is not None:
+                                parked_now.add(item.subject)
+                            continue
+                        delay = self._backoff(item.refusals + 1)
+                    else:
+                        consecutive += 1
+                        delay = self._backoff(consecutive)
+                    await self._failed(item, exc, delay)
                     await self._sleep(delay, wakeable=False)
                     break
                 consecutive = 0
@@ -216,8 +253,28 @@ class OutboxWorker:
                     "sink.delivered", sink=self.sink.name, event_id=item.event_id, attempts=item.attempts + 1
                 )
 
-    async def _failed(self, item: OutboxItem, error: str, delay: float) -> None:
-        age = time.time() - item.created_at
+    async def _park(self, item: OutboxItem, exc: SinkError) -> None:
+        assert exc.status is not None
+        reason = f"{exc.message}, {item.refusals + 1} times"
+        held = await self.store.park(item.id, exc.status, reason)
+        self.parked += 1
+        # The alert: metadata only (never the body, so never personal data).
+        log.warning(
+            "outbox.parked",
+            tenant=self.tenant,
+            sink=self.sink.name,
+            event_id=item.event_id,
+            type=item.event_type,
+            subject=item.subject,
+            status=exc.status,
+            attempts=item.attempts + 1,
+            held=held,
+            item=item.id,
+        )
+
+    async def _failed(self, item: OutboxItem, exc: SinkError, delay: float) -> None:
+        error = exc.message
+        age = time.time() - item.since
         if age > self.config.retry_days * 86400:
             log.error(
                 "sink.gave_up",
@@ -226,7 +283,9 @@ class OutboxWorker:
                 attempts=item.attempts + 1,
                 error=error,
             )
-            await self.store.mark_failed(item.id, error, time.time(), dead=True)
+            await self.store.mark_failed(
+                item.id, error, time.time(), status=exc.status, refused=exc.permanent, dead=True
+            )
             return
         stuck = age > self.config.stuck_after_minutes * 60 and not await self.store.stuck_reported(item.id)
         if stuck:
@@ -237,11 +296,15 @@ class OutboxWorker:
             log.warning(
                 "sink.retry", sink=self.sink.name, event_id=item.event_id, error=error, delay=round(delay, 2)
             )
-        await self.store.mark_failed(item.id, error, time.time() + delay, stuck=stuck)
+        await self.store.mark_failed(
+            item.id, error, time.time() + delay, status=exc.status, refused=exc.permanent, stuck=stuck
+        )
 
     async def _until_next_due(self) -> float:
+        # Capped, so what `inbeeld-connector outbox retry|drop` changed (another process) is
+        # seen within seconds.
         due = await self.store.next_due(self.sink.name)
-        return 60.0 if due is None else max(due - time.time(), 0.0)
+        return POLL_SECONDS if due is None else min(max(due - time.time(), 0.0), POLL_SECONDS)
 
     async def _sleep(self, seconds: float, *, wakeable: bool = True) -> None:
         if not wakeable:

@@ -33,7 +33,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Connection, and_, event, func, inspect, select, update
+from sqlalchemy import ColumnElement, Connection, and_, event, exists, func, inspect, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -50,17 +50,25 @@ from schemas.errors import InbeeldError
 
 __all__ = [
     "BASELINE",
+    "DEAD",
+    "DELIVERED",
+    "DROPPED",
+    "PARKED",
+    "PENDING",
     "HubReply",
     "LocalStore",
     "OutboxItem",
     "StoreMigrationError",
     "alembic_config",
     "head_revision",
+    "held_behind_parked",
 ]
 
 log = structlog.get_logger("inbeeld.connector.store")
 
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+# DEAD: given up after retry_days; PARKED: refused for good by the receiver, waiting for an
+# operator (`connectors.outbox`); DROPPED: an operator gave it up.
+PENDING, DELIVERED, DEAD, PARKED, DROPPED = "pending", "delivered", "dead", "parked", "dropped"
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The revision whose tables every store made before the history existed has.
 BASELINE = "0001"
@@ -104,6 +112,14 @@ class OutboxItem:
     body: bytes
     attempts: int
     created_at: float
+    subject: str | None = None
+    refusals: int = 0  # permanent refusals (4xx other than 408/429) since queued or retried
+    retried_at: float | None = None
+
+    @property
+    def since(self) -> float:
+        """When its `retry_days` started: queued, or last retried by an operator."""
+        return self.created_at if self.retried_at is None else max(self.created_at, self.retried_at)
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -222,6 +238,7 @@ class LocalStore:
                     event_source=event.source,
                     event_id=event.id,
                     event_type=event.type,
+                    subject=event.subject,
                     body=stored,
                     wrapped_key=wrapped,
                     status=PENDING,
@@ -239,12 +256,19 @@ class LocalStore:
         return encrypt_at_rest(data_key, body, _outbox_aad(sink, source, event_id)), wrapped
 
     async def due(self, sink: str, now: float | None = None, limit: int = 50) -> list[OutboxItem]:
+        """The pending items of `sink` whose time has come, oldest first; an item held behind a
+        parked one of its subject is not due (per-subject order)."""
         now = time.time() if now is None else now
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
                     select(outbox)
-                    .where(outbox.c.sink == sink, outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+                    .where(
+                        outbox.c.sink == sink,
+                        outbox.c.status == PENDING,
+                        outbox.c.next_attempt_at <= now,
+                        ~held_behind_parked(),
+                    )
                     .order_by(outbox.c.id)
                     .limit(limit)
                 )
@@ -266,6 +290,9 @@ class LocalStore:
                         body,
                         r["attempts"],
                         r["created_at"],
+                        r["subject"],
+                        r["refusals"],
+                        r["retried_at"],
                     )
                 )
         return items
@@ -274,7 +301,7 @@ class LocalStore:
         async with self.engine.connect() as conn:
             value = await conn.scalar(
                 select(func.min(outbox.c.next_attempt_at)).where(
-                    outbox.c.sink == sink, outbox.c.status == PENDING
+                    outbox.c.sink == sink, outbox.c.status == PENDING, ~held_behind_parked()
                 )
             )
         return float(value) if value is not None else None
@@ -292,23 +319,71 @@ class LocalStore:
                     wrapped_key=None,
                     attempts=outbox.c.attempts + 1,
                     last_error=None,
+                    last_status=None,
                 )
             )
 
     async def mark_failed(
-        self, item_id: int, error: str, next_attempt_at: float, *, dead: bool = False, stuck: bool = False
+        self,
+        item_id: int,
+        error: str,
+        next_attempt_at: float,
+        *,
+        status: int | None = None,
+        refused: bool = False,
+        dead: bool = False,
+        stuck: bool = False,
     ) -> None:
+        """One failed attempt: `status` is the receiver's answer (None: none), `refused` a
+        permanent refusal (counted towards parking)."""
         values: dict[str, Any] = {
             "attempts": outbox.c.attempts + 1,
             "last_error": error[:500],
+            "last_status": status,
             "next_attempt_at": next_attempt_at,
         }
+        if refused:
+            values["refusals"] = outbox.c.refusals + 1
         if dead:
             values["status"] = DEAD
         if stuck:
             values["stuck_reported"] = 1
         async with self.engine.begin() as conn:
             await conn.execute(update(outbox).where(outbox.c.id == item_id).values(**values))
+
+    async def park(self, item_id: int, status: int, reason: str) -> int:
+        """Park an item the receiver refused for good; returns how many later items of its
+        subject now wait behind it. The body stays (encrypted) for an operator's retry."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(
+                    status=PARKED,
+                    attempts=outbox.c.attempts + 1,
+                    refusals=outbox.c.refusals + 1,
+                    last_status=status,
+                    last_error=reason[:500],
+                    reason=reason[:200],
+                    parked_at=time.time(),
+                )
+            )
+            sink, subject = (
+                await conn.execute(select(outbox.c.sink, outbox.c.subject).where(outbox.c.id == item_id))
+            ).one()
+            if subject is None:
+                return 0
+            held = await conn.scalar(
+                select(func.count())
+                .select_from(outbox)
+                .where(
+                    outbox.c.sink == sink,
+                    outbox.c.subject == subject,
+                    outbox.c.status == PENDING,
+                    outbox.c.id > item_id,
+                )
+            )
+        return int(held or 0)
 
     async def stuck_reported(self, item_id: int) -> bool:
         async with self.engine.connect() as conn:
@@ -414,6 +489,18 @@ class LocalStore:
                 else json.loads(decrypt_at_rest(key, blob, f"pupils:{row['id']}:{name}".encode()))
             )
         return out
+
+
+def held_behind_parked() -> ColumnElement[bool]:
+    """True for an outbox row with an earlier parked row of the same sink and subject (an item
+    without a subject is never held)."""
+    parked = outbox.alias("parked")
+    return exists().where(
+        parked.c.sink == outbox.c.sink,
+        parked.c.subject == outbox.c.subject,
+        parked.c.status == PARKED,
+        parked.c.id < outbox.c.id,
+    )
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

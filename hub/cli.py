@@ -455,6 +455,30 @@ def dead_letter_replay(
     run(go)
 
 
+@dead_letter_app.command("discard")
+def dead_letter_discard(
+    dl_id: Annotated[int, typer.Argument(min=0, max=ROW_ID_MAX, help="Its id (GET /dead-letters)")],
+    reason: Annotated[str, typer.Option("--reason", help="why it will not be replayed (no personal data)")],
+) -> None:
+    """Discard a dead letter that will not be replayed; its kept body is dropped."""
+    settings = get_settings()
+    text = reason.strip()
+    if not 3 <= len(text) <= 200 or any(ord(c) < 32 for c in text):
+        console.print("--reason: 3 to 200 characters on one line")
+        raise typer.Exit(2)
+
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            async with db.session() as s, s.begin():
+                await operator_actions.discard(s, Actor.cli(), dl_id, text)
+        finally:
+            await db.close()
+        console.print(f"dead letter {dl_id} discarded")
+
+    run(go)
+
+
 COMMANDS_GROUP = "inbeeld.commands"  # entry points that add commands (the demo's is one)
 
 

@@ -375,8 +375,9 @@ async def dead_letters(
 
 
 async def dead_letters_waiting(s: AsyncSession) -> int:
-    """Dead letters not replayed (yet)."""
-    return int(await s.scalar(select(func.count()).where(DeadLetter.replayed_at.is_(None))) or 0)
+    """Dead letters neither replayed nor discarded (yet)."""
+    q = select(func.count()).where(DeadLetter.replayed_at.is_(None), DeadLetter.discarded_at.is_(None))
+    return int(await s.scalar(q) or 0)
 
 
 async def add_dead_letter(

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import audit, auth, operator_logins, provisioning, registry
 from hub.broker.management import Management
 from hub.config import Settings
-from hub.replay import replay_dead_letter
+from hub.replay import discard_dead_letter, replay_dead_letter
 from hub.store.db import Database
 from hub.tenants import TenantInfo
 
@@ -151,6 +151,12 @@ async def replay(settings: Settings, db: Database, actor: Actor, dl_id: int) -> 
     await replay_dead_letter(settings, db, dl_id)
     async with db.session() as s, s.begin():
         await _record(s, actor, "replay dead letter", "replayed", f"dead-letter:{dl_id}")
+
+
+async def discard(s: AsyncSession, actor: Actor, dl_id: int, reason: str) -> None:
+    """Discard dead letter `dl_id` (hub.replay.discard_dead_letter) and record who did, why."""
+    await discard_dead_letter(s, dl_id, reason)
+    await _record(s, actor, "discard dead letter", "discarded", f"dead-letter:{dl_id}")
 
 
 async def add_login(s: AsyncSession, actor: Actor, name: str, password: str) -> None:

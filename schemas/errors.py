@@ -30,9 +30,11 @@ Subclasses defined where they are raised (a test keeps this list complete):
     ContractError   <- hub.keys.KeyInvalid, hub.operator_logins.BadLogin
     RoutingRefused  <- hub.keys.RecipientKeyMissing
     CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
-    NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable
+    NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable,
+                       connectors.outbox.OutboxItemUnknown
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
-                       hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists
+                       hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists,
+                       hub.replay.DiscardRefused, connectors.outbox.OutboxItemNotParked
     InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
                        DatabaseUnavailable), hub.errors.Transient, hub.registry.RegistryError,
                        hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,

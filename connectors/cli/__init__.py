@@ -6,6 +6,7 @@
     inbeeld-connector register import FILE.csv --config FILE
     inbeeld-connector register shred --config FILE --yes
     inbeeld-connector notice|transfer|templates|letter ...   (see their modules)
+    inbeeld-connector outbox list|retry|drop --config FILE   webhook events parked or given up
 
 Exit codes: 0 ok, 1 a check or row failed or the hub refused what was sent (its reason and
 detail on stderr), 2 the configuration is wrong (one line naming the field), 3 sent but the
@@ -19,6 +20,7 @@ import typer
 
 from connectors.cli.lifecycle import check, init, register_app, register_shred, run
 from connectors.cli.notices import notice_app
+from connectors.cli.outbox import outbox_app
 from connectors.cli.templates import letter_app, templates_app
 from connectors.cli.transfers import transfer_app
 
@@ -30,6 +32,7 @@ app.add_typer(notice_app, name="notice")
 app.add_typer(transfer_app, name="transfer")
 app.add_typer(templates_app, name="templates")
 app.add_typer(letter_app, name="letter")
+app.add_typer(outbox_app, name="outbox")
 app.command()(init)
 app.command()(check)
 app.command()(run)

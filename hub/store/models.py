@@ -177,6 +177,8 @@ class DeadLetter(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     replayed_at: Mapped[datetime | None] = mapped_column(default=None)
+    discarded_at: Mapped[datetime | None] = mapped_column(default=None)
+    discard_reason: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class AuditRecord(Base):

@@ -267,7 +267,8 @@ def _add_routes(console: FastAPI) -> None:
     async def dead_letter(request: Request, dl_id: str, _name: OperatorName) -> Response:
         row = await _dead_letter(request, dl_id)
         done = request.query_params.get("replayed") == "1"
-        return pages.render(request, "dead_letter.html", row=row, done=done, failed=None)
+        discarded = request.query_params.get("discarded") == "1"
+        return pages.render(request, "dead_letter.html", row=row, done=done, failed=None, discarded=discarded)
 
     @console.post("/dead-letters/replay", response_class=HTMLResponse)
     async def replay_selected(request: Request, name: OperatorName) -> Response:
@@ -301,6 +302,32 @@ def _add_routes(console: FastAPI) -> None:
                 request, "dead_letter.html", status=409, row=row, done=False, failed=exc.message
             )
         return _redirect(request, f"/dead-letters/{row.id}", replayed="1")
+
+    @console.post("/dead-letters/{dl_id}/discard", response_class=HTMLResponse)
+    async def discard(request: Request, dl_id: str, name: OperatorName) -> Response:
+        form = await _form(request)
+        row = await _dead_letter(request, dl_id)
+        reason = " ".join(form.get("reason", "").split())
+        try:
+            if not 3 <= len(reason) <= 200:
+                raise ContractError("the reason is 3 to 200 characters", field="reason")
+            async with _db(request).session() as s, s.begin():
+                await operator_actions.discard(s, Actor.web(name), row.id, reason)
+        except InbeeldError as exc:
+            if isinstance(exc, Transient):
+                raise
+            log.info("console.discard_refused", dead_letter=row.id, reason=exc.reason)
+            status = 409 if exc.reason == "discard_refused" else 422
+            return pages.render(
+                request,
+                "dead_letter.html",
+                status=status,
+                row=row,
+                done=False,
+                failed=None,
+                discard_failed=exc.message,
+            )
+        return _redirect(request, f"/dead-letters/{row.id}", discarded="1")
 
     @console.get("/audit", response_class=HTMLResponse)
     async def audit_records(request: Request, _name: OperatorName) -> Response:

@@ -99,6 +99,16 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "dl.result": "Resultaat",
         "dl.replay_ok": "Opnieuw aangeboden aan de router",
         "dl.unknown_sender": "onbekend",
+        "dl.discarded": "Weggegooid",
+        "dl.not_discarded": "Nee",
+        "dl.discard": "Weggooien",
+        "dl.discard_intro": (
+            "Een bericht dat niet meer opnieuw wordt aangeboden, gooit u weg met een reden. "
+            "De bewaarde inhoud wordt verwijderd; grootte en SHA-256 blijven."
+        ),
+        "dl.discard_reason": "Reden (3 tot 200 tekens, geen persoonsgegevens)",
+        "dl.discard_done": "Bericht {id} is weggegooid.",
+        "dl.discard_failed": "Weggooien lukte niet: {message}",
         "audit.title": "Auditlog",
         "audit.intro": "Wie deed wat, waarmee en met welke uitkomst. Elk record is geketend aan het vorige.",
         "audit.search": "Zoeken",
@@ -236,6 +246,16 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "dl.result": "Result",
         "dl.replay_ok": "Sent to the router again",
         "dl.unknown_sender": "unknown",
+        "dl.discarded": "Discarded",
+        "dl.not_discarded": "No",
+        "dl.discard": "Discard",
+        "dl.discard_intro": (
+            "A message that will not be replayed is discarded with a reason. "
+            "Its kept content is deleted; size and SHA-256 stay."
+        ),
+        "dl.discard_reason": "Reason (3 to 200 characters, no personal data)",
+        "dl.discard_done": "Message {id} was discarded.",
+        "dl.discard_failed": "Discarding failed: {message}",
         "audit.title": "Audit log",
         "audit.intro": "Who did what, to what, with which outcome. Each record is chained to the last.",
         "audit.search": "Search",

@@ -264,7 +264,8 @@ async def test_forged_csrf_and_an_api_token_are_refused(
     await log_in(page, console)
     dl_id, _ = await file_dead_letter(console_hub)
     await page.goto(f"{console}/dead-letters/{dl_id}")
-    await page.locator('input[name="csrf"]').last.evaluate("(el) => { el.value = 'forged'; }")
+    replay_form = page.locator('form[action$="/replay"]')
+    await replay_form.locator('input[name="csrf"]').evaluate("(el) => { el.value = 'forged'; }")
     await page.get_by_role("button", name="Opnieuw aanbieden aan de router").click()
     await expect(page.get_by_role("alert")).to_contain_text(
         "Het formulier is verlopen of kwam niet van deze site"
@@ -363,3 +364,30 @@ async def test_every_dead_letter_since_a_day_replayed_at_once(
     async with console_hub.db.session() as s:
         left = await s.scalars(select(DeadLetter).where(DeadLetter.replayed_at.is_(None)))
         assert list(left) == []  # everything shown (all of today's) was replayed
+
+
+async def test_a_dead_letter_discarded_with_a_reason(
+    page: Page, console: str, console_hub: RunningHub
+) -> None:
+    await log_in(page, console)
+    dl_id, _ = await file_dead_letter(console_hub)
+    await page.goto(console + f"/dead-letters/{dl_id}")
+    await assert_accessible_and_clean(page)
+    reason = page.get_by_label("Reden (3 tot 200 tekens, geen persoonsgegevens)")
+    await reason.fill("pupil 111222333")  # a BSN: refused with a message, nothing changes
+    await page.get_by_role("button", name="Weggooien").click()
+    await expect(page.locator("#discard-result")).to_contain_text("Weggooien lukte niet")
+    assert "111222333" not in await page.locator("#discard-result").inner_text()
+    await reason.fill("De afzender heeft het opnieuw gestuurd")
+    await page.get_by_role("button", name="Weggooien").click()
+    await expect(page.locator("#discard-result")).to_contain_text(f"Bericht {dl_id} is weggegooid.")
+    await expect(page.get_by_text("De afzender heeft het opnieuw gestuurd")).to_be_visible()
+    await expect(page.get_by_role("button", name="Weggooien")).to_have_count(0)  # nothing left to do
+    await assert_accessible_and_clean(page)
+    async with console_hub.db.session() as s:
+        row = await s.get(DeadLetter, dl_id)
+        assert row is not None and row.discarded_at is not None and row.body == b""
+        records = (
+            await s.scalars(select(AuditRecord).where(AuditRecord.subject_ref == f"dead-letter:{dl_id}"))
+        ).all()
+    assert [(r.activity, r.actor) for r in records] == [("discard dead letter", "operator:web:tessa")]

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import delete, select
 from structlog.testing import capture_logs
 
-from hub import audit, auth, provisioning
+from hub import audit, auth, ledger, provisioning
 from hub.api.app import create_app
 from hub.provisioning import BrokerCredentials
 from hub.services import amqp_channel, management
@@ -330,3 +330,69 @@ async def test_cli_refusals_are_one_line(hub: RunningHub) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     done = await asyncio.to_thread(cli, hub, "token", "revoke", "99999999")
     assert done.returncode == 1 and "no token 99999999" in done.stderr
+
+
+async def filed_dead_letter(hub: RunningHub, *, kept: bool = True) -> int:
+    async with hub.db.session() as s, s.begin():
+        row = await ledger.add_dead_letter(
+            s,
+            reason="delivery_limit",
+            detail="a test's dead letter",
+            sender="GM0307",
+            body=b'{"data": "eyJhbGciOi.x.y"}',
+            headers={},
+            keep_body=kept,
+        )
+        return row.id
+
+
+async def test_a_dead_letter_is_discarded_with_a_reason_and_never_replayed(
+    hub: RunningHub, api: httpx.AsyncClient, operator: tuple[int, dict[str, str]]
+) -> None:
+    op_id, op = operator
+    dl_id = await filed_dead_letter(hub)
+    async with hub.db.session() as s:
+        waiting = await ledger.dead_letters_waiting(s)
+    url = f"/dead-letters/{dl_id}/discard"
+    tenant = bearer(await hub.token("tenant", "GM0307"))
+    assert (await api.post(url, json={"reason": "sent again"}, headers=tenant)).status_code == 403
+    bsn = await api.post(url, json={"reason": "pupil 111222333 moved"}, headers=op)
+    assert bsn.status_code == 422 and bsn.json()["reason"] == "personal_data_in_envelope"
+    assert "111222333" not in bsn.text
+    short = await api.post(url, json={"reason": "x"}, headers=op)
+    assert short.status_code == 422
+
+    done = await api.post(url, json={"reason": "the sender sent it again"}, headers=op)
+    assert done.status_code == 200 and done.json() == {"status": "discarded"}
+    [listed] = [d for d in (await api.get("/dead-letters", headers=op)).json() if d["id"] == dl_id]
+    assert listed["discard_reason"] == "the sender sent it again" and listed["discarded_at"]
+    assert listed["body_kept"] is False and listed["size"] > 0 and listed["sha256"]
+    async with hub.db.session() as s:
+        assert await ledger.dead_letters_waiting(s) == waiting - 1
+    again = await api.post(url, json={"reason": "once more"}, headers=op)
+    assert again.status_code == 409 and again.json()["reason"] == "discard_refused"
+    replay = await api.post(f"/dead-letters/{dl_id}/replay", headers=op)
+    assert replay.status_code == 400 and "discarded" in replay.json()["detail"]
+    unknown = await api.post("/dead-letters/999999/discard", json={"reason": "gone"}, headers=op)
+    assert unknown.status_code == 404
+    [record] = await records_about(hub, f"dead-letter:{dl_id}")
+    assert (record.activity, record.actor, record.outcome) == (
+        "discard dead letter",
+        f"operator:token:{op_id}",
+        "discarded",
+    )
+    assert await chain_intact(hub)
+
+
+async def test_cli_discards_a_dead_letter_and_refuses_in_one_line(hub: RunningHub) -> None:
+    dl_id = await filed_dead_letter(hub)
+    done = await asyncio.to_thread(
+        cli, hub, "dead-letter", "discard", str(dl_id), "--reason", "cause cannot be fixed"
+    )
+    assert done.returncode == 0 and f"dead letter {dl_id} discarded" in done.stdout, done.stderr
+    [record] = await records_about(hub, f"dead-letter:{dl_id}")
+    assert record.activity == "discard dead letter" and record.actor.startswith("operator:cli:")
+    again = await asyncio.to_thread(cli, hub, "dead-letter", "discard", str(dl_id), "--reason", "again")
+    assert again.returncode == 1 and "discarded already" in again.stderr and "Traceback" not in again.stderr
+    bad = await asyncio.to_thread(cli, hub, "dead-letter", "discard", str(dl_id), "--reason", "x")
+    assert bad.returncode == 2

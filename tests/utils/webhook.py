@@ -1,13 +1,15 @@
 """A real HTTP server standing in for a municipality's case system (its webhook endpoint).
 
 Runs `http.server` in a thread on a free port; records every request; answers 503 while
-`down` is set; checks the connector's HMAC signature."""
+`down` is set; checks the connector's HMAC signature. `answer`, when set, picks the status for
+a signed body (None: 200), e.g. a case system refusing one event with 422."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +32,7 @@ class Webhook:
     requests: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    answer: Callable[[dict[str, Any]], int | None] | None = None
 
     @property
     def url(self) -> str:
@@ -63,10 +66,13 @@ class Webhook:
                     raw,
                     self.headers.get(SIGNATURE_HEADER, ""),
                 )
+                body = json.loads(raw)
                 status = 503 if hook.down else (200 if signed else 401)
+                if status == 200 and hook.answer is not None:
+                    status = hook.answer(body) or 200
                 with hook.lock:
                     hook.requests.append(
-                        Delivery(self.headers.get(EVENT_ID_HEADER, ""), json.loads(raw), signed, status)
+                        Delivery(self.headers.get(EVENT_ID_HEADER, ""), body, signed, status)
                     )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

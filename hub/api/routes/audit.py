@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hub import audit, operator_actions
 from hub.api.deps import MAX_ID, CurrentPrincipal, DbDep, Operator, SessionDep, SettingsDep
@@ -30,6 +30,22 @@ class AuditItem(BaseModel):
 
 class Replayed(BaseModel):
     status: Literal["replayed"]
+
+
+class DiscardIn(BaseModel):
+    reason: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=200,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Why it will not be replayed (kept with it; no personal data)",
+        ),
+    ]
+
+
+class Discarded(BaseModel):
+    status: Literal["discarded"]
 
 
 class ChainOut(BaseModel):
@@ -65,3 +81,18 @@ async def replay(
 ) -> Replayed:
     await operator_actions.replay(settings, db, Actor.token(op.token_id), dl_id)
     return Replayed(status="replayed")
+
+
+@router.post(
+    "/dead-letters/{dl_id}/discard",
+    summary="Discard a dead letter that will not be replayed, with the reason (operator)",
+    description="Its kept body is dropped; size and SHA-256 stay. A replayed or already "
+    "discarded dead letter is refused (409 `discard_refused`); a reason that looks like it holds "
+    "a BSN is refused (422 `personal_data_in_envelope`).",
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def discard(
+    dl_id: Annotated[int, Path(ge=0, le=MAX_ID)], body: DiscardIn, s: SessionDep, op: Operator
+) -> Discarded:
+    await operator_actions.discard(s, Actor.token(op.token_id), dl_id, body.reason)
+    return Discarded(status="discarded")

@@ -50,6 +50,8 @@ class DeadLetterItem(BaseModel):
     sender: str | None
     received_at: datetime
     replayed_at: datetime | None
+    discarded_at: datetime | None = None
+    discard_reason: str | None = None
     size: int
     sha256: str | None
     body_kept: bool  # only a signed or sealed event's body is kept (and can be replayed)
@@ -111,6 +113,8 @@ def _dl(row: DeadLetter) -> DeadLetterItem:
         sender=row.sender,
         received_at=row.received_at,
         replayed_at=row.replayed_at,
+        discarded_at=row.discarded_at,
+        discard_reason=row.discard_reason,
         size=row.body_size,
         sha256=row.body_sha256,
         body_kept=bool(row.body),
