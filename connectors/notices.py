@@ -22,7 +22,7 @@ cannot be matched. The received index is kept encrypted at rest while the notice
 `rescan()` can answer after a register import; closing or expiry deletes it.
 
 Audit: every step — asked, checked (match / no match / no key), answered, found, closed,
-expired — is appended to the local, hash-chained `notice_audit` table, linked in the one
+expired, refused by the hub — is appended to the local, hash-chained `notice_audit` table, linked in the one
 form of `schemas.audit_chain` (the hub's too) and checked by `verify_notice_audit` (the hub
 logs its routing decisions for both parties). Records name the notice, the other tenant, the event
 and the register row id (`pupil_ref`), never a BSN or an index.
@@ -71,6 +71,7 @@ __all__ = [
     "MISSING",
     "NOTICE_TYPES",
     "OPEN",
+    "REFUSED",
     "AuditEntry",
     "LocalNotice",
     "NoticeDesk",
@@ -86,6 +87,7 @@ FOUND = "nl.leerplicht.notice.pupil_found"
 CLOSED_TYPE = "nl.leerplicht.notice.closed"
 NOTICE_TYPES = (MISSING, FOUND, CLOSED_TYPE, KEY_SHARED)
 OPEN, CLOSED, EXPIRED = "open", "closed", "expired"
+REFUSED = "refused"  # the hub refused our pupil_missing (`hub.rejected`): nobody was asked
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class LocalNotice:
     closed_at: float | None
     answered: bool
     found_by: list[str]
+    event_id: str | None = None  # the event that asked (ours) or brought it (received)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ def _local(row: Any) -> LocalNotice:
         row.closed_at,
         bool(row.answered),
         json.loads(row.found_by),
+        row.event_id,
     )
 
 
@@ -239,6 +243,38 @@ class NoticeDesk:
         await self._finish(self.tenant, notice_id, CLOSED)
         await self._audit("notice.closed", notice_id, self.tenant, None, event.id, reason)
         return sent
+
+    async def refused(self, event_id: str, reason: str) -> str | None:
+        """The hub refused the event `event_id` we sent (its `hub.rejected`): an open notice it
+        asked is `refused` (nobody was asked, nobody looks), audited with the reason. Returns
+        the notice id, or None if `event_id` asked no open notice of ours (idempotent: the
+        runtime and the command that sent it may both learn of the refusal)."""
+        async with self.store.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(local_notices.c.notice_id).where(
+                        local_notices.c.asker == self.tenant,
+                        local_notices.c.role == "asked",
+                        local_notices.c.event_id == event_id,
+                        local_notices.c.state == OPEN,
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            done = await conn.execute(
+                update(local_notices)
+                .where(
+                    local_notices.c.asker == self.tenant,
+                    local_notices.c.notice_id == row.notice_id,
+                    local_notices.c.state == OPEN,
+                )
+                .values(state=REFUSED, closed_at=self.clock())
+            )
+        if not done.rowcount:
+            return None
+        await self._audit("notice.refused", row.notice_id, self.tenant, None, event_id, reason[:32])
+        return str(row.notice_id)
 
     # -- receiving ----------------------------------------------------------------------------
 

@@ -21,7 +21,9 @@ Flows, before any sink sees the event:
         only from the publishers [templates] accepts.
     hub.rejected, hub.receipt, delivery.failed -> kept in the store (`LocalStore.hub_replies`)
         and delivered, so the municipality's system sees what became of what it sent
-        (delivery.failed: a recipient could not open it; logged as an error).
+        (delivery.failed: a recipient could not open it; logged as an error). The local state
+        follows a hub.rejected: the notice it asked becomes `refused`, the folder-source file
+        that sent it moves from sent/ to failed/ with an .error.txt naming the reason.
     key.rotated -> the directory forgets its cached keys of that tenant.
     hub.key_replacement_refused -> logged as an error: someone with this tenant's API token
         tried to register other keys (another installation with a copied configuration?).
@@ -424,6 +426,17 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
+    async def _follow_refusal(self, refusal: HubRejected) -> None:
+        """The local state follows a `hub.rejected` about what we sent: the notice it asked is
+        `refused`; the folder-source file that sent it moves to `failed/` with its reason."""
+        if self.desk is not None:
+            notice_id = await self.desk.refused(refusal.event_id, refusal.reason)
+            if notice_id is not None:
+                log.warning("runtime.notice_refused", notice_id=notice_id, reason=refusal.reason)
+        for folder in self.folder_sources:
+            if folder.refused(refusal.event_id, refusal.reason, refusal.message, refusal.field) is not None:
+                break
+
     async def _dispatch(self, event: CloudEvent, payload: Payload) -> bool:
         kind = event.type
         if kind in NOTICE_TYPES:
@@ -447,6 +460,7 @@ class Runtime:
             log.warning(
                 "runtime.hub_rejected", about=payload.event_id, reason=payload.reason, field=payload.field
             )
+            await self._follow_refusal(payload)
         elif kind == HUB_RECEIPT and isinstance(payload, HubReceipt):
             assert self.store is not None
             await self.store.record_hub_reply(

@@ -12,10 +12,13 @@ an error names exactly one field (`data.pupil.bsn`, `recipients.0`) and why, nev
 
 * `folder` — `*.json` files dropped in a folder (write them atomically: a temp name starting
   with `.` or ending in `.tmp`/`.part` is ignored, then rename). A sent file moves to `sent/`;
-  a bad one to `failed/` beside `<name>.error.txt`. While the broker is unreachable files stay
-  where they are. A file's event id is derived from its name, content and mtime unless it
-  gives one, so a restart between publishing and moving it re-sends a duplicate the
-  recipient drops, not a second event.
+  a bad one to `failed/` beside `<name>.error.txt`. A sent file the hub then refuses (its
+  `hub.rejected` reaches the runtime, `FolderSource.refused`) moves on from `sent/` to
+  `failed/`, its `.error.txt` naming the hub's reason (files sent since the runtime started;
+  the last 10,000). While the broker is unreachable files stay where they are. A file's
+  event id is derived from its name, content and mtime unless it gives one, so a restart
+  between publishing and moving it re-sends a duplicate the recipient drops, not a second
+  event.
 * `http` — `POST /events` on a local port answers 202 `{"id": ...}`, 422
   `{"field", "error"}` or 503 (broker unreachable: try again); optional bearer token.
 """
@@ -30,6 +33,7 @@ import json
 import os
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Generator
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,6 +58,7 @@ log = structlog.get_logger("inbeeld.connector.sources")
 
 _SOURCE_NS = uuid.UUID("3e0d6a5c-52f4-4f5e-8a3b-7c1d9e2f4a10")
 MAX_FILE_BYTES = 1_048_576
+_REMEMBERED = 10_000  # sent files whose event id a folder source remembers for a refusal
 _ID = r"^[A-Za-z0-9._:-]+$"
 
 
@@ -119,6 +124,8 @@ class FolderSource:
         self.failed_dir = self.path / "failed"
         self.sent = 0
         self.failed = 0
+        # event id -> the file in sent/, for a refusal the hub sends back (newest last)
+        self._sent_files: OrderedDict[str, Path] = OrderedDict()
 
     async def run(self) -> None:
         for d in (self.path, self.sent_dir, self.failed_dir):
@@ -178,7 +185,9 @@ class FolderSource:
             self._fail(path, exc)
             return False
         await self.connector.publish(event)
-        _move(path, self.sent_dir)
+        self._sent_files[event.id] = _move(path, self.sent_dir)
+        while len(self._sent_files) > _REMEMBERED:
+            self._sent_files.popitem(last=False)
         self.sent += 1
         log.info("source.sent", file=path.name, event_id=event.id, type=event.type)
         return True
@@ -194,6 +203,26 @@ class FolderSource:
         (target.parent / (target.name + ".error.txt")).write_text(text, encoding="utf-8")
         self.failed += 1
         log.warning("source.failed", file=path.name, field=exc.field, reason=exc.reason)
+
+    def refused(self, event_id: str, reason: str, message: str, field: str | None = None) -> Path | None:
+        """The hub refused the event `event_id`: if a file of this folder sent it, move it from
+        `sent/` to `failed/` beside an `.error.txt` with the hub's reason. The moved file, or
+        None if no file here sent it."""
+        sent = self._sent_files.pop(event_id, None)
+        if sent is None or not sent.exists():
+            return None
+        target = _move(sent, self.failed_dir)
+        text = (
+            f"file: {sent.name}\n"
+            f"event: {event_id}\n"
+            f"field: {field or '(none)'}\n"
+            f"error: refused by the hub: {reason}: {message}\n"
+            "the hub routed nothing; fix the file and drop it in the folder again.\n"
+        )
+        (target.parent / (target.name + ".error.txt")).write_text(text, encoding="utf-8")
+        self.failed += 1
+        log.warning("source.refused", file=sent.name, event_id=event_id, reason=reason, field=field)
+        return target
 
 
 def _move(path: Path, directory: Path) -> Path:

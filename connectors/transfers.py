@@ -28,6 +28,8 @@ CLI::
     inbeeld-connector transfer list [--role offerer|receiver] [--state offered] --config FILE
     inbeeld-connector transfer show ID --config FILE   # says so when delivery failed
 
+Every sending command waits for the hub's verdict (`connectors.verdict`; `--no-wait`,
+`--timeout SECONDS`): a refused step prints the hub's reason and detail and exits 1.
 A dossier is validated before anything is sent or even connected: a bad one prints the
 field and why (never the value) and exits 1. Exit 2: the configuration lacks what transfers
 need ([keystore] and [hub]).

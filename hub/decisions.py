@@ -191,7 +191,7 @@ class Decider:
     async def _refused(
         self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, rec: ledger.Recorded, exc: InbeeldError
     ) -> Decision:
-        await ledger.set_status(s, [rec.id], ledger.REJECTED, exc.reason)
+        await ledger.set_status(s, [rec.id], ledger.REJECTED, exc.reason, detail=exc.message)
         await audit.append(
             s,
             activity=f"route {event.short_type}"[:64],
@@ -206,7 +206,7 @@ class Decider:
         log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)
         hub_rec = await ledger.record(s, rejection, "hub", len(rejection.to_bytes()))
         if hub_rec.is_new:
-            await ledger.set_status(s, [hub_rec.id], ledger.ROUTED)
+            await ledger.set_status(s, [hub_rec.id], ledger.ROUTED, exc.reason, detail=exc.message)
         allocation = ledger.Allocation(hub_rec.id, [sender.code], hub_rec.is_new)
         return Decision(sender, event, rejection, allocation, rejection, reason=exc.reason)
 

@@ -18,6 +18,9 @@ from hub.store.models import DeadLetter, DeliveryRecord, InboxSequence, LedgerEv
 from schemas.envelope import CloudEvent
 
 RECEIVED, ROUTED, REJECTED = "received", "routed", "rejected"
+PENDING = "pending"  # a verdict not given yet: the hub has not decided (or never saw) the event
+HUB_REJECTED = "nl.leerplicht.hub.rejected"
+DETAIL_LENGTH = 500
 _SEQUENCES = cast(Table, InboxSequence.__table__)
 _EVENTS = cast(Table, LedgerEvent.__table__)
 _UNIQUE = ["sender", "source", "event_id"]  # uq_ledger_sender_source_id
@@ -115,12 +118,25 @@ async def record_many(
     return result
 
 
-async def set_status(s: AsyncSession, ids: list[int], status: str, reason: str | None = None) -> None:
+async def set_status(
+    s: AsyncSession,
+    ids: list[int],
+    status: str,
+    reason: str | None = None,
+    *,
+    detail: str | None = None,
+) -> None:
+    """`detail`: a refusal's message, kept so the sender can ask for it (`verdict_for`)."""
     if ids:  # Core UPDATE: the ORM's session synchronisation cost more than the statement
         await s.execute(
             update(_EVENTS)
             .where(_EVENTS.c.id.in_(ids))
-            .values(status=status, reason=reason, routed_at=utcnow())
+            .values(
+                status=status,
+                reason=reason,
+                detail=detail[:DETAIL_LENGTH] if detail is not None else None,
+                routed_at=utcnow(),
+            )
         )
 
 
@@ -271,6 +287,52 @@ async def get_for(s: AsyncSession, tenant: str | None, event_id: str) -> LedgerV
         if tenant is None or row.sender == tenant or any(d.recipient == tenant for d in row.deliveries):
             return _view(row, tenant)
     return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the hub decided about an event a tenant sent: `routed`, `rejected` (with the
+    reason and message its `hub.rejected` carried) or `pending`."""
+
+    event_id: str
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+
+
+async def verdict_for(s: AsyncSession, sender: str, event_id: str) -> Verdict:
+    """The verdict on the event `sender` sent with `event_id`.
+
+    An event refused after it was recorded is `rejected` in the ledger; one refused before
+    (a source that is not the sender's, a BSN in the envelope, over its rate) occupies no
+    row, but the `hub.rejected` the hub sent about it does (subject: the event id, delivered
+    to the sender), and so does the one sent when a recipient's inbox was full. Only the
+    sender's own events are looked at: another tenant's id is `pending`, as an unknown one."""
+    own = await s.scalar(
+        select(LedgerEvent)
+        .where(LedgerEvent.sender == sender, LedgerEvent.event_id == event_id)
+        .order_by(LedgerEvent.id)
+        .limit(1)
+    )
+    if own is not None and own.status == REJECTED:
+        return Verdict(event_id, REJECTED, own.reason, own.detail)
+    told = await s.scalar(
+        select(LedgerEvent)
+        .join(DeliveryRecord, DeliveryRecord.ledger_id == LedgerEvent.id)
+        .where(
+            LedgerEvent.sender == "hub",
+            LedgerEvent.type == HUB_REJECTED,
+            LedgerEvent.subject == event_id,
+            DeliveryRecord.recipient == sender,
+        )
+        .order_by(LedgerEvent.id.desc())
+        .limit(1)
+    )
+    if told is not None:
+        return Verdict(event_id, REJECTED, told.reason, told.detail)
+    if own is not None and own.status == ROUTED:
+        return Verdict(event_id, ROUTED)
+    return Verdict(event_id, PENDING)
 
 
 async def counts(s: AsyncSession, since: datetime | None = None) -> dict[str, int]:

@@ -78,11 +78,14 @@ def delivery_properties(event: CloudEvent) -> spec.Basic.Properties:
     )
 
 
-async def record(s: AsyncSession, event: CloudEvent) -> dict[str, int]:
-    """Record a hub event (sender `hub`, status routed) and its recipients' sequences."""
+async def record(
+    s: AsyncSession, event: CloudEvent, *, reason: str | None = None, detail: str | None = None
+) -> dict[str, int]:
+    """Record a hub event (sender `hub`, status routed) and its recipients' sequences.
+    `reason` and `detail`: what a `hub.rejected` says, so its sender can ask for it."""
     rec = await ledger.record(s, event, "hub", len(event.to_bytes()))
     if rec.is_new:
-        await ledger.set_status(s, [rec.id], ledger.ROUTED)
+        await ledger.set_status(s, [rec.id], ledger.ROUTED, reason, detail=detail)
     return await ledger.assign_sequences(s, rec.id, list(event.recipients), is_new=rec.is_new)
 
 

@@ -467,7 +467,7 @@ class Router:
     async def _send_rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         rejection = self.decider.rejection(sender, event_id, exc)
         async with self.db.session() as s, s.begin():
-            seqs = await publisher.record(s, rejection)
+            seqs = await publisher.record(s, rejection, reason=exc.reason, detail=exc.message)
         await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)
 
     async def _reject_unrecorded(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:

@@ -8,9 +8,10 @@
     inbeeld-connector notice|transfer|templates|letter ...   (see their modules)
     inbeeld-connector outbox list|retry|drop --config FILE   webhook events parked or given up
 
-Exit codes: 0 ok, 1 a check or row failed, 2 the configuration is wrong (one line naming
-the field). The commands are thin functions over `connectors.services`; this module only
-assembles them.
+Exit codes: 0 ok, 1 a check or row failed or the hub refused what was sent (its reason and
+detail on stderr), 2 the configuration is wrong (one line naming the field), 3 sent but the
+hub gave no verdict within `--timeout` (`connectors.cli.verdicts`). The commands are thin
+functions over `connectors.services`; this module only assembles them.
 """
 
 from __future__ import annotations

@@ -16,9 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.config import ConfigError, ConnectorConfig, load_config
 from connectors.notices import LocalNotice, NoticeDesk, deadline_in
 from connectors.services import open_services
+from connectors.verdict import DEFAULT_TIMEOUT, Verdict
 from schemas.errors import InbeeldError
 
 __all__ = ["notice_app", "open_desk"]
@@ -66,8 +68,11 @@ def _send_cmd(
     phone: Annotated[str | None, typer.Option(help="contact point: phone (default: [notices])")] = None,
     email: Annotated[str | None, typer.Option(help="contact point: e-mail (default: [notices])")] = None,
     days: Annotated[float, typer.Option(help="days until the notice expires")] = 14,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
-    """Ask GROUP whether anyone registers the pupil; prints the notice id."""
+    """Ask GROUP whether anyone registers the pupil; prints the notice id. A notice the hub
+    refuses is marked `refused` (see `notice list`) and the command exits 1."""
     cfg = _load_config(config)
     configured = cfg.notices
     contact = {
@@ -80,11 +85,21 @@ def _send_cmd(
         Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)")
         raise typer.Exit(2)
 
-    async def main() -> str:
-        async with open_desk(cfg) as desk:
-            return await desk.send_missing(group, bsn, contact, deadline_in(days))
+    waiting = Waiting(wait, timeout)
 
-    Console().print(_run(main()))
+    async def main() -> tuple[str, Verdict | None]:
+        async with open_services(cfg, store=True, hub=True, connector=True) as services:
+            desk = services.notice_desk()
+            notice_id = await desk.send_missing(group, bsn, contact, deadline_in(days))
+            notice = await desk.get(notice_id)
+            assert notice is not None and notice.event_id is not None
+            verdict = await verdict_for(services.hub_api, notice.event_id, waiting)
+            if verdict is not None and verdict.rejected:
+                await desk.refused(notice.event_id, verdict.reason or "unknown")
+            return notice_id, verdict
+
+    notice_id, verdict = _run(main())
+    report(verdict, notice_id, what=f"notice {notice_id} to {group}", waiting=waiting)
 
 
 @notice_app.command("list")
@@ -110,13 +125,16 @@ def _close_cmd(
     config: _ConfigOpt,
     notice_id: Annotated[str, typer.Argument(help="the notice id `notice send` printed")],
     reason: Annotated[str, typer.Option(help="found | withdrawn | expired")] = "found",
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Close a notice you asked: every member stops looking."""
     cfg = _load_config(config)
+    waiting = Waiting(wait, timeout)
 
-    async def main() -> None:
-        async with open_desk(cfg) as desk:
-            await desk.close(notice_id, reason)
+    async def main() -> Verdict | None:
+        async with open_services(cfg, store=True, hub=True, connector=True) as services:
+            sent = await services.notice_desk().close(notice_id, reason)
+            return await verdict_for(services.hub_api, sent.id, waiting)
 
-    _run(main())
-    Console().print(f"closed {notice_id}")
+    report(_run(main()), f"closed {notice_id}", what=f"closing notice {notice_id}", waiting=waiting)

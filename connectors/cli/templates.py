@@ -1,6 +1,10 @@
-"""`inbeeld-connector templates ...` (publish, list, withdraw) and `... letter ...` (render).
+"""`inbeeld-connector templates ...` (publish, withdraw, follow, unfollow, following, import,
+list) and `... letter ...` (render).
 
-Received templates come in through `inbeeld-connector run`.
+Received templates come in through `inbeeld-connector run`, from the publishers this tenant
+follows on the hub (`templates follow ingrado`) and its `[templates]` section accepts.
+`publish` and `withdraw` wait for the hub's verdict (`--no-wait` skips it); `publish` says
+how many subscribers it reached and warns when none follow you.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ import csv
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.client import ConnectorError
 from connectors.config import ConfigError, ConnectorConfig, load_config
 from connectors.letters import Letterhead, load_bundle
@@ -29,13 +35,16 @@ from connectors.templates import (
     publish,
     withdraw,
 )
+from connectors.verdict import DEFAULT_TIMEOUT, Verdict
 from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, TooDeep
 
 __all__ = ["letter_app", "templates_app"]
 
-templates_app = typer.Typer(help="Letter templates: publish, list, withdraw.", no_args_is_help=True)
+templates_app = typer.Typer(
+    help="Letter templates: publish, withdraw, follow a publisher, list.", no_args_is_help=True
+)
 letter_app = typer.Typer(help="Render letters from the local template catalogue.", no_args_is_help=True)
 _console = Console()
 _err = Console(stderr=True)
@@ -69,21 +78,56 @@ def _run(coro: Any) -> Any:
         raise typer.Exit(1) from None
 
 
-async def _with_publisher(cfg: ConnectorConfig, action: Any) -> Any:
+async def _with_publisher(
+    cfg: ConnectorConfig, action: Any, waiting: Waiting
+) -> tuple[CloudEvent, Verdict | None, list[str] | None]:
+    """Send what `action(connector, sealer)` builds; the event, the hub's verdict (None: not
+    waited for) and, once routed, the tenants it reached."""
     async with open_services(cfg, hub=True, connector=True, publish_deadline=30) as services:
-        return await action(services.connector, services.sealer)
+        sent: CloudEvent = await action(services.connector, services.sealer)
+        verdict = await verdict_for(services.hub_api, sent.id, waiting)
+        reached = None
+        if verdict is not None and verdict.routed:
+            assert services.hub_api is not None
+            item = await services.hub_api.get(f"/ledger/{sent.id}")
+            reached = [str(r) for r in item.get("recipients", [])]
+        return sent, verdict, reached
+
+
+def _reached(reached: list[str] | None) -> str:
+    if reached is None:
+        return "your subscribers"
+    return f"{len(reached)} subscriber{'' if len(reached) == 1 else 's'}"
+
+
+def _warn_if_nobody(reached: list[str] | None) -> None:
+    if reached is not None and not reached:
+        _say(
+            _err,
+            "warning: nobody follows your templates, so nobody received it; a municipality "
+            "subscribes with `inbeeld-connector templates follow <your tenant code>`",
+        )
 
 
 @templates_app.command("publish")
 def _publish_cmd(
     bundle_dir: Annotated[Path, typer.Argument(help="a bundle folder: manifest.json + <lang>.md")],
     config: _ConfigOpt,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Check a bundle, sign it and send it to your subscribers."""
     cfg = _load_config(config, signing=True)
-    event: CloudEvent = _run(_with_publisher(cfg, lambda c, s: publish(c, s, bundle_dir)))
+    waiting = Waiting(wait, timeout)
+    event, verdict, reached = _run(_with_publisher(cfg, lambda c, s: publish(c, s, bundle_dir), waiting))
     ref = str(event.subject).replace(":", "@", 1)
-    _say(_console, f"published {ref} to your subscribers (event {event.id})")
+    report(
+        verdict,
+        f"published {ref} to {_reached(reached)} (event {event.id})",
+        what=f"publishing {ref}",
+        waiting=waiting,
+    )
+    _warn_if_nobody(reached)
 
 
 @templates_app.command("withdraw")
@@ -92,11 +136,90 @@ def _withdraw_cmd(
     version: Annotated[str, typer.Argument(help="the version to withdraw, e.g. 1.0.0")],
     config: _ConfigOpt,
     reason: Annotated[str, typer.Option(help="why, for the subscribers")] = "withdrawn",
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Tell your subscribers to stop using TEMPLATE_ID@VERSION."""
     cfg = _load_config(config, signing=True)
-    _run(_with_publisher(cfg, lambda c, s: withdraw(c, s, template_id, version, reason)))
-    _say(_console, f"withdrew {template_id}@{version}")
+    waiting = Waiting(wait, timeout)
+    event, verdict, reached = _run(
+        _with_publisher(cfg, lambda c, s: withdraw(c, s, template_id, version, reason), waiting)
+    )
+    report(
+        verdict,
+        f"withdrew {template_id}@{version}, told {_reached(reached)} (event {event.id})",
+        what=f"withdrawing {template_id}@{version}",
+        waiting=waiting,
+    )
+
+
+_PublisherArg = Annotated[
+    str, typer.Argument(help="the publisher's tenant code, e.g. ingrado (`*`: every publisher)")
+]
+
+
+async def _hub_call(cfg: ConnectorConfig, method: str, path: str) -> Any:
+    # Subscriptions are the hub's: no keystore, store or broker needed.
+    async with open_services(cfg, keystore=False, hub=True) as services:
+        assert services.hub_api is not None
+        return await services.hub_api.request(method, path)
+
+
+def _hub_config(path: Path) -> ConnectorConfig:
+    try:
+        cfg = load_config(path)
+        token = cfg.hub.resolved_token() if cfg.hub is not None else None
+    except ConfigError as exc:
+        _say(_err, f"config error: {exc.message}")
+        raise typer.Exit(2) from None
+    if token is None:
+        _say(_err, "config error: subscriptions are the hub's: configure [hub] (with a token)")
+        raise typer.Exit(2)
+    return cfg
+
+
+def _publisher_path(publisher: str) -> str:
+    return "/subscriptions/" + quote(publisher, safe="")
+
+
+def _show_following(publishers: list[str]) -> None:
+    _say(_console, "following: " + (", ".join(publishers) if publishers else "nobody"))
+
+
+@templates_app.command("follow")
+def _follow_cmd(publisher: _PublisherArg, config: _ConfigOpt) -> None:
+    """Receive PUBLISHER's templates from now on (the hub delivers its published and
+    withdrawn templates; `[templates]` decides which publishers the catalogue accepts)."""
+    cfg = _hub_config(config)
+    answer = _run(_hub_call(cfg, "PUT", _publisher_path(publisher)))
+    _say(_console, f"following {publisher}")
+    _show_following(list(answer.get("publishers", [])))
+
+
+@templates_app.command("unfollow")
+def _unfollow_cmd(publisher: _PublisherArg, config: _ConfigOpt) -> None:
+    """Stop receiving PUBLISHER's templates (those held stay in the catalogue)."""
+    cfg = _hub_config(config)
+    answer = _run(_hub_call(cfg, "DELETE", _publisher_path(publisher)))
+    _say(_console, f"no longer following {publisher}")
+    _show_following(list(answer.get("publishers", [])))
+
+
+@templates_app.command("following")
+def _following_cmd(config: _ConfigOpt) -> None:
+    """The publishers you follow, and who follows your templates."""
+    cfg = _hub_config(config)
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with open_services(cfg, keystore=False, hub=True) as services:
+            assert services.hub_api is not None
+            mine = await services.hub_api.get("/subscriptions")
+            theirs = await services.hub_api.get("/subscribers")
+            return list(mine.get("publishers", [])), list(theirs.get("subscribers", []))
+
+    publishers, subscribers = _run(main())
+    _show_following(publishers)
+    _say(_console, "followed by: " + (", ".join(subscribers) if subscribers else "nobody"))
 
 
 async def _catalogue_call(cfg: ConnectorConfig, call: Any) -> Any:

@@ -14,10 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.client import Connector, ConnectorError
 from connectors.config import ConfigError, ConnectorConfig, load_config
 from connectors.services import open_services
 from connectors.transfers import TransferStatus, offer, send_step, validate_dossier
+from connectors.verdict import DEFAULT_TIMEOUT, Verdict
 from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, SchemaInvalid, TooDeep
@@ -60,14 +62,16 @@ def _token(cfg: ConnectorConfig) -> str:
     return token
 
 
-async def _with_connector(cfg: ConnectorConfig, action: Any) -> Any:
-    """Run `action(connector)` with a sealing connector built from the config."""
+async def _send(cfg: ConnectorConfig, action: Any, waiting: Waiting) -> tuple[CloudEvent, Verdict | None]:
+    """Run `action(connector)` with a sealing connector built from the config; the event it
+    sent, and the hub's verdict on it (None: not waited for)."""
     _token(cfg)  # says which setting is missing before anything is opened
     async with open_services(
         cfg, hub=True, connector=True, seal_connector=True, publish_deadline=30
     ) as services:
         assert services.keystore is not None
-        return await action(services.connector)
+        sent: CloudEvent = await action(services.connector)
+        return sent, await verdict_for(services.hub_api, sent.id, waiting)
 
 
 def _run(coro: Any) -> Any:
@@ -87,6 +91,8 @@ def offer_command(
     to: Annotated[str, typer.Option("--to", help="the receiving tenant, e.g. GM0599")],
     file: Annotated[Path, typer.Option("--file", "-f", help="the dossier (JSON)")],
     config: ConfigOpt,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Offer a pupil's dossier to another municipality (sealed to it)."""
     try:
@@ -106,12 +112,20 @@ def offer_command(
         _say(err, f"dossier refused, nothing sent: {exc.message}")
         raise typer.Exit(1) from None
     cfg = _config(config)
-    sent: CloudEvent = _run(_with_connector(cfg, lambda c: offer(c, to, dossier)))
-    _say(console, f"offered transfer {dossier.transfer_id} to {to} (event {sent.id})")
+    waiting = Waiting(wait, timeout)
+    sent, verdict = _run(_send(cfg, lambda c: offer(c, to, dossier), waiting))
+    report(
+        verdict,
+        f"offered transfer {dossier.transfer_id} to {to} (event {sent.id})",
+        what=f"transfer {dossier.transfer_id}: the offer to {to}",
+        waiting=waiting,
+    )
 
 
-def _answer(step: str, transfer_id: str, cfg: ConnectorConfig, to: str | None, **extra: Any) -> None:
-    async def main() -> CloudEvent:
+def _answer(
+    step: str, transfer_id: str, cfg: ConnectorConfig, to: str | None, waiting: Waiting, **extra: Any
+) -> None:
+    async def main() -> tuple[str, CloudEvent, Verdict | None]:
         target = to
         if target is None:
             known = await _status(cfg, lambda status: status.get(transfer_id))
@@ -121,11 +135,16 @@ def _answer(step: str, transfer_id: str, cfg: ConnectorConfig, to: str | None, *
         async def send(c: Connector) -> CloudEvent:
             return await send_step(c, step, data, target, transfer_id)
 
-        result: CloudEvent = await _with_connector(cfg, send)
-        _say(console, f"transfer {transfer_id}: sent transfer.{step} to {target} (event {result.id})")
-        return result
+        sent, verdict = await _send(cfg, send, waiting)
+        return target, sent, verdict
 
-    _run(main())
+    target, sent, verdict = _run(main())
+    report(
+        verdict,
+        f"transfer {transfer_id}: sent transfer.{step} to {target} (event {sent.id})",
+        what=f"transfer {transfer_id}: transfer.{step} to {target}",
+        waiting=waiting,
+    )
 
 
 ToOpt = Annotated[str | None, typer.Option("--to", help="the other party (default: asked from the hub)")]
@@ -133,9 +152,16 @@ IdArg = Annotated[str, typer.Argument(help="the transfer id")]
 
 
 @transfer_app.command("accept")
-def accept_command(transfer_id: IdArg, config: ConfigOpt, note: NoteOpt = None, to: ToOpt = None) -> None:
+def accept_command(
+    transfer_id: IdArg,
+    config: ConfigOpt,
+    note: NoteOpt = None,
+    to: ToOpt = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+) -> None:
     """Accept an offer made to you."""
-    _answer("accepted", transfer_id, _config(config), to, note=note)
+    _answer("accepted", transfer_id, _config(config), to, Waiting(wait, timeout), note=note)
 
 
 @transfer_app.command("reject")
@@ -145,21 +171,37 @@ def reject_command(
     reason: Annotated[str, typer.Option(help="not_resident, unknown_address, already_registered or other")],
     note: NoteOpt = None,
     to: ToOpt = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Reject an offer made to you (`--reason other` needs a --note)."""
-    _answer("rejected", transfer_id, _config(config), to, reason=reason, note=note)
+    _answer("rejected", transfer_id, _config(config), to, Waiting(wait, timeout), reason=reason, note=note)
 
 
 @transfer_app.command("cancel")
-def cancel_command(transfer_id: IdArg, config: ConfigOpt, note: NoteOpt = None, to: ToOpt = None) -> None:
+def cancel_command(
+    transfer_id: IdArg,
+    config: ConfigOpt,
+    note: NoteOpt = None,
+    to: ToOpt = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+) -> None:
     """Withdraw your offer before it is answered."""
-    _answer("cancelled", transfer_id, _config(config), to, note=note)
+    _answer("cancelled", transfer_id, _config(config), to, Waiting(wait, timeout), note=note)
 
 
 @transfer_app.command("complete")
-def complete_command(transfer_id: IdArg, config: ConfigOpt, note: NoteOpt = None, to: ToOpt = None) -> None:
+def complete_command(
+    transfer_id: IdArg,
+    config: ConfigOpt,
+    note: NoteOpt = None,
+    to: ToOpt = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+) -> None:
     """Close an accepted transfer: the pupil is handed over."""
-    _answer("completed", transfer_id, _config(config), to, note=note)
+    _answer("completed", transfer_id, _config(config), to, Waiting(wait, timeout), note=note)
 
 
 async def _status(cfg: ConnectorConfig, call: Any) -> Any:

@@ -114,10 +114,15 @@ class LedgerEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     sender: Mapped[str] = mapped_column(String(32), index=True)
     addressed_to: Mapped[list[str]] = mapped_column(default=list)
-    subject: Mapped[str | None] = mapped_column(String(100))
+    # indexed: the verdict on an event refused before it was recorded is found by the subject
+    # of the hub.rejected about it (`hub.ledger.verdict_for`)
+    subject: Mapped[str | None] = mapped_column(String(100), index=True)
     correlationid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # received | routed | rejected
     reason: Mapped[str | None] = mapped_column(String(32))
+    # A refusal's message (what `hub.rejected` told the sender; never a value of the event).
+    # On a rejected event, and on the `hub.rejected` the hub sent about it.
+    detail: Mapped[str | None] = mapped_column(String(500), default=None)
     size: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     routed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -14,7 +14,12 @@ separate OS process (`python -m connectors.cli run`) with a register imported by
   reaches Rotterdam's webhook opened and validated, once; an envelope whose subject is not the
   payload's transfer id is refused by Rotterdam's runtime (a log line, nothing delivered);
 - a file the hub refuses comes back as hub.rejected, kept in Den Haag's store and delivered
-  to its webhook.
+  to its webhook, and the file moves from sent/ to failed/ with the hub's reason;
+- a command whose event the hub refuses (a transfer step out of turn, a notice open too long,
+  a template version published again with other content) prints the reason and exits 1; the
+  notice is marked refused, by the command or (with --no-wait) by the running connector;
+- a tenant asks the verdict on its own events only; `templates follow|unfollow|following`,
+  and `templates publish` says how many subscribers it reached, warning at none.
 Nothing personal appears in Rotterdam's log.
 """
 
@@ -25,6 +30,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import uuid
@@ -34,11 +40,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import select
 
 from connectors.config import ConfigError, load_config, parse_config
+from connectors.letters import shared_bundle_dir
 from connectors.runtime import Runtime
 from connectors.transfers import new_transfer_id
 from hub import provisioning, registry
@@ -163,6 +171,13 @@ class World:
     rotterdam_log: Path
     asker_hook: Webhook
     finder_hook: Webhook
+    api_url: str = ""
+
+    async def cli(self, code: str, *args: str) -> tuple[int, str, str]:
+        """`inbeeld-connector ARGS -c <CODE's config>` as its own process."""
+        folder = self.den_haag_dir if code == ASKER else self.rotterdam_dir
+        wide = {**self.env, "COLUMNS": "250"}  # a table's ids on one line
+        return await _cli(wide, *args, "-c", str(folder / "connector.toml"))
 
     def drop(self, name: str, doc: dict[str, Any]) -> None:
         """Write a JSON document into Den Haag's outgoing folder, atomically."""
@@ -251,7 +266,7 @@ async def world(hub: RunningHub, tmp_path_factory: pytest.TempPathFactory) -> As
     os.environ.update({k: env[k] for k in saved})
     den_haag = Runtime(load_config(dh_dir / "connector.toml"), reconnect_max=1.0)
     dh_task = asyncio.create_task(den_haag.run())
-    w = World(hub, env, den_haag, dh_dir, rd_dir, log_path, asker_hook, finder_hook)
+    w = World(hub, env, den_haag, dh_dir, rd_dir, log_path, asker_hook, finder_hook, api.url)
     try:
         await until(lambda: den_haag.ready.is_set() or dh_task.done(), what="Den Haag's runtime")
         if dh_task.done():
@@ -426,6 +441,153 @@ async def test_the_hubs_refusal_of_a_file_reaches_the_senders_system(world: Worl
     assert world.den_haag.store is not None
     [reply] = await world.den_haag.store.hub_replies(about=event_id)
     assert reply.kind == "rejected" and reply.reason == "unknown_recipient" and reply.event_id == body["id"]
+    # The file the hub refused moved on from sent/ to failed/, beside the hub's reason.
+    outgoing = world.den_haag_dir / "outgoing"
+    await until(lambda: (outgoing / "failed" / f"{event_id}.json").exists(), what="the file in failed/")
+    assert not (outgoing / "sent" / f"{event_id}.json").exists()
+    why = (outgoing / "failed" / f"{event_id}.json.error.txt").read_text("utf-8")
+    assert "refused by the hub: unknown_recipient" in why and "field: recipients" in why
+
+
+# -- what the commands say about the hub's verdict ----------------------------------------------
+
+
+async def test_a_transfer_step_the_hub_refuses_exits_non_zero_with_its_reason(
+    world: World, tmp_path: Path
+) -> None:
+    transfer_id = new_transfer_id(ASKER)
+    dossier = tmp_path / "dossier.json"
+    dossier.write_text(json.dumps({**DOSSIER, "transfer_id": transfer_id}), "utf-8")
+    code, out, err = await world.cli(ASKER, "transfer", "offer", "--to", FINDER, "--file", str(dossier))
+    assert code == 0, out + err
+    assert f"offered transfer {transfer_id} to {FINDER}" in out and "not waiting" not in out
+
+    # Completing before Rotterdam accepted: the hub refuses, and so does the command.
+    code, out, err = await world.cli(ASKER, "transfer", "complete", transfer_id, "--to", FINDER)
+    assert code == 1, out + err
+    assert f"transfer {transfer_id}: transfer.completed to {FINDER}: refused by the hub: " in err
+    assert "invalid_transition: the transfer is offered" in err and "sent transfer.completed" not in out
+
+    # The offer stands: nothing of the refused step changed the transfer.
+    code, out, err = await world.cli(ASKER, "transfer", "show", transfer_id)
+    assert code == 0 and "offered" in out, out + err
+
+
+async def test_a_notice_the_hub_refuses_is_reported_and_marked_refused(world: World) -> None:
+    desk = world.den_haag.desk
+    assert desk is not None
+    args = ("notice", "send", "--group", GROUP, "--bsn", BSN, "--days", "60")
+    code, out, err = await world.cli(ASKER, *args)
+    assert code == 1, out + err
+    assert "refused by the hub: schema_invalid" in err and "at most" in err, err
+    [notice_id] = [w for w in err.split() if w.startswith("nt-")]
+    notice = await desk.get(notice_id)
+    assert notice is not None and notice.state == "refused"
+    code, out, err = await world.cli(ASKER, "notice", "list")
+    assert code == 0
+    [row] = [line for line in out.splitlines() if notice_id in line]
+    assert "refused" in row and "open" not in row
+    [audited] = [a for a in await desk.audit(notice_id) if a.activity == "notice.refused"]
+    assert audited.outcome == "schema_invalid"
+    assert await desk.verify_audit()
+
+
+async def test_no_wait_returns_once_sent_and_the_runtime_follows_the_refusal(world: World) -> None:
+    desk = world.den_haag.desk
+    assert desk is not None
+    args = ("notice", "send", "--group", GROUP, "--bsn", BSN, "--days", "60", "--no-wait")
+    code, out, err = await world.cli(ASKER, *args)
+    assert code == 0, out + err
+    assert "not waiting for the hub's verdict" in out, out + err
+    [notice_id] = [w for w in out.split() if w.startswith("nt-")]
+    # The hub.rejected reaches Den Haag's running connector, which marks the notice refused.
+    refused: list[bool] = []
+
+    async def check() -> None:
+        notice = await desk.get(notice_id)
+        refused.append(notice is not None and notice.state == "refused")
+
+    for _ in range(300):
+        await check()
+        if refused[-1]:
+            break
+        await asyncio.sleep(0.1)
+    assert refused[-1], "the runtime did not mark the refused notice"
+
+
+async def test_a_verdict_is_only_the_senders(world: World) -> None:
+    event_id = f"flows-{uuid.uuid4().hex}"
+    world.drop(
+        f"{event_id}.json",
+        {"id": event_id, "type": PREFIX + "ping", "recipients": [FINDER], "data": {"text": "hallo"}},
+    )
+    headers = {"Authorization": f"Bearer {world.env[f'FLOWS_TOKEN_{ASKER}']}"}
+    other = {"Authorization": f"Bearer {world.env[f'FLOWS_TOKEN_{FINDER}']}"}
+    async with httpx.AsyncClient(base_url=world.api_url) as http:
+        url = f"/ledger/{event_id}/verdict"
+        for _ in range(300):
+            mine = (await http.get(url, headers=headers)).json()
+            if mine["status"] != "pending":
+                break
+            await asyncio.sleep(0.1)
+        assert mine == {"event_id": event_id, "status": "routed", "reason": None, "detail": None}
+        # Rotterdam received it, but the verdict on it is Den Haag's alone.
+        assert (await http.get(url, headers=other)).json()["status"] == "pending"
+        assert (await http.get(url)).status_code == 401
+        operator = {"Authorization": f"Bearer {await world.hub.token('operator')}"}
+        answer = await http.get(url, headers=operator)
+        assert answer.status_code == 403 and answer.headers["content-type"].startswith(
+            "application/problem+json"
+        )
+
+
+def _bundle(tmp: Path, template_id: str, version: str, **manifest: Any) -> Path:
+    folder = tmp / f"{template_id}-{version}-{uuid.uuid4().hex[:4]}"
+    shutil.copytree(shared_bundle_dir() / "we-zijn-je-kwijt", folder)
+    data = json.loads((folder / "manifest.json").read_text("utf-8"))
+    data.update({"id": template_id, "version": version, "publisher": ASKER, **manifest})
+    (folder / "manifest.json").write_text(json.dumps(data), "utf-8")
+    return folder
+
+
+async def test_follow_unfollow_following_and_publish_counts_its_subscribers(
+    world: World, tmp_path: Path
+) -> None:
+    template_id = f"flows-{uuid.uuid4().hex[:10]}"
+    code, out, err = await world.cli(ASKER, "templates", "following")
+    assert code == 0 and "followed by: nobody" in out, out + err
+
+    # Nobody follows Den Haag: the publication reaches no one, and the command says so.
+    code, out, err = await world.cli(
+        ASKER, "templates", "publish", str(_bundle(tmp_path, template_id, "1.0.0"))
+    )
+    assert code == 0, out + err
+    assert f"published {template_id}@1.0.0 to 0 subscribers" in out
+    assert "warning: nobody follows your templates" in err
+
+    code, out, err = await world.cli(FINDER, "templates", "follow", ASKER)
+    assert code == 0 and f"following {ASKER}" in out, out + err
+    code, out, err = await world.cli(FINDER, "templates", "following")
+    assert code == 0 and f"following: {ASKER}" in out, out + err
+    code, out, err = await world.cli(ASKER, "templates", "following")
+    assert code == 0 and f"followed by: {FINDER}" in out, out + err
+
+    code, out, err = await world.cli(
+        ASKER, "templates", "publish", str(_bundle(tmp_path, template_id, "1.1.0"))
+    )
+    assert code == 0, out + err
+    assert f"published {template_id}@1.1.0 to 1 subscriber " in out and "warning" not in err
+
+    # The same version with other content: the hub refuses it, and so does the command.
+    changed = _bundle(tmp_path, template_id, "1.1.0", title="Een andere titel")
+    code, out, err = await world.cli(ASKER, "templates", "publish", str(changed))
+    assert code == 1, out + err
+    assert f"publishing {template_id}@1.1.0: refused by the hub: invalid_transition" in err
+
+    code, out, err = await world.cli(FINDER, "templates", "unfollow", ASKER)
+    assert code == 0 and f"no longer following {ASKER}" in out and "following: nobody" in out, out + err
+    code, out, err = await world.cli(FINDER, "templates", "unfollow", ASKER)
+    assert code == 1 and f"you do not follow {ASKER}" in err, out + err
 
 
 def test_the_flow_sections_are_optional_and_a_bad_one_names_its_field(tmp_path: Path) -> None:

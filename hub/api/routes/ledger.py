@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hub import ledger
-from hub.api.deps import MAX_ID, CurrentPrincipal, Operator, SessionDep
+from hub.api.deps import MAX_ID, CurrentPrincipal, CurrentTenant, Operator, SessionDep
 from hub.api.errors import problems
 from hub.registry import TEXT_PATTERN
 from hub.store.models import DeadLetter
@@ -28,6 +28,19 @@ class LedgerItem(BaseModel):
     routed_at: datetime | None
     subject: str | None
     sequence: int | None
+
+
+class Verdict(BaseModel):
+    """What the hub decided about an event you sent."""
+
+    event_id: str
+    status: Literal["pending", "routed", "rejected"] = Field(
+        description="`pending`: not decided yet (still queued, or never seen: ask again); "
+        "`routed`: delivered to its recipients' inboxes; `rejected`: refused, as the "
+        "`hub.rejected` in your inbox says"
+    )
+    reason: str | None = Field(None, description="The `hub.rejected` reason code (rejected only)")
+    detail: str | None = Field(None, description="The `hub.rejected` message (rejected only)")
 
 
 class DeadLetterItem(BaseModel):
@@ -64,6 +77,27 @@ async def get_ledger(
     if view is None:
         raise NotFound(f"no event {event_id}")
     return LedgerItem(**view.__dict__)
+
+
+@router.get(
+    "/ledger/{event_id}/verdict",
+    summary="The hub's verdict on an event you sent: pending, routed or rejected (and why)",
+    description="For a command that waits for the outcome of what it sent, without reading "
+    "the inbox (the running connector consumes it). Only the caller's own events: another "
+    "tenant's event id is `pending`, like one the hub has not seen.",
+    responses=problems(401, 403, 422),
+)
+async def get_verdict(
+    event_id: Annotated[str, Path(pattern=TEXT_PATTERN, max_length=64)], s: SessionDep, who: CurrentTenant
+) -> Verdict:
+    assert who.tenant is not None
+    found = await ledger.verdict_for(s, who.tenant, event_id)
+    return Verdict(
+        event_id=found.event_id,
+        status=found.status,
+        reason=found.reason if found.status == ledger.REJECTED else None,
+        detail=found.detail if found.status == ledger.REJECTED else None,
+    )
 
 
 @router.get("/ledger-counts", summary="Events per status (operator)", responses=problems(401, 403))
