@@ -63,7 +63,11 @@ class CachedDirectory:
         return tenant
 
     async def tenant(self, code: str) -> TenantInfo | None:
-        if code not in self._tenants:
+        """The tenant `code`; looked up afresh when it is unknown here or suspended here, so a
+        tenant added or reinstated a moment ago is routed to at once. (An event addressed to a
+        suspended tenant is refused; the reload costs no more than that refusal does.)"""
+        info = self._tenants.get(code)
+        if info is None or not info.active:
             await self.reload()
         return self._tenants.get(code)
 
