@@ -89,7 +89,7 @@ async def replay(
     description="Its kept body is dropped; size and SHA-256 stay. A replayed or already "
     "discarded dead letter is refused (409 `discard_refused`); a reason that looks like it holds "
     "a BSN is refused (422 `personal_data_in_envelope`).",
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(400, 401, 403, 404, 409, 422),
 )
 async def discard(
     dl_id: Annotated[int, Path(ge=0, le=MAX_ID)], body: DiscardIn, s: SessionDep, op: Operator
