@@ -30,6 +30,9 @@ class DemoContext:
     results: dict[str, Any] = field(default_factory=dict)
     # One keystore per tenant for the whole demo (demo.support.keystore_for).
     keystores: dict[str, Keystore] = field(default_factory=dict)
+    # `inbeeld demo --serve`: keep the hub and its console running after the story, on this port.
+    serve: bool = False
+    serve_port: int = 8000
 
 
 Step = tuple[str, Callable[[DemoContext], Awaitable[None]]]

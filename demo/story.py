@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors import Connector, InboxMessage
+from demo.console_step import step_console
 from demo.context import DemoContext, Step
 from demo.notice_step import step_notice
 from demo.template_step import step_templates
@@ -93,6 +94,7 @@ STEPS: list[Step] = [
     ("Ingrado shares its letters; Den Haag writes to a pupil it has lost", step_templates),
     ("Den Haag has lost sight of a pupil and asks its neighbours", step_notice),
     ("The pupil moved: Den Haag hands his file to Rotterdam", step_transfer),
+    ("The hub operator's console shows what went through", step_console),
 ]
 
 
@@ -109,7 +111,9 @@ async def _reset(settings: Settings, out: Path) -> None:
     out.mkdir(parents=True)
 
 
-async def play(base: Settings, out: Path, vhost: str, console: Console) -> None:
+async def play(
+    base: Settings, out: Path, vhost: str, console: Console, *, serve: bool = False, port: int = 8000
+) -> None:
     out = out.resolve()
     settings = base.model_copy(
         update={"vhost": vhost, "database_url": f"sqlite+aiosqlite:///{out / 'hub.db'}"}
@@ -130,7 +134,7 @@ async def play(base: Settings, out: Path, vhost: str, console: Console) -> None:
     )
     router = Router(settings, db)
     await router.start()
-    ctx = DemoContext(settings, out, console, db, router, names)
+    ctx = DemoContext(settings, out, console, db, router, names, serve=serve, serve_port=port)
     try:
         for t in tenants:
             c = Connector(
@@ -143,9 +147,10 @@ async def play(base: Settings, out: Path, vhost: str, console: Console) -> None:
             ctx.connectors[t.code] = c
         for number, (title, step) in enumerate(STEPS, 1):
             console.rule(f"step {number}: {title}")
+            if step is step_console:  # the story is told; with --serve this step holds the hub
+                console.print(f"[green]demo complete[/]; artefacts in {out}")
             await step(ctx)
-        (out / "demo.json").write_text(json.dumps(ctx.results, indent=2, default=str))
-        console.print(f"[green]demo complete[/]; artefacts in {out}")
+            (out / "demo.json").write_text(json.dumps(ctx.results, indent=2, default=str))
     finally:
         for c in ctx.connectors.values():
             await c.close()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hub.config import Settings
@@ -94,5 +101,65 @@ async def test_demo_plays_the_story(tmp_path: Path) -> None:
         assert "hello through the hub" in result.stdout
         assert "demo complete" in result.stdout
         assert (tmp_path / "demo-out" / "demo.json").exists()
+        # The console's pages, as the demo's operator saw them: every page of its navigation.
+        shots = json.loads((tmp_path / "demo-out" / "demo.json").read_text())["console"]["screenshots"]
+        names = [Path(s).stem.split("-", 1)[1] for s in shots]
+        assert {"overview", "dead-letters", "tenants", "audit"} <= set(names), shots
+        for shot in shots:
+            png = (tmp_path / "demo-out" / shot).read_bytes()
+            assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000, shot
     finally:
         await remove_deployment(Settings(vhost=vhost))
+
+
+@pytest.mark.broker
+@pytest.mark.browser
+def test_demo_serve_keeps_the_console_running_until_interrupted(tmp_path: Path) -> None:
+    vhost = f"inbeeld-test-{RUN_ID}-demo-serve"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["demo", "--out", str(tmp_path / "out"), "--vhost", vhost, "--serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [str(BIN / "inbeeld"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "INBEELD_LOG_FORMAT": "json", "COLUMNS": "200"},
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "console at" in line:
+                break
+        found = re.search(r"console at (\S+) .*log in as (\S+) with password (\S+)", " ".join(lines))
+        assert found, "".join(lines)
+        url, login, password = found.groups()
+        assert url == f"http://127.0.0.1:{port}/console"
+        with httpx.Client(base_url=url) as client:
+            page = client.get("/login")
+            assert page.status_code == 200
+            field = re.search(r'<input type="hidden" name="([^"]+)" value="([^"]+)"', page.text)
+            assert field
+            done = client.post(
+                "/login",
+                data={field[1]: field[2], "name": login, "password": password},
+                follow_redirects=True,
+            )
+            assert done.status_code == 200 and "GM0518" in client.get("/tenants").text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) in (0, 130)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        asyncio.run(remove_deployment(Settings(vhost=vhost)))
