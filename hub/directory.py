@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hub import registry
+from hub import metrics, registry
 from hub.store.db import Database
 from hub.tenants import TenantInfo
 
@@ -35,6 +35,7 @@ class CachedDirectory:
         self._unknown = set()
         await self.reload_groups()
         self._loaded = asyncio.get_running_loop().time()
+        metrics.directory_loaded.set_to_current_time()
 
     async def reload_groups(self) -> None:
         """Group membership afresh: done for every batch that routes by group, so a member

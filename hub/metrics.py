@@ -8,6 +8,8 @@ chooses freely.
     inbeeld_router_routing_latency_seconds             event time -> every copy confirmed
     inbeeld_router_confirm_duration_seconds            last copy published -> last confirm
     inbeeld_router_unknown_sender_total{claimed_user}  messages from no tenant, dropped
+    inbeeld_router_directory_loaded_timestamp_seconds  when the router last loaded its tenant
+                                                       directory (its age: time() - this)
 
 A router process serves them on `INBEELD_ROUTER_METRICS_PORT` (`serve_router_metrics`); the
 API serves them at /metrics with the gauges `hub.gauges` computes on scrape."""
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from schemas.events import EVENTS
 
@@ -50,6 +52,12 @@ router_events = Counter(
     "Messages the router handled, by event type, outcome (received, routed, repeated, "
     "duplicate, rejected, refused, dead_lettered) and reason code.",
     ["type", "outcome", "reason"],
+)
+
+directory_loaded = Gauge(
+    "inbeeld_router_directory_loaded_timestamp_seconds",
+    "Unix time at which the router last loaded its tenant directory from the store (reloaded "
+    "when older than its time to live and when an address is not found); its age is time() - this.",
 )
 
 batch_messages = Histogram(

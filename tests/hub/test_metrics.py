@@ -133,6 +133,18 @@ async def test_the_router_port_counts_a_burst_by_type_outcome_and_reason(metrics
     assert made_up.type not in exposition
 
 
+async def test_the_router_port_says_how_old_its_tenant_directory_is(metrics_hub: RunningHub) -> None:
+    hub = metrics_hub
+    name = "inbeeld_router_directory_loaded_timestamp_seconds"
+    first = value(parse(await scrape_router(hub)), name)
+    assert first > 0
+    await asyncio.sleep(1.2)  # past the directory's time to live: the next event reloads it
+    sender = await hub.connector(SENDER)
+    ping = await sender.send(PING, {"text": "reload"}, [RECIPIENT])
+    await hub.receive(RECIPIENT, lambda e: e.id == ping.id)
+    assert value(parse(await scrape_router(hub)), name) > first
+
+
 async def test_an_unknown_sender_is_counted_on_the_router_port(metrics_hub: RunningHub) -> None:
     hub = metrics_hub
     user = hub.settings.amqp_user  # a broker user that is no tenant (the hub's own)
