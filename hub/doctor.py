@@ -94,7 +94,39 @@ async def run_checks(settings: Settings, *, probe: bool = True) -> list[Check]:
             checks.extend(await _guarded("audit chain", _audit_chain(db)))
         finally:
             await db.close()
+    checks.extend(monitoring(settings))
     return checks
+
+
+def monitoring(settings: Settings) -> list[Check]:
+    """What Prometheus should scrape on this deployment, and what this configuration leaves
+    unscraped or open (the alert rules in deploy/prometheus/ need both the API and routers)."""
+    token = "with INBEELD_METRICS_TOKEN as bearer token" if settings.metrics_token else "open"
+    api = Check("scrape: hub API", "pass", f"GET /metrics ({token}): gauges and in-process router counters")
+    if settings.metrics_token is None:
+        api = Check(
+            "scrape: hub API",
+            "warn",
+            "GET /metrics is open to whoever reaches the API; set INBEELD_METRICS_TOKEN off a closed network",
+        )
+    port = settings.router_metrics_port
+    router = (
+        Check(
+            "scrape: routers",
+            "pass",
+            f"each `inbeeld router` on {settings.router_metrics_host}:{port}/metrics"
+            if port
+            else f"each `inbeeld router` on {settings.router_metrics_host}, a free port it logs",
+        )
+        if port is not None
+        else Check(
+            "scrape: routers",
+            "warn",
+            "INBEELD_ROUTER_METRICS_PORT is unset: router processes serve no metrics (router-down "
+            "and routing alerts cannot fire)",
+        )
+    )
+    return [api, router]
 
 
 async def _guarded(name: str, work: Awaitable[list[Check]]) -> list[Check]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub import doctor, provisioning, registry
+from hub.config import Settings
 from hub.services import management
 from tests.utils.hubs import RunningHub
 
@@ -61,6 +62,19 @@ async def test_doctor_passes_on_the_live_deployment(hub: RunningHub) -> None:
     assert [c.name for c in fds] == [f"file descriptors {n['name']}" for n in nodes]
     assert all(f"of {n['fd_total']} file descriptors" in c.detail for c, n in zip(fds, nodes, strict=True))
     assert await leftovers(hub) == []
+    # What to scrape: the test hub sets neither a metrics token nor a router port.
+    assert (
+        by_name["scrape: hub API"].status == "warn"
+        and "INBEELD_METRICS_TOKEN" in by_name["scrape: hub API"].detail
+    )
+    assert by_name["scrape: routers"].status == "warn"
+
+
+def test_doctor_says_what_to_scrape() -> None:
+    configured = Settings(metrics_token="t" * 16, router_metrics_port=9470, router_metrics_host="10.0.0.5")
+    by_name = {c.name: c for c in doctor.monitoring(configured)}
+    assert by_name["scrape: hub API"].status == "pass" and "bearer token" in by_name["scrape: hub API"].detail
+    assert by_name["scrape: routers"].detail == "each `inbeeld router` on 10.0.0.5:9470/metrics"
 
 
 @pytest.mark.parametrize("widen", ["permissions", "topic permissions"])
