@@ -412,6 +412,26 @@ class TemplateCatalogue:
         assert bundle is not None
         return bundle
 
+    async def versions_to_compare(
+        self, template_id: str, old: str | None = None, new: str | None = None
+    ) -> tuple[TemplatePublished, TemplatePublished]:
+        """Two versions of a template to compare: by default the one in use (the newest not
+        withdrawn) and the usable version before it, i.e. what the newest arrival changed."""
+        usable = [e.version for e in await self.entries(template_id) if e.status == "active"]
+        if new is None:
+            if not usable:
+                raise TemplateUnavailable(f"no usable version of {template_id} is held", field="template")
+            new = usable[0]
+        if old is None:
+            older = [v for v in usable if semver_key(v) < semver_key(new)]
+            if not older:
+                raise TemplateUnavailable(
+                    f"{template_id}@{new} is the only usable version held: nothing to compare it with",
+                    field="version",
+                )
+            old = older[0]
+        return await self.bundle(template_id, old), await self.bundle(template_id, new)
+
     async def render_letter(
         self,
         template_id: str,

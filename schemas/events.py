@@ -128,6 +128,13 @@ class Placeholder(Payload):
     type: Literal["text", "date", "phone", "email", "case_number"]
     required: bool = True
     description: ShortText | None = None
+    sample: Annotated[
+        ShortText | None,
+        Field(
+            description="A made-up value of the placeholder's type for previews (the template studio, "
+            "a test print); never a real pupil's. Dates as YYYY-MM-DD."
+        ),
+    ] = None
 
 
 class TemplatePublished(Payload):

@@ -1,5 +1,5 @@
 """`inbeeld-connector templates ...` (publish, withdraw, follow, unfollow, following, import,
-list) and `... letter ...` (render).
+list, diff) and `... letter ...` (render).
 
 Received templates come in through `inbeeld-connector run`, from the publishers this tenant
 follows on the hub (`templates follow ingrado`) and its `[templates]` section accepts.
@@ -24,7 +24,7 @@ from rich.table import Table as RichTable
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.client import ConnectorError
 from connectors.config import ConfigError, ConnectorConfig, load_config
-from connectors.letters import Letterhead, load_bundle
+from connectors.letters import Letterhead, bundle_diff, load_bundle
 from connectors.services import open_services
 from connectors.templates import (
     CatalogueEntry,
@@ -257,6 +257,23 @@ def _list_cmd(config: _ConfigOpt) -> None:
         status = e.status if reason is None else f"{e.status}: {reason}"
         table.add_row(e.template_id, e.version, e.publisher, status, " ".join(e.languages), e.title)
     _console.print(table)
+
+
+@templates_app.command("diff")
+def _diff_cmd(
+    template_id: Annotated[str, typer.Argument(help="template id, e.g. we-zijn-je-kwijt")],
+    config: _ConfigOpt,
+    old: Annotated[
+        str | None, typer.Option("--from", help="the older version; default the one used before the newest")
+    ] = None,
+    new: Annotated[str | None, typer.Option("--to", help="the newer version; default the one in use")] = None,
+) -> None:
+    """What a new version of a template changed: title, placeholders and each language's
+    subject and body, as a unified diff against the version used before it."""
+    cfg = _load_config(config)
+    before, after = _run(_catalogue_call(cfg, lambda cat: cat.versions_to_compare(template_id, old, new)))
+    text = bundle_diff(before, after)
+    _say(_console, text or f"{template_id}@{before.version} and @{after.version} have the same text")
 
 
 _TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="template id, e.g. we-zijn-je-kwijt")]

@@ -15,7 +15,7 @@ Templates are untrusted (see `syntax`); values are checked against the declared 
 (see `values`); both layouts escape and bidi-isolate every inserted value. Errors: `errors`.
 """
 
-from connectors.letters.bundle import load_bundle, load_shared_bundle, shared_bundle_dir
+from connectors.letters.bundle import bundle_diff, load_bundle, load_shared_bundle, shared_bundle_dir
 from connectors.letters.compose import compose
 from connectors.letters.errors import (
     BundleInvalid,
@@ -35,6 +35,7 @@ from connectors.letters.html import letter_html, render_html
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
 from connectors.letters.model import Letter, Letterhead, LetterPart, RenderedLetter
 from connectors.letters.pdf import letter_pdf, render_pdf
+from connectors.letters.values import sample_values
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -55,6 +56,7 @@ __all__ = [
     "UndeclaredPlaceholder",
     "UnknownValue",
     "ValuesInvalid",
+    "bundle_diff",
     "compose",
     "letter_html",
     "letter_pdf",
@@ -62,5 +64,6 @@ __all__ = [
     "load_shared_bundle",
     "render_html",
     "render_pdf",
+    "sample_values",
     "shared_bundle_dir",
 ]

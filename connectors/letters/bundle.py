@@ -2,7 +2,7 @@
 
     manifest.json   {"id", "version", "publisher", "title",
                      "languages": {"nl": {"direction": "ltr"}, "ar": {"direction": "rtl"}, ...},
-                     "placeholders": [{"name", "type", "required", "description"}, ...]}
+                     "placeholders": [{"name", "type", "required", "description", "sample"}, ...]}
     <lang>.md       "subject: <one line>", a blank line, then the body
 
 `load_bundle` reads a folder (sizes bounded before reading), checks every text against the
@@ -11,6 +11,7 @@ template grammar and the declared placeholders, and returns the `template.publis
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from connectors.letters.compose import parse_language
-from connectors.letters.errors import BundleInvalid, TemplateSyntaxError, TemplateTooLarge
+from connectors.letters.errors import BundleInvalid, InvalidValue, TemplateSyntaxError, TemplateTooLarge
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
 from connectors.letters.syntax import FORBIDDEN
+from connectors.letters.values import check_samples
 from schemas import nesting
 from schemas.envelope import TenantCode
 from schemas.errors import TooDeep
@@ -135,6 +137,40 @@ def check_bundle(bundle: TemplatePublished, limits: Limits = DEFAULT_LIMITS) -> 
         )
     for lang in bundle.languages:
         parse_language(bundle, lang, limits)
+    try:
+        check_samples(bundle.placeholders, limits)
+    except InvalidValue as e:
+        raise BundleInvalid(f"{bundle.template_id}: {e.message}", field=e.field) from None
+
+
+def bundle_diff(old: TemplatePublished, new: TemplatePublished) -> str:
+    """What changed from one version of a bundle to another, as a unified diff per part (title,
+    placeholders, each language's subject and body); empty when nothing did."""
+
+    def parts(b: TemplatePublished) -> dict[str, list[str]]:
+        out = {"title": [b.title], "placeholders": [_placeholder_line(p) for p in b.placeholders]}
+        for lang, text in sorted(b.languages.items()):
+            out[f"{lang}.md"] = [f"subject: {text.subject}", "", *text.body.splitlines()]
+        return out
+
+    before, after = parts(old), parts(new)
+    chunks: list[str] = []
+    for name in [*before, *(n for n in after if n not in before)]:
+        chunks.extend(
+            difflib.unified_diff(
+                before.get(name, []),
+                after.get(name, []),
+                f"{old.template_id}@{old.version}/{name}" if name in before else "/dev/null",
+                f"{new.template_id}@{new.version}/{name}" if name in after else "/dev/null",
+                lineterm="",
+            )
+        )
+    return "\n".join(chunks)
+
+
+def _placeholder_line(p: Placeholder) -> str:
+    need = "required" if p.required else "optional"
+    return f"(({p.name})) {p.type}, {need}" + (f": {p.description}" if p.description else "")
 
 
 def shared_bundle_dir() -> Path:

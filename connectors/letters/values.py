@@ -97,6 +97,25 @@ def check_values(
     return checked
 
 
+def sample_values(placeholders: Sequence[Placeholder]) -> dict[str, Value]:
+    """The manifest's made-up sample values, for a preview (dates as dates)."""
+    return {
+        p.name: date.fromisoformat(p.sample) if p.type == "date" else p.sample
+        for p in placeholders
+        if p.sample is not None
+    }
+
+
+def check_samples(placeholders: Sequence[Placeholder], limits: Limits) -> None:
+    """Every sample value must be a valid value of its placeholder's type."""
+    for p in placeholders:
+        if p.sample is not None:
+            try:
+                _check_one(p, p.sample, limits)
+            except InvalidValue as e:
+                raise InvalidValue(f"sample {e.message}", field=p.name) from None
+
+
 def check_lines(lines: Sequence[str | None], what: str, limits: Limits) -> None:
     """The caller's own lines (letterhead, recipient address) obey the same character rules."""
     for line in lines:

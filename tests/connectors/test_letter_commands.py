@@ -137,3 +137,30 @@ def test_batch_writes_one_letter_per_row_with_its_address(config: Path, tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["een.pdf", "twee.pdf"]
     assert _letters_rendered() - before == 2  # inbeeld_connector_letters_rendered_total{format="pdf"}
     assert "ROTTERDAM" in poppler_text((out / "twee.pdf").read_bytes())
+
+
+def test_diff_shows_what_a_new_version_changed(config: Path, tmp_path: Path) -> None:
+    alone = runner.invoke(app, ["templates", "diff", TEMPLATE, "-c", str(config)])
+    assert alone.exit_code == 1 and "only usable version" in alone.output and "Traceback" not in alone.output
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    for f in (shared_bundle_dir() / TEMPLATE).iterdir():
+        (newer / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["version"] = "1.1.0"
+    (newer / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    ar = (newer / "ar.md").read_text(encoding="utf-8")
+    (newer / "ar.md").write_text(ar.replace("مع أطيب التحيات،", "مع خالص التحيات،"), encoding="utf-8")
+    assert runner.invoke(app, ["templates", "import", str(newer), "-c", str(config)]).exit_code == 0
+    shown = runner.invoke(app, ["templates", "diff", TEMPLATE, "-c", str(config)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert f"--- {TEMPLATE}@1.0.0/ar.md" in lines and f"+++ {TEMPLATE}@1.1.0/ar.md" in lines
+    assert "-مع أطيب التحيات،" in lines and "+مع خالص التحيات،" in lines
+    assert not any(line.startswith("+++") and "/nl.md" in line for line in lines)
+    same = runner.invoke(
+        app, ["templates", "diff", TEMPLATE, "--from", "1.0.0", "--to", "1.0.0", "-c", str(config)]
+    )
+    assert same.exit_code == 0 and "have the same text" in same.output
+    missing = runner.invoke(app, ["templates", "diff", TEMPLATE, "--from", "0.9.0", "-c", str(config)])
+    assert missing.exit_code == 1 and "0.9.0 is not in the catalogue" in missing.output

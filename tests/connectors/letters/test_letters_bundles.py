@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,13 +12,16 @@ from connectors.letters import (
     TemplateSyntaxError,
     TemplateTooLarge,
     UndeclaredPlaceholder,
+    bundle_diff,
     load_bundle,
+    render_pdf,
+    sample_values,
     shared_bundle_dir,
 )
 from connectors.letters.compose import parse_language
 from schemas.events import TemplatePublished, spec_for
 from schemas.validation import validate_payload
-from tests.connectors.letters.conftest import LANGS, TEMPLATES
+from tests.connectors.letters.conftest import HEAD, LANGS, TEMPLATES, pdf_text
 
 
 @pytest.mark.parametrize("template_id", TEMPLATES)
@@ -92,3 +96,57 @@ def test_missing_subject_line(tmp_path: Path) -> None:
     (folder / "en.md").write_text("Dear ((pupil_name)),\n", encoding="utf-8")
     with pytest.raises(TemplateSyntaxError, match="subject"):
         load_bundle(folder)
+
+
+@pytest.mark.parametrize("template_id", TEMPLATES)
+def test_shared_bundles_preview_every_language_from_their_samples(template_id: str) -> None:
+    bundle = load_bundle(shared_bundle_dir() / template_id)
+    samples = sample_values(bundle.placeholders)
+    assert set(samples) == {p.name for p in bundle.placeholders}  # a preview fills everything
+    for lang in bundle.languages:
+        text = pdf_text(render_pdf(bundle, lang, samples, HEAD, bilingual=lang != "nl"))
+        assert "2026-0001" in text, lang  # the sample case number, in every language
+
+
+@pytest.mark.parametrize(
+    ("name", "sample", "says"),
+    [
+        ("respond_before", "morgen", "must be a date"),
+        ("contact_email", "not an address", "contact_email"),
+        ("case_number", "2026 0417", "letters, digits"),
+    ],
+)
+def test_a_sample_that_is_no_value_of_its_type_is_refused(
+    tmp_path: Path, name: str, sample: str, says: str
+) -> None:
+    folder = _copy(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for p in manifest["placeholders"]:
+        if p["name"] == name:
+            p["sample"] = sample
+    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    with pytest.raises(BundleInvalid, match="sample") as e:
+        load_bundle(folder)
+    assert says in e.value.message and e.value.field == name
+
+
+def test_the_diff_of_two_versions_names_what_changed(tmp_path: Path) -> None:
+    old = load_bundle(shared_bundle_dir() / "we-zijn-je-kwijt")
+    folder = _copy(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["version"] = "1.1.0"
+    for p in manifest["placeholders"]:
+        if p["name"] == "school_name":
+            p["description"] = "De school van de leerling"
+    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    nl = (folder / "nl.md").read_text(encoding="utf-8")
+    (folder / "nl.md").write_text(nl.replace("We zijn je kwijt. ", "We missen je. "), encoding="utf-8")
+    new = load_bundle(folder)
+    diff = bundle_diff(old, new)
+    assert "--- we-zijn-je-kwijt@1.0.0/placeholders" in diff
+    assert "-((school_name)) text, optional: School die de leerling niet meer bereikt" in diff
+    assert "+((school_name)) text, optional: De school van de leerling" in diff
+    assert "+++ we-zijn-je-kwijt@1.1.0/nl.md" in diff
+    assert re.search(r"^\+We missen je\. ", diff, flags=re.M)
+    assert "/en.md" not in diff and "/title" not in diff  # unchanged parts are not shown
+    assert bundle_diff(old, old) == ""
