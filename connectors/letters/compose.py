@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from datetime import date
@@ -46,12 +47,25 @@ def parse_language(bundle: TemplatePublished, lang: str, limits: Limits = DEFAUL
     declared = {p.name for p in bundle.placeholders}
     undeclared = sorted(parsed.names - declared)
     if undeclared:
+        at = first_use(text.body, undeclared[0])
         raise UndeclaredPlaceholder(
             f"{bundle.template_id} ({lang}) uses undeclared placeholder(s) "
             + ", ".join(f"(({n}))" for n in undeclared),
             field=undeclared[0],
+            part="subject" if at is None else "body",
+            line=1 if at is None else at[0],
+            column=None if at is None else at[1],
         )
     return parsed
+
+
+def first_use(body: str, name: str) -> tuple[int, int] | None:
+    """Line and column (1-based) of the first `((name` in a body; None if only the subject uses it."""
+    found = re.search(r"\(\(" + re.escape(name) + r"(?![a-z0-9_])", body.replace("\r\n", "\n"))
+    if found is None:
+        return None
+    before = body.replace("\r\n", "\n")[: found.start()]
+    return before.count("\n") + 1, found.start() - (before.rfind("\n") + 1) + 1
 
 
 def _value(name: str, values: dict[str, Checked], lang: str, bold: bool) -> Run:

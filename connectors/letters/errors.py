@@ -34,7 +34,24 @@ class BundleInvalid(LetterError):
 
 
 class TemplateInvalid(LetterError):
+    """`part` ("subject" or "body"), `line` and `column` (1-based, within that part) say
+    where, when known."""
+
     reason = "template_invalid"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        part: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.part = part
+        self.line = line
+        self.column = column
 
 
 class TemplateSyntaxError(TemplateInvalid):

@@ -105,14 +105,17 @@ class ParsedText:
 
 
 class _Parser:
-    def __init__(self, where: str, limits: Limits) -> None:
+    def __init__(self, where: str, limits: Limits, part: str) -> None:
         self.where = where
+        self.part = part
         self.limits = limits
         self.names: set[str] = set()
         self.uses = 0
 
     def fail(self, message: str, line: int, col: int) -> TemplateSyntaxError:
-        return TemplateSyntaxError(f"{self.where}, line {line}, column {col}: {message}")
+        return TemplateSyntaxError(
+            f"{self.where}, line {line}, column {col}: {message}", part=self.part, line=line, column=col
+        )
 
     def _use(self, name: str, line: int, col: int) -> None:
         if not _VALID_NAME.fullmatch(name):
@@ -231,7 +234,9 @@ def _with_bold(p: Text | Slot, bold: bool) -> Text | Slot:
     return Text(p.text, bold) if isinstance(p, Text) else Slot(p.name, bold)
 
 
-def check_text(text: str, where: str, limits: Limits, *, max_bytes: int | None = None) -> str:
+def check_text(
+    text: str, where: str, limits: Limits, *, max_bytes: int | None = None, part: str | None = None
+) -> str:
     """Bound the size and refuse control/formatting characters; returns `text` with CRLF→LF."""
     max_bytes = max_bytes or limits.template_bytes
     if len(text) > max_bytes:
@@ -252,7 +257,10 @@ def check_text(text: str, where: str, limits: Limits, *, max_bytes: int | None =
         col = m.start() - (before.rfind("\n") + 1) + 1
         raise TemplateSyntaxError(
             f"{where}, line {line}, column {col}: control or formatting character"
-            f" U+{ord(m.group()):04X} is not allowed"
+            f" U+{ord(m.group()):04X} is not allowed",
+            part=part,
+            line=line,
+            column=col,
         )
     return text
 
@@ -266,13 +274,13 @@ def parse_text(
 
 @lru_cache(maxsize=128)
 def _parse_cached(subject: str, body: str, where: str, limits: Limits) -> ParsedText:
-    subject = check_text(subject, f"{where} subject", limits)
-    body = check_text(body, f"{where} body", limits)
+    subject = check_text(subject, f"{where} subject", limits, part="subject")
+    body = check_text(body, f"{where} body", limits, part="body")
     if "\n" in subject.strip():
-        raise TemplateSyntaxError(f"{where} subject must be one line")
-    p = _Parser(f"{where} subject", limits)
+        raise TemplateSyntaxError(f"{where} subject must be one line", part="subject", line=1)
+    p = _Parser(f"{where} subject", limits, "subject")
     subject_inlines = tuple(Text("**") if t == "**" else t for t in p.inline(subject.strip(), 1))
-    p.where = f"{where} body"
+    p.where, p.part = f"{where} body", "body"
     blocks: list[Block] = []
     para: list[tuple[int, str]] = []
     items: list[tuple[Inline, ...]] = []
