@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from hub.broker.connection import open_connection
+from hub.broker.management import Management
 from hub.config import Settings
 from hub.store.db import Database, head_revisions
+from schemas.names import ROUTER_QUEUE
 
 
 async def check(db: Database, settings: Settings) -> dict[str, str]:
@@ -26,3 +28,11 @@ async def check(db: Database, settings: Settings) -> dict[str, str]:
     except Exception as exc:
         checks["broker"] = f"unreachable ({type(exc).__name__})"
     return checks
+
+
+async def routers_alive(mgmt: Management, vhost: str) -> int:
+    """Routers consuming now: the consumers on the routers' competing-consumer queue, as the
+    broker counts them. A router that dies loses its AMQP channel and so its consumer at once;
+    one that hangs keeps it only until the broker's heartbeat gives up on its connection."""
+    queue = await mgmt.queue(vhost, ROUTER_QUEUE)
+    return int((queue or {}).get("consumers") or 0)

@@ -1,6 +1,7 @@
 """The hub operator's actions: register and provision a tenant, rotate its broker password,
-suspend and reinstate it, create a group, create and revoke API tokens, replay a dead letter,
-add a console login, log in to or out of the console, verify the audit chain.
+suspend and reinstate it, create a group and change its members, create and revoke API tokens,
+replay a dead letter, add a console login, log in to or out of the console, verify the audit
+chain.
 
 The API routes and the CLI both call these functions, so every action leaves the same trace
 whichever way it was taken: a record in the audit hash chain (who, what, on what, the outcome;
@@ -103,6 +104,22 @@ async def add_group(
     added = await registry.add_group(s, name, list(members), description)
     await _record(s, actor, "add group", "added", f"group:{name}", added)
     return added
+
+
+async def add_to_group(s: AsyncSession, actor: Actor, name: str, code: str) -> bool:
+    """Put tenant `code` in group `name` (False: it was a member already, nothing recorded)."""
+    added = await registry.add_member(s, name, code)
+    if added:
+        await _record(s, actor, "add group member", "added", f"group:{name}", [code])
+    return added
+
+
+async def remove_from_group(s: AsyncSession, actor: Actor, name: str, code: str) -> bool:
+    """Take tenant `code` out of group `name` (False: it was not a member, nothing recorded)."""
+    removed = await registry.remove_member(s, name, code)
+    if removed:
+        await _record(s, actor, "remove group member", "removed", f"group:{name}", [code])
+    return removed
 
 
 async def suspend_tenant(

@@ -151,3 +151,31 @@ async def list_groups(s: AsyncSession) -> dict[str, list[str]]:
 async def group_members(s: AsyncSession, name: str) -> list[str] | None:
     group = await s.get(Group, name)
     return None if group is None else sorted(m.tenant_code for m in group.members)
+
+
+async def add_member(s: AsyncSession, name: str, code: str) -> bool:
+    """Put tenant `code` in group `name`; False if it was a member already."""
+    if await s.get(Group, name) is None:
+        raise NotFound(f"no group {name}")
+    if await s.get(Tenant, code) is None:
+        raise UnknownTenants(f"unknown tenant(s): {code}", field="tenant")
+    if await s.get(GroupMember, (name, code)) is not None:
+        return False
+    s.add(GroupMember(group_name=name, tenant_code=code))
+    try:
+        await s.flush()
+    except IntegrityError:  # added by a concurrent request since the check above
+        return False
+    return True
+
+
+async def remove_member(s: AsyncSession, name: str, code: str) -> bool:
+    """Take tenant `code` out of group `name`; False if it was not a member."""
+    if await s.get(Group, name) is None:
+        raise NotFound(f"no group {name}")
+    member = await s.get(GroupMember, (name, code))
+    if member is None:
+        return False
+    await s.delete(member)
+    await s.flush()
+    return True

@@ -9,4 +9,6 @@ connector's workspace uses them too:
     i18n       the message catalogue (Dutch first, English), language choice, local dates
     pages      Jinja2 rendering (autoescape) and the error pages
 
-`console` is the hub's own: the operator's pages, mounted by hub.api.app at /console."""
+`console` is the hub's own: the operator's pages, mounted by hub.api.app at /console, with
+beside it `activity` (the overview's activity and the flows page), `memberships` (group
+membership on the tenants page) and `chart` (the server-drawn SVG bar chart)."""

@@ -28,7 +28,7 @@ from hub.registry import TENANT_CODE_PATTERN
 from hub.services import management
 from hub.store.db import Database
 from hub.store.models import DeadLetter, utcnow
-from hub.web import assets, i18n, pages
+from hub.web import activity, assets, i18n, memberships, pages
 from hub.web.security import SecurityHeaders
 from hub.web.sessions import SessionMiddleware, check_csrf, session_of
 from schemas.errors import ContractError, InbeeldError, NotFound
@@ -200,6 +200,9 @@ def _install_errors(console: FastAPI) -> None:
 
 
 def _add_routes(console: FastAPI) -> None:
+    activity.add_routes(console, _operator)
+    memberships.add_routes(console, _operator, _form)
+
     @console.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> Response:
         if session_of(request).user is not None:
@@ -237,7 +240,9 @@ def _add_routes(console: FastAPI) -> None:
 
     @console.get("/", response_class=HTMLResponse)
     async def overview(request: Request, _name: OperatorName) -> Response:
-        return pages.render(request, "overview.html", stats=await _stats(request))
+        return pages.render(
+            request, "overview.html", stats=await _stats(request), activity=await activity.activity(request)
+        )
 
     @console.get("/overview/stats", response_class=HTMLResponse)
     async def overview_stats(request: Request, _name: OperatorName) -> Response:
@@ -379,6 +384,7 @@ def _add_routes(console: FastAPI) -> None:
     async def tenants(request: Request, _name: OperatorName) -> Response:
         async with _db(request).session() as s:
             rows = await registry.list_tenants(s)
+            groups = await memberships.context(s, request)
         settings = _settings(request)
         try:
             async with management(settings) as mgmt:
@@ -392,7 +398,13 @@ def _add_routes(console: FastAPI) -> None:
         valid = done in ("suspend", "reinstate") and _TENANT.fullmatch(subject)
         notice = (f"tenants.{done}_done", subject) if valid else None
         return pages.render(
-            request, "tenants.html", rows=rows, stats=stats, broker_known=queues is not None, notice=notice
+            request,
+            "tenants.html",
+            rows=rows,
+            stats=stats,
+            broker_known=queues is not None,
+            notice=notice,
+            **groups,
         )
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from hub.web import i18n, pages
+from hub import flows
+from hub.web import i18n, memberships, pages
+from schemas.transfers import STATES
 
 
 def test_dutch_and_english_have_the_same_messages() -> None:
@@ -25,9 +27,14 @@ def test_every_key_the_templates_use_is_in_the_catalogue() -> None:
                 r"""["']((?:nav|overview|dl|login|tenants|error)\.[a-z_0-9]+)["']""", template.read_text()
             )
         )
-    used = {k for k in used if not k.endswith(".")}  # the start of a key made in the template:
+    used = {k for k in used if not k.endswith((".", "_"))}  # the start of a key made in the template:
     used |= {f"tenants.{a}{end}" for a in ("suspend", "reinstate") for end in ("", "_label", "_done")}
     used |= {"overview.database", "overview.broker"}
+    used |= {f"activity.{o}" for o in flows.OUTCOMES} | {f"chart.count_{o}" for o in flows.OUTCOMES}
+    used |= {"activity.verified_intact", "activity.verified_broken"}
+    used |= {f"transfer.{s}" for s in STATES} | {f"transfer.step_{s}" for s in STATES}
+    used |= {"transfer.step_reminder", "transfer.step_delivery_failed"}
+    used |= {f"notice.{s}" for s in flows.NOTICE_STATES} | {f"groups.{d}" for d in memberships.DONE}
     used |= {"tenants.confirm_title", "tenants.confirm_text", "tenants.confirm", "tenants.cancel"}
     assert used
     assert used <= set(i18n.CATALOGUE["nl"]), used - set(i18n.CATALOGUE["nl"])
