@@ -120,6 +120,8 @@ def serve(
     """Run the HTTP API (and, unless --no-router, the router) in one process."""
     import uvicorn  # only `serve` needs the ASGI server
 
+    from hub.api.server import server_config
+
     settings = get_settings()
 
     async def go() -> None:
@@ -130,12 +132,7 @@ def serve(
         the_router = Router(settings, db) if router else None
         if the_router is not None:
             await the_router.start()
-        config = uvicorn.Config(
-            create_app(settings, db),
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            log_config=None,
-        )
+        config = server_config(create_app(settings, db), settings, host=host, port=port or None)
         try:
             await uvicorn.Server(config).serve()
         finally:
