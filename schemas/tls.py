@@ -224,20 +224,28 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def handshake_failure(exc: BaseException, where: str, *, client_cert: bool) -> str | None:
+def handshake_failure(
+    exc: BaseException,
+    where: str,
+    *,
+    client_cert: bool,
+    settings: tuple[str, str] = ("ca_file", "cert_file"),
+) -> str | None:
     """Why a TLS connection to `where` ("the hub's broker at host:port") failed, in one
-    sentence, or None when nothing in `exc` points at TLS. `client_cert`: did we offer one."""
+    sentence, or None when nothing in `exc` points at TLS. `client_cert`: did we offer one;
+    `settings`: the names of our CA bundle and certificate settings, for the advice."""
+    ca_setting, cert_setting = settings
     chain = _chain(exc)
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
             return (
                 f"{where} presented a certificate we do not trust ({e.verify_message}): "
-                "check the CA bundle (ca_file) and the host name in the URL"
+                f"check the CA bundle ({ca_setting}) and the host name in the URL"
             )
     ours = (
         "our client certificate"
         if client_cert
-        else "a client certificate, and none is configured (cert_file)"
+        else f"a client certificate, and none is configured ({cert_setting})"
     )
     for e in chain:
         if isinstance(e, ssl.SSLError):

@@ -88,11 +88,13 @@ async def connect(
         raise BrokerAccessRefused(f"RabbitMQ at {shown_url} refused the credentials") from None
     except (TimeoutError, OSError, AMQPConnectionError) as exc:
         parts = urlsplit(url)
-        why = None
         if parts.scheme == "amqps":
             where = f"RabbitMQ at {parts.hostname}:{parts.port or 5671}"
-            why = handshake_failure(exc, where, client_cert=presents_certificate(ssl_context))
-        raise BrokerUnavailable(shown_url, why or type(exc).__name__) from None
+            names = ("INBEELD_AMQP_TLS_CA_FILE", "INBEELD_AMQP_TLS_CERT_FILE")
+            why = handshake_failure(exc, where, client_cert=presents_certificate(ssl_context), settings=names)
+            if why is not None:
+                raise BrokerAccessRefused(why) from None
+        raise BrokerUnavailable(shown_url, type(exc).__name__) from None
     except AMQPError as exc:  # e.g. 530 NOT_ALLOWED: the user may not use this vhost
         raise BrokerAccessRefused(
             f"RabbitMQ at {shown_url} refused the connection ({type(exc).__name__}): "

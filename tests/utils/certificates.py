@@ -36,9 +36,9 @@ class TestCa:
 
     __test__ = False  # not a test class, despite the name
 
-    def __init__(self, folder: Path, name: str = "Inbeeld Test Root CA") -> None:
+    def __init__(self, folder: Path, name: str = "Inbeeld Test Root CA", stem: str | None = None) -> None:
         self.folder = folder
-        self.stem = name.lower().replace(" ", "-")
+        self.stem = stem or name.lower().replace(" ", "-")
         self.key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         self.subject = _name(name)
@@ -78,8 +78,8 @@ class TestCa:
         usage: x509.ObjectIdentifier,
         sans: list[x509.GeneralName],
         *,
-        not_after: dt.datetime | None = None,
         passphrase: str | None = None,
+        folder: Path | None = None,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -90,7 +90,7 @@ class TestCa:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(not_after or now + dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
@@ -100,7 +100,8 @@ class TestCa:
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
-        issued = Issued(self.folder / f"{stem}.pem", self.folder / f"{stem}-key.pem")
+        folder = folder or self.folder
+        issued = Issued(folder / f"{stem}.pem", folder / f"{stem}-key.pem")
         issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase.encode())
@@ -126,9 +127,10 @@ class TestCa:
         stem: str = "client",
         common_name: str = "connector.gm0518.example",
         *,
-        not_after: dt.datetime | None = None,
         passphrase: str | None = None,
+        folder: Path | None = None,
     ) -> Issued:
+        """A client certificate (into `folder`, default the CA's)."""
         return self._issue(
-            stem, common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [], not_after=not_after, passphrase=passphrase
+            stem, common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [], passphrase=passphrase, folder=folder
         )
