@@ -125,6 +125,7 @@ def serve(
     settings = get_settings()
 
     async def go() -> None:
+        settings.api_ssl_context()  # TLS files that cannot be used: say so before anything starts
         db = await open_database(settings)
         mgmt = management(settings)
         await ensure_deployment(settings, mgmt)

@@ -247,8 +247,16 @@ def handshake_failure(
         if client_cert
         else f"a client certificate, and none is configured ({cert_setting})"
     )
+    # A peer that closed the connection on us is not an alert it sent: see below.
+    closed = (
+        ConnectionResetError,
+        BrokenPipeError,
+        ssl.SSLEOFError,
+        ssl.SSLZeroReturnError,
+        ssl.SSLWantReadError,
+    )
     for e in chain:
-        if isinstance(e, ssl.SSLError):
+        if isinstance(e, ssl.SSLError) and not isinstance(e, closed):
             reason = str(e.reason or "")
             if any(alert in reason for alert in _CLIENT_CERT_ALERTS):
                 verb = "refused" if client_cert else "asks for"
@@ -257,7 +265,7 @@ def handshake_failure(
     for e in chain:
         # TLS 1.3: the client's handshake is over before the server checks our certificate; a
         # server that refuses it then closes the connection at once.
-        if isinstance(e, (ConnectionResetError, ssl.SSLEOFError, BrokenPipeError)):
+        if isinstance(e, closed):
             if client_cert:
                 return (
                     f"{where} closed the TLS connection at once: it probably refused our client "
