@@ -186,6 +186,11 @@ def run(
 ) -> None:
     """Run the connector until SIGINT or SIGTERM."""
     cfg = _load(config)
+    try:
+        cfg.tls.client_context()  # TLS files that cannot be used: say so before anything is opened
+    except ConfigError as exc:
+        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
 
     async def main() -> None:

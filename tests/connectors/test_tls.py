@@ -326,6 +326,15 @@ def test_unusable_tls_files_are_named_in_check(
         assert "broker" not in rows(output)  # nothing tried with files that cannot be used
 
 
+def test_run_refuses_unusable_tls_files_before_opening_anything(tmp_path: Path) -> None:
+    missing = tmp_path / "pkioverheid.pem"
+    path = write_config(tmp_path, NO_BROKER, tls=f'ca_file = "{missing}"')
+    result = runner.invoke(app, ["run", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"config error: tls.ca_file: {missing} does not exist" in " ".join(result.output.split())
+    assert not (tmp_path / "connector.db").exists()  # the store was not even created
+
+
 def test_an_encrypted_key_needs_its_passphrase(
     tmp_path: Path, pki: tuple[TestCa, Issued], monkeypatch: pytest.MonkeyPatch
 ) -> None:
