@@ -109,7 +109,7 @@ def _certificate_and_key(files: TlsFiles) -> x509.Certificate:
     _, cert_name, key_name = files.names
     assert files.cert_file is not None
     if files.key_file is None:
-        raise TlsError(f"{key_name}: a client certificate needs its key file too", field=key_name)
+        raise TlsError(f"{key_name}: a certificate needs its key file too", field=key_name)
     cert = _certificates(files.cert_file, cert_name)[0]
     now = dt.datetime.now(dt.UTC)
     if cert.not_valid_after_utc < now:

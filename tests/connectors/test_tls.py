@@ -8,6 +8,7 @@ clear line naming host and port."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import ssl
@@ -303,8 +304,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestCa, Issued]:
 def test_unusable_tls_files_are_named_in_check(
     pki: tuple[TestCa, Issued], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, client = pki
+    ca, client = pki
     other = TestCa(tmp_path, "Other CA").client("other")
+    expired = ca.client("expired", expired=True, folder=tmp_path)
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
     missing = tmp_path / "missing.pem"
     not_pem = tmp_path / "notes.txt"
     not_pem.write_text("not a certificate", encoding="utf-8")
@@ -318,6 +321,9 @@ def test_unusable_tls_files_are_named_in_check(
             f"tls.key_file: {other.key} is not the key of the certificate in {client.cert}"
         ),
     }
+    cases[f'cert_file = "{expired.cert}"\nkey_file = "{expired.key}"'] = (
+        f"tls.cert_file: the certificate in {expired.cert} expired on {yesterday}"
+    )
     for section, expected in cases.items():
         path = write_config(tmp_path, NO_BROKER, tls=section)
         code, output = check(path, monkeypatch)

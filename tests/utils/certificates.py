@@ -80,9 +80,10 @@ class TestCa:
         *,
         passphrase: str | None = None,
         folder: Path | None = None,
+        expired: bool = False,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC) - (dt.timedelta(days=2) if expired else dt.timedelta())
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
@@ -129,8 +130,15 @@ class TestCa:
         *,
         passphrase: str | None = None,
         folder: Path | None = None,
+        expired: bool = False,
     ) -> Issued:
-        """A client certificate (into `folder`, default the CA's)."""
+        """A client certificate (into `folder`, default the CA's); `expired`: since yesterday."""
         return self._issue(
-            stem, common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [], passphrase=passphrase, folder=folder
+            stem,
+            common_name,
+            ExtendedKeyUsageOID.CLIENT_AUTH,
+            [],
+            passphrase=passphrase,
+            folder=folder,
+            expired=expired,
         )
