@@ -90,6 +90,8 @@ def start_node(folder: Path, config: str, *, node_port: int) -> Iterator[Node]:
         "RABBITMQ_LOG_BASE": str(folder / "log"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
         "ERL_EPMD_ADDRESS": "127.0.0.1",
+        # Erlang distribution (rabbitmqctl's way in) on loopback only, as the system node's.
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
     }
     node = Node(name, folder, env)
     stdout = (folder / "stdout.log").open("wb")
