@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import ssl
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -63,6 +64,7 @@ from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
 from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
 from schemas.names import INBOX_PREFIX, INGRESS, RECEIPT_TYPE
+from schemas.tls import handshake_failure, presents_certificate
 from schemas.validation import validate_payload
 
 __all__ = [
@@ -238,9 +240,11 @@ class Connector:
         heartbeat: int = 15,
         reconnect_max: float = 30.0,
         connect_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.tenant = tenant
         self.amqp_url = amqp_url
+        self.ssl_context = ssl_context  # for amqps://: CA bundle, client certificate (schemas.tls)
         self.inbox_name = inbox_name  # needed by inbox() only; a sender may leave it out
         self.standby = False  # another instance held the inbox when we started consuming
         self.username = unquote(urlsplit(amqp_url).username or "")
@@ -289,7 +293,9 @@ class Connector:
     async def _open(self) -> None:
         # Not aio_pika.connect: a connection that fails to open must be closed here, or its
         # __del__ later schedules close() on whatever loop the garbage collector runs under.
-        connection = aio_pika.Connection(make_url(self.amqp_url, heartbeat=self.heartbeat))
+        connection = aio_pika.Connection(
+            make_url(self.amqp_url, heartbeat=self.heartbeat), ssl_context=self.ssl_context
+        )
         try:
             await asyncio.wait_for(connection.connect(timeout=self.connect_timeout), self.connect_timeout)
         except BaseException as exc:
@@ -297,6 +303,8 @@ class Connector:
             if not isinstance(exc, (*_TRANSIENT, aio_pika.exceptions.AMQPConnectionError)):
                 raise
             host = urlsplit(self.amqp_url).hostname
+            if self.amqp_url.startswith("amqps:") and (why := self._tls_failure(exc)):
+                raise ConnectorError(why) from None
             raise ConnectorError(f"cannot reach the hub's broker at {host} ({type(exc).__name__})") from None
         try:
             channel = await connection.channel(publisher_confirms=True)
@@ -306,6 +314,11 @@ class Connector:
             await _quietly(connection.close())
             raise
         self._connection, self._channel, self._ingress = connection, channel, ingress
+
+    def _tls_failure(self, exc: BaseException) -> str | None:
+        parts = urlsplit(self.amqp_url)
+        where = f"the hub's broker at {parts.hostname}:{parts.port or 5671}"
+        return handshake_failure(exc, where, client_cert=presents_certificate(self.ssl_context))
 
     async def _ensure(self) -> AbstractConnection:
         """The live connection, reconnecting with backoff until it is back (or we close)."""

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.envelope import TENANT_CODE_RE, TenantCode, error_path
 from schemas.errors import InbeeldError, TooDeep
 from schemas.events import ContactPerson
 from schemas.fields import Email, Phone, ShortText
 from schemas.nesting import check_toml
+from schemas.tls import TlsError, TlsFiles, client_context
 
 __all__ = [
     "EXAMPLE",
@@ -39,6 +41,7 @@ __all__ = [
     "StdoutSinkConfig",
     "StoreConfig",
     "TemplatesConfig",
+    "TlsConfig",
     "WebhookSinkConfig",
     "load_config",
 ]
@@ -110,6 +113,46 @@ class HubConfig(_Model):
 
     def resolved_token(self) -> str | None:
         return self.token if self.token is not None else _env(self.token_env, "hub.token_env")
+
+
+class TlsConfig(_Model):
+    """TLS of the links to the hub (`amqps://` broker, `https://` API): the CA bundle that
+    issued the hub's certificates (e.g. the PKIoverheid roots; absent: the system's CAs) and,
+    for mutual TLS, our client certificate and key (PEM; an encrypted key's passphrase is read
+    from `key_passphrase_env`). TLS 1.2 at least, host names checked (`schemas.tls`)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_passphrase_env: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give cert_file and key_file together (mutual TLS), or neither")
+        return self
+
+    def files(self) -> TlsFiles:
+        return TlsFiles(
+            self.ca_file,
+            self.cert_file,
+            self.key_file,
+            _env(self.key_passphrase_env, "tls.key_passphrase_env"),
+            names=("tls.ca_file", "tls.cert_file", "tls.key_file"),
+        )
+
+    def client_context(self) -> ssl.SSLContext:
+        """The context of both links; `ConfigError` naming the file and the problem."""
+        try:
+            return client_context(self.files())
+        except TlsError as exc:
+            raise ConfigError(exc.message, field=exc.field) from None
+
+    def describe(self) -> str:
+        try:
+            return self.files().describe()
+        except TlsError as exc:
+            raise ConfigError(exc.message, field=exc.field) from None
 
 
 class KeystoreConfig(_Model):
@@ -254,6 +297,7 @@ class ConnectorConfig(_Model):
     letterhead: LetterheadConfig | None = None
     templates: TemplatesConfig = TemplatesConfig()
     metrics: MetricsConfig | None = None
+    tls: TlsConfig = TlsConfig()
 
     def sink_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
@@ -268,6 +312,8 @@ def _resolve_paths(raw: dict[str, object], base: Path) -> None:
     fix(raw.get("letterhead"), "logo")
     fix(raw.get("keystore"))
     fix(raw.get("store"))
+    for key in ("ca_file", "cert_file", "key_file"):
+        fix(raw.get("tls"), key)
     for key in ("sinks", "sources"):
         items = raw.get(key)
         if isinstance(items, list):
@@ -330,6 +376,12 @@ prefetch = 32
 [hub]                        # the hub's HTTP API (key directory); optional
 url = "https://hub.example.nl"
 token_env = "INBEELD_HUB_TOKEN"
+
+# [tls]                      # TLS of the amqps:// and https:// links above (TLS 1.2+, host names checked)
+# ca_file = "/etc/inbeeld/pkioverheid-roots.pem"   # CAs of the hub's certificates; omit: the system's
+# cert_file = "/etc/inbeeld/client.pem"            # mutual TLS: your (PKIoverheid) certificate chain
+# key_file = "/etc/inbeeld/client-key.pem"         # and its key
+# key_passphrase_env = "INBEELD_TLS_KEY_PASSPHRASE"  # if the key is encrypted
 
 [keystore]                   # your private keys; created on first run if absent
 path = "keystore.json"

@@ -18,6 +18,7 @@ detail, never a request body.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -26,6 +27,7 @@ import httpx
 
 from schemas import errors, nesting
 from schemas.errors import Conflict, InbeeldError, NotFound, TooDeep
+from schemas.tls import handshake_failure, presents_certificate
 
 __all__ = ["HubApi", "HubApiError"]
 
@@ -78,13 +80,16 @@ class HubApi:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url
+        self._ssl_context = ssl_context  # for https://: CA bundle, client certificate (schemas.tls)
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"} if token is not None else None,
             timeout=timeout,
             transport=transport,
+            verify=ssl_context if ssl_context is not None else True,
         )
 
     async def __aenter__(self) -> HubApi:
@@ -111,6 +116,8 @@ class HubApi:
         try:
             response = await self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
+            if why := self._tls_failure(exc):
+                raise HubApiError(f"cannot ask the hub for {method} {path}: {why}") from None
             raise HubApiError(f"cannot reach the hub for {method} {path} ({type(exc).__name__})") from None
         if response.status_code >= 400:
             raise _refusal(method, path, response)
@@ -128,8 +135,17 @@ class HubApi:
         try:
             response = await self._http.get("/health")
         except httpx.HTTPError as exc:
-            raise HubApiError(f"cannot reach {self.base_url} ({type(exc).__name__})") from None
+            raise HubApiError(
+                self._tls_failure(exc) or f"cannot reach {self.base_url} ({type(exc).__name__})"
+            ) from None
         return response.status_code
+
+    def _tls_failure(self, exc: BaseException) -> str | None:
+        url = httpx.URL(self.base_url)
+        if url.scheme != "https":
+            return None
+        where = f"the hub's API at {url.host}:{url.port or 443}"
+        return handshake_failure(exc, where, client_cert=presents_certificate(self._ssl_context))
 
 
 def _refusal(method: str, path: str, response: httpx.Response) -> InbeeldError:

@@ -11,6 +11,7 @@ the tenant's API token, `[hub]`). A configured name wins; asking the hub follows
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -29,11 +30,16 @@ class InboxNameUnknown(InbeeldError):
 
 
 async def ask_hub(
-    url: str, token: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
+    url: str,
+    token: str,
+    *,
+    timeout: float = 10.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> str:
     """The inbox name the hub reports for the tenant whose API token this is."""
     try:
-        async with HubApi(url, token, timeout=timeout, transport=transport) as api:
+        async with HubApi(url, token, timeout=timeout, transport=transport, ssl_context=ssl_context) as api:
             body: Any = await api.get("/tenants/me")
     except InbeeldError as exc:
         raise InboxNameUnknown(f"cannot ask the hub for our inbox name: {exc.message}") from None
@@ -60,4 +66,5 @@ async def resolve(config: ConnectorConfig) -> str:
     if config.broker.inbox is not None:
         return config.broker.inbox
     assert config.hub is not None
-    return await ask_hub(config.hub.url, config.hub.resolved_token() or "")
+    token = config.hub.resolved_token() or ""
+    return await ask_hub(config.hub.url, token, ssl_context=config.tls.client_context())

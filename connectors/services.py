@@ -94,7 +94,9 @@ class ConnectorServices:
                 services.store = await LocalStore.open(config.store.path, services.keystore)
                 services._stack.push_async_callback(services.store.close)
             if hub and config.hub is not None:
-                services.hub_api = HubApi(config.hub.url, config.hub.resolved_token() or "")
+                services.hub_api = HubApi(
+                    config.hub.url, config.hub.resolved_token() or "", ssl_context=config.tls.client_context()
+                )
                 services._stack.push_async_callback(services.hub_api.aclose)
                 services.directory = Directory(services.hub_api)
                 if services.keystore is not None:
@@ -118,6 +120,7 @@ class ConnectorServices:
             publish_timeout=config.broker.publish_timeout,
             publish_deadline=publish_deadline,
             sealer=sealer,
+            ssl_context=config.tls.client_context(),
             **options,
         )
         self._stack.push_async_callback(self.connector.close)

@@ -120,9 +120,12 @@ def serve(
     """Run the HTTP API (and, unless --no-router, the router) in one process."""
     import uvicorn  # only `serve` needs the ASGI server
 
+    from hub.api.server import server_config
+
     settings = get_settings()
 
     async def go() -> None:
+        settings.api_ssl_context()  # TLS files that cannot be used: say so before anything starts
         db = await open_database(settings)
         mgmt = management(settings)
         await ensure_deployment(settings, mgmt)
@@ -130,12 +133,7 @@ def serve(
         the_router = Router(settings, db) if router else None
         if the_router is not None:
             await the_router.start()
-        config = uvicorn.Config(
-            create_app(settings, db),
-            host=host or settings.api_host,
-            port=port or settings.api_port,
-            log_config=None,
-        )
+        config = server_config(create_app(settings, db), settings, host=host, port=port or None)
         try:
             await uvicorn.Server(config).serve()
         finally:

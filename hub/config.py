@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ssl
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.tls import TlsFiles, client_context, server_context
 
 
 class Settings(BaseSettings):
@@ -103,6 +107,33 @@ class Settings(BaseSettings):
         30, ge=1, le=24 * 60, description="The console logs an operator out after this long idle."
     )
 
+    # TLS (schemas.tls: TLS 1.2+, NCSC "good" cipher suites). docs/tls.md
+    amqp_tls_ca_file: Path | None = Field(
+        None,
+        description="CA bundle that issued the broker's certificate (amqps://); unset: the system's CAs.",
+    )
+    amqp_tls_cert_file: Path | None = Field(
+        None,
+        description="The hub's client certificate (PEM chain) for a broker that asks for one (mutual TLS).",
+    )
+    amqp_tls_key_file: Path | None = Field(None, description="Key of INBEELD_AMQP_TLS_CERT_FILE (PEM).")
+    amqp_tls_key_password: str | None = Field(
+        None, description="Passphrase of an encrypted INBEELD_AMQP_TLS_KEY_FILE."
+    )
+    api_tls_cert_file: Path | None = Field(
+        None, description="Serve the API over HTTPS with this certificate (PEM chain); unset: plain HTTP."
+    )
+    api_tls_key_file: Path | None = Field(None, description="Key of INBEELD_API_TLS_CERT_FILE (PEM).")
+    api_tls_key_password: str | None = Field(
+        None, description="Passphrase of an encrypted INBEELD_API_TLS_KEY_FILE."
+    )
+    api_tls_client_ca_file: Path | None = Field(
+        None, description="CA bundle that issues the clients' certificates (e.g. PKIoverheid roots)."
+    )
+    api_tls_client_cert: Literal["none", "optional", "required"] = Field(
+        "none", description="Ask API clients for a certificate issued by INBEELD_API_TLS_CLIENT_CA_FILE."
+    )
+
     @model_validator(mode="after")
     def _reminder_before_deadline(self) -> Settings:
         if self.transfer_reminder_days >= self.transfer_deadline_days:
@@ -110,6 +141,36 @@ class Settings(BaseSettings):
                 "INBEELD_TRANSFER_REMINDER_DAYS must be smaller than INBEELD_TRANSFER_DEADLINE_DAYS"
             )
         return self
+
+    def amqp_ssl_context(self) -> ssl.SSLContext | None:
+        """The context of the hub's broker connections for an amqps:// URL (else None);
+        `TlsError` naming the variable and file that cannot be used."""
+        if urlsplit(self.amqp_url).scheme != "amqps":
+            return None
+        names = ("INBEELD_AMQP_TLS_CA_FILE", "INBEELD_AMQP_TLS_CERT_FILE", "INBEELD_AMQP_TLS_KEY_FILE")
+        return client_context(
+            TlsFiles(
+                self.amqp_tls_ca_file,
+                self.amqp_tls_cert_file,
+                self.amqp_tls_key_file,
+                self.amqp_tls_key_password,
+                names=names,
+            )
+        )
+
+    def api_ssl_context(self) -> ssl.SSLContext | None:
+        """The API's server context when INBEELD_API_TLS_CERT_FILE is set (else None)."""
+        if self.api_tls_cert_file is None and self.api_tls_client_cert == "none":
+            return None
+        names = ("INBEELD_API_TLS_CLIENT_CA_FILE", "INBEELD_API_TLS_CERT_FILE", "INBEELD_API_TLS_KEY_FILE")
+        files = TlsFiles(
+            self.api_tls_client_ca_file,
+            self.api_tls_cert_file,
+            self.api_tls_key_file,
+            self.api_tls_key_password,
+            names=names,
+        )
+        return server_context(files, client_certs=self.api_tls_client_cert)
 
     def amqp_url_for(
         self, vhost: str | None = None, user: str | None = None, password: str | None = None

@@ -390,7 +390,11 @@ async def _probe(mgmt: Management, settings: Settings, db: Database) -> list[Che
             await declare_inbox(channel, probe_inbox, probe_code, settings.delivery_limit, 10)
         await mgmt.put_user(probe_user, password)
         await provisioning.grant(mgmt, settings, probe_user, inbox=probe_inbox)
-        conn = await open_connection(settings.amqp_url_for(user=probe_user, password=password), timeout=10)
+        conn = await open_connection(
+            settings.amqp_url_for(user=probe_user, password=password),
+            timeout=10,
+            ssl_context=settings.amqp_ssl_context(),
+        )
         try:
             own = probe_inbox
 

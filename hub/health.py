@@ -22,7 +22,9 @@ async def check(db: Database, settings: Settings) -> dict[str, str]:
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     try:
-        conn = await open_connection(settings.amqp_url_for(), timeout=5)
+        conn = await open_connection(
+            settings.amqp_url_for(), timeout=5, ssl_context=settings.amqp_ssl_context()
+        )
         await conn.close()
         checks["broker"] = "ok"
     except Exception as exc:

@@ -101,7 +101,7 @@ class HubPublisher:
     async def open(cls, settings: Settings) -> AsyncIterator[HubPublisher]:
         """Connect first: a caller that cannot announce should fail before changing state."""
         url = settings.amqp_url_for()
-        conn = await connect(url, settings.redacted(url))
+        conn = await connect(url, settings.redacted(url), ssl_context=settings.amqp_ssl_context())
         try:
             channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
             yield cls(settings, await channel.get_exchange(DELIVERY, ensure=False))

@@ -145,7 +145,9 @@ class Router:
             )
             self.metrics_port = self._metrics_server.server_port
         url = self.settings.amqp_url_for()
-        self._connection = await connect(url, self.settings.redacted(url))
+        self._connection = await connect(
+            url, self.settings.redacted(url), ssl_context=self.settings.amqp_ssl_context()
+        )
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await self._channel.set_qos(prefetch_count=self.prefetch)
         await declare_core(self._channel, self.settings.delivery_limit)

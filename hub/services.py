@@ -42,7 +42,7 @@ async def ensure_deployment(settings: Settings, mgmt: Management) -> None:
     user, _ = settings.api_credentials
     await mgmt.set_permissions(settings.vhost, user, ".*", ".*", ".*")
     url = settings.amqp_url_for()
-    conn = await connect(url, settings.redacted(url))
+    conn = await connect(url, settings.redacted(url), ssl_context=settings.amqp_ssl_context())
     try:
         channel = await conn.channel()
         await declare_core(channel, settings.delivery_limit)
@@ -53,7 +53,7 @@ async def ensure_deployment(settings: Settings, mgmt: Management) -> None:
 @asynccontextmanager
 async def amqp_channel(settings: Settings) -> AsyncIterator[AbstractChannel]:
     url = settings.amqp_url_for()
-    conn = await connect(url, settings.redacted(url))
+    conn = await connect(url, settings.redacted(url), ssl_context=settings.amqp_ssl_context())
     try:
         yield await conn.channel()
     finally:

@@ -46,7 +46,8 @@ Subclasses defined where they are raised (a test keeps this list complete):
                        connectors.letters.errors.LetterError (and its tree there),
                        connectors.templates.TemplateRefused, connectors.transfers.TransferError,
                        connectors.sinks.SinkError, connectors.runtime.FlowRefused,
-                       connectors.store.StoreMigrationError, schemas.audit_chain.AuditChainBroken
+                       connectors.store.StoreMigrationError, schemas.audit_chain.AuditChainBroken,
+                       schemas.tls.TlsError
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
 never contains personal data. The HTTP and AMQP edges map this tree to status codes and to

@@ -56,11 +56,19 @@ def init(
 async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
     results: list[tuple[str, bool, str]] = [("config", True, f"tenant {cfg.tenant}, system {cfg.system}")]
     try:
+        tls = cfg.tls.client_context()
+        results.append(("tls", True, cfg.tls.describe()))
+    except ConfigError as exc:
+        results.append(("tls", False, exc.message))
+        return results  # no link can be tried without its certificates
+    try:
         url = cfg.broker.amqp_url()
     except ConfigError as exc:
         results.append(("broker", False, exc.message))
     else:
-        connector = Connector(cfg.tenant, url, system=cfg.system, oin=cfg.oin, connect_timeout=5)
+        connector = Connector(
+            cfg.tenant, url, system=cfg.system, oin=cfg.oin, connect_timeout=5, ssl_context=tls
+        )
         try:
             await connector.connect()
             results.append(("broker", True, f"connected as {cfg.broker.username}"))
@@ -71,7 +79,7 @@ async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
             await connector.close()
     if cfg.hub is not None:
         try:
-            async with HubApi(cfg.hub.url, None, timeout=5) as api:
+            async with HubApi(cfg.hub.url, None, timeout=5, ssl_context=tls) as api:
                 status = await api.health()
             results.append(("hub", status < 500, f"{cfg.hub.url} answered HTTP {status}"))
         except HubApiError as exc:
@@ -118,7 +126,7 @@ async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> tuple[str, 
     if token is None:
         return ("keys", False, "no hub token to ask the hub's key directory")
     try:
-        async with HubApi(cfg.hub.url, token, timeout=5) as api:
+        async with HubApi(cfg.hub.url, token, timeout=5, ssl_context=cfg.tls.client_context()) as api:
             published = await Directory(api).keys(cfg.tenant)
     except NotFound:
         return ("keys", False, f"the hub knows no tenant {cfg.tenant}: check `tenant` in the configuration")
@@ -178,6 +186,11 @@ def run(
 ) -> None:
     """Run the connector until SIGINT or SIGTERM."""
     cfg = _load(config)
+    try:
+        cfg.tls.client_context()  # TLS files that cannot be used: say so before anything is opened
+    except ConfigError as exc:
+        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
 
     async def main() -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractRobustConnection
@@ -22,6 +24,7 @@ from aiormq.exceptions import (
 
 from hub.errors import BrokerUnavailable, Transient
 from schemas.errors import InbeeldError
+from schemas.tls import handshake_failure, presents_certificate
 
 # What the broker raises when it or the channel is briefly away: worth retrying.
 BROKER_AWAY = (AMQPError, ChannelInvalidStateError, ConnectionError)
@@ -70,14 +73,27 @@ async def open_connection(
     return connection
 
 
-async def connect(url: str, shown_url: str, timeout: float = 10.0) -> AbstractRobustConnection:
-    """A robust (reconnecting) connection; fails fast and clearly if the first attempt fails."""
+async def connect(
+    url: str, shown_url: str, timeout: float = 10.0, *, ssl_context: ssl.SSLContext | None = None
+) -> AbstractRobustConnection:
+    """A robust (reconnecting) connection; fails fast and clearly if the first attempt fails.
+    `ssl_context` (`Settings.amqp_ssl_context`): CA bundle and client certificate for amqps://."""
     try:
         with quiet_first_attempt():
-            return cast(AbstractRobustConnection, await open_connection(url, timeout, robust=True))
+            return cast(
+                AbstractRobustConnection,
+                await open_connection(url, timeout, robust=True, ssl_context=ssl_context),
+            )
     except ProbableAuthenticationError:
         raise BrokerAccessRefused(f"RabbitMQ at {shown_url} refused the credentials") from None
     except (TimeoutError, OSError, AMQPConnectionError) as exc:
+        parts = urlsplit(url)
+        if parts.scheme == "amqps":
+            where = f"RabbitMQ at {parts.hostname}:{parts.port or 5671}"
+            names = ("INBEELD_AMQP_TLS_CA_FILE", "INBEELD_AMQP_TLS_CERT_FILE")
+            why = handshake_failure(exc, where, client_cert=presents_certificate(ssl_context), settings=names)
+            if why is not None:
+                raise BrokerAccessRefused(why) from None
         raise BrokerUnavailable(shown_url, type(exc).__name__) from None
     except AMQPError as exc:  # e.g. 530 NOT_ALLOWED: the user may not use this vhost
         raise BrokerAccessRefused(

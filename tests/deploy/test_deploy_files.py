@@ -37,6 +37,7 @@ import yaml
 from connectors.keystore import KEK_ENV, PASSPHRASE_ENV
 from hub.broker import topology
 from hub.config import Settings
+from schemas.tls import TLS12_CIPHERS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -44,6 +45,7 @@ K8S = DEPLOY / "k8s"
 COMPOSE = DEPLOY / "compose.yaml"
 DEFINITIONS = DEPLOY / "rabbitmq" / "definitions.json"
 RABBITMQ_CONF = DEPLOY / "rabbitmq" / "rabbitmq.conf"
+RABBITMQ_TLS_CONF = DEPLOY / "rabbitmq" / "tls.conf"
 RENDER = DEPLOY / "rabbitmq" / "render-definitions.sh"
 DOCKERFILE = DEPLOY / "Dockerfile"
 
@@ -144,6 +146,7 @@ def test_deploy_tree_has_the_expected_files() -> None:
         ".gitignore",
         "README.md",
         "rabbitmq/rabbitmq.conf",
+        "rabbitmq/tls.conf",
         "rabbitmq/definitions.json",
         "rabbitmq/render-definitions.sh",
         "k8s/kustomization.yaml",
@@ -368,9 +371,9 @@ def test_dockerfile() -> None:
 # -- RabbitMQ ------------------------------------------------------------------------------------
 
 
-def rabbitmq_conf() -> dict[str, str]:
+def rabbitmq_conf(path: Path = RABBITMQ_CONF) -> dict[str, str]:
     conf = {}
-    for line in RABBITMQ_CONF.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             key, sep, value = line.partition("=")
@@ -390,6 +393,31 @@ def test_rabbitmq_conf() -> None:
     assert conf["definitions.import_backend"] == "local_filesystem"
     assert conf["listeners.tcp.default"] == "5672"
     assert management_port() == 15672
+
+
+def test_rabbitmq_tls_conf_is_mutual_tls_after_the_ncsc_guidelines() -> None:
+    """deploy/rabbitmq/tls.conf (tests/connectors/test_tls.py runs a broker with it)."""
+    conf = rabbitmq_conf(RABBITMQ_TLS_CONF)
+    assert conf["listeners.tcp"] == "none" and conf["listeners.ssl.default"] == "5671"
+    assert conf["ssl_options.verify"] == "verify_peer"
+    assert conf["ssl_options.fail_if_no_peer_cert"] == "true"
+    for key in ("cacertfile", "certfile", "keyfile"):
+        assert conf[f"ssl_options.{key}"].startswith("/etc/rabbitmq/tls/"), key
+    numbered = sorted(
+        (int(k.rsplit(".", 1)[1]), v) for k, v in conf.items() if k.startswith("ssl_options.versions.")
+    )
+    assert [v for _, v in numbered] == ["tlsv1.3", "tlsv1.2"]
+    ciphers = [
+        v for _, v in sorted((int(k.rsplit(".", 1)[1]), v) for k, v in conf.items() if ".ciphers." in k)
+    ]
+    tls13 = [c for c in ciphers if c.startswith("TLS_")]
+    assert set(tls13) == {"TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"}
+    # The same TLS 1.2 suites the hub and the connectors accept (schemas/tls.py).
+    assert ciphers[len(tls13) :] == TLS12_CIPHERS.split(":")
+    assert conf["auth_mechanisms.1"] == "PLAIN" and "auth_mechanisms.2" not in conf
+    # Read after rabbitmq.conf (mounted as conf.d/90-inbeeld.conf), whose plain listener it closes.
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert "/etc/rabbitmq/conf.d/95-inbeeld-tls.conf" in readme
 
 
 def test_definitions_vhost_user_and_permissions() -> None:
