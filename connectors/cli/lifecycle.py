@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -180,22 +181,37 @@ def run(
     cfg = _load(config)
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
 
-    async def main() -> None:
-        task = asyncio.create_task(Runtime(cfg).run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
     try:
-        asyncio.run(main())
+        asyncio.run(_until_signal(Runtime(cfg).run))
     except ConfigError as exc:
         err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except InbeeldError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `work` until it ends or the first SIGINT/SIGTERM, which stops it cleanly. A library
+    may swallow one cancellation (a lost connect, a wait_for racing its result), so the stop is
+    repeated until the work has ended: one signal always suffices."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(work())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+    finally:
+        stopping.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 @register_app.command("import")
