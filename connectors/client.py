@@ -44,9 +44,10 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -317,7 +318,8 @@ class Connector:
             client_properties={"connection_name": self.connection_name},
         )
         try:
-            await asyncio.wait_for(connection.connect(timeout=self.connect_timeout), self.connect_timeout)
+            with _library_quiet():  # the failure is ours to report, once, as one line
+                await asyncio.wait_for(connection.connect(timeout=self.connect_timeout), self.connect_timeout)
         except BaseException as exc:
             await _quietly(connection.close())
             why = _refusal(exc)
@@ -769,6 +771,18 @@ class Connector:
             log.warning("connector.delivery_failed_unsent", event_id=event.id, error=type(exc).__name__)
             return
         log.warning("connector.delivery_failed_sent", event_id=event.id, type=event.type, reason=reason)
+
+
+@contextlib.contextmanager
+def _library_quiet() -> Iterator[None]:
+    """aiormq logs a failed connect itself (raw, beside our structured lines): mute that."""
+    logger = logging.getLogger("aiormq.connection")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _refusal(exc: BaseException) -> str | None:
