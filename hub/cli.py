@@ -493,8 +493,10 @@ def main() -> None:
     _add_plugin_commands()
     try:
         app()
-    except ValidationError as exc:  # INBEELD_* settings that do not make sense
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        err.print(f"error: invalid configuration ({where}): {first['msg']}", highlight=False, soft_wrap=True)
+    except ValidationError as exc:  # INBEELD_* settings that do not make sense: every one
+        for problem in exc.errors(include_input=False, include_url=False):
+            where = "_".join(str(p) for p in problem["loc"]).upper()
+            why = problem["msg"].removeprefix("Value error, ")
+            name = f"INBEELD_{where}" if where else "settings"
+            err.print(f"error: {name}: {why}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

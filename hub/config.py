@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -103,6 +103,25 @@ class Settings(BaseSettings):
         30, ge=1, le=24 * 60, description="The console logs an operator out after this long idle."
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        """The store is asynchronous: a URL without its async driver would fail deep inside
+        SQLAlchemy with a traceback. Name the URL that works instead."""
+        scheme, sep, rest = v.partition("://")
+        if scheme in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            return v
+        if sep and scheme.split("+")[0] in ("postgresql", "postgres"):
+            good = "postgresql+asyncpg://" + rest
+        elif sep and scheme.split("+")[0] == "sqlite":
+            good = "sqlite+aiosqlite://" + rest
+        else:
+            raise ValueError(
+                "must be a sqlite+aiosqlite:///PATH or a postgresql+asyncpg://USER@HOST:PORT/NAME URL"
+            )
+        shown = _hide_password(good)
+        raise ValueError(f"the hub needs the asynchronous driver: use {shown}")
+
     @model_validator(mode="after")
     def _reminder_before_deadline(self) -> Settings:
         if self.transfer_reminder_days >= self.transfer_deadline_days:
@@ -137,11 +156,15 @@ class Settings(BaseSettings):
 
     def redacted(self, url: str) -> str:
         """A URL with its password hidden, for messages to the operator."""
-        parts = urlsplit(url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return url
+        return _hide_password(url)
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 @lru_cache

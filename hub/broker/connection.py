@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
@@ -70,11 +72,23 @@ async def open_connection(
     return connection
 
 
-async def connect(url: str, shown_url: str, timeout: float = 10.0) -> AbstractRobustConnection:
-    """A robust (reconnecting) connection; fails fast and clearly if the first attempt fails."""
+def connection_name(role: str) -> str:
+    """What the broker's management UI shows for a hub connection: its role and process."""
+    return f"{role} {socket.gethostname()}/{os.getpid()}"
+
+
+async def connect(
+    url: str, shown_url: str, timeout: float = 10.0, *, name: str | None = None
+) -> AbstractRobustConnection:
+    """A robust (reconnecting) connection, named `name` (default: `inbeeld` and this process)
+    for the broker's management UI; fails fast and clearly if the first attempt fails."""
+    properties = {"connection_name": name or connection_name("inbeeld")}
     try:
         with quiet_first_attempt():
-            return cast(AbstractRobustConnection, await open_connection(url, timeout, robust=True))
+            return cast(
+                AbstractRobustConnection,
+                await open_connection(url, timeout, robust=True, client_properties=properties),
+            )
     except ProbableAuthenticationError:
         raise BrokerAccessRefused(f"RabbitMQ at {shown_url} refused the credentials") from None
     except (TimeoutError, OSError, AMQPConnectionError) as exc:
