@@ -41,7 +41,8 @@ def _load(path: Path) -> ConnectorConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        for line in exc.message.splitlines():
+            err.print(f"config error: {line}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -334,7 +335,12 @@ def run(
     try:
         asyncio.run(_until_signal(Runtime(cfg).run))
     except ConfigError as exc:
-        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            "config error: " + exc.message.replace("\n", "\nconfig error: "),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from None
     except InbeeldError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
