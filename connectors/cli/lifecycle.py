@@ -347,7 +347,7 @@ def run(
         raise typer.Exit(1) from None
 
 
-async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]], grace: float = 2.0) -> None:
     """Run `work` until it ends or the first SIGINT/SIGTERM, which stops it cleanly. A library
     may swallow one cancellation (a lost connect, a wait_for racing its result), so the stop is
     repeated until the work has ended: one signal always suffices."""
@@ -359,7 +359,10 @@ async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
     stopping = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        while not task.done():
+        if not task.done():
+            task.cancel()  # the work's own `finally` stops it cleanly, given `grace` seconds
+            await asyncio.wait({task}, timeout=grace)
+        while not task.done():  # the cancellation was swallowed: send it again
             task.cancel()
             await asyncio.wait({task}, timeout=0.5)
     finally:
