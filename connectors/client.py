@@ -8,7 +8,11 @@ Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
   until `publish_deadline`, with the same event id, so the hub's ledger drops a repeat.
 * The connection is our own, not aio-pika's robust one: robust objects are held weakly and
   consumers are not always restored after a broker restart. Here one place (`_ensure`)
-  reconnects with backoff, and `inbox()` re-opens its channel and consumer itself.
+  reconnects with capped, jittered backoff (`connectors.backoff`; a broker that refuses us,
+  `BrokerAccessRefused`, is logged once, not per attempt), and `inbox()` re-opens its
+  channel and consumer itself, backing off too.
+* Connections carry a `connection_name` (default `inbeeld-connector <tenant>`), which the
+  broker's management UI shows.
 * `inbox()` yields `InboxMessage`s: parsed (nesting bounded first: `too_deep`),
   de-duplicated by `source`+`id` (in the local store when one is given, else in memory),
   opened by the sealer when one is given — which verifies the signature over the envelope's
