@@ -20,6 +20,10 @@ from hub.store.db import Database
 
 
 async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
+    shown = settings.redacted(settings.database_url)
+    folder = _missing_sqlite_folder(settings.database_url)
+    if folder is not None:  # said before connecting: aiosqlite's failed connect is messy
+        raise DatabaseMissing(shown, folder)
     db = Database(settings.database_url)
     try:
         if migrate:
@@ -28,7 +32,6 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
             await db.ping()
     except (OSError, OperationalError, DBAPIError) as exc:
         await db.close()
-        shown = settings.redacted(settings.database_url)
         missing = _missing_database(settings.database_url, exc)
         if missing is not None:
             raise DatabaseMissing(shown, missing) from None
@@ -37,14 +40,19 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
     return db
 
 
+def _missing_sqlite_folder(url: str) -> str | None:
+    parts = make_url(url)
+    if parts.get_backend_name() != "sqlite" or not parts.database or parts.database == ":memory:":
+        return None
+    folder = Path(parts.database).parent
+    if folder.is_dir():
+        return None
+    return f"The SQLite database {parts.database} cannot be made: its folder {folder} does not exist"
+
+
 def _missing_database(url: str, exc: BaseException) -> str | None:
     """What to do when the server answered but has no such database (None: another fault)."""
     parts = make_url(url)
-    if parts.get_backend_name() == "sqlite":
-        folder = Path(parts.database or ".").parent
-        if parts.database and not folder.is_dir():
-            return f"The SQLite database {parts.database} cannot be made: its folder {folder} does not exist"
-        return None
     orig = getattr(exc, "orig", None)
     if str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "") != "3D000":
         return None
