@@ -8,7 +8,11 @@ Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
   until `publish_deadline`, with the same event id, so the hub's ledger drops a repeat.
 * The connection is our own, not aio-pika's robust one: robust objects are held weakly and
   consumers are not always restored after a broker restart. Here one place (`_ensure`)
-  reconnects with backoff, and `inbox()` re-opens its channel and consumer itself.
+  reconnects with capped, jittered backoff (`connectors.backoff`; a broker that refuses us,
+  `BrokerAccessRefused`, is logged once, not per attempt), and `inbox()` re-opens its
+  channel and consumer itself, backing off too.
+* Connections carry a `connection_name` (default `inbeeld-connector <tenant>`), which the
+  broker's management UI shows.
 * `inbox()` yields `InboxMessage`s: parsed (nesting bounded first: `too_deep`),
   de-duplicated by `source`+`id` (in the local store when one is given, else in memory),
   opened by the sealer when one is given — which verifies the signature over the envelope's
@@ -44,10 +48,11 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import ssl
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -57,9 +62,17 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
 from aio_pika.connection import make_url
-from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity
+from aiormq.exceptions import (
+    AuthenticationError,
+    ChannelAccessRefused,
+    ChannelNotFoundEntity,
+    ConnectionNotAllowed,
+    InvalidFrameError,
+    ProbableAuthenticationError,
+)
 
 from connectors import metrics
+from connectors.backoff import Backoff
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
 from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
@@ -71,6 +84,7 @@ __all__ = [
     "INBOX_PREFIX",
     "INGRESS",
     "RECEIPT_TYPE",
+    "BrokerAccessRefused",
     "Connector",
     "ConnectorError",
     "ConnectorStats",
@@ -93,10 +107,21 @@ GAP_GRACE = 10.0  # seconds a missing inbox sequence number may still arrive lat
 MAX_PENDING = 10_000  # a larger jump is reported at once
 # Errors that mean "this connection or channel is gone / stuck": reconnect and retry.
 _TRANSIENT = (aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeError, TimeoutError)
+# The broker answered and said no: a wrong user or password (403 ACCESS_REFUSED), or no access
+# to the vhost, e.g. a suspended tenant or its connection limit reached (530 NOT_ALLOWED).
+_REFUSED = (ProbableAuthenticationError, AuthenticationError, ConnectionNotAllowed)
 
 
 class ConnectorError(InbeeldError):
     reason = "connector_error"
+
+
+class BrokerAccessRefused(ConnectorError):
+    """The broker answered and refused us: a wrong user or password, no access to the vhost
+    (a suspended tenant), or the tenant's connection limit reached. Not a network fault:
+    trying again helps only once the configuration or the hub's operator fixes it."""
+
+    reason = "broker_access_refused"
 
 
 class InboxUnavailable(ConnectorError):
@@ -241,8 +266,11 @@ class Connector:
         reconnect_max: float = 30.0,
         connect_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        connection_name: str | None = None,
     ) -> None:
         self.tenant = tenant
+        # What the broker's management UI shows for our connections (`client_properties`).
+        self.connection_name = connection_name or f"inbeeld-connector {tenant}"
         self.amqp_url = amqp_url
         self.ssl_context = ssl_context  # for amqps://: CA bundle, client certificate (schemas.tls)
         self.inbox_name = inbox_name  # needed by inbox() only; a sender may leave it out
@@ -294,18 +322,29 @@ class Connector:
         # Not aio_pika.connect: a connection that fails to open must be closed here, or its
         # __del__ later schedules close() on whatever loop the garbage collector runs under.
         connection = aio_pika.Connection(
-            make_url(self.amqp_url, heartbeat=self.heartbeat), ssl_context=self.ssl_context
+            make_url(self.amqp_url, heartbeat=self.heartbeat),
+            ssl_context=self.ssl_context,
+            client_properties={"connection_name": self.connection_name},
         )
         try:
-            await asyncio.wait_for(connection.connect(timeout=self.connect_timeout), self.connect_timeout)
+            with _library_quiet():  # the failure is ours to report, once, as one line
+                await asyncio.wait_for(connection.connect(timeout=self.connect_timeout), self.connect_timeout)
         except BaseException as exc:
             await _quietly(connection.close())
+            why = _refusal(exc)
+            if why is not None:
+                raise BrokerAccessRefused(
+                    f"the hub's broker at {self.broker_address} refused user {self.username} ({why}): "
+                    "check [broker] username, password and the vhost in url, and that the hub "
+                    "provisioned this tenant and has not suspended it"
+                ) from None
             if not isinstance(exc, (*_TRANSIENT, aio_pika.exceptions.AMQPConnectionError)):
                 raise
-            host = urlsplit(self.amqp_url).hostname
-            if self.amqp_url.startswith("amqps:") and (why := self._tls_failure(exc)):
-                raise ConnectorError(why) from None
-            raise ConnectorError(f"cannot reach the hub's broker at {host} ({type(exc).__name__})") from None
+            if self.amqp_url.startswith("amqps:") and (tls_why := self._tls_failure(exc)):
+                raise ConnectorError(tls_why) from None
+            raise ConnectorError(
+                f"cannot reach the hub's broker at {self.broker_address} ({type(exc).__name__})"
+            ) from None
         try:
             channel = await connection.channel(publisher_confirms=True)
             # get_exchange(ensure=False): a tenant may not declare anything, not even passively.
@@ -316,13 +355,20 @@ class Connector:
         self._connection, self._channel, self._ingress = connection, channel, ingress
 
     def _tls_failure(self, exc: BaseException) -> str | None:
-        parts = urlsplit(self.amqp_url)
-        where = f"the hub's broker at {parts.hostname}:{parts.port or 5671}"
+        where = f"the hub's broker at {self.broker_address}"
         return handshake_failure(exc, where, client_cert=presents_certificate(self.ssl_context))
 
+    @property
+    def broker_address(self) -> str:
+        """host:port of the broker, for messages (never the credentials)."""
+        parts = urlsplit(self.amqp_url)
+        return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+
     async def _ensure(self) -> AbstractConnection:
-        """The live connection, reconnecting with backoff until it is back (or we close)."""
-        delay = 0.2
+        """The live connection, reconnecting with backoff until it is back (or we close). A
+        refusal is logged once per outage; every attempt only at debug level."""
+        backoff = Backoff(0.2, self.reconnect_max)
+        refused = False
         while True:
             if self._closed:
                 raise ConnectorError("connector is closed")
@@ -334,18 +380,26 @@ class Connector:
                 if conn is not None:
                     self._connection = None
                     await _quietly(conn.close())
+                delay = backoff.next()
                 try:
                     await self._open()
                     self.stats.reconnects += 1
                     log.info("connector.reconnected", tenant=self.tenant)
                     assert self._connection is not None
                     return self._connection
+                except BrokerAccessRefused as exc:
+                    if not refused:
+                        log.error("connector.broker_access_refused", tenant=self.tenant, error=exc.message)
+                    refused = True
+                    log.debug("connector.reconnect_failed", tenant=self.tenant, delay=round(delay, 2))
                 except ConnectorError as exc:
                     log.warning(
-                        "connector.reconnect_failed", tenant=self.tenant, error=exc.message, delay=delay
+                        "connector.reconnect_failed",
+                        tenant=self.tenant,
+                        error=exc.message,
+                        delay=round(delay, 2),
                     )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.reconnect_max)
 
     async def _invalidate(self, conn: AbstractConnection | None) -> None:
         async with self._lock:
@@ -449,7 +503,12 @@ class Connector:
         name = self._require_inbox_name()
         loop = asyncio.get_running_loop()
         idle_since = loop.time()
+        backoff = Backoff(0.2, self.reconnect_max)
+        again = False
         while True:
+            if again:  # the channel failed or was lost: wait longer each time nothing came
+                await asyncio.sleep(backoff.next())
+            again = True
             conn = await self._ensure()
             try:
                 channel = await conn.channel()
@@ -503,6 +562,7 @@ class Connector:
                         log.warning("connector.inbox_lost", tenant=self.tenant)
                         break  # channel or connection gone: reconnect, re-consume
                     idle_since = loop.time()
+                    backoff.reset()
                     if self.standby:
                         self.standby = False
                         log.info("connector.active", tenant=self.tenant, detail="took over the inbox")
@@ -726,6 +786,28 @@ class Connector:
             log.warning("connector.delivery_failed_unsent", event_id=event.id, error=type(exc).__name__)
             return
         log.warning("connector.delivery_failed_sent", event_id=event.id, type=event.type, reason=reason)
+
+
+@contextlib.contextmanager
+def _library_quiet() -> Iterator[None]:
+    """aiormq logs a failed connect itself (raw, beside our structured lines): mute that."""
+    logger = logging.getLogger("aiormq.connection")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """Why the broker refused to open a connection (None: it did not refuse). A refused vhost
+    reaches aiormq as a Connection.Close where it expected Connection.OpenOk."""
+    if isinstance(exc, _REFUSED):
+        return str(exc.args[0] if exc.args else "").split(" - ", 1)[0] or type(exc).__name__
+    if isinstance(exc, InvalidFrameError) and "Connection.OpenOk" in str(exc) and "Close" in str(exc):
+        return "NOT_ALLOWED: no access to the vhost"
+    return None
 
 
 def _signal_lost(arrivals: asyncio.Queue[AbstractIncomingMessage | None], *_: Any) -> None:

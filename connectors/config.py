@@ -3,7 +3,8 @@
 Secrets are named by environment variable (`password_env`, `token_env`, `secret_env`,
 `passphrase_env`) rather than written in the file; an inline `password`/`token` is allowed for
 development. Relative paths are relative to the config file's directory. A bad file raises
-`ConfigError` whose message is one line naming the field (`sinks.0.url: ...`).
+`ConfigError` whose message has one line per problem, each naming its field
+(`sinks.0.url: ...`); `field` is the first one's.
 """
 
 from __future__ import annotations
@@ -326,12 +327,17 @@ def parse_config(raw: dict[str, object], base: Path) -> ConnectorConfig:
     try:
         config = ConnectorConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors(include_input=False, include_url=False)[0]
-        # Drop the union tag pydantic puts in the path (`sinks.0.webhook.url` -> `sinks.0.url`).
-        loc = [p for i, p in enumerate(err["loc"]) if not (i == 2 and err["loc"][0] in ("sinks", "sources"))]
-        field = error_path(tuple(loc)) or "config"
-        why = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{field}: {why}", field=field) from None
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            # Drop the union tag pydantic puts in the path (`sinks.0.webhook.url` -> `sinks.0.url`).
+            loc = [
+                p for i, p in enumerate(err["loc"]) if not (i == 2 and err["loc"][0] in ("sinks", "sources"))
+            ]
+            field = error_path(tuple(loc)) or "config"
+            problems.append((field, err["msg"].removeprefix("Value error, ")))
+        # Every problem, one line each: fixing them one run at a time is slow and discouraging.
+        message = "\n".join(f"{field}: {why}" for field, why in problems)
+        raise ConfigError(message, field=problems[0][0]) from None
     names = config.sink_names()
     if len(set(names)) != len(names):
         raise ConfigError("sinks: two sinks have the same name", field="sinks")

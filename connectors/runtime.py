@@ -53,7 +53,15 @@ import structlog
 from sqlalchemy import func, select
 
 from connectors import inbox_name, metrics, transfers
-from connectors.client import Connector, ConnectorError, EventSealer, InboxMessage, InboxUnavailable
+from connectors.backoff import Backoff
+from connectors.client import (
+    BrokerAccessRefused,
+    Connector,
+    ConnectorError,
+    EventSealer,
+    InboxMessage,
+    InboxUnavailable,
+)
 from connectors.config import (
     ConnectorConfig,
     FolderSinkConfig,
@@ -174,6 +182,7 @@ class Runtime:
             on_gap=self._on_gap,
             heartbeat=cfg.broker.heartbeat,
             reconnect_max=self.reconnect_max,
+            connection_name=f"inbeeld-connector {cfg.tenant} run",
         )
         self.desk = self._make_desk()
         self.templates = self._make_catalogue()
@@ -242,16 +251,33 @@ class Runtime:
         log.info("runtime.stopped", tenant=self.config.tenant, processed=self.processed, parked=self.parked)
 
     async def _connect(self) -> None:
+        """Connect, trying again with capped exponential backoff and jitter. An unreachable
+        broker is logged at every attempt; a refusal (wrong user, password or tenant, or a
+        suspended one) once as an error, and then each attempt at debug level only."""
         assert self.connector is not None
-        delay = 0.5
+        backoff = Backoff(0.5, self.reconnect_max)
+        refused = False
         while True:
             try:
                 await self.connector.connect()
+                if refused:
+                    log.info("runtime.broker_access_granted", tenant=self.config.tenant)
                 return
+            except BrokerAccessRefused as exc:
+                delay = backoff.next()
+                if not refused:
+                    log.error(
+                        "runtime.broker_access_refused",
+                        tenant=self.config.tenant,
+                        error=exc.message,
+                        retry=f"with growing delays up to {self.reconnect_max:g} s, without logging each",
+                    )
+                refused = True
+                log.debug("runtime.broker_retry", delay=round(delay, 2))
             except ConnectorError as exc:
-                log.warning("runtime.broker_unreachable", error=exc.message, delay=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.reconnect_max)
+                delay = backoff.next()
+                log.warning("runtime.broker_unreachable", error=exc.message, delay=round(delay, 2))
+            await asyncio.sleep(delay)
 
     def _spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         async def supervised() -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -46,15 +49,21 @@ app.add_typer(dead_letter_app, name="dead-letter")
 app.add_typer(operator_app, name="operator")
 
 ROW_ID_MAX = 2**31 - 1  # the store's INTEGER ids
+log = structlog.get_logger("inbeeld.hub.cli")
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -> T:
-    """Run a command; service outages become one line and exit 2, refusals exit 1."""
+def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None, *, service: bool = False) -> T:
+    """Run a command; service outages become one line and exit 2, refusals exit 1.
+
+    Logs are human text, unless INBEELD_LOG_FORMAT=json asks for JSON lines; only a
+    long-running `service` (serve, router) logs JSON lines by itself when its output is not a
+    terminal (`auto`), for the journal or a log collector."""
     settings = settings or get_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    fmt = settings.log_format
+    configure_logging("console" if fmt == "auto" and not service else fmt, settings.log_level)
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except ServiceUnavailable as exc:
@@ -65,6 +74,32 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]], grace: float = 12.0) -> None:
+    """Run `work` until it ends or the first SIGINT/SIGTERM, which stops it cleanly (its own
+    `finally` runs: the router finishes its batch). The stop is repeated until the work has
+    ended, in case a library swallows one cancellation: one signal always suffices."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(work())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()  # the work's own `finally` stops it cleanly, given `grace` seconds
+            await asyncio.wait({task}, timeout=grace)
+        while not task.done():  # the cancellation was swallowed: send it again
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+    finally:
+        stopping.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 @app.command()
@@ -133,15 +168,23 @@ def serve(
         the_router = Router(settings, db) if router else None
         if the_router is not None:
             await the_router.start()
-        config = server_config(create_app(settings, db), settings, host=host, port=port or None)
+        config = server_config(create_app(settings, db), settings, host=host, port=port)
+        server = uvicorn.Server(config)
         try:
-            await uvicorn.Server(config).serve()
+            serving = asyncio.create_task(server.serve())
+            while not server.started and not serving.done():  # uvicorn has no "started" hook
+                await asyncio.wait({serving}, timeout=0.05)
+            if server.started:
+                where = server.servers[0].sockets[0].getsockname()
+                url = f"{'https' if config.is_ssl else 'http'}://{where[0]}:{where[1]}"
+                log.info("api.listening", url=url, docs=f"{url}/docs", console=f"{url}/console")
+            await serving
         finally:
             if the_router is not None:
                 await the_router.stop()
             await db.close()
 
-    run(go)
+    run(go, settings, service=True)
 
 
 @app.command("router")
@@ -155,11 +198,11 @@ def router_cmd() -> None:
         await ensure_deployment(settings, mgmt)
         await mgmt.aclose()
         try:
-            await Router(settings, db).run_forever()
+            await _until_signal(Router(settings, db).run_forever)
         finally:
             await db.close()
 
-    run(go)
+    run(go, settings, service=True)
 
 
 # -- tenants ---------------------------------------------------------------------------------
@@ -491,8 +534,10 @@ def main() -> None:
     _add_plugin_commands()
     try:
         app()
-    except ValidationError as exc:  # INBEELD_* settings that do not make sense
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        err.print(f"error: invalid configuration ({where}): {first['msg']}", highlight=False, soft_wrap=True)
+    except ValidationError as exc:  # INBEELD_* settings that do not make sense: every one
+        for problem in exc.errors(include_input=False, include_url=False):
+            where = "_".join(str(p) for p in problem["loc"]).upper()
+            why = problem["msg"].removeprefix("Value error, ")
+            name = f"INBEELD_{where}" if where else "settings"
+            err.print(f"error: {name}: {why}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.tls import TlsFiles, client_context, server_context
@@ -134,6 +134,25 @@ class Settings(BaseSettings):
         "none", description="Ask API clients for a certificate issued by INBEELD_API_TLS_CLIENT_CA_FILE."
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        """The store is asynchronous: a URL without its async driver would fail deep inside
+        SQLAlchemy with a traceback. Name the URL that works instead."""
+        scheme, sep, rest = v.partition("://")
+        if scheme in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            return v
+        if sep and scheme.split("+")[0] in ("postgresql", "postgres"):
+            good = "postgresql+asyncpg://" + rest
+        elif sep and scheme.split("+")[0] == "sqlite":
+            good = "sqlite+aiosqlite://" + rest
+        else:
+            raise ValueError(
+                "must be a sqlite+aiosqlite:///PATH or a postgresql+asyncpg://USER@HOST:PORT/NAME URL"
+            )
+        shown = _hide_password(good)
+        raise ValueError(f"the hub needs the asynchronous driver: use {shown}")
+
     @model_validator(mode="after")
     def _reminder_before_deadline(self) -> Settings:
         if self.transfer_reminder_days >= self.transfer_deadline_days:
@@ -198,11 +217,15 @@ class Settings(BaseSettings):
 
     def redacted(self, url: str) -> str:
         """A URL with its password hidden, for messages to the operator."""
-        parts = urlsplit(url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return url
+        return _hide_password(url)
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 @lru_cache

@@ -4,7 +4,8 @@
     ├── ServiceUnavailable       RabbitMQ, its management API or the database cannot be reached
     │   ├── BrokerUnavailable
     │   ├── ManagementUnavailable
-    │   └── DatabaseUnavailable
+    │   ├── DatabaseUnavailable
+    │   └── DatabaseMissing      the server answers, but the database (or SQLite's folder) is not there
     └── Transient                the store or the broker is briefly away: keep the work, retry
 
 The CLI turns a ServiceUnavailable into one line naming the URL and how to start the service,
@@ -54,6 +55,18 @@ class DatabaseUnavailable(ServiceUnavailable):
         "start PostgreSQL with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
         "or set INBEELD_DATABASE_URL"
     )
+
+
+class DatabaseMissing(ServiceUnavailable):
+    """Not an outage: the server is up and the URL names a database it does not have (or a
+    SQLite file in a folder that does not exist). The message says how to make it."""
+
+    service = "The database"
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        self.detail = message
+        InbeeldError.__init__(self, message)
 
 
 class Transient(InbeeldError):

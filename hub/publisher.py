@@ -21,7 +21,7 @@ from pamqp import commands as spec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
-from hub.broker.connection import broker_away, connect
+from hub.broker.connection import broker_away, connect, connection_name
 from hub.broker.topology import DELIVERY
 from hub.config import Settings
 from schemas.envelope import CONTENT_TYPE, CloudEvent
@@ -101,7 +101,12 @@ class HubPublisher:
     async def open(cls, settings: Settings) -> AsyncIterator[HubPublisher]:
         """Connect first: a caller that cannot announce should fail before changing state."""
         url = settings.amqp_url_for()
-        conn = await connect(url, settings.redacted(url), ssl_context=settings.amqp_ssl_context())
+        conn = await connect(
+            url,
+            settings.redacted(url),
+            name=connection_name("inbeeld-publisher"),
+            ssl_context=settings.amqp_ssl_context(),
+        )
         try:
             channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
             yield cls(settings, await channel.get_exchange(DELIVERY, ensure=False))

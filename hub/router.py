@@ -34,7 +34,7 @@ from aio_pika.exceptions import DeliveryError, PublishError
 from aiormq.abc import DeliveredMessage, FieldValue
 
 from hub import audit, dead_letters, ledger, metrics, publisher
-from hub.broker.connection import broker_away, connect
+from hub.broker.connection import broker_away, connect, connection_name
 from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
@@ -79,6 +79,8 @@ def _id_guess(body: bytes) -> str:
 
 
 class Router:
+    _started = 0  # routers made in this process, for their connection names
+
     def __init__(
         self,
         settings: Settings,
@@ -116,6 +118,8 @@ class Router:
         self._metrics_server: WSGIServer | None = None
         self.metrics_port: int | None = None  # where this router serves its metrics, once started
         self.handled = 0
+        Router._started += 1
+        self.number = Router._started  # in this process: `inbeeld-router 1` in the broker's UI
         # What each event becomes is decided there (hub.decisions); the keys of the senders and
         # recipients (hub.keys) and the per-tenant rate limit live with it.
         self.decider = Decider(
@@ -146,7 +150,10 @@ class Router:
             self.metrics_port = self._metrics_server.server_port
         url = self.settings.amqp_url_for()
         self._connection = await connect(
-            url, self.settings.redacted(url), ssl_context=self.settings.amqp_ssl_context()
+            url,
+            self.settings.redacted(url),
+            name=connection_name(f"inbeeld-router {self.number}"),
+            ssl_context=self.settings.amqp_ssl_context(),
         )
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await self._channel.set_qos(prefetch_count=self.prefetch)

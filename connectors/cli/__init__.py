@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import typer
 
-from connectors.cli.lifecycle import check, init, register_app, register_shred, run
+from connectors.cli.check import check
+from connectors.cli.lifecycle import init, register_app, register_shred, run
 from connectors.cli.notices import notice_app
 from connectors.cli.outbox import outbox_app
 from connectors.cli.templates import letter_app, templates_app

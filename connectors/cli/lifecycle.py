@@ -1,10 +1,12 @@
-"""`inbeeld-connector init|check|run` and the local register (`register import|shred`, `shred`)."""
+"""`inbeeld-connector init|run` and the local register (`register import|shred`, `shred`);
+`check` is in `connectors.cli.check`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,18 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors import inbox_name
-from connectors.client import Connector, ConnectorError
-from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
-from connectors.directory import Directory
-from connectors.hub_api import HubApi, HubApiError
+from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, load_config
 from connectors.register import ImportReport, import_csv, shred
 from connectors.runtime import Runtime
-from connectors.services import open_keystore, open_services
-from schemas.errors import InbeeldError, NotFound
+from connectors.services import open_services
+from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
 
-__all__ = ["check", "init", "register_app", "register_shred", "run"]
+__all__ = ["ConfigOpt", "init", "load_or_exit", "register_app", "register_shred", "run"]
 
 register_app = typer.Typer(help="The local pupil register.", no_args_is_help=True)
 console = Console()
@@ -33,11 +31,12 @@ err = Console(stderr=True)
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
 
 
-def _load(path: Path) -> ConnectorConfig:
+def load_or_exit(path: Path) -> ConnectorConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        for line in exc.message.splitlines():
+            err.print(f"config error: {line}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -53,139 +52,13 @@ def init(
     console.print(f"wrote {path}; edit it, then run: inbeeld-connector check --config {path}")
 
 
-async def _checks(cfg: ConnectorConfig) -> list[tuple[str, bool, str]]:
-    results: list[tuple[str, bool, str]] = [("config", True, f"tenant {cfg.tenant}, system {cfg.system}")]
-    try:
-        tls = cfg.tls.client_context()
-        results.append(("tls", True, cfg.tls.describe()))
-    except ConfigError as exc:
-        results.append(("tls", False, exc.message))
-        return results  # no link can be tried without its certificates
-    try:
-        url = cfg.broker.amqp_url()
-    except ConfigError as exc:
-        results.append(("broker", False, exc.message))
-    else:
-        connector = Connector(
-            cfg.tenant, url, system=cfg.system, oin=cfg.oin, connect_timeout=5, ssl_context=tls
-        )
-        try:
-            await connector.connect()
-            results.append(("broker", True, f"connected as {cfg.broker.username}"))
-            results.append(await _inbox_check(cfg, connector))
-        except ConnectorError as exc:
-            results.append(("broker", False, exc.message))
-        finally:
-            await connector.close()
-    if cfg.hub is not None:
-        try:
-            async with HubApi(cfg.hub.url, None, timeout=5, ssl_context=tls) as api:
-                status = await api.health()
-            results.append(("hub", status < 500, f"{cfg.hub.url} answered HTTP {status}"))
-        except HubApiError as exc:
-            results.append(("hub", False, exc.message))
-        try:
-            cfg.hub.resolved_token()
-        except ConfigError as exc:
-            results.append(("hub token", False, exc.message))
-    if cfg.keystore is not None:
-        if cfg.keystore.path.exists():
-            try:
-                keystore = open_keystore(cfg)
-                results.append(("keystore", True, f"unlocked {cfg.keystore.path}"))
-            except InbeeldError as exc:
-                results.append(("keystore", False, exc.message))
-            else:
-                if keystore is not None and cfg.hub is not None:
-                    results.append(await _keys_check(cfg, keystore.public_jwks()))
-        else:
-            results.append(("keystore", True, f"{cfg.keystore.path} will be created on first run"))
-    parent = cfg.store.path.parent
-    writable = parent.exists() and parent.is_dir()
-    results.append(
-        ("store", writable, str(cfg.store.path) if writable else f"directory {parent} does not exist")
-    )
-    for i, (name, sink) in enumerate(zip(cfg.sink_names(), cfg.sinks, strict=True)):
-        if isinstance(sink, WebhookSinkConfig):
-            try:
-                sink.resolved_secret(f"sinks.{i}")
-                results.append((f"sink {name}", True, sink.url))
-            except ConfigError as exc:
-                results.append((f"sink {name}", False, exc.message))
-    return results
-
-
-async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> tuple[str, bool, str]:
-    """Would the hub take this keystore's keys for `tenant`? (A copied configuration with a
-    mistyped tenant or another keystore is refused at `run`: say so before.)"""
-    assert cfg.hub is not None
-    try:
-        token = cfg.hub.resolved_token()
-    except ConfigError:
-        return ("keys", False, "no hub token to ask the hub's key directory")
-    if token is None:
-        return ("keys", False, "no hub token to ask the hub's key directory")
-    try:
-        async with HubApi(cfg.hub.url, token, timeout=5, ssl_context=cfg.tls.client_context()) as api:
-            published = await Directory(api).keys(cfg.tenant)
-    except NotFound:
-        return ("keys", False, f"the hub knows no tenant {cfg.tenant}: check `tenant` in the configuration")
-    except InbeeldError as exc:
-        return ("keys", False, exc.message)
-    ours = {k["kid"] for k in jwks["keys"]}
-    theirs = {k["kid"] for k in published}
-    if not theirs:
-        return ("keys", True, f"none registered for {cfg.tenant} yet: `run` registers this keystore's")
-    if ours == theirs:
-        return ("keys", True, f"this keystore's keys are the ones the hub publishes for {cfg.tenant}")
-    if {k["kid"] for k in published if k.get("use") == "sig"} & ours:
-        return ("keys", True, f"`run` registers a rotation of {cfg.tenant}'s keys, signed by a current key")
-    return (
-        "keys",
-        False,
-        f"the hub publishes other keys for {cfg.tenant}: `run` would be refused (key_replacement_refused). "
-        "Is this the tenant's own keystore? After a lost keystore the hub operator replaces the keys.",
-    )
-
-
-async def _inbox_check(cfg: ConnectorConfig, connector: Connector) -> tuple[str, bool, str]:
-    """Our inbox exists and we may read it; and whether another instance is consuming it (one
-    active consumer per inbox: this one would stand by until that one stops)."""
-    try:
-        connector.inbox_name = await inbox_name.resolve(cfg)
-        status = await connector.inbox_status()
-    except InbeeldError as exc:
-        return ("inbox", False, exc.message)
-    where = "named in [broker] inbox" if cfg.broker.inbox else "as the hub reports it"
-    if status.consumers:
-        return (
-            "inbox",
-            True,
-            f"{status.messages} waiting; another instance of {cfg.tenant} is consuming it now, "
-            "so a `run` of this config would stand by until that one stops",
-        )
-    return ("inbox", True, f"{status.messages} waiting, no connector consuming ({where})")
-
-
-def check(config: ConfigOpt) -> None:
-    """Validate the configuration and try the broker (and the hub, if configured)."""
-    cfg = _load(config)
-    results = asyncio.run(_checks(cfg))
-    table = Table("check", "result", "detail", title=f"inbeeld-connector check {config}")
-    for name, ok, detail in results:
-        table.add_row(name, "[green]pass[/]" if ok else "[red]FAIL[/]", detail)
-    console.print(table)
-    if not all(ok for _, ok, _ in results):
-        raise typer.Exit(1)
-
-
 def run(
     config: ConfigOpt,
     log_format: Annotated[str, typer.Option(help="json, console or auto")] = "auto",
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run the connector until SIGINT or SIGTERM."""
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     try:
         cfg.tls.client_context()  # TLS files that cannot be used: say so before anything is opened
     except ConfigError as exc:
@@ -193,22 +66,45 @@ def run(
         raise typer.Exit(2) from None
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
 
-    async def main() -> None:
-        task = asyncio.create_task(Runtime(cfg).run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
     try:
-        asyncio.run(main())
+        asyncio.run(_until_signal(Runtime(cfg).run))
     except ConfigError as exc:
-        err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            "config error: " + exc.message.replace("\n", "\nconfig error: "),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from None
     except InbeeldError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]], grace: float = 2.0) -> None:
+    """Run `work` until it ends or the first SIGINT/SIGTERM, which stops it cleanly. A library
+    may swallow one cancellation (a lost connect, a wait_for racing its result), so the stop is
+    repeated until the work has ended: one signal always suffices."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(work())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()  # the work's own `finally` stops it cleanly, given `grace` seconds
+            await asyncio.wait({task}, timeout=grace)
+        while not task.done():  # the cancellation was swallowed: send it again
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+    finally:
+        stopping.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 @register_app.command("import")
@@ -217,7 +113,7 @@ def register_import(
     config: ConfigOpt,
 ) -> None:
     """Import pupils from CSV into the encrypted local register; report bad rows."""
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     if cfg.keystore is None:
         err.print("config error: keystore: the register needs a [keystore] section")
         raise typer.Exit(2)
@@ -264,7 +160,7 @@ def register_shred(
     yes: Annotated[bool, typer.Option("--yes", help="really destroy the register")] = False,
 ) -> None:
     """Crypto-shred the register: its records become unreadable, then are deleted."""
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     if not yes:
         err.print("this destroys the pupil register; add --yes to do it")
         raise typer.Exit(1)

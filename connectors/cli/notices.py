@@ -36,7 +36,9 @@ def _load_config(path: Path) -> ConnectorConfig:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        err.print(f"config error: {exc.message}", markup=False, highlight=False)
+        err.print(
+            "config error: " + exc.message.replace("\n", "\nconfig error: "), markup=False, highlight=False
+        )
         raise typer.Exit(2) from None
     if cfg.keystore is None or cfg.hub is None or cfg.hub.resolved_token() is None:
         err.print("config error: notices need the [keystore] and [hub] sections (with a token)")

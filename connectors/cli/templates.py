@@ -61,7 +61,7 @@ def _load_config(path: Path, *, signing: bool = False) -> ConnectorConfig:
         # Only publishing talks to the hub: rendering letters needs no hub token.
         token = cfg.hub.resolved_token() if signing and cfg.hub is not None else None
     except ConfigError as exc:
-        _say(_err, f"config error: {exc.message}")
+        _say(_err, "config error: " + exc.message.replace("\n", "\nconfig error: "))
         raise typer.Exit(2) from None
     if signing and (cfg.keystore is None or cfg.hub is None or token is None):
         _say(_err, "config error: publishing signs: configure [keystore] and [hub] (with a token)")
@@ -170,7 +170,7 @@ def _hub_config(path: Path) -> ConnectorConfig:
         cfg = load_config(path)
         token = cfg.hub.resolved_token() if cfg.hub is not None else None
     except ConfigError as exc:
-        _say(_err, f"config error: {exc.message}")
+        _say(_err, "config error: " + exc.message.replace("\n", "\nconfig error: "))
         raise typer.Exit(2) from None
     if token is None:
         _say(_err, "config error: subscriptions are the hub's: configure [hub] (with a token)")

@@ -41,7 +41,7 @@ def _config(path: Path) -> ConnectorConfig:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        _say(err, f"config error: {exc.message}")
+        _say(err, "config error: " + exc.message.replace("\n", "\nconfig error: "))
         raise typer.Exit(2) from None
     if cfg.keystore is None or cfg.hub is None:
         _say(err, "config error: transfers are sealed: configure [keystore] and [hub]")
@@ -54,7 +54,7 @@ def _token(cfg: ConnectorConfig) -> str:
     try:
         token = cfg.hub.resolved_token()
     except ConfigError as exc:
-        _say(err, f"config error: {exc.message}")
+        _say(err, "config error: " + exc.message.replace("\n", "\nconfig error: "))
         raise typer.Exit(2) from None
     if token is None:
         _say(err, "config error: hub.token_env: the hub API token is needed for transfers")
@@ -78,7 +78,7 @@ def _run(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
     except ConfigError as exc:
-        _say(err, f"config error: {exc.message}")
+        _say(err, "config error: " + exc.message.replace("\n", "\nconfig error: "))
         raise typer.Exit(2) from None
     except (InbeeldError, ConnectorError) as exc:
         field = f" ({exc.field})" if exc.field else ""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -73,16 +75,30 @@ async def open_connection(
     return connection
 
 
+def connection_name(role: str) -> str:
+    """What the broker's management UI shows for a hub connection: its role and process."""
+    return f"{role} {socket.gethostname()}/{os.getpid()}"
+
+
 async def connect(
-    url: str, shown_url: str, timeout: float = 10.0, *, ssl_context: ssl.SSLContext | None = None
+    url: str,
+    shown_url: str,
+    timeout: float = 10.0,
+    *,
+    name: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AbstractRobustConnection:
-    """A robust (reconnecting) connection; fails fast and clearly if the first attempt fails.
+    """A robust (reconnecting) connection, named `name` (default: `inbeeld` and this process)
+    for the broker's management UI; fails fast and clearly if the first attempt fails.
     `ssl_context` (`Settings.amqp_ssl_context`): CA bundle and client certificate for amqps://."""
+    properties = {"connection_name": name or connection_name("inbeeld")}
     try:
         with quiet_first_attempt():
             return cast(
                 AbstractRobustConnection,
-                await open_connection(url, timeout, robust=True, ssl_context=ssl_context),
+                await open_connection(
+                    url, timeout, robust=True, client_properties=properties, ssl_context=ssl_context
+                ),
             )
     except ProbableAuthenticationError:
         raise BrokerAccessRefused(f"RabbitMQ at {shown_url} refused the credentials") from None

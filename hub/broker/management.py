@@ -46,7 +46,10 @@ class Management:
         except httpx.TransportError as exc:
             raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
         if resp.status_code == 401:
-            raise ManagementError("the management API refused the hub's credentials")
+            raise ManagementError(
+                f"the RabbitMQ management API at {self.base_url} refused the hub's credentials "
+                "(INBEELD_RABBITMQ_API_USER/PASSWORD, or the user and password of INBEELD_AMQP_URL)"
+            )
         if resp.status_code == 404 and method in ("GET", "DELETE"):
             return None
         if resp.status_code >= 400:

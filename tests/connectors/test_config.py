@@ -105,7 +105,35 @@ def test_check_tries_broker_and_hub(hub, tmp_path: Path) -> None:
 
     bad = _config_for(hub, "GM0307", tmp_path, password="wrong")
     result = runner.invoke(app, ["check", "--config", str(bad)])
-    assert (
-        result.exit_code == 1 and "FAIL" in result.output and "cannot reach the hub's broker" in result.output
-    )
+    assert result.exit_code == 1 and "FAIL  broker: the hub's broker at" in result.output
+    assert "refused user" in result.output  # a refusal, not a network fault
     assert "wrong" not in result.output
+
+
+def test_every_problem_of_a_config_is_listed_one_line_each(tmp_path: Path) -> None:
+    text = (
+        EXAMPLE.replace('tenant = "GM0518"', 'tenant = "Den Haag"')
+        .replace("retry_days = 7", "retry_days = -1")
+        .replace("prefetch = 32", "prefetch = 0")
+        .replace('url = "https://zaaksysteem', 'url = "ftp://zaaksysteem')
+    )
+    path = tmp_path / "c.toml"
+    path.write_text("colour = 'blue'\n" + text)
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    fields = sorted(x.removeprefix("config error: ").split(":", 1)[0] for x in lines)
+    assert fields == ["broker.prefetch", "colour", "sinks.0.retry_days", "sinks.0.url", "tenant"], lines
+    assert all(x.startswith("config error: ") for x in lines) and "more" not in result.output
+
+
+def test_an_unreachable_broker_is_named_by_host_and_port(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        'tenant = "GM0518"\n[broker]\nurl = "amqp://127.0.0.1:1/inbeeld"\nusername = "inbeeld.GM0518"\n'
+        'password = "x"\ninbox = "inbeeld.inbox.GM0518.x"\n[store]\npath = "c.db"\n'
+    )
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 1
+    [line] = [x for x in result.output.splitlines() if x.startswith("FAIL  broker")]
+    assert line == "FAIL  broker: cannot reach the hub's broker at 127.0.0.1:1 (AMQPConnectionError)", line

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import shutil
 import time
+from urllib.parse import quote
 
 import aio_pika
+import httpx
 
 from hub.config import Settings
 from hub.errors import ManagementUnavailable
@@ -83,3 +85,25 @@ async def remove_slowly(settings: Settings) -> None:
             if attempt == 11:
                 raise
             await asyncio.sleep(5)
+
+
+async def connection_names(settings: Settings, user: str, *, want: str, timeout: float = 20.0) -> list[str]:
+    """The `connection_name`s of `user`'s connections on our vhost, as the management UI shows
+    them, once one starting with `want` is there (the statistics behind `/connections` come a
+    few seconds after the connection)."""
+    api_user, api_password = settings.api_credentials
+    path = f"/api/vhosts/{quote(settings.vhost, safe='')}/connections"
+    names: list[str] = []
+    async with httpx.AsyncClient(base_url=settings.rabbitmq_api_url, auth=(api_user, api_password)) as http:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            rows = (await http.get(path)).json()
+            names = [
+                str((row.get("client_properties") or {}).get("connection_name"))
+                for row in rows
+                if row.get("user") == user
+            ]
+            if any(n.startswith(want) for n in names):
+                break
+            await asyncio.sleep(0.5)
+    return names

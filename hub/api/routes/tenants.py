@@ -36,6 +36,13 @@ class TenantSelf(TenantOut):
         "unguessable, shown to the tenant itself only. Null until the tenant is provisioned.",
         examples=["inbeeld.inbox.GM0518.q3Yx0cJ6y9mG0bQ1aW8tZw"],
     )
+    broker_user: str | None = Field(
+        None,
+        description="The broker user the tenant's connector logs in as (its broker.username), so "
+        "`inbeeld-connector check` can tell a configuration that mixes two tenants. Null until "
+        "the tenant is provisioned.",
+        examples=["inbeeld.GM0518"],
+    )
 
 
 class OperatorOut(BaseModel):
@@ -77,7 +84,7 @@ async def me(s: SessionDep, who: CurrentPrincipal) -> TenantSelf | OperatorOut:
     if who.tenant is None:
         return OperatorOut(scope="operator")
     t = await registry.get_tenant(s, who.tenant)
-    return TenantSelf(**_out(t).model_dump(), inbox=t.inbox)
+    return TenantSelf(**_out(t).model_dump(), inbox=t.inbox, broker_user=t.broker_username)
 
 
 @router.get("/groups", summary="Groups and their members", responses=problems(401))
