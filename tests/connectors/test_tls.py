@@ -157,7 +157,7 @@ def tls_section(ca: Path, issued: Issued | None) -> str:
 
 
 def check(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    monkeypatch.setenv("COLUMNS", "400")  # one table row per line
+    monkeypatch.setenv("COLUMNS", "400")  # one check per line
     result = runner.invoke(app, ["check", "--config", str(path)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
@@ -165,12 +165,12 @@ def check(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
 
 
 def rows(output: str) -> dict[str, str]:
-    """The check table's rows by name, whitespace collapsed."""
+    """`check`'s lines (`pass  name: reason`, `FAIL  name: reason`) by name: "pass reason"."""
     found = {}
     for line in output.splitlines():
-        cells = [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]
-        if len(cells) == 3 and cells[0]:
-            found[cells[0]] = " ".join(re.sub(r"\s+", " ", c) for c in cells)
+        m = re.fullmatch(r"(pass|FAIL)\s+([^:]+): (.*)", line.strip())
+        if m:
+            found[m[2]] = f"{m[1]} {m[3]}"
     return found
 
 
