@@ -124,7 +124,9 @@ async def observe(
             detail=f"the inbox holds {inbox.messages} messages, its limit",
         )
     stale = await s.scalars(
-        select(Alert).where(Alert.open_key.is_not(None), Alert.kind.in_(INBOX_KINDS), Alert.tenant.not_in(seen))
+        select(Alert).where(
+            Alert.open_key.is_not(None), Alert.kind.in_(INBOX_KINDS), Alert.tenant.not_in(seen)
+        )
     )
     for alert in list(stale):
         await _clear(s, alert, now)
