@@ -64,7 +64,7 @@ def _detail(report: HealthReport) -> str:
 @router.post(
     "/tenants/me/health",
     summary="Report the health of this tenant's webhook delivery (raises or clears an alert)",
-    responses=problems(401, 403, 422),
+    responses=problems(400, 401, 403, 422),
 )
 async def report_health(body: HealthReport, s: SessionDep, who: CurrentTenant, request: Request) -> HealthOut:
     assert who.tenant is not None
