@@ -6,12 +6,13 @@ Internal to the connector (behind `inbeeld-connector run`), not SDK: see `connec
 Failing means: an outbox item is parked (refused for good), or attempts have failed
 `park_after` times in a row on some webhook sink. Every change of that state, and every
 change in the number of parked items (each parked item is reported), is sent; a report the
-hub did not take is sent again at the next change of heart or look (`observe`). Counts and
+hub did not take (it is away) is tried again `RETRY_SECONDS` later, at the worker's next look. Counts and
 an HTTP status only: nothing the case system answered, so never personal data.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -23,6 +24,7 @@ from schemas.errors import InbeeldError
 log = structlog.get_logger("inbeeld.connector.health")
 
 PATH = "/tenants/me/health"
+RETRY_SECONDS = 30.0  # after a report the hub did not take, wait this long before the next try
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class WebhookHealth:
         self._in_row: dict[str, int] = {}
         self._status: dict[str, int | None] = {}
         self._reported: _State | None = None
+        self._quiet_until = 0.0
         self.reports = 0
 
     async def observe(self, sink: str, *, failed: bool | None = None, status: int | None = None) -> None:
@@ -54,7 +57,7 @@ class WebhookHealth:
         parked = (await self.store.outbox_counts()).get(PARKED, 0)
         in_row = max(self._in_row.values(), default=0)
         state = _State(failing=parked > 0 or in_row >= self.failing_after, parked=parked)
-        if state == self._reported:
+        if state == self._reported or time.monotonic() < self._quiet_until:
             return
         last = next((s for s in self._status.values() if s is not None), None)
         body = {
@@ -66,7 +69,8 @@ class WebhookHealth:
         try:
             answer = await self.api.request("POST", PATH, json=body)
         except (HubApiError, InbeeldError) as exc:
-            log.warning("health.report_failed", error=exc.message)
+            log.warning("health.report_failed", error=exc.message, retry_in=RETRY_SECONDS)
+            self._quiet_until = time.monotonic() + RETRY_SECONDS
             return
         self._reported = state
         self.reports += 1
