@@ -24,6 +24,9 @@ Flows, before any sink sees the event:
         (delivery.failed: a recipient could not open it; logged as an error). The local state
         follows a hub.rejected: the notice it asked becomes `refused`, the folder-source file
         that sent it moves from sent/ to failed/ with an .error.txt naming the reason.
+    hub.alert -> logged (`runtime.hub_alert`) and delivered: the hub raised or cleared an
+        alert about this tenant (its connector offline, a backlog, a full inbox, the webhook
+        failing).
     key.rotated -> the directory forgets its cached keys of that tenant.
     hub.key_replacement_refused -> logged as an error: someone with this tenant's API token
         tried to register other keys (another installation with a copied configuration?).
@@ -72,6 +75,7 @@ from connectors.config import (
 )
 from connectors.directory import Directory
 from connectors.group_keys import KEY_SHARED
+from connectors.health_report import WebhookHealth
 from connectors.hub_api import HubApiError
 from connectors.keystore import Keystore
 from connectors.metrics_port import MetricsPort
@@ -86,6 +90,7 @@ from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, KeyReplacementRefused
 from schemas.events import (
     DeliveryFailed,
+    HubAlert,
     HubKeyReplacementRefused,
     HubReceipt,
     HubRejected,
@@ -101,6 +106,7 @@ log = structlog.get_logger("inbeeld.connector.runtime")
 
 HUB_REJECTED = "nl.leerplicht.hub.rejected"
 HUB_RECEIPT = "nl.leerplicht.hub.receipt"
+HUB_ALERT = "nl.leerplicht.hub.alert"
 KEY_REPLACEMENT_REFUSED = "nl.leerplicht.hub.key_replacement_refused"
 DELIVERY_FAILED = "nl.leerplicht.delivery.failed"
 TRANSFER_PREFIX = "nl.leerplicht.transfer."
@@ -148,6 +154,7 @@ class Runtime:
         self._wake_notices = asyncio.Event()
         self._register_seen: tuple[int, float] | None = None
         self.metrics_port: MetricsPort | None = None
+        self.health: WebhookHealth | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -187,9 +194,16 @@ class Runtime:
         self.desk = self._make_desk()
         self.templates = self._make_catalogue()
         self.sinks = self._make_sinks()
+        health = None
+        if self.services.hub_api is not None:
+            park_after = min(
+                (s.config.park_after for s in self.sinks if isinstance(s, WebhookSink)), default=3
+            )
+            health = WebhookHealth(self.services.hub_api, self.store, failing_after=park_after)
+        self.health = health
         for sink in self.sinks:
             if isinstance(sink, WebhookSink):
-                self.workers.append(OutboxWorker(self.store, sink, tenant=cfg.tenant))
+                self.workers.append(OutboxWorker(self.store, sink, tenant=cfg.tenant, health=health))
         if cfg.metrics is not None:
             self.metrics_port = MetricsPort(cfg.metrics, self.store, [w.sink.name for w in self.workers])
             await self.metrics_port.start()
@@ -518,6 +532,14 @@ class Runtime:
                 hint="this connector's keystore is not the registered one"
                 if by_us
                 else "another installation with this tenant's API token tried to register other keys",
+            )
+        elif kind == HUB_ALERT and isinstance(payload, HubAlert):
+            log.warning(
+                "runtime.hub_alert",
+                alert=payload.alert_id,
+                kind=payload.kind,
+                state=payload.state,
+                detail=payload.detail,
             )
         elif kind == KEY_ROTATED:
             directory = self._directory or getattr(self.sealer, "directory", None)

@@ -14,7 +14,9 @@ context attributes plus `data`, the opened and validated payload.
   cannot change (HTTP 4xx other than 408 and 429) is tried `park_after` times, then the item
   is parked (`outbox.parked`, an alert) and the queue moves on; later items of the same
   `subject` (e.g. the next steps of a transfer) wait behind it until an operator retries or
-  drops it (`inbeeld-connector outbox`, `connectors.outbox`).
+  drops it (`inbeeld-connector outbox`, `connectors.outbox`). With [hub] configured, the
+  worker tells the hub when delivery keeps failing or an item is parked, and when it
+  recovers (`connectors.health_report`): the hub operator gets an alert.
 * `folder` — one file per event, written atomically (temp file, fsync, rename, fsync dir).
 * `stdout` — one JSON line per event.
 """
@@ -38,6 +40,7 @@ import structlog
 
 from connectors import metrics
 from connectors.config import FolderSinkConfig, StdoutSinkConfig, WebhookSinkConfig
+from connectors.health_report import WebhookHealth
 from connectors.store import LocalStore, OutboxItem
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError
@@ -204,9 +207,17 @@ class OutboxWorker:
     """Delivers one durable sink's outbox, oldest first, backing off while it fails, parking
     what the receiver refuses for good."""
 
-    def __init__(self, store: LocalStore, sink: WebhookSink, *, tenant: str | None = None) -> None:
+    def __init__(
+        self,
+        store: LocalStore,
+        sink: WebhookSink,
+        *,
+        tenant: str | None = None,
+        health: WebhookHealth | None = None,
+    ) -> None:
         self.store = store
         self.sink = sink
+        self.health = health  # tells the hub when delivery keeps failing, and when it recovers
         self.config = sink.config
         self.tenant = tenant
         self.wake = asyncio.Event()
@@ -224,6 +235,7 @@ class OutboxWorker:
         consecutive = 0
         while True:
             self.wake.clear()  # before looking, so an item added meanwhile wakes us
+            await self._health()  # a retry or drop by `inbeeld-connector outbox` shows here
             items = await self.store.due(self.sink.name)
             if not items:
                 await self._sleep(await self._until_next_due())
@@ -236,6 +248,7 @@ class OutboxWorker:
                     await self.sink.deliver(item.event_id, item.body)
                 except SinkError as exc:
                     self.failures += 1
+                    await self._health(failed=True, status=exc.status)
                     if exc.permanent:
                         consecutive = 0  # the receiver is up; it refuses this one
                         if item.refusals + 1 >= self.config.park_after:
@@ -252,6 +265,7 @@ class OutboxWorker:
                     break
                 consecutive = 0
                 await self.store.mark_delivered(item.id)
+                await self._health(failed=False, status=200)
                 self.delivered += 1
                 log.info(
                     "sink.delivered", sink=self.sink.name, event_id=item.event_id, attempts=item.attempts + 1
@@ -262,6 +276,7 @@ class OutboxWorker:
         reason = f"{exc.message}, {item.refusals + 1} times"
         held = await self.store.park(item.id, exc.status, reason)
         self.parked += 1
+        await self._health()
         # The alert: metadata only (never the body, so never personal data).
         log.warning(
             "outbox.parked",
@@ -275,6 +290,10 @@ class OutboxWorker:
             held=held,
             item=item.id,
         )
+
+    async def _health(self, *, failed: bool | None = None, status: int | None = None) -> None:
+        if self.health is not None:
+            await self.health.observe(self.sink.name, failed=failed, status=status)
 
     async def _failed(self, item: OutboxItem, exc: SinkError, delay: float) -> None:
         error = exc.message

@@ -153,6 +153,41 @@ class Settings(BaseSettings):
         shown = _hide_password(good)
         raise ValueError(f"the hub needs the asynchronous driver: use {shown}")
 
+    # -- alerts (hub.alerts; evaluated by the API process, `inbeeld serve`) --------------------
+    alert_offline_hours: float = Field(
+        4.0,
+        gt=0,
+        description="Raise `inbox_offline` when a tenant's inbox has had no consumer (no connector "
+        "reading) for this many hours (fractions allowed).",
+    )
+    alert_backlog_hours: float = Field(
+        24.0,
+        gt=0,
+        description="Raise `inbox_backlog` when a tenant's oldest inbox message has waited this many "
+        "hours (the inbox was never empty and nothing was taken from it for that long).",
+    )
+    alert_interval: float = Field(
+        60.0, ge=0, description="Seconds between evaluations of the alert conditions (0: never)."
+    )
+    alert_webhook_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Operator webhook: each alert raised and cleared is POSTed here, signed like the "
+        "connector's webhooks. Unset: alerts are shown in the console and sent to the tenant only.",
+    )
+    alert_webhook_secret: str | None = Field(
+        None,
+        min_length=32,
+        description="Shared secret (32+ characters) of the HMAC-SHA256 signature of the operator "
+        "webhook's posts; required with INBEELD_ALERT_WEBHOOK_URL.",
+    )
+
+    @model_validator(mode="after")
+    def _alert_webhook_signed(self) -> Settings:
+        if self.alert_webhook_url and not self.alert_webhook_secret:
+            raise ValueError("INBEELD_ALERT_WEBHOOK_URL needs INBEELD_ALERT_WEBHOOK_SECRET (32+ characters)")
+        return self
+
     @model_validator(mode="after")
     def _reminder_before_deadline(self) -> Settings:
         if self.transfer_reminder_days >= self.transfer_deadline_days:

@@ -7,9 +7,14 @@ and of the hub's own queues, sampled from the RabbitMQ management API.
     inbeeld_inbox_messages{tenant}              messages waiting in a tenant's inbox
     inbeeld_hub_queue_messages{queue}           messages in inbeeld.router and inbeeld.dead
     inbeeld_broker_management_up                1 if the last sample of the queues succeeded
+    inbeeld_inbox_consumers{tenant}             consumers of a tenant's inbox (0: no connector)
+    inbeeld_alerts_active{kind}                 alerts raised and not cleared (hub.alerts)
+    inbeeld_audit_chain_intact                  1 if the last verification found the chain whole
+    inbeeld_audit_chain_verified_timestamp_seconds  when the chain was last verified
 
 The store is asked on every scrape (two indexed queries); the management API at most every
-`queue_ttl` seconds, whatever the number of scrapers."""
+`queue_ttl` seconds, whatever the number of scrapers; the audit chain is verified at most every
+`chain_ttl` seconds (it reads every record)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from hub import alerts, audit
 from hub.broker.management import ManagementError
 from hub.config import Settings
 from hub.errors import ServiceUnavailable
@@ -33,6 +39,7 @@ from schemas.names import DEAD, ROUTER_QUEUE
 log = structlog.get_logger("inbeeld.metrics")
 
 QUEUE_TTL = 15.0  # seconds a sample of the queue depths is reused
+CHAIN_TTL = 300.0  # seconds a verification of the audit chain is reused
 
 
 @dataclass
@@ -42,15 +49,23 @@ class Sample:
     inboxes: dict[str, int] = field(default_factory=dict)
     hub_queues: dict[str, int] = field(default_factory=dict)
     management_up: bool = False
+    consumers: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+    chain_intact: bool = True
+    chain_verified_at: float = 0.0
 
 
 class HubGauges(Collector):
     """Call `refresh()` before each exposition; `collect()` yields the last sample."""
 
-    def __init__(self, settings: Settings, db: Database, queue_ttl: float = QUEUE_TTL) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, queue_ttl: float = QUEUE_TTL, chain_ttl: float = CHAIN_TTL
+    ) -> None:
         self.settings = settings
         self.db = db
         self.queue_ttl = queue_ttl
+        self.chain_ttl = chain_ttl
+        self._chain_at = float("-inf")
         self.sample = Sample()
         self._queues_at = float("-inf")
 
@@ -65,6 +80,12 @@ class HubGauges(Collector):
             self.sample.audit_records = int(
                 await s.scalar(select(func.count()).select_from(AuditRecord)) or 0
             )
+            self.sample.alerts = await alerts.counts(s)
+            if time.monotonic() - self._chain_at >= self.chain_ttl:
+                report = await audit.verify(s)
+                self.sample.chain_intact = report.intact
+                self.sample.chain_verified_at = time.time()
+                self._chain_at = time.monotonic()
             if time.monotonic() - self._queues_at >= self.queue_ttl:
                 tenants = await s.execute(select(Tenant.inbox, Tenant.code).where(Tenant.inbox.is_not(None)))
                 inboxes = {inbox: code for inbox, code in tenants.all()}
@@ -79,7 +100,9 @@ class HubGauges(Collector):
             self.sample.management_up = False
             return
         depths = {q["name"]: int(q.get("messages") or 0) for q in queues}
+        consumers = {q["name"]: int(q.get("consumers") or 0) for q in queues}
         self.sample.inboxes = {code: depths.get(name, 0) for name, code in inboxes.items() if name in depths}
+        self.sample.consumers = {code: consumers[name] for name, code in inboxes.items() if name in consumers}
         self.sample.hub_queues = {name: depths[name] for name in (ROUTER_QUEUE, DEAD) if name in depths}
         self.sample.management_up = True
         self._queues_at = time.monotonic()
@@ -115,4 +138,28 @@ class HubGauges(Collector):
             "inbeeld_broker_management_up",
             "1 if the last sample of the queue depths from the management API succeeded.",
             value=int(sample.management_up),
+        )
+        readers = GaugeMetricFamily(
+            "inbeeld_inbox_consumers",
+            "Consumers of a tenant's inbox: 0 means no connector is reading (management API sample).",
+            labels=["tenant"],
+        )
+        for code, n in sorted(sample.consumers.items()):
+            readers.add_metric([code], n)
+        yield readers
+        active = GaugeMetricFamily(
+            "inbeeld_alerts_active", "Alerts raised and not cleared, by kind (hub.alerts).", labels=["kind"]
+        )
+        for kind, n in sorted(sample.alerts.items()):
+            active.add_metric([kind], n)
+        yield active
+        yield GaugeMetricFamily(
+            "inbeeld_audit_chain_intact",
+            "1 if the last verification of the audit hash chain found it whole, 0 if broken.",
+            value=int(sample.chain_intact),
+        )
+        yield GaugeMetricFamily(
+            "inbeeld_audit_chain_verified_timestamp_seconds",
+            "When the audit chain was last verified (Unix time).",
+            value=sample.chain_verified_at,
         )

@@ -414,6 +414,21 @@ class HubKeyReplacementRefused(Payload):
     reason: Literal["proof_missing", "proof_invalid"]
 
 
+class HubAlert(Payload):
+    """The hub raised or cleared an alert about this tenant (`hub.alerts`): its inbox without a
+    connector reading, an old backlog, a full inbox, or its case system's webhook failing. The
+    same document is posted to the hub operator's webhook. No personal data: codes and counts."""
+
+    alert_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    tenant: TenantCode
+    kind: Literal["inbox_offline", "inbox_backlog", "inbox_full", "webhook_failing"]
+    state: Literal["raised", "cleared"]
+    detail: Annotated[str, Field(max_length=200)]
+    since: Timestamp
+    raised_at: Timestamp
+    cleared_at: Timestamp | None = None
+
+
 # --- the catalogue ------------------------------------------------------------------------
 
 
@@ -460,6 +475,7 @@ _SPECS: tuple[EventSpec, ...] = (
     EventSpec("group.key_shared", GroupKeyShared, protection="sealed"),
     EventSpec("key.rotated", KeyRotated, hub_only=True),
     EventSpec("hub.key_replacement_refused", HubKeyReplacementRefused, hub_only=True),
+    EventSpec("hub.alert", HubAlert, hub_only=True),
 )
 
 EVENTS: dict[str, EventSpec] = {s.type: s for s in _SPECS}

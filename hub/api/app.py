@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from hub.alert_watch import AlertWatch
 from hub.api import errors, nesting
 from hub.api.routes import (
+    alerts,
     audit,
     contract,
     health,
@@ -39,7 +41,12 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watch = AlertWatch(settings, database)  # alerts are evaluated by the API process
+        app.state.alert_watch = watch
+        watch.start()
         yield
+        await watch.stop()
+        app.state.alert_watch = None
         if owns_db:
             await database.close()
 
@@ -62,6 +69,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         transfers,
         templates,
         metrics,
+        alerts,
     ):
         app.include_router(module.router)
     app.mount("/console", create_console(settings, database), name="console")  # the operator's web pages

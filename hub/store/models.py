@@ -336,3 +336,24 @@ class OperatorLogin(Base):
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Alert(Base):
+    """A condition the operator should act on (hub.alerts): pending while it has not lasted
+    long enough, raised, then cleared when it went away. `open_key` is `<tenant>:<kind>` until
+    cleared (unique: one open alert per tenant and kind, however many hub processes evaluate)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("open_key", name="uq_alerts_open_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    open_key: Mapped[str | None] = mapped_column(String(80))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    since: Mapped[datetime] = mapped_column(default=utcnow)  # the condition first seen
+    raised_at: Mapped[datetime | None] = mapped_column(default=None)  # None: pending
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)
+    marker: Mapped[int | None] = mapped_column(BigInteger, default=None)  # inbox acks when last seen
+    raise_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    clear_notified: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -28,7 +28,7 @@ from hub.registry import TENANT_CODE_PATTERN
 from hub.services import management
 from hub.store.db import Database
 from hub.store.models import DeadLetter, utcnow
-from hub.web import activity, assets, i18n, memberships, pages
+from hub.web import activity, alerts_page, assets, i18n, memberships, pages
 from hub.web.security import SecurityHeaders
 from hub.web.sessions import SessionMiddleware, check_csrf, session_of
 from schemas.errors import ContractError, InbeeldError, NotFound
@@ -130,6 +130,7 @@ def create_console(settings: Settings, db: Database, path: str = "/console") -> 
     console.mount("/static", assets.static_files(), name="static")
     _install_errors(console)
     _add_routes(console)
+    alerts_page.add_routes(console, _operator)
     return console
 
 

@@ -529,6 +529,75 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
 }
 
 
+# --- alerts (hub/web/alerts_page.py) ------------------------------------------------------------
+_ALERTS: Mapping[str, Mapping[str, str]] = {
+    "nl": {
+        "nav.alerts": "Meldingen",
+        "alerts.title": "Meldingen",
+        "alerts.intro": "Wat bij een deelnemer aandacht vraagt. Een melding verdwijnt vanzelf als "
+        "de oorzaak weg is; ze gaat ook naar de webhook van de beheerder en naar de deelnemer.",
+        "alerts.open": "Open meldingen",
+        "alerts.cleared": "Opgeloste meldingen",
+        "alerts.none": "Geen open meldingen.",
+        "alerts.none_cleared": "Nog geen opgeloste meldingen.",
+        "alerts.tenant": "Deelnemer",
+        "alerts.kind": "Soort",
+        "alerts.detail": "Toelichting",
+        "alerts.since": "Sinds",
+        "alerts.raised": "Gemeld",
+        "alerts.cleared_at": "Opgelost",
+        "alerts.action": "Wat te doen",
+        "alerts.banner": "{count} open melding(en):",
+        "alerts.banner_link": "Naar de meldingen",
+        "alerts.kind.inbox_offline": "connector niet verbonden",
+        "alerts.kind.inbox_backlog": "berichten blijven liggen",
+        "alerts.kind.inbox_full": "inbox vol",
+        "alerts.kind.webhook_failing": "webhook van het zaaksysteem faalt",
+        "alerts.todo.inbox_offline": "Vraag de deelnemer zijn connector te starten "
+        "(inbeeld-connector check, dan run).",
+        "alerts.todo.inbox_backlog": "Vraag de deelnemer waarom zijn connector niets afneemt; "
+        "kijk in het log van de connector.",
+        "alerts.todo.inbox_full": "Afzenders krijgen nu recipient_busy. Laat de connector de "
+        "inbox leegmaken, of verhoog INBEELD_INBOX_MAX_LENGTH.",
+        "alerts.todo.webhook_failing": "Vraag de deelnemer naar zijn zaaksysteem; met "
+        "inbeeld-connector outbox list ziet hij wat geparkeerd is.",
+    },
+    "en": {
+        "nav.alerts": "Alerts",
+        "alerts.title": "Alerts",
+        "alerts.intro": "What needs attention at a tenant. An alert clears itself when its cause "
+        "is gone; it is also sent to the operator's webhook and to the tenant.",
+        "alerts.open": "Open alerts",
+        "alerts.cleared": "Cleared alerts",
+        "alerts.none": "No open alerts.",
+        "alerts.none_cleared": "No cleared alerts yet.",
+        "alerts.tenant": "Tenant",
+        "alerts.kind": "Kind",
+        "alerts.detail": "Detail",
+        "alerts.since": "Since",
+        "alerts.raised": "Raised",
+        "alerts.cleared_at": "Cleared",
+        "alerts.action": "What to do",
+        "alerts.banner": "{count} open alert(s):",
+        "alerts.banner_link": "To the alerts",
+        "alerts.kind.inbox_offline": "connector not connected",
+        "alerts.kind.inbox_backlog": "messages left waiting",
+        "alerts.kind.inbox_full": "inbox full",
+        "alerts.kind.webhook_failing": "case system's webhook failing",
+        "alerts.todo.inbox_offline": "Ask the tenant to start its connector "
+        "(inbeeld-connector check, then run).",
+        "alerts.todo.inbox_backlog": "Ask the tenant why its connector takes nothing; see the "
+        "connector's log.",
+        "alerts.todo.inbox_full": "Senders get recipient_busy now. Have the connector drain the "
+        "inbox, or raise INBEELD_INBOX_MAX_LENGTH.",
+        "alerts.todo.webhook_failing": "Ask the tenant about its case system; "
+        "inbeeld-connector outbox list shows what is parked.",
+    },
+}
+CATALOGUE = {lang: {**CATALOGUE[lang], **_ALERTS[lang]} for lang in CATALOGUE}
+# --- end of alerts ------------------------------------------------------------------------------
+
+
 def choose(request: Request) -> str:
     """The request's language (see the module doc)."""
     asked = request.query_params.get("lang")

@@ -110,6 +110,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "event_type": "nl.leerplicht.transfer.offered",
         "reason": "crypto_error",
     },
+    "hub.alert": {
+        "alert_id": 7,
+        "tenant": "GM0599",
+        "kind": "inbox_offline",
+        "state": "raised",
+        "detail": "no connector is reading the inbox",
+        "since": "2026-12-01T01:00:00Z",
+        "raised_at": "2026-12-01T05:00:00Z",
+    },
     "hub.key_replacement_refused": {
         "tenant": "GM0599",
         "presented_kids": ["NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"],
@@ -169,6 +178,7 @@ def test_catalogue_shape() -> None:
         "transfer.reminder",
         "key.rotated",
         "hub.key_replacement_refused",
+        "hub.alert",
     }
     protections = {s.short_type: s.protection for s in EVENTS.values()}
     assert protections["transfer.offered"] == "sealed"
