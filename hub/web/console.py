@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub import audit, health, inboxes, ledger, operator_actions, registry
+from hub import audit, health, inboxes, ledger, operator_actions, registry, tenant_activity
 from hub.audit import ChainReport
 from hub.config import Settings
 from hub.errors import ServiceUnavailable, Transient
@@ -394,6 +394,10 @@ def _add_routes(console: FastAPI) -> None:
             log.warning("console.inbox_stats_unavailable", reason=exc.reason)
             queues = None
         stats = {t.code: queues.get(t.inbox) if queues and t.inbox else None for t in rows}
+        async with _db(request).session() as s:
+            activity = await tenant_activity.for_tenants(
+                s, [t.code for t in rows], {code: q.messages if q else None for code, q in stats.items()}
+            )
         done = request.query_params.get("done")
         subject = request.query_params.get("tenant", "")
         valid = done in ("suspend", "reinstate") and _TENANT.fullmatch(subject)
@@ -403,6 +407,7 @@ def _add_routes(console: FastAPI) -> None:
             "tenants.html",
             rows=rows,
             stats=stats,
+            activity=activity,
             broker_known=queues is not None,
             notice=notice,
             **groups,

@@ -99,3 +99,16 @@ async def test_group_membership_forms(web: httpx.AsyncClient, db: Database) -> N
             ("add group member", "operator:web:anna"),
             ("remove group member", "operator:web:anna"),
         ]
+
+
+async def test_the_tenants_page_shows_traffic_and_keys(web: httpx.AsyncClient, db: Database) -> None:
+    async with db.session() as s, s.begin():
+        await seed_all(s)
+    await log_in(web)
+    page = await web.get("/console/tenants")
+    assert page.status_code == 200
+    for header in ("Oudste bericht sinds", "Verkeer", "Sleutels"):
+        assert f'scope="col">{header}</th>' in page.text, header
+    assert "laatst verzonden: nooit" in page.text and "laatst ontvangen: nooit" in page.text
+    english = await web.get("/console/tenants", params={"lang": "en"})
+    assert "last sent: never" in english.text and "Oldest message since" in english.text
