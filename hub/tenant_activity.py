@@ -42,17 +42,14 @@ async def for_tenants(
     codes = list(codes)
     if not codes:
         return {}
-    sent = dict(
-        (
-            await s.execute(
-                select(LedgerEvent.sender, func.max(LedgerEvent.received_at))
-                .where(LedgerEvent.sender.in_(codes))
-                .group_by(LedgerEvent.sender)
-            )
+    sent: dict[str, datetime | None] = {
+        code: at
+        for code, at in await s.execute(
+            select(LedgerEvent.sender, func.max(LedgerEvent.received_at))
+            .where(LedgerEvent.sender.in_(codes))
+            .group_by(LedgerEvent.sender)
         )
-        .tuples()
-        .all()
-    )
+    }
     published = {
         code: (last_at, last_seq)
         for code, last_at, last_seq in (
@@ -65,7 +62,7 @@ async def for_tenants(
                 .where(DeliveryRecord.recipient.in_(codes))
                 .group_by(DeliveryRecord.recipient)
             )
-        ).tuples()
+        ).all()
     }
     wanted = [
         (code, published[code][1] - depth + 1)
@@ -79,7 +76,7 @@ async def for_tenants(
                 tuple_(DeliveryRecord.recipient, DeliveryRecord.sequence).in_(wanted)
             )
         )
-        oldest = dict(rows.tuples().all())
+        oldest = {code: at for code, at in rows.all()}
     keys = {
         code: (int(n), expires)
         for code, n, expires in (
@@ -88,7 +85,7 @@ async def for_tenants(
                 .where(TenantKey.tenant_code.in_(codes), TenantKey.status.in_(KEYS_IN_USE))
                 .group_by(TenantKey.tenant_code)
             )
-        ).tuples()
+        ).all()
     }
     return {
         code: TenantActivity(
