@@ -286,6 +286,12 @@ def parse_config(raw: dict[str, object], base: Path) -> ConnectorConfig:
         field = error_path(tuple(loc)) or "config"
         why = err["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{field}: {why}", field=field) from None
+    for i, sink in enumerate(config.sinks):
+        if isinstance(sink, FolderSinkConfig) and config.keystore is None:
+            why = (
+                "a folder sink encrypts its files under the keystore's at-rest key: add a [keystore] section"
+            )
+            raise ConfigError(f"sinks.{i}: {why}", field=f"sinks.{i}")
     names = config.sink_names()
     if len(set(names)) != len(names):
         raise ConfigError("sinks: two sinks have the same name", field="sinks")

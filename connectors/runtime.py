@@ -335,7 +335,8 @@ class Runtime:
             if isinstance(sc, WebhookSinkConfig):
                 sinks.append(WebhookSink(name, sc, sc.resolved_secret(f"sinks.{i}")))
             elif isinstance(sc, FolderSinkConfig):
-                sinks.append(FolderSink(name, sc))
+                assert self.keystore is not None  # parse_config requires [keystore] for a folder sink
+                sinks.append(FolderSink(name, sc, self.keystore))
             elif isinstance(sc, StdoutSinkConfig):
                 sinks.append(StdoutSink(name, sc))
         return sinks

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from connectors import inbox_name
+from connectors.cli.options import ConfigOpt
 from connectors.client import Connector, ConnectorError
 from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
 from connectors.directory import Directory
@@ -29,8 +30,6 @@ __all__ = ["check", "init", "register_app", "register_shred", "run"]
 register_app = typer.Typer(help="The local pupil register.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
 
 
 def _load(path: Path) -> ConnectorConfig:
