@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +15,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from connectors import inbox_name
-from connectors.cli.options import ConfigOpt
+from connectors.cli.options import DEFAULT_CONFIG, ConfigOpt
 from connectors.client import Connector, ConnectorError
-from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, WebhookSinkConfig, load_config
+from connectors.config import (
+    EXAMPLE,
+    ConfigError,
+    ConnectorConfig,
+    WebhookSinkConfig,
+    example_config,
+    load_config,
+    parse_config,
+)
 from connectors.directory import Directory
 from connectors.hub_api import HubApi, HubApiError
 from connectors.register import ImportReport, import_csv, shred
@@ -41,14 +50,28 @@ def _load(path: Path) -> ConnectorConfig:
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="where to write it")] = Path("connector.toml"),
+    path: Annotated[Path, typer.Argument(help="where to write it")] = DEFAULT_CONFIG,
+    tenant: Annotated[
+        str | None, typer.Option(help="your tenant code (e.g. GM0599); without it, Den Haag's as an example")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="your organisation's name, on letters")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
-    """Write a commented example configuration."""
+    """Write a commented configuration: for --tenant CODE, or an example (Den Haag's)."""
     if path.exists() and not force:
         err.print(f"{path} exists; use --force to overwrite it")
         raise typer.Exit(1)
-    path.write_text(EXAMPLE, encoding="utf-8")
+    if name is not None and tenant is None:
+        err.print("--name needs --tenant")
+        raise typer.Exit(2)
+    text = example_config(tenant, name) if tenant is not None else EXAMPLE
+    try:  # what is written must load: a bad code or name is refused here, naming the field
+        parse_config(tomllib.loads(text), path.resolve().parent)
+    except (ConfigError, tomllib.TOMLDecodeError) as exc:
+        why = exc.message if isinstance(exc, ConfigError) else "not representable in TOML"
+        err.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    path.write_text(text, encoding="utf-8")
     console.print(f"wrote {path}; edit it, then run: inbeeld-connector check --config {path}")
 
 

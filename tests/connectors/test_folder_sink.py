@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from connectors import Connector
 from connectors.cli import app
-from connectors.config import ConfigError, load_config, parse_config
+from connectors.config import load_config
 from tests.connectors.test_runtime import PING, Running, broker_section, until
 from tests.utils.hubs import RunningHub
 
@@ -89,12 +90,15 @@ def test_a_file_that_is_not_a_sink_file_is_named_as_such(
     assert result.exit_code == 1 and "is not a sink file" in result.output
 
 
-def test_a_folder_sink_without_a_keystore_is_a_config_error(tmp_path: Path) -> None:
-    raw = {
-        "tenant": "GM0307",
-        "broker": {"url": "amqp://127.0.0.1:5672/x", "username": "u", "password": "p"},
-        "store": {"path": "connector.db"},
-        "sinks": [{"kind": "folder", "path": "received"}],
-    }
-    with pytest.raises(ConfigError, match=r"sinks\.0: a folder sink encrypts its files .* \[keystore\]"):
-        parse_config(raw, tmp_path)
+async def test_a_folder_sink_without_a_keystore_is_a_config_error(hub: RunningHub, tmp_path: Path) -> None:
+    config = _write_config(tmp_path, hub, "GM0957", "UNUSED")
+    text = config.read_text("utf-8")
+    config.write_text(text.replace('[keystore]\npath = "keystore.json"\nkek_env = "UNUSED"\n', ""), "utf-8")
+    assert "[keystore]" not in config.read_text("utf-8")
+    run = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connectors.cli", "run", "--config", str(config), stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(run.communicate(), 60)
+    assert run.returncode == 2, err
+    assert b"sinks.0: a folder sink encrypts its files" in err and b"[keystore]" in err
+    assert not (tmp_path / "received").exists()
