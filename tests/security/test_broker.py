@@ -67,7 +67,7 @@ async def temp_tenant(hub: RunningHub, settings: Settings | None = None) -> Asyn
     settings = settings or hub.settings
     code = f"tmp{uuid.uuid4().hex[:8]}"
     async with hub.db.session() as s, s.begin():
-        await registry.add_tenant(s, code, "Tijdelijke gemeente", "municipality")
+        await registry.add_tenant(s, code, "Tijdelijke gemeente", "regional_bureau")  # a slug code
     creds = None
     try:
         async with management(settings) as mgmt, amqp_channel(settings) as channel:
@@ -312,7 +312,7 @@ async def old_style_tenant(hub: RunningHub) -> AsyncIterator[BrokerCredentials]:
     legacy = legacy_inbox_name(code)
     try:
         async with hub.db.session() as s, s.begin():
-            await registry.add_tenant(s, code, "Gemeente van vroeger", "municipality")
+            await registry.add_tenant(s, code, "Gemeente van vroeger", "regional_bureau")  # a slug code
             await registry.set_broker_username(s, code, username)
         async with management(hub.settings) as mgmt, amqp_channel(hub.settings) as channel:
             queue = await channel.declare_queue(
@@ -568,7 +568,7 @@ async def test_the_api_tells_a_tenant_its_own_inbox_and_nobody_else_any(hub: Run
 async def test_tenant_provision_prints_the_inbox_the_store_keeps_and_sets_the_limits(hub: RunningHub) -> None:
     code = f"tmp{uuid.uuid4().hex[:8]}"
     async with hub.db.session() as s, s.begin():
-        await registry.add_tenant(s, code, "Nieuwe gemeente", "municipality")
+        await registry.add_tenant(s, code, "Nieuwe gemeente", "regional_bureau")  # a slug code
     inbox = None
     try:
         done = await asyncio.to_thread(hub_cli, hub, "tenant", "provision", code)
