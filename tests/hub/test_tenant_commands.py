@@ -152,6 +152,10 @@ async def test_remove_waits_for_open_transfers_and_a_drained_inbox(
     [record] = [r for r in await records_about(hub, f"tenant:{code}") if r.activity == "remove tenant"]
     assert isinstance(record, AuditRecord) and record.outcome == "removed" and code in record.recipients
     assert await chain_intact(hub)
+    # `inbeeld doctor` does not miss the broker user and inbox removed on purpose
+    _, out, _ = await _cli(hub, "doctor", "--no-probe")
+    assert "audit chain" in out  # the checks ran
+    assert code not in out, out
     # The code is never given again; the removed tenant is not provisioned or reinstated
     status, _, err = await _cli(hub, "tenant", "add", code, "Opnieuw", "--kind", "regional_bureau")
     assert status == 1 and "was removed" in err
