@@ -11,10 +11,12 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from connectors import Connector
 from connectors.config import load_config
+from hub.api.app import create_app
 from hub.services import amqp_channel, management
 from hub.store.models import AuditRecord, Tenant, Transfer, utcnow
 from tests.hub.test_operator_audit import chain_intact, cli, records_about
@@ -162,3 +164,12 @@ async def test_remove_waits_for_open_transfers_and_a_drained_inbox(
     for command in ("provision", "reinstate"):
         status, _, err = await _cli(hub, "tenant", command, code)
         assert status == 1 and "was removed" in err, (command, err)
+    # ... nor through the API: a documented 409
+    transport = httpx.ASGITransport(app=create_app(hub.settings, hub.db))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as api:
+        headers = {"Authorization": f"Bearer {await hub.token('operator')}"}
+        response = await api.post(f"/tenants/{code}/reinstate", headers=headers)
+        assert response.status_code == 409
+        assert response.json()["reason"] == "tenant_removed"
+        responses = (await api.get("/openapi.json")).json()["paths"]["/tenants/{code}/reinstate"]["post"]
+        assert "409" in responses["responses"]
