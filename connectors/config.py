@@ -44,6 +44,7 @@ __all__ = [
     "TemplatesConfig",
     "TlsConfig",
     "WebhookSinkConfig",
+    "example_config",
     "load_config",
 ]
 
@@ -359,22 +360,22 @@ def load_config(path: str | os.PathLike[str]) -> ConnectorConfig:
     return parse_config(raw, path.resolve().parent)
 
 
-EXAMPLE = """\
+_EXAMPLE_TEMPLATE = """\
 # Inbeeld connector configuration (one file per tenant).
 # Check it with:   inbeeld-connector check --config connector.toml
 # Run it with:     inbeeld-connector run --config connector.toml
 # Secrets are read from the environment variables named here, never written in this file.
 
-tenant = "GM0518"            # your CBS code (or tenant code) as registered on the hub
-system = "leerlingzaken"     # your system; events carry urn:nld:cbs:GM0518:systeem:leerlingzaken
+tenant = "@TENANT@"            # your CBS code (or tenant code) as registered on the hub
+system = "leerlingzaken"     # your system; events carry urn:nld:cbs:@TENANT@:systeem:leerlingzaken
 # oin = "00000001234567890000"   # your OIN, if you have one (source becomes urn:nld:oin:...)
 receipts = false             # send nl.leerplicht.receipt to the sender after processing each event
 
 [broker]                     # the hub's RabbitMQ; credentials from the hub operator
 url = "amqps://hub.example.nl:5671/inbeeld"
-username = "inbeeld.GM0518"
+username = "inbeeld.@TENANT@"
 password_env = "INBEELD_BROKER_PASSWORD"
-# inbox = "inbeeld.inbox.GM0518.<random>"  # your inbox queue, printed by `inbeeld tenant provision`;
+# inbox = "inbeeld.inbox.@TENANT@.<random>"  # your inbox queue, printed by `inbeeld tenant provision`;
 #                                     # omit it to ask the hub ([hub] below, with a token)
 heartbeat = 15               # seconds; detects a dead network path
 prefetch = 32
@@ -410,7 +411,9 @@ park_after = 3               # park an event refused (4xx, not 408/429) this oft
                              # (see: inbeeld-connector outbox list|retry|drop)
 # types = ["nl.leerplicht.transfer.*"]
 
-[[sinks]]                    # also write each event as a JSON file
+# Also write each event to a file, encrypted at rest under the keystore (needs [keystore]):
+# read one with `inbeeld-connector sink show FILE`; after `shred` they cannot be read.
+[[sinks]]
 kind = "folder"
 path = "received"
 
@@ -431,19 +434,19 @@ poll_seconds = 2
 [notices]                    # neighbour notices (needs [keystore] and [hub]); omit: never answer
 name = "Team Leerplicht"     # the contact person a neighbour's officer calls when we know the pupil
 department = "Leerlingzaken"
-phone = "070 353 3000"
+@NOTICE_PHONE@
 email = "leerplicht@example.nl"
 auto_answer = true           # answer pupil_missing from the local register (false: record the match only)
 check_seconds = 60           # how often notices past their deadline are expired
 
 [letterhead]                 # the sender block of letters (`inbeeld-connector letter render`)
-name = "Gemeente Den Haag"
+name = "@NAME@"
 department = "Leerlingzaken"
-phone = "14 070"
+@LETTER_PHONE@
 email = "leerplicht@example.nl"
-# return_address = ["Postbus 12345", "2500 AA Den Haag"]   # up to 6 lines
+# return_address = ["Postbus 12345", "@RETURN_TOWN@"]   # up to 6 lines
 # website = "https://www.example.nl"
-# visiting_address = ["Spui 70", "2511 BT Den Haag"]    # printed beside the contact details
+# visiting_address = ["@VISIT_STREET@", "@VISIT_TOWN@"]    # printed beside the contact details
 # logo = "/etc/inbeeld/logo.svg"                          # PNG or SVG, printed 14 mm high
 
 [templates]                  # letter templates arrive through `run`, from the publishers you follow
@@ -453,3 +456,37 @@ email = "leerplicht@example.nl"
 # host = "127.0.0.1"         # no token is asked: listen on a local or monitoring network only
 # port = 9464
 """
+# What `init` writes without --tenant: Den Haag's, as an example.
+_DEN_HAAG = {
+    "@TENANT@": "GM0518",
+    "@NAME@": "Gemeente Den Haag",
+    "@NOTICE_PHONE@": 'phone = "070 353 3000"',
+    "@LETTER_PHONE@": 'phone = "14 070"',
+    "@RETURN_TOWN@": "2500 AA Den Haag",
+    "@VISIT_STREET@": "Spui 70",
+    "@VISIT_TOWN@": "2511 BT Den Haag",
+}
+
+
+def example_config(tenant: str | None = None, name: str | None = None) -> str:
+    """The commented configuration `init` writes: for `tenant` (its code everywhere, `name` on
+    its letters, contact details left for it to fill in), or Den Haag's as an example."""
+    if tenant is None:
+        values = dict(_DEN_HAAG)
+    else:
+        values = {
+            "@TENANT@": tenant,
+            "@NAME@": name or (f"Gemeente {tenant}" if tenant.startswith("GM") else tenant),
+            "@NOTICE_PHONE@": '# phone = "..."            # the number a neighbour\'s officer calls',
+            "@LETTER_PHONE@": '# phone = "..."            # printed on letters',
+            "@RETURN_TOWN@": "1234 AB Plaats",
+            "@VISIT_STREET@": "Straat 1",
+            "@VISIT_TOWN@": "1234 AB Plaats",
+        }
+    text = _EXAMPLE_TEMPLATE
+    for marker, value in values.items():
+        text = text.replace(marker, value.replace('"', '\\"') if marker == "@NAME@" else value)
+    return text
+
+
+EXAMPLE = example_config()

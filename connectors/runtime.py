@@ -66,6 +66,7 @@ from connectors.client import (
     InboxUnavailable,
 )
 from connectors.config import (
+    ConfigError,
     ConnectorConfig,
     FolderSinkConfig,
     FolderSourceConfig,
@@ -170,6 +171,11 @@ class Runtime:
     async def start(self) -> None:
         cfg = self.config
         inbox_name.check_configured(cfg)
+        if self.keystore is None and cfg.keystore is None:
+            for i, sc in enumerate(cfg.sinks):
+                if isinstance(sc, FolderSinkConfig):
+                    why = "a folder sink encrypts its files under the keystore's at-rest key: add [keystore]"
+                    raise ConfigError(f"sinks.{i}: {why}", field=f"sinks.{i}")
         # The same wiring as every command's (connectors.services), kept open while we run.
         token = cfg.hub.resolved_token() if cfg.hub else None
         self.services = await ConnectorServices.open(
@@ -375,7 +381,8 @@ class Runtime:
             if isinstance(sc, WebhookSinkConfig):
                 sinks.append(WebhookSink(name, sc, sc.resolved_secret(f"sinks.{i}")))
             elif isinstance(sc, FolderSinkConfig):
-                sinks.append(FolderSink(name, sc))
+                assert self.keystore is not None  # checked in start(), before anything opened
+                sinks.append(FolderSink(name, sc, self.keystore))
             elif isinstance(sc, StdoutSinkConfig):
                 sinks.append(StdoutSink(name, sc))
         return sinks

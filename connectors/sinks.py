@@ -17,7 +17,9 @@ context attributes plus `data`, the opened and validated payload.
   drops it (`inbeeld-connector outbox`, `connectors.outbox`). With [hub] configured, the
   worker tells the hub when delivery keeps failing or an item is parked, and when it
   recovers (`connectors.health_report`): the hub operator gets an alert.
-* `folder` — one file per event, written atomically (temp file, fsync, rename, fsync dir).
+* `folder` — one file per event, `<event id>.json.enc`, encrypted at rest under the keystore's
+  at-rest secret (`connectors.sink_files`: shredding makes it unreadable; read one back with
+  `inbeeld-connector sink show FILE`), written atomically (temp file, fsync, rename, fsync dir).
 * `stdout` — one JSON line per event.
 """
 
@@ -39,8 +41,10 @@ import httpx
 import structlog
 
 from connectors import metrics
+from connectors.at_rest import AtRestSecrets
 from connectors.config import FolderSinkConfig, StdoutSinkConfig, WebhookSinkConfig
 from connectors.health_report import WebhookHealth
+from connectors.sink_files import file_name, seal_sink_file
 from connectors.store import LocalStore, OutboxItem
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError
@@ -159,14 +163,17 @@ class WebhookSink(_Filter):
 class FolderSink(_Filter):
     durable = False
 
-    def __init__(self, name: str, config: FolderSinkConfig) -> None:
+    def __init__(self, name: str, config: FolderSinkConfig, keystore: AtRestSecrets) -> None:
         self.name = name
         self.types = config.types
         self.path = config.path
+        self._keystore = keystore
 
     async def deliver(self, event_id: str, body: bytes) -> None:
+        name = file_name(event_id)
+        sealed = seal_sink_file(self._keystore, name, body)
         try:
-            await asyncio.to_thread(_atomic_write, self.path, event_id.replace(":", "_") + ".json", body)
+            await asyncio.to_thread(_atomic_write, self.path, name, sealed)
         except OSError as exc:
             raise SinkError(f"cannot write to {self.path} ({exc.strerror})") from None
 

@@ -22,6 +22,8 @@ from hub.provisioning import BrokerCredentials
 from hub.router import Router
 from hub.seed import seed_all
 from hub.services import amqp_channel, ensure_deployment, management, open_database
+from hub.store.db import Database
+from schemas.errors import InbeeldError
 
 TENANT_SYSTEMS = {
     "GM0518": "leerlingzaken",
@@ -98,17 +100,46 @@ STEPS: list[Step] = [
 ]
 
 
+# The description the demo gives the vhosts it makes: the only ones it ever resets.
+DEMO_VHOST_MARK = "inbeeld demo (reset by every run of `inbeeld demo`)"
+
+
+class DemoRefused(InbeeldError):
+    reason = "demo_refused"
+
+
+def _demo_users(settings: Settings) -> list[str]:
+    """The broker users the demo makes: one per seed tenant (hub.provisioning.broker_username)."""
+    return [provisioning.broker_username(settings.vhost, code) for code in TENANT_SYSTEMS]
+
+
 async def _reset(settings: Settings, out: Path) -> None:
+    """Start from a fresh vhost. A vhost that exists and was not made by the demo (another
+    deployment's, or anyone's) is refused and left as it is: resetting it would delete its
+    queues and messages, and playing inside it would add demo tenants to a real registry."""
     async with management(settings) as mgmt:
         await mgmt.overview()
-        await mgmt.delete_vhost(settings.vhost)
-        for user in await mgmt.list_users():
-            if user["name"].startswith(settings.vhost + "."):
-                await mgmt.delete_user(user["name"])
+        description = await mgmt.vhost_description(settings.vhost)
+        if description is not None and description != DEMO_VHOST_MARK:
+            raise DemoRefused(
+                f"vhost {settings.vhost} exists and was not made by `inbeeld demo`; it is left as it is. "
+                "Give the demo a vhost of its own (--vhost or INBEELD_VHOST)"
+            )
+        if description is not None:
+            await mgmt.delete_vhost(settings.vhost)
+            for user in _demo_users(settings):  # left by an earlier run that was killed
+                await mgmt.delete_user(user)
+        await mgmt.create_vhost(settings.vhost, description=DEMO_VHOST_MARK)
         await ensure_deployment(settings, mgmt)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+
+
+async def _remove_users(settings: Settings, creds: dict[str, BrokerCredentials]) -> None:
+    async with management(settings) as mgmt:
+        for c in creds.values():
+            await mgmt.delete_user(c.username)
 
 
 async def play(
@@ -122,6 +153,25 @@ async def play(
     console.rule("[bold]Inbeeld demo[/] — keeping every pupil in view")
     db = await open_database(settings)
     creds: dict[str, BrokerCredentials] = {}
+    try:
+        await _play(settings, out, vhost, console, db, creds, serve=serve, port=port)
+    finally:
+        await db.close()
+        await _remove_users(settings, creds)  # made for the story; nothing may log in after it
+    console.print(f"the demo's broker users are removed; vhost {vhost} stays until the next run")
+
+
+async def _play(
+    settings: Settings,
+    out: Path,
+    vhost: str,
+    console: Console,
+    db: Database,
+    creds: dict[str, BrokerCredentials],
+    *,
+    serve: bool,
+    port: int,
+) -> None:
     async with management(settings) as mgmt, amqp_channel(settings) as channel:
         async with db.session() as s, s.begin():
             tenants = await seed_all(s)
@@ -155,4 +205,3 @@ async def play(
         for c in ctx.connectors.values():
             await c.close()
         await router.stop()
-        await db.close()

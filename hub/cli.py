@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import structlog
 import typer
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hub import doctor as hub_doctor  # `doctor` is the command below
-from hub import inboxes, key_registration, operator_actions, registry
+from hub import inboxes, key_registration, operator_actions, provisioning, registry
 from hub.api.app import create_app
 from hub.auth import Scope
 from hub.config import Settings, get_settings
@@ -211,9 +212,8 @@ def router_cmd() -> None:
 def _tenant_table(tenants: list[TenantInfo]) -> Table:
     table = Table("code", "name", "kind", "OIN", "active", "broker user")
     for t in tenants:
-        table.add_row(
-            t.code, t.name, t.kind, t.oin or "", "yes" if t.active else "[red]no[/]", t.broker_username or ""
-        )
+        active = "removed" if t.removed else "yes" if t.active else "[red]no[/]"
+        table.add_row(t.code, t.name, t.kind, t.oin or "", active, t.broker_username or "")
     return table
 
 
@@ -251,9 +251,23 @@ def tenant_list() -> None:
 
 
 @tenant_app.command("provision")
-def tenant_provision(code: str) -> None:
-    """Create the tenant's broker user and inbox; prints its credentials ONCE."""
+def tenant_provision(
+    code: str,
+    broker_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The broker as the tenant reaches it, e.g. amqps://hub.example.nl:5671 "
+            "(default: host and port of INBEELD_AMQP_URL)"
+        ),
+    ] = None,
+) -> None:
+    """Create the tenant's broker user and inbox; prints the connector's [broker] section and
+    its password ONCE."""
     settings = get_settings()
+    public = broker_url or settings.amqp_url
+    if urlsplit(public).scheme not in ("amqp", "amqps") or not urlsplit(public).hostname:
+        err.print("error: --broker-url must be an amqp:// or amqps:// URL with a host")
+        raise typer.Exit(2)
 
     async def go() -> None:
         db = await open_database(settings)
@@ -264,7 +278,37 @@ def tenant_provision(code: str) -> None:
         await db.close()
         console.print(f"broker user [bold]{creds.username}[/] on vhost {creds.vhost}")
         console.print(f"inbox (the connector's broker.inbox): [bold]{creds.inbox}[/]")
+        console.print("the [broker] section of the tenant's connector.toml, ready to paste:", markup=False)
+        print(provisioning.connector_broker_block(creds, public), end="")  # verbatim, not wrapped
+        console.print(f"set {provisioning.PASSWORD_ENV} in the connector's environment to the password")
         console.print(f"password (shown once, not stored): [bold]{creds.password}[/]")
+
+    run(go)
+
+
+@tenant_app.command("remove")
+def tenant_remove(
+    code: str,
+    force: Annotated[
+        bool, typer.Option(help="Drop the messages still waiting in its inbox (they are lost)")
+    ] = False,
+) -> None:
+    """Remove a tenant: its broker user and inbox are deleted, its row is kept marked removed
+    (the audit chain keeps its records; the code is never given again). Refused while it is
+    part of an open transfer, and while its inbox holds messages unless --force; audited."""
+    settings = get_settings()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            async with management(settings) as mgmt, amqp_channel(settings) as channel:
+                async with db.session() as s, s.begin():
+                    dropped = await operator_actions.remove_tenant(
+                        s, mgmt, channel, settings, Actor.cli(), code, force=force
+                    )
+        finally:
+            await db.close()
+        console.print(f"{code} removed" + (f"; {dropped} waiting message(s) dropped" if dropped else ""))
 
     run(go)
 

@@ -223,6 +223,8 @@ async def _tenant_users(mgmt: Management, settings: Settings, db: Database) -> l
     problems: list[str] = []
     expected_users = {settings.api_credentials[0]}
     for t in tenants:
+        if t.removed:  # `inbeeld tenant remove` deleted its user and inbox on purpose
+            continue
         if t.broker_username is None:
             problems.append(f"{t.code}: not provisioned")
             continue

@@ -88,6 +88,23 @@ async def provision_tenant(
     return creds
 
 
+async def remove_tenant(
+    s: AsyncSession,
+    mgmt: Management,
+    channel: AbstractChannel,
+    settings: Settings,
+    actor: Actor,
+    code: str,
+    *,
+    force: bool,
+) -> int:
+    """Remove `code` (see provisioning.remove_tenant); returns the messages dropped with its inbox."""
+    dropped = await provisioning.remove_tenant(s, mgmt, channel, settings, code, force=force)
+    outcome = f"removed, {dropped} dropped" if dropped else "removed"
+    await _record(s, actor, "remove tenant", outcome, f"tenant:{code}", [code])
+    return dropped
+
+
 async def rotate_broker_password(
     s: AsyncSession, mgmt: Management, settings: Settings, actor: Actor, code: str, *, close_connections: bool
 ) -> tuple[provisioning.BrokerCredentials, int]:

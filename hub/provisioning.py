@@ -20,18 +20,22 @@ and test_api_auth.py):
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from aio_pika.abc import AbstractChannel
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import registry
 from hub.broker.management import Management
 from hub.broker.topology import INGRESS, declare_inbox, legacy_inbox_name, new_inbox_name
 from hub.config import Settings
-from schemas.errors import InbeeldError
+from hub.store.models import Transfer
+from schemas.errors import Conflict, InbeeldError
 
 # The routing key a tenant publishes with is the event type only.
 TOPIC_WRITE = r"^nl\.leerplicht\.[a-z_.0-9]+$"
@@ -39,6 +43,16 @@ TOPIC_WRITE = r"^nl\.leerplicht\.[a-z_.0-9]+$"
 
 class ProvisioningError(InbeeldError):
     reason = "provisioning_error"
+
+
+class TenantBusy(ProvisioningError, Conflict):
+    """The tenant cannot be removed yet: open transfers, or messages still in its inbox."""
+
+    reason = "tenant_busy"
+
+
+# A transfer in one of these states still waits for a step of one of its two tenants.
+OPEN_TRANSFER_STATES = ("offered", "accepted")
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,24 @@ class BrokerCredentials:
 
     def __repr__(self) -> str:  # never print the password by accident
         return f"BrokerCredentials(tenant={self.tenant!r}, username={self.username!r}, vhost={self.vhost!r})"
+
+
+PASSWORD_ENV = "INBEELD_BROKER_PASSWORD"  # noqa: S105 - the variable the connector's example names
+
+
+def connector_broker_block(creds: BrokerCredentials, broker_url: str) -> str:
+    """The `[broker]` section of the tenant's `connector.toml`, ready to paste: the broker at
+    `broker_url` (scheme, host and port the tenant reaches; any path or credentials in it are
+    dropped) on our vhost, the user, its inbox, and the password read from `PASSWORD_ENV`
+    (never written in the file). Values are JSON strings, which TOML reads alike."""
+    parts = urlsplit(broker_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    url = urlunsplit((parts.scheme, host, "/" + quote(creds.vhost, safe=""), "", ""))
+    lines = ["[broker]", f"url = {json.dumps(url)}", f"username = {json.dumps(creds.username)}"]
+    lines.append(f"password_env = {json.dumps(PASSWORD_ENV)}")
+    if creds.inbox is not None:
+        lines.append(f"inbox = {json.dumps(creds.inbox)}")
+    return "\n".join(lines) + "\n"
 
 
 def broker_username(vhost: str, tenant_code: str) -> str:
@@ -104,6 +136,8 @@ async def provision_tenant(
     password. A tenant still on an old-style inbox is refused: `inbeeld migrate` moves it
     (with its waiting messages), which this must not do inside the caller's transaction."""
     tenant = await registry.get_tenant(session, tenant_code)
+    if tenant.removed:
+        raise registry.TenantRemoved(f"tenant {tenant.code} was removed; it cannot be provisioned again")
     username = broker_username(settings.vhost, tenant.code)
     if tenant.inbox is None and await mgmt.queue(settings.vhost, legacy_inbox_name(tenant.code)):
         raise ProvisioningError(
@@ -173,3 +207,71 @@ async def reinstate_tenant(
     if tenant.broker_username is not None:
         inbox = tenant.inbox or legacy_inbox_name(tenant.code)
         await grant(mgmt, settings, tenant.broker_username, inbox=inbox)
+
+
+async def open_transfers(session: AsyncSession, tenant_code: str) -> int:
+    """How many transfers still wait for a step of `tenant_code` or of its counterpart."""
+    query = select(func.count()).where(
+        (Transfer.offerer == tenant_code) | (Transfer.receiver == tenant_code),
+        Transfer.state.in_(OPEN_TRANSFER_STATES),
+    )
+    return int(await session.scalar(query.select_from(Transfer)) or 0)
+
+
+async def _waiting(mgmt: Management, channel: AbstractChannel, settings: Settings, inbox: str | None) -> int:
+    """Messages ready in `inbox` now (a passive declare: current, unlike the management API's
+    statistics); 0 when it does not exist."""
+    if inbox is None or await mgmt.queue(settings.vhost, inbox) is None:
+        return 0
+    declared = await channel.declare_queue(inbox, passive=True)
+    return int(declared.declaration_result.message_count or 0)
+
+
+async def remove_tenant(
+    session: AsyncSession,
+    mgmt: Management,
+    channel: AbstractChannel,
+    settings: Settings,
+    tenant_code: str,
+    *,
+    force: bool = False,
+) -> int:
+    """Remove a tenant from the broker and mark it removed in the registry; returns how many
+    messages were dropped with its inbox (0 unless `force`).
+
+    Refused (`TenantBusy`) while a transfer it is part of is open (offered or accepted: it must
+    be completed, cancelled, rejected or expire first), and while its inbox holds messages
+    unless `force`: "drained" means its connector has read and acknowledged everything. The
+    broker access is revoked and its connections closed first, so what a connector had taken
+    but not acknowledged is back in the inbox and counted; refused then, its rights are
+    restored as they were. Then its broker user and inbox are deleted and the registry row is
+    marked removed (`registry.mark_removed`); the audit chain keeps its records."""
+    tenant = await registry.get_tenant(session, tenant_code)
+    if tenant.removed:
+        raise registry.TenantRemoved(f"tenant {tenant.code} was already removed")
+    busy = await open_transfers(session, tenant.code)
+    if busy:
+        raise TenantBusy(
+            f"tenant {tenant.code} is part of {busy} open transfer(s); they must be completed, "
+            "cancelled, rejected or expire first"
+        )
+    refusal = (
+        "tenant {code}'s inbox still holds {n} message(s): let its connector read them, "
+        "or add --force to drop them"
+    )
+    waiting = await _waiting(mgmt, channel, settings, tenant.inbox)
+    if waiting and not force:
+        raise TenantBusy(refusal.format(code=tenant.code, n=waiting))
+    if tenant.broker_username is not None:
+        await mgmt.clear_permissions(settings.vhost, tenant.broker_username)
+        await mgmt.close_connections_of(tenant.broker_username, "tenant removed")
+        waiting = await _waiting(mgmt, channel, settings, tenant.inbox)
+        if waiting and not force:
+            if tenant.active:
+                await grant(mgmt, settings, tenant.broker_username, inbox=tenant.inbox or "")
+            raise TenantBusy(refusal.format(code=tenant.code, n=waiting))
+        await mgmt.delete_user(tenant.broker_username)
+    if tenant.inbox is not None:
+        await mgmt.delete_queue(settings.vhost, tenant.inbox)
+    await registry.mark_removed(session, tenant.code)
+    return waiting

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.store.models import Group, GroupMember, Tenant
-from hub.tenants import TENANT_KINDS, TenantInfo
+from hub.store.models import ApiToken, Group, GroupMember, Subscription, Tenant, TenantKey, utcnow
+from hub.tenants import CODE_EXAMPLES, CODE_PATTERNS, TENANT_KINDS, TenantInfo
 from schemas.errors import Conflict, InbeeldError, NotFound
 
 # Also the API's JSON Schema patterns: ASCII classes, as ECMA-262 reads them (Python's \d is Unicode).
@@ -41,8 +41,43 @@ class UnknownTenants(RegistryError, NotFound):
     reason = "unknown_tenant"
 
 
+class TenantRemoved(RegistryError, Conflict):
+    """The tenant was removed (`inbeeld tenant remove`): it cannot be provisioned or reinstated."""
+
+    reason = "tenant_removed"
+
+
+async def mark_removed(s: AsyncSession, code: str) -> None:
+    """Keep the row, marked removed: inactive, without broker user and inbox, out of every
+    group and subscription, its API tokens revoked and its keys withdrawn. The audit chain and
+    the ledger, which name it, are untouched."""
+    tenant = await s.get(Tenant, code)
+    if tenant is None:
+        raise NotFound(f"no tenant {code}")
+    now = utcnow()
+    tenant.removed_at = now
+    tenant.active = False
+    tenant.broker_username = None
+    tenant.inbox = None
+    await s.execute(delete(GroupMember).where(GroupMember.tenant_code == code))
+    await s.execute(
+        delete(Subscription).where((Subscription.tenant_code == code) | (Subscription.publisher == code))
+    )
+    await s.execute(
+        update(ApiToken)
+        .where(ApiToken.tenant_code == code, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await s.execute(
+        update(TenantKey).where(TenantKey.tenant_code == code).values(status="withdrawn", updated_at=now)
+    )
+    await s.flush()
+
+
 def _info(t: Tenant) -> TenantInfo:
-    return TenantInfo(t.code, t.name, t.kind, t.oin, t.active, t.broker_username, t.inbox)
+    return TenantInfo(
+        t.code, t.name, t.kind, t.oin, t.active, t.broker_username, t.inbox, t.removed_at is not None
+    )
 
 
 def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
@@ -53,6 +88,10 @@ def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
         )
     if kind not in TENANT_KINDS:
         raise RegistryError(f"kind must be one of {', '.join(TENANT_KINDS)}", field="kind")
+    if not re.fullmatch(CODE_PATTERNS[kind], code):
+        raise RegistryError(
+            f"tenant code {code!r} does not fit kind {kind}: its code is {CODE_EXAMPLES[kind]}", field="code"
+        )
     if not _NAME.fullmatch(name) or len(name) > 200:
         raise RegistryError("name must be 1 to 200 characters, not only white space, no NUL", field="name")
     if oin is not None and not _OIN.fullmatch(oin):
@@ -61,7 +100,10 @@ def validate_tenant(code: str, name: str, kind: str, oin: str | None) -> None:
 
 async def add_tenant(s: AsyncSession, code: str, name: str, kind: str, oin: str | None = None) -> TenantInfo:
     validate_tenant(code, name, kind, oin)
-    if await s.get(Tenant, code) is not None:
+    known = await s.get(Tenant, code)
+    if known is not None and known.removed_at is not None:
+        raise AlreadyExists(f"tenant {code} was removed; a code is never given again", field="code")
+    if known is not None:
         raise AlreadyExists(f"tenant {code} already exists", field="code")
     if oin is not None and await s.scalar(select(Tenant.code).where(Tenant.oin == oin)) is not None:
         raise AlreadyExists(f"another tenant has OIN {oin}", field="oin")
@@ -95,6 +137,8 @@ async def set_active(s: AsyncSession, code: str, active: bool) -> TenantInfo:
     tenant = await s.get(Tenant, code)
     if tenant is None:
         raise NotFound(f"no tenant {code}")
+    if tenant.removed_at is not None:
+        raise TenantRemoved(f"tenant {code} was removed", field="code")
     tenant.active = active
     await s.flush()
     return _info(tenant)

@@ -39,7 +39,8 @@ async def seed_subscriptions(s: AsyncSession, publisher: str = DEFAULT_PUBLISHER
     if await s.get(Tenant, publisher) is None:
         return 0
     added = 0
-    for code in await s.scalars(select(Tenant.code).where(Tenant.kind.in_(PUPIL_KINDS))):
+    followers = select(Tenant.code).where(Tenant.kind.in_(PUPIL_KINDS), Tenant.removed_at.is_(None))
+    for code in await s.scalars(followers):
         if code != publisher and await s.get(Subscription, (code, publisher)) is None:
             s.add(Subscription(tenant_code=code, publisher=publisher, created_at=utcnow()))
             added += 1

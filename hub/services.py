@@ -70,8 +70,10 @@ def management(settings: Settings) -> Management:
 
 
 async def ensure_deployment(settings: Settings, mgmt: Management) -> None:
-    """The vhost and the core topology exist (idempotent)."""
-    await mgmt.create_vhost(settings.vhost)
+    """The vhost and the core topology exist (idempotent; an existing vhost keeps its
+    description, which `inbeeld demo` marks its own vhosts by)."""
+    if not await mgmt.vhost_exists(settings.vhost):
+        await mgmt.create_vhost(settings.vhost)
     user, _ = settings.api_credentials
     await mgmt.set_permissions(settings.vhost, user, ".*", ".*", ".*")
     url = settings.amqp_url_for()

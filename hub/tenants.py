@@ -10,10 +10,22 @@ from typing import Literal
 
 from schemas.envelope import source_urn
 
-__all__ = ["PUPIL_KINDS", "TENANT_KINDS", "TenantInfo", "TenantKind"]
+__all__ = ["CODE_PATTERNS", "PUPIL_KINDS", "TENANT_KINDS", "TenantInfo", "TenantKind"]
 
 TenantKind = Literal["municipality", "regional_bureau", "association"]
 TENANT_KINDS: tuple[TenantKind, ...] = ("municipality", "regional_bureau", "association")
+# The code each kind of tenant is registered under: a municipality by its CBS code (GM + four
+# digits), any other by a declared lowercase slug (which can never be mistaken for a CBS code).
+CODE_PATTERNS: dict[str, str] = {
+    "municipality": r"^GM[0-9]{4}$",
+    "regional_bureau": r"^[a-z][a-z0-9-]{1,31}$",
+    "association": r"^[a-z][a-z0-9-]{1,31}$",
+}
+CODE_EXAMPLES: dict[str, str] = {
+    "municipality": "a CBS code: GM and four digits, like GM0518",
+    "regional_bureau": "a lowercase slug (letters, digits, -), like rbl-haaglanden",
+    "association": "a lowercase slug (letters, digits, -), like ingrado",
+}
 # The kinds that hold pupil data (DESIGN section 2): they transfer pupils and send notices.
 # An association publishes templates and carries no pupil data.
 PUPIL_KINDS: frozenset[str] = frozenset({"municipality", "regional_bureau"})
@@ -28,6 +40,7 @@ class TenantInfo:
     active: bool
     broker_username: str | None
     inbox: str | None = None  # its inbox queue (hub.broker.topology.new_inbox_name)
+    removed: bool = False  # `inbeeld tenant remove`: kept for the audit chain, never active again
 
     @property
     def source_prefix(self) -> str:

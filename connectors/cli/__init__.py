@@ -7,6 +7,7 @@
     inbeeld-connector register shred --config FILE --yes
     inbeeld-connector notice|transfer|templates|letter ...   (see their modules)
     inbeeld-connector outbox list|retry|drop --config FILE   webhook events parked or given up
+    inbeeld-connector sink show FILE --config FILE      read back a folder-sink file (encrypted)
 
 Exit codes: 0 ok, 1 a check or row failed or the hub refused what was sent (its reason and
 detail on stderr), 2 the configuration is wrong (one line naming the field), 3 sent but the
@@ -22,6 +23,7 @@ from connectors.cli.check import check
 from connectors.cli.lifecycle import init, register_app, register_shred, run
 from connectors.cli.notices import notice_app
 from connectors.cli.outbox import outbox_app
+from connectors.cli.sinks import sink_app
 from connectors.cli.templates import letter_app, templates_app
 from connectors.cli.transfers import transfer_app
 
@@ -34,6 +36,7 @@ app.add_typer(transfer_app, name="transfer")
 app.add_typer(templates_app, name="templates")
 app.add_typer(letter_app, name="letter")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(sink_app, name="sink")
 app.command()(init)
 app.command()(check)
 app.command()(run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import tomllib
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.config import EXAMPLE, ConfigError, ConnectorConfig, load_config
+from connectors.cli.options import DEFAULT_CONFIG, ConfigOpt
+from connectors.config import (
+    EXAMPLE,
+    ConfigError,
+    ConnectorConfig,
+    example_config,
+    load_config,
+    parse_config,
+)
 from connectors.register import ImportReport, import_csv, shred
 from connectors.runtime import Runtime
 from connectors.services import open_services
@@ -28,8 +37,6 @@ register_app = typer.Typer(help="The local pupil register.", no_args_is_help=Tru
 console = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
-
 
 def load_or_exit(path: Path) -> ConnectorConfig:
     try:
@@ -41,14 +48,28 @@ def load_or_exit(path: Path) -> ConnectorConfig:
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="where to write it")] = Path("connector.toml"),
+    path: Annotated[Path, typer.Argument(help="where to write it")] = DEFAULT_CONFIG,
+    tenant: Annotated[
+        str | None, typer.Option(help="your tenant code (e.g. GM0599); without it, Den Haag's as an example")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="your organisation's name, on letters")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
-    """Write a commented example configuration."""
+    """Write a commented configuration: for --tenant CODE, or an example (Den Haag's)."""
     if path.exists() and not force:
         err.print(f"{path} exists; use --force to overwrite it")
         raise typer.Exit(1)
-    path.write_text(EXAMPLE, encoding="utf-8")
+    if name is not None and tenant is None:
+        err.print("--name needs --tenant")
+        raise typer.Exit(2)
+    text = example_config(tenant, name) if tenant is not None else EXAMPLE
+    try:  # what is written must load: a bad code or name is refused here, naming the field
+        parse_config(tomllib.loads(text), path.resolve().parent)
+    except (ConfigError, tomllib.TOMLDecodeError) as exc:
+        why = exc.message if isinstance(exc, ConfigError) else "not representable in TOML"
+        err.print(f"error: {why}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    path.write_text(text, encoding="utf-8")
     console.print(f"wrote {path}; edit it, then run: inbeeld-connector check --config {path}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,31 +17,33 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from connectors.cli.options import ConfigOpt as _ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.config import ConfigError, ConnectorConfig, load_config
 from connectors.notices import LocalNotice, NoticeDesk, deadline_in
 from connectors.services import open_services
 from connectors.verdict import DEFAULT_TIMEOUT, Verdict
 from schemas.errors import InbeeldError
+from schemas.fields import passes_eleven_test
 
 __all__ = ["notice_app", "open_desk"]
 
 notice_app = typer.Typer(
     help="Neighbour notices: ask a group about a pupil you cannot reach.", no_args_is_help=True
 )
-_ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
 
 
 def _load_config(path: Path) -> ConnectorConfig:
     err = Console(stderr=True)
     try:
         cfg = load_config(path)
+        token = cfg.hub.resolved_token() if cfg.hub is not None else None
     except ConfigError as exc:
         err.print(
             "config error: " + exc.message.replace("\n", "\nconfig error: "), markup=False, highlight=False
         )
         raise typer.Exit(2) from None
-    if cfg.keystore is None or cfg.hub is None or cfg.hub.resolved_token() is None:
+    if cfg.keystore is None or token is None:
         err.print("config error: notices need the [keystore] and [hub] sections (with a token)")
         raise typer.Exit(2)
     return cfg
@@ -51,6 +54,23 @@ async def open_desk(cfg: ConnectorConfig, *, connect: bool = True) -> AsyncItera
     """A desk wired from a connector config (keystore, local store, hub directory, broker)."""
     async with open_services(cfg, store=True, hub=True, connector=True, connect=connect) as services:
         yield services.notice_desk()
+
+
+def _read_bsn(from_stdin: bool) -> str:
+    """The pupil's BSN, never from the command line (it would be in the shell's history and in
+    `ps`): the first line of standard input with --bsn-stdin, else a hidden prompt."""
+    err = Console(stderr=True)
+    if from_stdin:
+        bsn = sys.stdin.readline().strip()
+    elif sys.stdin.isatty():
+        bsn = typer.prompt("BSN of the pupil (not shown)", hide_input=True, err=True).strip()
+    else:
+        err.print("no terminal to ask for the BSN: pipe it in with --bsn-stdin")
+        raise typer.Exit(2)
+    if not passes_eleven_test(bsn):  # the value itself is never repeated
+        err.print("the BSN given is not 9 digits passing the 11-test")
+        raise typer.Exit(2)
+    return bsn
 
 
 def _run(coro: Any) -> Any:
@@ -65,7 +85,13 @@ def _run(coro: Any) -> Any:
 def _send_cmd(
     config: _ConfigOpt,
     group: Annotated[str, typer.Option(help="the group to ask, e.g. zuid-holland")],
-    bsn: Annotated[str, typer.Option(help="the pupil's BSN (never leaves this connector)")],
+    bsn_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--bsn-stdin",
+            help="read the pupil's BSN from standard input (scripts); without it, a hidden prompt asks",
+        ),
+    ] = False,
     department: Annotated[str | None, typer.Option(help="contact point: department [notices]")] = None,
     phone: Annotated[str | None, typer.Option(help="contact point: phone (default: [notices])")] = None,
     email: Annotated[str | None, typer.Option(help="contact point: e-mail (default: [notices])")] = None,
@@ -73,8 +99,10 @@ def _send_cmd(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
-    """Ask GROUP whether anyone registers the pupil; prints the notice id. A notice the hub
-    refuses is marked `refused` (see `notice list`) and the command exits 1."""
+    """Ask GROUP whether anyone registers the pupil; prints the notice id. The BSN is asked
+    for (hidden) or read with --bsn-stdin, never taken from the command line, and never leaves
+    this connector. A notice the hub refuses is marked `refused` (see `notice list`) and the
+    command exits 1."""
     cfg = _load_config(config)
     configured = cfg.notices
     contact = {
@@ -87,6 +115,7 @@ def _send_cmd(
         Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)")
         raise typer.Exit(2)
 
+    bsn = _read_bsn(bsn_stdin)
     waiting = Waiting(wait, timeout)
 
     async def main() -> tuple[str, Verdict | None]:

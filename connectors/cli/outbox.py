@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from connectors import outbox
+from connectors.cli.options import ConfigOpt
 from connectors.config import ConfigError, ConnectorConfig, load_config
 from connectors.outbox import OutboxEntry
 from connectors.services import open_services
@@ -34,7 +35,6 @@ outbox_app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
 SinkOpt = Annotated[str | None, typer.Option("--sink", help="only this sink (its name in [[sinks]])")]
 T = TypeVar("T")
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from connectors.cli.options import ConfigOpt as _ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.client import ConnectorError
 from connectors.config import ConfigError, ConnectorConfig, load_config
@@ -48,7 +49,6 @@ templates_app = typer.Typer(
 letter_app = typer.Typer(help="Render letters from the local template catalogue.", no_args_is_help=True)
 _console = Console()
 _err = Console(stderr=True)
-_ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
 
 
 def _say(console: Console, text: str) -> None:

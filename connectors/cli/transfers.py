@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors.cli.options import ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.client import Connector, ConnectorError
 from connectors.config import ConfigError, ConnectorConfig, load_config
@@ -29,7 +30,6 @@ __all__ = ["transfer_app"]
 transfer_app = typer.Typer(help="Pupil transfers: offer, answer, close, list.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="a short note for the other party")]
 
 

@@ -65,8 +65,13 @@ class Management:
         result: list[dict[str, Any]] = await self._call("GET", "/nodes") or []
         return result
 
-    async def create_vhost(self, vhost: str) -> None:
-        await self._call("PUT", f"/vhosts/{_q(vhost)}", {"description": "inbeeld"})
+    async def create_vhost(self, vhost: str, description: str = "inbeeld") -> None:
+        await self._call("PUT", f"/vhosts/{_q(vhost)}", {"description": description})
+
+    async def vhost_description(self, vhost: str) -> str | None:
+        """The vhost's description; None when there is no such vhost."""
+        found: dict[str, Any] | None = await self._call("GET", f"/vhosts/{_q(vhost)}")
+        return None if found is None else str(found.get("description") or "")
 
     async def delete_vhost(self, vhost: str) -> None:
         await self._call("DELETE", f"/vhosts/{_q(vhost)}")

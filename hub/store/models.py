@@ -60,6 +60,8 @@ class Tenant(Base):
     # passive queue.declare cannot find it (migration 0007). None: not provisioned yet.
     inbox: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by `inbeeld tenant remove` (migration 0013): the row stays for the audit chain's sake.
+    removed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     memberships: Mapped[list[GroupMember]] = relationship(
         back_populates="tenant", cascade="all, delete-orphan"

@@ -71,7 +71,7 @@ def _config_for(hub, code: str, tmp_path: Path, password: str | None = None) -> 
         "password": password if password is not None else unquote(parts.password or ""),
     }
     doc["hub"] = {"url": "http://127.0.0.1:9", "token": "x"}  # nothing listens on port 9
-    doc["sinks"] = [{"kind": "folder", "path": "received"}]
+    doc["sinks"] = [{"kind": "stdout"}]
     del doc["keystore"]
     lines = [f"{k} = {_toml(v)}" for k, v in doc.items() if not isinstance(v, dict | list)]
     for k, v in doc.items():

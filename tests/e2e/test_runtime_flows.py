@@ -173,11 +173,11 @@ class World:
     finder_hook: Webhook
     api_url: str = ""
 
-    async def cli(self, code: str, *args: str) -> tuple[int, str, str]:
+    async def cli(self, code: str, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
         """`inbeeld-connector ARGS -c <CODE's config>` as its own process."""
         folder = self.den_haag_dir if code == ASKER else self.rotterdam_dir
         wide = {**self.env, "COLUMNS": "250"}  # a table's ids on one line
-        return await _cli(wide, *args, "-c", str(folder / "connector.toml"))
+        return await _cli(wide, *args, "-c", str(folder / "connector.toml"), stdin=stdin)
 
     def drop(self, name: str, doc: dict[str, Any]) -> None:
         """Write a JSON document into Den Haag's outgoing folder, atomically."""
@@ -194,7 +194,9 @@ class World:
         return out
 
 
-async def _cli(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, str, str]:
+async def _cli(
+    env: dict[str, str], *args: str, timeout: float = 60, stdin: bytes | None = None
+) -> tuple[int, str, str]:
     """Run `inbeeld-connector ARGS` as its own process (without blocking the hub API)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -202,10 +204,11 @@ async def _cli(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[in
         "connectors.cli",
         *args,
         env=env,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -329,10 +332,10 @@ async def test_a_notice_is_answered_from_the_neighbours_register_and_recorded_on
         str(world.den_haag_dir / "connector.toml"),
         "--group",
         GROUP,
-        "--bsn",
-        BSN,
+        "--bsn-stdin",
         "--days",
         "1",
+        stdin=f"{BSN}\n".encode(),
     )
     assert code == 0, out + err
     notice_id = out.strip().splitlines()[-1]
@@ -476,8 +479,8 @@ async def test_a_transfer_step_the_hub_refuses_exits_non_zero_with_its_reason(
 async def test_a_notice_the_hub_refuses_is_reported_and_marked_refused(world: World) -> None:
     desk = world.den_haag.desk
     assert desk is not None
-    args = ("notice", "send", "--group", GROUP, "--bsn", BSN, "--days", "60")
-    code, out, err = await world.cli(ASKER, *args)
+    args = ("notice", "send", "--group", GROUP, "--bsn-stdin", "--days", "60")
+    code, out, err = await world.cli(ASKER, *args, stdin=f"{BSN}\n".encode())
     assert code == 1, out + err
     assert "refused by the hub: schema_invalid" in err and "at most" in err, err
     [notice_id] = [w for w in err.split() if w.startswith("nt-")]
@@ -495,8 +498,8 @@ async def test_a_notice_the_hub_refuses_is_reported_and_marked_refused(world: Wo
 async def test_no_wait_returns_once_sent_and_the_runtime_follows_the_refusal(world: World) -> None:
     desk = world.den_haag.desk
     assert desk is not None
-    args = ("notice", "send", "--group", GROUP, "--bsn", BSN, "--days", "60", "--no-wait")
-    code, out, err = await world.cli(ASKER, *args)
+    args = ("notice", "send", "--group", GROUP, "--bsn-stdin", "--days", "60", "--no-wait")
+    code, out, err = await world.cli(ASKER, *args, stdin=f"{BSN}\n".encode())
     assert code == 0, out + err
     assert "not waiting for the hub's verdict" in out, out + err
     [notice_id] = [w for w in out.split() if w.startswith("nt-")]

@@ -58,7 +58,7 @@ async def temp_tenant(
 ) -> AsyncIterator[BrokerCredentials]:
     """A tenant registered through the API and provisioned; removed entirely afterwards."""
     code = f"tmp{uuid.uuid4().hex[:8]}"
-    body = {"code": code, "name": "Tijdelijke gemeente", "kind": "municipality"}
+    body = {"code": code, "name": "Tijdelijke gemeente", "kind": "regional_bureau"}
     assert (await api.post("/tenants", json=body, headers=operator)).status_code == 201
     async with management(hub.settings) as mgmt, amqp_channel(hub.settings) as channel:
         async with hub.db.session() as s, s.begin():
@@ -321,7 +321,7 @@ async def test_password_rotation_locks_out_the_old_password_only(
 async def test_rotation_needs_a_provisioned_tenant(hub: RunningHub, api, operator) -> None:
     code = f"tmp{uuid.uuid4().hex[:8]}"
     await api.post(
-        "/tenants", json={"code": code, "name": "Nog niet", "kind": "municipality"}, headers=operator
+        "/tenants", json={"code": code, "name": "Nog niet", "kind": "regional_bureau"}, headers=operator
     )
     try:
         async with management(hub.settings) as mgmt, hub.db.session() as s:

@@ -139,7 +139,7 @@ async def test_registering_a_tenant_and_a_group_through_the_api_is_audited(
     op_id, op = operator
     code, group = f"tmp{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     try:
-        body = {"code": code, "name": "Nieuwe gemeente", "kind": "municipality"}
+        body = {"code": code, "name": "Nieuwe gemeente", "kind": "regional_bureau"}
         assert (await api.post("/tenants", json=body, headers=op)).status_code == 201
         body = {"name": group, "members": [code, "GM0518"]}
         assert (await api.post("/groups", json=body, headers=op)).status_code == 201
@@ -290,7 +290,7 @@ async def test_cli_onboarding_is_audited_and_logs_no_password(hub: RunningHub) -
     passwords = []
     try:
         for command in (
-            ("tenant", "add", code, "Nieuwe gemeente"),
+            ("tenant", "add", code, "Nieuw bureau", "--kind", "regional_bureau"),
             ("tenant", "provision", code),
             ("tenant", "rotate-password", code),
             ("group", "add", group, code, "GM0599"),

@@ -40,6 +40,7 @@ from connectors.hub_api import HubApi
 from connectors.keystore import Keystore
 from connectors.runtime import Runtime
 from connectors.sealing import Sealer
+from connectors.sink_files import open_sink_file
 from hub.api.app import create_app
 from hub.store.models import AuditRecord
 from tests.utils.hubs import RunningHub
@@ -159,11 +160,11 @@ class Running:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-def delivered(sink: Path, want: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-    """What a folder sink holds that matches `want`."""
+def delivered(sink: Path, keystore: Keystore, want: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """What a folder sink holds that matches `want` (its files are encrypted under `keystore`)."""
     found = []
-    for path in sink.glob("*.json"):
-        body = json.loads(path.read_text("utf-8"))
+    for path in sink.glob("*.json.enc"):
+        body = json.loads(open_sink_file(keystore, path))
         if want(body):
             found.append(body)
     return found
@@ -291,16 +292,18 @@ async def test_a_copied_configuration_cannot_take_over_a_tenants_keys(
     with structlog.testing.capture_logs() as logs:
         async with Running(config, rotterdam) as runtime:
             assert runtime.keys_registered  # the same keys again: no change, no proof needed
-            await until(lambda: delivered(sink, lambda b: b["type"] == ALERT), "the alert at Rotterdam")
+            await until(
+                lambda: delivered(sink, rotterdam, lambda b: b["type"] == ALERT), "the alert at Rotterdam"
+            )
             sent = await offer(hub, api_url, den_haag, "GM0599", doc)
 
             def opened() -> list[dict[str, Any]]:
-                return delivered(sink, lambda b: b["id"] == sent.id)
+                return delivered(sink, rotterdam, lambda b: b["id"] == sent.id)
 
             await until(opened, "the offer opened at Rotterdam")
     [body] = opened()
     assert body["data"]["transfer_id"] == doc["transfer_id"] and body["data"]["pupil"]["bsn"] == BSN
-    [alert] = delivered(sink, lambda b: b["type"] == ALERT)
+    [alert] = delivered(sink, rotterdam, lambda b: b["type"] == ALERT)
     assert alert["data"]["reason"] == "proof_missing"
     assert set(alert["data"]["current_kids"]) == kids(rotterdam)
     assert not set(alert["data"]["presented_kids"]) & kids(rotterdam)
@@ -382,7 +385,7 @@ async def test_a_recipient_that_cannot_open_an_offer_tells_its_sender(
             assert len(await replies()) == 1
 
     # What Den Haag's case system got: a reference and a reason code, no content
-    [failure] = delivered(sink, lambda b: b["type"] == FAILED)
+    [failure] = delivered(sink, den_haag, lambda b: b["type"] == FAILED)
     assert failure["data"] == {
         "event_id": sent.id,
         "event_source": sent.source,

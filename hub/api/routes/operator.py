@@ -54,7 +54,8 @@ class TokenOut(BaseModel):
 @router.post(
     "/tenants/{code}/suspend",
     summary="Suspend a tenant: broker access and API tokens",
-    responses=problems(401, 403, 404, 422, 503),
+    description="A tenant removed with `inbeeld tenant remove` is refused (409 `tenant_removed`).",
+    responses=problems(401, 403, 404, 409, 422, 503),
 )
 async def suspend(code: CodePath, s: SessionDep, settings: SettingsDep, op: Operator) -> TenantState:
     async with management(settings) as mgmt:
@@ -65,7 +66,8 @@ async def suspend(code: CodePath, s: SessionDep, settings: SettingsDep, op: Oper
 @router.post(
     "/tenants/{code}/reinstate",
     summary="Reinstate a suspended tenant",
-    responses=problems(401, 403, 404, 422, 503),
+    description="A tenant removed with `inbeeld tenant remove` is refused (409 `tenant_removed`).",
+    responses=problems(401, 403, 404, 409, 422, 503),
 )
 async def reinstate(code: CodePath, s: SessionDep, settings: SettingsDep, op: Operator) -> TenantState:
     async with management(settings) as mgmt:
