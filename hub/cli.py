@@ -26,6 +26,7 @@ from hub.router import Router
 from hub.seed import seed_all
 from hub.services import amqp_channel, ensure_deployment, management, open_database
 from hub.tenants import TenantInfo
+from schemas import tracing
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
 
@@ -55,6 +56,7 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None) -
     """Run a command; service outages become one line and exit 2, refusals exit 1."""
     settings = settings or get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    tracing.configure("inbeeld-hub", endpoint=settings.otlp_endpoint)
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except ServiceUnavailable as exc:
