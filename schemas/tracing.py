@@ -19,6 +19,7 @@ Never a payload, a subject's name, a BSN, an address: those are sealed, and stay
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import trace
@@ -33,6 +34,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 __all__ = [
     "Span",
     "SpanKind",
+    "active",
     "add_trace_ids",
     "configure",
     "context_of",
@@ -117,6 +119,12 @@ def start(
     else:
         context = None
     return _tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+
+
+def active(span: Span) -> AbstractContextManager[Span]:
+    """Make `span` the current one for a block (log lines carry its ids), without ending it or
+    recording an exception's message on it (a message might quote what it refused)."""
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
 
 
 def traceparent_of(span: Span) -> str | None:

@@ -21,6 +21,7 @@ from connectors.hub_api import HubApi, HubApiError
 from connectors.register import ImportReport, import_csv, shred
 from connectors.runtime import Runtime
 from connectors.services import open_keystore, open_services
+from schemas import tracing
 from schemas.errors import InbeeldError, NotFound
 from schemas.observability import configure_logging
 
@@ -179,6 +180,7 @@ def run(
     """Run the connector until SIGINT or SIGTERM."""
     cfg = _load(config)
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    tracing.configure("inbeeld-connector", endpoint=cfg.tracing.otlp_endpoint if cfg.tracing else None)
 
     async def main() -> None:
         task = asyncio.create_task(Runtime(cfg).run())
