@@ -18,6 +18,7 @@ Never a payload, a subject's name, a BSN, an address: those are sealed, and stay
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -68,9 +69,13 @@ def configure(
 ) -> TracerProvider:
     """Set this process's tracer provider (the previous one is shut down). `endpoint`: export
     over OTLP/HTTP in batches; `exporter`: export each span as it ends (tests). `record`
-    defaults to whether anything exports; recording without exporting measures the cost."""
+    defaults to whether anything exports, or to OpenTelemetry's own `OTEL_TRACES_SAMPLER`
+    being `always_on`: recording without exporting measures what tracing costs."""
     global _provider, _tracer
-    on = record if record is not None else (endpoint is not None or exporter is not None)
+    if record is None:
+        always = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() == "always_on"
+        record = endpoint is not None or exporter is not None or always
+    on = record
     new = TracerProvider(
         sampler=ALWAYS_ON if on else ALWAYS_OFF,
         resource=Resource.create({"service.name": service}),
