@@ -17,7 +17,7 @@ ON = {"INBEELD_ROUTER_METRICS_PORT": "0", "OTEL_TRACES_SAMPLER": "always_on"}
 
 
 async def measure(
-    dep: Deployment, n: int, senders: Sequence[str], receivers: Sequence[str], rounds: int = 2
+    dep: Deployment, n: int, senders: Sequence[str], receivers: Sequence[str], rounds: int = 3
 ) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"off": [], "on": []}
     order = [("off", "on"), ("on", "off")]

@@ -28,8 +28,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
@@ -52,6 +53,9 @@ __all__ = [
 _propagator = TraceContextTextMapPropagator()
 _provider = TracerProvider(sampler=ALWAYS_OFF)
 _tracer = _provider.get_tracer("inbeeld")
+_recording = False
+_ids = RandomIdGenerator()
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 def otlp_traces_url(endpoint: str) -> str:
@@ -86,7 +90,8 @@ def configure(
         new.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_traces_url(endpoint))))
     if exporter is not None:
         new.add_span_processor(SimpleSpanProcessor(exporter))
-    old, _provider, _tracer = _provider, new, new.get_tracer("inbeeld")
+    global _recording
+    old, _provider, _tracer, _recording = _provider, new, new.get_tracer("inbeeld"), on
     old.shutdown()
     return new
 
@@ -97,7 +102,7 @@ def provider() -> TracerProvider:
 
 def recording() -> bool:
     """Whether spans are recorded (tracing on), so worth instrumenting more (HTTP requests)."""
-    return _provider.sampler is ALWAYS_ON
+    return _recording
 
 
 def context_of(traceparent: str | None) -> Context:
@@ -117,6 +122,17 @@ def start(
 ) -> Span:
     """Start a span: the child of `parent`, else of the span `traceparent` names, else of the
     current span. End it (or use it as a context manager with `trace.use_span`)."""
+    if not _recording:
+        # Off: what the SDK would make (an unsampled span: the parent's trace, a new span id),
+        # without its sampler and bookkeeping, since nothing is recorded anyway.
+        if parent is not None:
+            up = parent.get_span_context()
+        elif traceparent is not None:
+            up = trace.get_current_span(context_of(traceparent)).get_span_context()
+        else:
+            up = trace.get_current_span().get_span_context()
+        trace_id = up.trace_id if up.is_valid else _ids.generate_trace_id()
+        return NonRecordingSpan(SpanContext(trace_id, _ids.generate_span_id(), False, _UNSAMPLED))
     if parent is not None:
         context: Context | None = trace.set_span_in_context(parent)
     elif traceparent is not None:
