@@ -1,11 +1,13 @@
 """The hub benchmark against the local RabbitMQ, on a fresh vhost and database.
 
-    python -m bench [--quick | --tiny] [--only relay throughput latency fanout national_day memory]
+    python -m bench [--quick | --tiny]
+                    [--only relay throughput latency fanout national_day memory observability]
                     [--postgres] [--profile] [--out bench/results]
 
 Sections: the plain aio-pika relay (the baseline every hub figure is divided by), hub
 throughput with one and two routers, end-to-end latency at fixed rates, fan-out to a group of
-400, a national day's mixed stream, and the router's memory over a long run. Prints a table
+400, a national day's mixed stream, the router's memory over a long run, and what metrics and
+tracing cost the one-router throughput (observability). Prints a table
 with the targets met or missed and writes `bench-<time>.json` and `.png` under --out.
 `python -m bench.crypto` and `python -m bench.letters` are separate micro-benchmarks.
 """
@@ -26,11 +28,11 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import fanout, latency, memory, national_day, relay, report, throughput
+from bench import fanout, latency, memory, national_day, observability, relay, report, throughput
 from bench.deployment import BrokerTooSmall, Deployment, machine
 from bench.profile import Profiler
 
-SECTIONS = ("relay", "throughput", "latency", "fanout", "national_day", "memory")
+SECTIONS = ("relay", "throughput", "latency", "fanout", "national_day", "memory", "observability")
 RESULTS = Path(__file__).resolve().parent / "results"
 PUBLISHER = "ingrado"
 FANOUT_GROUP = "bench-fanout"
@@ -143,6 +145,9 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
             ),
         )
         await section("memory", lambda: memory.measure(dep, sizes.memory, SENDERS, RECEIVERS))
+        await section(
+            "observability", lambda: observability.measure(dep, sizes.throughput, SENDERS, RECEIVERS)
+        )
         if profiler is not None:
             results["profile"] = profiler.summary()
     finally:

@@ -75,6 +75,8 @@ class Deployment:
     pg_database: str | None = None
     tenants: dict[str, Tenant] = field(default_factory=dict)
     routers: list[RouterProcess] = field(default_factory=list)
+    # Environment the next routers start with on top of the deployment's (bench.observability).
+    router_extra_env: dict[str, str] = field(default_factory=dict)
     _admin: aio_pika.abc.AbstractConnection | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -223,6 +225,7 @@ class Deployment:
             "INBEELD_LOG_LEVEL": os.environ.get("INBEELD_BENCH_ROUTER_LOG_LEVEL", "INFO"),
             "INBEELD_INBOX_MAX_LENGTH": str(s.inbox_max_length),
             "INBEELD_RATE_LIMIT": str(s.rate_limit),
+            **self.router_extra_env,
         }
 
     async def start_routers(self, n: int) -> list[RouterProcess]:

@@ -14,6 +14,7 @@ TARGETS = {
     "latency": "p99 < 25 ms at 500 events/s",
     "fanout": "fan-out to 400 < 2 s",
     "memory": "RSS growth < 10 % from 100k to 500k events",
+    "observability": "one-router ping with metrics and tracing ≥ 0.95 × without",
 }
 
 
@@ -61,6 +62,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": TARGETS["memory"] + scale,
                 "value": f"{mem['growth_pct']:+.1f} %",
                 "met": mem["growth_pct"] < 10,
+            }
+        )
+    if obs := results.get("observability"):
+        r = obs["ratio"]
+        out.append(
+            {
+                "target": TARGETS["observability"],
+                "value": f"{r:.3f} × ({obs['on_msgs_per_s']} vs {obs['off_msgs_per_s']} msgs/s)"
+                if r
+                else "n/a",
+                "met": bool(r and r >= 0.95),
             }
         )
     return out
@@ -124,6 +136,13 @@ def table(results: dict[str, Any]) -> Table:
             f"router RSS: {mem['rss_start_mib']} MiB at start → {marks}",
             f"{mem['growth_pct']:+.1f} %",
             f"{mem['events_per_s']:,.0f} ev/s",
+        )
+    if obs := results.get("observability"):
+        t.add_row(
+            "observability",
+            f"{obs['event']}: metrics and tracing on (no exporter) vs off",
+            f"{obs['on_msgs_per_s']:,.0f} vs {obs['off_msgs_per_s']:,.0f} ev/s",
+            f"{obs['ratio']:.3f} ×" if obs["ratio"] else "",
         )
     for name in failed:
         t.add_row(name, "[red]failed[/]", "", "see the JSON")

@@ -50,6 +50,7 @@ import functools
 import inspect
 import logging
 import ssl
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -73,10 +74,18 @@ from aiormq.exceptions import (
 
 from connectors import metrics
 from connectors.backoff import Backoff
+from schemas import tracing
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
 from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
 from schemas.names import INBOX_PREFIX, INGRESS, RECEIPT_TYPE
+from schemas.processing_log import (
+    STATUS_ERROR,
+    STATUS_OK,
+    ProcessingRecord,
+    data_subject_id,
+    processing_activity_id,
+)
 from schemas.tls import handshake_failure, presents_certificate
 from schemas.validation import validate_payload
 
@@ -161,6 +170,13 @@ class InboxState(Protocol):
     async def last_sequence(self) -> int | None: ...
 
     async def set_last_sequence(self, sequence: int) -> None: ...
+
+
+class ProcessingLog(Protocol):
+    """Where the SDK records each event it sends and receives (Logboek dataverwerkingen);
+    `connectors.store.LocalStore` keeps it, the data subject encrypted at rest."""
+
+    async def log_processing(self, record: ProcessingRecord) -> None: ...
 
 
 class MemoryInboxState:
@@ -267,8 +283,10 @@ class Connector:
         connect_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         connection_name: str | None = None,
+        processing_log: ProcessingLog | None = None,
     ) -> None:
         self.tenant = tenant
+        self.processing_log = processing_log
         # What the broker's management UI shows for our connections (`client_properties`).
         self.connection_name = connection_name or f"inbeeld-connector {tenant}"
         self.amqp_url = amqp_url
@@ -444,9 +462,65 @@ class Connector:
         """Publish a ready-made event (sealed first when a sealer is given), confirmed by the
         broker, retried across reconnects until `publish_deadline`. Returns what was sent."""
         spec = EVENTS.get(event.type)
-        if self.sealer is not None and spec is not None and spec.protection != "none":
-            event = await self.sealer.seal(event)
-        return await self._deliver(event)
+        subject = data_subject_id(event.data)  # read before sealing; only our own log keeps it
+        started = time.time()
+        span = tracing.start(
+            "connector.publish", kind=tracing.SpanKind.PRODUCER, attributes=_span_attrs(event)
+        )
+        if event.traceparent is None:  # the router's spans become children of this one
+            event = event.model_copy(update={"traceparent": tracing.traceparent_of(span)})
+        status = STATUS_ERROR
+        try:
+            with tracing.active(span):
+                if self.sealer is not None and spec is not None and spec.protection != "none":
+                    event = await self.sealer.seal(event)
+                sent = await self._deliver(event)
+            status = STATUS_OK
+            return sent
+        except InbeeldError as exc:
+            tracing.fail(span, exc.reason)
+            raise
+        finally:
+            span.end()
+            await self._log(span, f"send {event.short_type}", status, started, event, subject, None)
+
+    async def _log(
+        self,
+        span: tracing.Span,
+        name: str,
+        status: int,
+        started: float,
+        event: CloudEvent,
+        subject: str | None,
+        parent: str | None,
+    ) -> None:
+        ids = tracing.ids_of(span)
+        if self.processing_log is None or ids is None:
+            return
+        kind, code = event.source_party
+        counterpart = (
+            (event.recipients[0] if len(event.recipients) == 1 else None)
+            if name.startswith("send")
+            else (code if kind == "cbs" else None)
+        )
+        record = ProcessingRecord(
+            trace_id=ids[0],
+            span_id=ids[1],
+            parent_span_id=parent,
+            name=name[:100],
+            status=status,
+            start=started,
+            end=time.time(),
+            processing_activity_id=processing_activity_id(event.type),
+            event_id=event.id,
+            event_type=event.type,
+            counterpart=counterpart,
+            data_subject_id=subject,
+        )
+        try:
+            await self.processing_log.log_processing(record)
+        except Exception as exc:  # the log must not lose the event; say so loudly
+            log.error("connector.processing_log_failed", event_id=event.id, error=type(exc).__name__)
 
     async def _deliver(self, event: CloudEvent) -> CloudEvent:
         if self._closed or self._ingress is None:
@@ -634,9 +708,22 @@ class Connector:
             await _settle(raw.ack())
             return None
         await self._check_sequence(event)
+        started = time.time()
+        parent = event.traceparent.split("-")[2] if event.traceparent else None
+        span = tracing.start(
+            "connector.receive",
+            traceparent=event.traceparent,
+            kind=tracing.SpanKind.CONSUMER,
+            attributes=_span_attrs(event),
+        )
+        name = f"receive {event.short_type}"
         try:
-            payload = await self._open_payload(event)
+            with tracing.active(span):
+                payload = await self._open_payload(event, span)
         except InbeeldError as exc:
+            tracing.fail(span, exc.reason)
+            span.end()
+            await self._log(span, name, STATUS_ERROR, started, event, None, parent)
             log.warning(
                 "connector.invalid", event_id=event.id, type=event.type, reason=exc.reason, field=exc.field
             )
@@ -646,15 +733,29 @@ class Connector:
             if isinstance(exc, _UNOPENABLE):
                 await self._send_delivery_failed(event, exc.reason)
             return None
+        span.end()
+        subject = data_subject_id(payload.model_dump(mode="json")) if payload is not None else None
+        await self._log(span, name, STATUS_OK, started, event, subject, parent)
+        # What we hand on carries our span, so the case system's spans (and ours) follow it.
+        event = event.model_copy(update={"traceparent": tracing.traceparent_of(span)})
         return InboxMessage(event, raw, payload, self)
 
-    async def _open_payload(self, event: CloudEvent) -> Payload | None:
+    async def _open_payload(self, event: CloudEvent, parent: tracing.Span | None = None) -> Payload | None:
         spec = spec_for(event.type)
         if spec.protection == "none":
             return validate_payload(event.type, event.data)
-        if self.sealer is not None:
+        if self.sealer is None:
+            return None
+        span = tracing.start(
+            "connector.decrypt", parent=parent, attributes={"inbeeld.protection": spec.protection}
+        )
+        try:
             return await self.sealer.open(event)
-        return None
+        except InbeeldError as exc:
+            tracing.fail(span, exc.reason)
+            raise
+        finally:
+            span.end()
 
     async def _check_sequence(self, event: CloudEvent) -> None:
         if event.sequence is None:
@@ -728,6 +829,7 @@ class Connector:
             dataschema=EVENTS[RECEIPT_TYPE].dataschema,
             recipients=[code],
             correlationid=event.correlationid,
+            traceparent=event.traceparent,  # in the trace of what it answers
             data=payload.model_dump(mode="json"),
         )
 
@@ -771,6 +873,7 @@ class Connector:
             recipients=[code],
             subject=event.subject,
             correlationid=event.correlationid,
+            traceparent=event.traceparent,  # in the trace of what it answers
             data=payload.model_dump(mode="json"),
         )
 
@@ -808,6 +911,15 @@ def _refusal(exc: BaseException) -> str | None:
     if isinstance(exc, InvalidFrameError) and "Connection.OpenOk" in str(exc) and "Close" in str(exc):
         return "NOT_ALLOWED: no access to the vhost"
     return None
+
+
+def _span_attrs(event: CloudEvent) -> dict[str, str | int | bool]:
+    """A span's attributes for an event: its id, type and parties' codes, never its data."""
+    return {
+        "inbeeld.event.id": event.id,
+        "inbeeld.event.type": event.type,
+        "inbeeld.recipients": len(event.recipients),
+    }
 
 
 def _signal_lost(arrivals: asyncio.Queue[AbstractIncomingMessage | None], *_: Any) -> None:

@@ -276,6 +276,13 @@ class MetricsConfig(_Model):
     port: Annotated[int, Field(ge=0, le=65535)] = 9464  # 0: any free port
 
 
+class TracingConfig(_Model):
+    """`run` exports its spans over OTLP/HTTP to this collector. Absent: traces are off (the
+    envelope and the processing log still carry trace and span ids)."""
+
+    otlp_endpoint: Annotated[str, Field(pattern=r"^https?://", max_length=300)]
+
+
 class ConnectorConfig(_Model):
     tenant: Annotated[str, Field(pattern=TENANT_CODE_RE, description="CBS code (GM0518) or tenant code")]
 
@@ -300,6 +307,7 @@ class ConnectorConfig(_Model):
     templates: TemplatesConfig = TemplatesConfig()
     metrics: MetricsConfig | None = None
     tls: TlsConfig = TlsConfig()
+    tracing: TracingConfig | None = None
 
     def sink_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
@@ -455,6 +463,9 @@ email = "leerplicht@example.nl"
 # [metrics]                  # `run` serves Prometheus metrics at http://host:port/metrics; omit: off
 # host = "127.0.0.1"         # no token is asked: listen on a local or monitoring network only
 # port = 9464
+
+# [tracing]                  # `run` exports its spans (OTLP over HTTP); omit: off
+# otlp_endpoint = "http://127.0.0.1:4318"
 """
 # What `init` writes without --tenant: Den Haag's, as an example.
 _DEN_HAAG = {

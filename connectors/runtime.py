@@ -53,6 +53,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 import structlog
+from opentelemetry import trace
 from sqlalchemy import func, select
 
 from connectors import inbox_name, metrics, transfers
@@ -87,6 +88,7 @@ from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSi
 from connectors.sources import FolderSource, HttpSource
 from connectors.store import LocalStore
 from connectors.templates import TemplateCatalogue
+from schemas import tracing
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, KeyReplacementRefused
 from schemas.events import (
@@ -417,9 +419,25 @@ class Runtime:
             delay = min(delay * 2, 60.0)
 
     async def handle(self, message: InboxMessage) -> None:
+        """Process one event inside its `connector.process` span (a child of its receive span):
+        every log line meanwhile carries the trace and span ids."""
+        event = message.event
+        span = tracing.start(
+            "connector.process",
+            traceparent=event.traceparent,
+            attributes={"inbeeld.event.id": event.id, "inbeeld.event.type": event.type},
+        )
+        try:
+            with tracing.active(span):
+                await self._handle(message)
+        finally:
+            span.end()
+
+    async def _handle(self, message: InboxMessage) -> None:
         assert self.store is not None
         event, payload = message.event, message.payload
         if payload is None:
+            tracing.fail(trace.get_current_span(), "cannot_open")
             log.error(
                 "runtime.cannot_open",
                 event_id=event.id,
@@ -432,6 +450,7 @@ class Runtime:
             deliver = await self._flow(event, payload)
         except InbeeldError as exc:
             self.refused += 1
+            tracing.fail(trace.get_current_span(), exc.reason)
             log.warning(
                 "runtime.refused",
                 event_id=event.id,

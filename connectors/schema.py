@@ -17,6 +17,8 @@ The database is migrated by the alembic history in `connectors.migrations` (run 
     notices         neighbour notices asked and received (`connectors.notices`)
     notice_audit    the hash-chained local audit of notices (`schemas.audit_chain`)
     group_keys      the group keys of blind indexes, encrypted at rest (`connectors.group_keys`)
+    processing_log  every event sent and received with the Logboek dataverwerkingen fields
+                    (`schemas.processing_log`); the data subject (a BSN) encrypted at rest
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "metadata",
     "notice_audit",
     "outbox",
+    "processing_log",
     "pupils",
     "received",
     "state",
@@ -207,4 +210,24 @@ group_keys = Table(
     Column("wrapped_key", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("retired_at", Float),
+)
+
+processing_log = Table(
+    "processing_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16)),
+    Column("name", String(100), nullable=False),
+    Column("status_code", Integer, nullable=False),  # 0 unknown, 1 ok, 2 error
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float, nullable=False),
+    Column("processing_activity_id", String(200), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("counterpart", String(32)),
+    Column("data_subject_id", LargeBinary),  # encrypted at rest (the pupil's BSN)
+    Column("wrapped_key", String(200)),
+    Index("ix_processing_log_trace_id", "trace_id"),
 )

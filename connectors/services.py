@@ -112,6 +112,7 @@ class ConnectorServices:
         """The broker client of this tenant (not yet connected), closed with the services.
         `options` are the runtime's extras (inbox name, state, receipts, gap callback...)."""
         config = self.config
+        options.setdefault("processing_log", self.store)  # what it sends and receives, logged
         self.connector = Connector(
             config.tenant,
             config.broker.amqp_url(),

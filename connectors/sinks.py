@@ -46,6 +46,7 @@ from connectors.config import FolderSinkConfig, StdoutSinkConfig, WebhookSinkCon
 from connectors.health_report import WebhookHealth
 from connectors.sink_files import file_name, seal_sink_file
 from connectors.store import LocalStore, OutboxItem
+from schemas import tracing
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError
 from schemas.events import Payload
@@ -91,6 +92,15 @@ def delivery_body(event: CloudEvent, payload: Payload | None) -> bytes:
     doc: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
     doc["data"] = payload.model_dump(mode="json", exclude_none=True) if payload is not None else event.data
     return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
+
+
+def _traceparent_in(body: bytes) -> str | None:
+    """The traceparent of a delivery body (our receive span), to parent the delivery's span."""
+    try:
+        value = json.loads(body).get("traceparent")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -141,6 +151,9 @@ class WebhookSink(_Filter):
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:  # the case system may continue the trace
+            headers["traceparent"] = traceparent
         started = time.perf_counter()
         try:
             response = await self._http.post(self.config.url, content=body, headers=headers)
@@ -251,9 +264,18 @@ class OutboxWorker:
             for item in items:
                 if item.subject is not None and item.subject in parked_now:
                     continue
+                span = tracing.start(
+                    "connector.webhook",
+                    traceparent=_traceparent_in(item.body),
+                    kind=tracing.SpanKind.CLIENT,
+                    attributes={"inbeeld.event.id": item.event_id, "inbeeld.sink": self.sink.name},
+                )
                 try:
-                    await self.sink.deliver(item.event_id, item.body)
+                    with tracing.active(span):
+                        await self.sink.deliver(item.event_id, item.body)
                 except SinkError as exc:
+                    tracing.fail(span, f"http_{exc.status}" if exc.status else "unreachable")
+                    span.end()
                     self.failures += 1
                     await self._health(failed=True, status=exc.status)
                     if exc.permanent:
@@ -270,6 +292,7 @@ class OutboxWorker:
                     await self._failed(item, exc, delay)
                     await self._sleep(delay, wakeable=False)
                     break
+                span.end()
                 consecutive = 0
                 await self.store.mark_delivered(item.id)
                 await self._health(failed=False, status=200)

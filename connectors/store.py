@@ -44,9 +44,10 @@ from connectors.at_rest import (
     unwrap_data_key,
     wrap_data_key,
 )
-from connectors.schema import hub_replies, outbox, received, state, templates
+from connectors.schema import hub_replies, outbox, processing_log, received, state, templates
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError
+from schemas.processing_log import ProcessingRecord
 
 __all__ = [
     "BASELINE",
@@ -446,6 +447,64 @@ class LocalStore:
             return [HubReply(**dict(r)) for r in (await conn.execute(q)).mappings()]
 
     # -- register (personal data; see connectors.register) --------------------------------------
+
+    async def log_processing(self, record: ProcessingRecord) -> None:
+        """Keep one processing-log record; its data subject encrypted under a fresh data key,
+        or not kept at all without a keystore (never in the clear)."""
+        row: dict[str, Any] = {
+            "trace_id": record.trace_id,
+            "span_id": record.span_id,
+            "parent_span_id": record.parent_span_id,
+            "name": record.name,
+            "status_code": record.status,
+            "start_time": record.start,
+            "end_time": record.end,
+            "processing_activity_id": record.processing_activity_id,
+            "event_id": record.event_id,
+            "event_type": record.event_type,
+            "counterpart": record.counterpart,
+        }
+        if record.data_subject_id is not None and self.keystore is not None:
+            data_key, wrapped = wrap_data_key(self.keystore)
+            aad = f"processing_log:{record.span_id}".encode()
+            row["data_subject_id"] = encrypt_at_rest(data_key, record.data_subject_id.encode(), aad)
+            row["wrapped_key"] = wrapped
+        async with self.engine.begin() as conn:
+            await conn.execute(processing_log.insert().values(**row))
+
+    async def processing_records(self, trace_id: str | None = None) -> list[ProcessingRecord]:
+        """The processing log, oldest first (one trace's records with `trace_id`), the data
+        subject decrypted (None once shredded or never kept)."""
+        query = select(processing_log).order_by(processing_log.c.id)
+        if trace_id is not None:
+            query = query.where(processing_log.c.trace_id == trace_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [self._record(r) for r in rows]
+
+    def _record(self, r: Any) -> ProcessingRecord:
+        subject = None
+        if r["data_subject_id"] is not None and self.keystore is not None:
+            try:
+                key = unwrap_data_key(self.keystore, r["wrapped_key"])
+                aad = f"processing_log:{r['span_id']}".encode()
+                subject = decrypt_at_rest(key, r["data_subject_id"], aad).decode()
+            except InbeeldError:  # shredded: the subject is gone, the record stays
+                subject = None
+        return ProcessingRecord(
+            trace_id=r["trace_id"],
+            span_id=r["span_id"],
+            parent_span_id=r["parent_span_id"],
+            name=r["name"],
+            status=r["status_code"],
+            start=r["start_time"],
+            end=r["end_time"],
+            processing_activity_id=r["processing_activity_id"],
+            event_id=r["event_id"],
+            event_type=r["event_type"],
+            counterpart=r["counterpart"],
+            data_subject_id=subject,
+        )
 
     def bsn_index(self, bsn: str) -> str:
         if self.keystore is None:

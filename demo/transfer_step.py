@@ -26,8 +26,9 @@ from connectors import transfers as sdk
 from connectors.directory import Directory
 from connectors.hub_api import HubApi
 from connectors.sealing import Sealer
+from connectors.store import LocalStore
 from demo.context import DemoContext
-from demo.support import keystore_for
+from demo.support import keystore_for, tenant_dir
 from hub import auth
 from hub.api.app import create_app
 from schemas.envelope import CloudEvent
@@ -127,6 +128,7 @@ async def step_transfer(ctx: DemoContext) -> None:
     directories: dict[str, Directory] = {}
     sealing: dict[str, Connector] = {}
     previous: dict[str, EventSealer | None] = {}
+    stores: dict[str, LocalStore] = {}
     try:
         for code in (OFFERER, RECEIVER):
             keystore = keystore_for(ctx, code)
@@ -137,6 +139,9 @@ async def step_transfer(ctx: DemoContext) -> None:
             connector = ctx.connectors[code]
             previous[code] = connector.sealer
             connector.sealer = Sealer(keystore, directory, code)
+            # ... and keeping its processing log (Logboek dataverwerkingen) in its local store
+            stores[code] = await LocalStore.open(tenant_dir(ctx, code) / "store.db", keystore)
+            connector.processing_log = stores[code]
             sealing[code] = connector
         for connector in ctx.connectors.values():  # the key.rotated announcements
             await _drain(connector)
@@ -189,6 +194,7 @@ async def step_transfer(ctx: DemoContext) -> None:
         ctx.results["transfer"] = {
             "transfer_id": transfer_id,
             "state": record["state"],
+            "events": {"offered": offered.id, "accepted": accepted.id, "completed": completed.id},
             "timeline": [{k: x[k] for k in ("step", "actor", "acted_for", "at")} for x in record["timeline"]],
         }
         if record["state"] != "completed":
@@ -196,5 +202,8 @@ async def step_transfer(ctx: DemoContext) -> None:
     finally:
         for code, connector in sealing.items():
             connector.sealer = previous[code]
+            connector.processing_log = None
+        for store in stores.values():
+            await store.close()
         for directory in directories.values():
             await directory.api.aclose()

@@ -4,7 +4,12 @@ the outcome) — never personal data.
 
 Each record's hash covers its content and the previous record's hash; `prev_hash` is unique,
 so two writers can never fork the chain (the loser retries on top of the winner). The chain's
-form (canonical fields, how a hash links to the previous one) is `schemas.audit_chain`."""
+form (canonical fields, how a hash links to the previous one) is `schemas.audit_chain`.
+
+A hash covers `_HASHED` always and each of `_LOGBOEK` only when it is set: the Logboek fields
+came later (revision 0014), and a record written before them, where they are empty, hashes as
+it always did. An entry with the hub's own span (`Entry.span`) is recorded with that span's
+ids, the sender's span as its parent (from the event's traceparent), a status and an end."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.store.models import AuditRecord, utcnow
 from schemas.audit_chain import GENESIS, ChainReport, Link, link
 from schemas.audit_chain import verify as verify_chain
+from schemas.processing_log import status_of
 
 __all__ = [
     "GENESIS",
@@ -43,6 +49,7 @@ _HASHED = (
     "recipients",
     "outcome",
 )
+_LOGBOEK = ("parent_span_id", "end_time", "status_code", "processing_activity_id")
 
 
 def _fields(r: Mapping[str, Any]) -> dict[str, object]:
@@ -50,6 +57,10 @@ def _fields(r: Mapping[str, Any]) -> dict[str, object]:
     fields: dict[str, object] = {name: r[name] for name in _HASHED}
     fields["time"] = r["time"].isoformat()
     fields["recipients"] = list(r["recipients"])
+    for name in _LOGBOEK:
+        value = r[name]
+        if value is not None:
+            fields[name] = value.isoformat() if isinstance(value, datetime) else value
     return fields
 
 
@@ -70,6 +81,8 @@ class Entry:
     recipients: Sequence[str] = ()
     subject_ref: str | None = None
     traceparent: str | None = None
+    span: tuple[str, str] | None = None  # (trace id, span id) of the hub's own operation
+    processing_activity_id: str | None = None
 
 
 async def append(
@@ -83,8 +96,20 @@ async def append(
     subject_ref: str | None = None,
     traceparent: str | None = None,
     when: datetime | None = None,
+    span: tuple[str, str] | None = None,
+    processing_activity_id: str | None = None,
 ) -> None:
-    entry = Entry(activity, actor, outcome, sender, tuple(recipients), subject_ref, traceparent)
+    entry = Entry(
+        activity,
+        actor,
+        outcome,
+        sender,
+        tuple(recipients),
+        subject_ref,
+        traceparent,
+        span,
+        processing_activity_id,
+    )
     await append_many(s, [entry], when=when)
 
 
@@ -109,12 +134,20 @@ async def append_many(
             head = last or GENESIS
         prev = head
         rows = []
+        now = utcnow()
         for e in entries:
             trace_id, span_id = trace_ids(e.traceparent)
+            parent = None
+            if e.span is not None:  # our own operation; the sender's is its parent
+                parent, (trace_id, span_id) = span_id, e.span
             row: dict[str, Any] = {
-                "time": when or utcnow(),
+                "time": when or now,
+                "end_time": now,
                 "trace_id": trace_id,
                 "span_id": span_id,
+                "parent_span_id": parent,
+                "status_code": status_of(e.outcome),
+                "processing_activity_id": e.processing_activity_id,
                 "activity": e.activity[:64],
                 "actor": e.actor[:64],
                 "subject_ref": e.subject_ref,
@@ -145,7 +178,7 @@ async def verify(s: AsyncSession) -> ChainReport:
     """Recompute every hash in order; report the first record that does not fit."""
     records = await s.scalars(select(AuditRecord).order_by(AuditRecord.seq))
     return verify_chain(
-        Link(r.seq, r.prev_hash, r.hash, _fields({name: getattr(r, name) for name in _HASHED}))
+        Link(r.seq, r.prev_hash, r.hash, _fields({n: getattr(r, n) for n in (*_HASHED, *_LOGBOEK)}))
         for r in records
     )
 

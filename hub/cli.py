@@ -30,6 +30,7 @@ from hub.router import Router
 from hub.seed import seed_all
 from hub.services import amqp_channel, ensure_deployment, management, open_database
 from hub.tenants import TenantInfo
+from schemas import tracing
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
 
@@ -65,6 +66,7 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None, *
     settings = settings or get_settings()
     fmt = settings.log_format
     configure_logging("console" if fmt == "auto" and not service else fmt, settings.log_level)
+    tracing.configure("inbeeld-hub", endpoint=settings.otlp_endpoint)
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
     except ServiceUnavailable as exc:

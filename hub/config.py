@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     console_idle_minutes: int = Field(
         30, ge=1, le=24 * 60, description="The console logs an operator out after this long idle."
     )
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="OpenTelemetry collector (OTLP over HTTP, e.g. http://127.0.0.1:4318) to which "
+        "the router and the API export their spans. Unset: traces are off (ids only, nothing recorded).",
+    )
 
     # TLS (schemas.tls: TLS 1.2+, NCSC "good" cipher suites). docs/tls.md
     amqp_tls_ca_file: Path | None = Field(

@@ -34,7 +34,9 @@ from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
 from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
 from schemas.names import RECEIPT_TYPE
+from schemas.processing_log import processing_activity_id
 from schemas.redaction import bsn_in_attributes
+from schemas.tracing import Span
 
 log = structlog.get_logger("inbeeld.router")
 
@@ -58,6 +60,8 @@ class Decision:
     busy: list[str] = field(default_factory=list)
     repeat: bool = False  # a redelivered event routed before: publish the stored copies again
     reason: str = ""  # the rejection's reason code
+    span: tuple[str, str] | None = None  # (trace id, span id) of the router's decision
+    decide_span: Span | None = None  # that span itself: the parent of its publish and confirm
 
 
 def count_outcomes(admitted: Sequence[Admitted], decisions: Sequence[Decision]) -> None:
@@ -85,6 +89,8 @@ def audit_entry(
         recipients=tuple(d.seqs if recipients is None else recipients),
         subject_ref=d.original.id,
         traceparent=d.original.traceparent,
+        span=d.span,
+        processing_activity_id=processing_activity_id(d.original.type),
     )
 
 
@@ -119,16 +125,23 @@ class Decider:
             self.limiter.take(sender.code)
 
     async def decide_batch(
-        self, s: AsyncSession, admitted: Sequence[Admitted], audit_head: str | None
+        self,
+        s: AsyncSession,
+        admitted: Sequence[Admitted],
+        audit_head: str | None,
+        spans: Sequence[tuple[str, str] | None] | None = None,
     ) -> tuple[list[Decision], audit.Appended]:
-        """Record, decide, sequence and audit a batch inside the caller's transaction."""
+        """Record, decide, sequence and audit a batch inside the caller's transaction. `spans`
+        (aligned with `admitted`): the ids of the router's span for each, for the audit."""
         recorded = await ledger.record_many(
             s, [(e, t.code, n) for t, e, n, _ in admitted], status=ledger.ROUTED
         )
         decisions: list[Decision] = []
-        for (sender, event, _, redelivered), rec in zip(admitted, recorded, strict=True):
-            decision = await self.decide(s, sender, event, rec, redelivered)
+        ids = list(spans) if spans is not None else [None] * len(admitted)
+        for (sender, event, _, redelivered), rec, span in zip(admitted, recorded, ids, strict=True):
+            decision = await self.decide(s, sender, event, rec, redelivered, span=span)
             if decision is not None:
+                decision.span = span
                 decisions.append(decision)
         # Sequences for the whole batch at once, in batch order, so every inbox receives
         # increasing numbers when the copies are published in the same order.
@@ -149,6 +162,8 @@ class Decider:
         event: CloudEvent,
         rec: ledger.Recorded,
         redelivered: bool = False,
+        *,
+        span: tuple[str, str] | None = None,
     ) -> Decision | None:
         """Check and authorise one recorded event: what to publish to whom (or the rejection)."""
         if not rec.is_new and rec.status == ledger.ROUTED and redelivered:
@@ -180,7 +195,7 @@ class Decider:
         except Transient:
             raise  # the store or broker is away: not the sender's fault, retried as a whole
         except InbeeldError as exc:
-            return await self._refused(s, sender, event, rec, exc)
+            return await self._refused(s, sender, event, rec, exc, span)
         outgoing = event
         if event.type == RECEIPT_TYPE:
             # The sender learns it from the hub, which checked the delivery it confirms.
@@ -189,7 +204,13 @@ class Decider:
         return Decision(sender, event, outgoing, allocation, ledger_id=rec.id)
 
     async def _refused(
-        self, s: AsyncSession, sender: TenantInfo, event: CloudEvent, rec: ledger.Recorded, exc: InbeeldError
+        self,
+        s: AsyncSession,
+        sender: TenantInfo,
+        event: CloudEvent,
+        rec: ledger.Recorded,
+        exc: InbeeldError,
+        span: tuple[str, str] | None = None,
     ) -> Decision:
         await ledger.set_status(s, [rec.id], ledger.REJECTED, exc.reason, detail=exc.message)
         await audit.append(
@@ -201,6 +222,8 @@ class Decider:
             recipients=list(event.recipients),
             subject_ref=event.id,
             traceparent=event.traceparent,
+            span=span,
+            processing_activity_id=processing_activity_id(event.type),
         )
         rejection = self.rejection(sender, event.id, exc)
         log.info("router.rejected", event_id=event.id, sender=sender.code, reason=exc.reason)

@@ -39,7 +39,7 @@ from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
 from hub.dead_letters import HEADER_DETAIL, HEADER_REASON, HEADER_SENDER
-from hub.decisions import ACTOR, Decider, Decision, audit_entry, count_outcomes
+from hub.decisions import ACTOR, Admitted, Decider, Decision, audit_entry, count_outcomes
 from hub.directory import CachedDirectory
 from hub.errors import Transient
 from hub.keys import KeyCache
@@ -50,9 +50,11 @@ from hub.store.db import Database
 from hub.store.models import DeadLetter
 from hub.tenants import TenantInfo
 from hub.workflows import Workflow, default_workflows
+from schemas import tracing
 from schemas.envelope import CloudEvent, parse_event
 from schemas.errors import InbeeldError, PersonalDataInEnvelope
 from schemas.redaction import bsn_in_attributes
+from schemas.tracing import Span, SpanKind
 
 log = structlog.get_logger("inbeeld.router")
 
@@ -62,6 +64,38 @@ _Copies = list[tuple[Decision, str, "asyncio.Task[None]"]]  # (decision, recipie
 
 class RecipientBusy(InbeeldError):
     reason = "recipient_busy"
+
+
+def _decide_span(sender: TenantInfo, event: CloudEvent) -> Span:
+    """The router's span for one event: a child of the sender's publish (the envelope's
+    traceparent). Metadata only: ids, type, tenant codes."""
+    return tracing.start(
+        "router.decide",
+        traceparent=event.traceparent,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "inbeeld.event.id": event.id,
+            "inbeeld.event.type": event.type,
+            "inbeeld.sender": sender.code,
+        },
+    )
+
+
+def _end_decide_spans(routable: list[Admitted], spans: list[Span], decisions: list[Decision]) -> None:
+    by_event = {id(d.original): d for d in decisions}
+    for (_, event, _, _), span in zip(routable, spans, strict=True):
+        d = by_event.get(id(event))
+        if d is None:
+            span.set_attribute("inbeeld.outcome", "duplicate")
+        elif d.rejection is not None:
+            tracing.fail(span, d.reason)
+            span.set_attribute("inbeeld.outcome", "rejected")
+        else:
+            span.set_attribute("inbeeld.outcome", "repeated" if d.repeat else "routed")
+            span.set_attribute("inbeeld.recipients", len(d.seqs))
+        if d is not None:
+            d.decide_span = span
+        span.end()
 
 
 def _id_guess(body: bytes) -> str:
@@ -289,10 +323,24 @@ class Router:
                 await settle(message, ack=False)
 
     async def _confirm(self, batch: list[RouterMessage], copies: _Copies) -> None:
+        spans = [
+            tracing.start("router.confirm", parent=d.decide_span, attributes={"inbeeld.copies": len(d.seqs)})
+            for d in {id(d): d for d, _, _ in copies}.values()
+            if d.decide_span is not None
+        ]
+        try:
+            await self._confirm_spanned(batch, copies, spans)
+        finally:
+            for span in spans:
+                span.end()
+
+    async def _confirm_spanned(self, batch: list[RouterMessage], copies: _Copies, spans: list[Span]) -> None:
         started = time.perf_counter()
         results = await asyncio.gather(*(task for _, _, task in copies), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
+            for span in spans:
+                tracing.fail(span, "confirm_failed")
             # The channel failed under the copies: not acked, so the broker gives the messages
             # to a router again, which publishes the stored copies once more (same sequences).
             log.warning("router.confirm_failed", error=type(failed[0]).__name__, size=len(batch))
@@ -402,8 +450,18 @@ class Router:
             await self._directory.reload_groups()  # membership changes apply at once
         head = self._audit_head
         self._audit_head = None  # until this transaction commits
-        async with self.db.session() as s, s.begin():
-            decisions, appended = await self.decider.decide_batch(s, routable, head)
+        spans = [_decide_span(sender, event) for sender, event, _, _ in routable]
+        try:
+            async with self.db.session() as s, s.begin():
+                decisions, appended = await self.decider.decide_batch(
+                    s, routable, head, [tracing.ids_of(span) for span in spans]
+                )
+        except BaseException as exc:
+            for span in spans:
+                tracing.fail(span, getattr(exc, "reason", "") or type(exc).__name__)
+                span.end()
+            raise
+        _end_decide_spans(routable, spans, decisions)
         # Counted once committed (a batch retried after `Transient` is not counted twice).
         metrics.count_received(received)
         count_outcomes(routable, decisions)
@@ -429,18 +487,34 @@ class Router:
                 sender=d.sender.code,
                 recipients=list(d.seqs),
                 repeat=d.repeat,
+                trace_id=d.span[0] if d.span else None,
+                span_id=d.span[1] if d.span else None,
             )
         log.debug("router.batch", messages=len(batch), routed=len(routed), copies=len(copies))
         return copies
 
     async def _publish_copy(self, d: Decision, code: str, seq: int) -> None:
+        span = tracing.start(
+            "router.publish",
+            parent=d.decide_span,
+            kind=SpanKind.PRODUCER,
+            attributes={"inbeeld.recipient": code, "inbeeld.sequence": seq},
+        )
+        # The copy carries this span: the recipient's spans become its children.
+        outgoing = d.outgoing.model_copy(update={"traceparent": tracing.traceparent_of(span)})
         try:
-            await self._publish(d.outgoing.with_sequence(seq), code)
+            await self._publish(outgoing.with_sequence(seq), code)
         except RecipientBusy:
+            tracing.fail(span, RecipientBusy.reason)
             if d.rejection is not None:  # the sender's own inbox is full; the ledger keeps it
                 log.warning("router.rejection_undeliverable", event_id=d.original.id, sender=code)
                 return
             d.busy.append(code)
+        except BaseException as exc:
+            tracing.fail(span, type(exc).__name__)
+            raise
+        finally:
+            span.end()
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Publish what time has made due in the workflows (reminders, expiries)."""

@@ -10,6 +10,7 @@ from typing import Literal
 import structlog
 
 from schemas.redaction import redact_personal_data
+from schemas.tracing import add_trace_ids
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -29,6 +30,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            add_trace_ids,
             redact_personal_data,
             renderer,
         ],

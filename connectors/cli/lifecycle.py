@@ -28,6 +28,7 @@ from connectors.config import (
 from connectors.register import ImportReport, import_csv, shred
 from connectors.runtime import Runtime
 from connectors.services import open_services
+from schemas import tracing
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
 
@@ -86,6 +87,7 @@ def run(
         err.print(f"config error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    tracing.configure("inbeeld-connector", endpoint=cfg.tracing.otlp_endpoint if cfg.tracing else None)
 
     try:
         asyncio.run(_until_signal(Runtime(cfg).run))

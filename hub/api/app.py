@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from hub.alert_watch import AlertWatch
 from hub.api import errors, nesting
@@ -27,6 +28,7 @@ from hub.config import Settings
 from hub.gauges import HubGauges
 from hub.store.db import Database
 from hub.web.console import create_console
+from schemas import tracing
 
 DESCRIPTION = """Inbeeld hub API: tenants, groups, ledger and dead letters.
 
@@ -56,6 +58,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.gauges = HubGauges(settings, database)
     app.state.metrics_registry = metrics.scrape_registry(app.state.gauges)
     errors.install(app)
+    if tracing.recording():  # a span per request; nothing at all when traces are off
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracing.provider(), exclude_spans=["receive", "send"]
+        )
     app.add_middleware(nesting.BoundedJsonBodies)  # bound nesting before FastAPI's json.loads
     for module in (
         health,

@@ -198,6 +198,11 @@ class AuditRecord(Base):
     sender: Mapped[str | None] = mapped_column(String(32))
     recipients: Mapped[list[str]] = mapped_column(default=list)
     outcome: Mapped[str] = mapped_column(String(32))
+    # Logboek dataverwerkingen (revision 0014; empty on older records): `time` is the start.
+    parent_span_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    end_time: Mapped[datetime | None] = mapped_column(default=None)
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    processing_activity_id: Mapped[str | None] = mapped_column(String(200), default=None)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no forks
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 

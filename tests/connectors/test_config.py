@@ -38,6 +38,7 @@ def test_init_writes_a_commented_example_that_validates(tmp_path: Path, monkeypa
         (lambda t: t.replace("retry_days = 7", "retry_days = -1"), "sinks.0.retry_days"),
         (lambda t: t.replace("amqps://hub", "amqps://user:pw@hub"), "broker.url"),
         (lambda t: "colour = 'blue'\n" + t, "colour"),
+        (lambda t: tracing_on(t, "collector:4318"), "tracing.otlp_endpoint"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_field(tmp_path: Path, edit, field: str) -> None:
@@ -50,6 +51,22 @@ def test_bad_config_is_one_line_naming_the_field(tmp_path: Path, edit, field: st
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"config error: {field}"), result.output
+
+
+def tracing_on(text: str, endpoint: str) -> str:
+    """The example with its commented-out [tracing] section turned on."""
+    return text.replace("# [tracing]", "[tracing]").replace(
+        '# otlp_endpoint = "http://127.0.0.1:4318"', f'otlp_endpoint = "{endpoint}"'
+    )
+
+
+def test_tracing_section_names_the_collector(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(EXAMPLE)
+    assert load_config(path).tracing is None  # off unless asked for
+    path.write_text(tracing_on(EXAMPLE, "http://collector.intern:4318"))
+    config = load_config(path)
+    assert config.tracing is not None and config.tracing.otlp_endpoint == "http://collector.intern:4318"
 
 
 def test_not_toml_and_missing_file(tmp_path: Path) -> None:

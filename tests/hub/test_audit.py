@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from sqlalchemy import select, update
 
 from hub import audit
 from hub.store.db import Database
 from hub.store.models import AuditRecord
+from schemas.audit_chain import GENESIS, link
+from schemas.processing_log import STATUS_ERROR, STATUS_OK, processing_activity_id
 from tests.utils.hubs import RunningHub
 
 pytestmark = pytest.mark.broker
@@ -65,3 +69,68 @@ async def test_a_stale_head_hint_chains_on_the_real_head(db: Database) -> None:
         last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
     assert report.intact and report.records == 4
     assert appended.head == last and appended.head != mine and appended.retries == 1
+
+
+async def test_records_from_before_the_logboek_fields_still_verify_beside_new_ones(db: Database) -> None:
+    """A record written before revision 0014 (its Logboek fields empty, its hash over the
+    older fields only) and records with those fields verify as one chain; editing a new field
+    of a new record breaks it there."""
+    old_fields = {
+        "time": "2026-11-01T12:00:00+00:00",
+        "trace_id": "a" * 32,
+        "span_id": "b" * 16,
+        "activity": "route ping",
+        "actor": "hub-router",
+        "subject_ref": "old-1",
+        "sender": "GM0518",
+        "recipients": ["GM0599"],
+        "outcome": "routed",
+    }
+    async with db.session() as s, s.begin():
+        s.add(
+            AuditRecord(
+                time=datetime.fromisoformat(old_fields["time"]),
+                trace_id=old_fields["trace_id"],
+                span_id=old_fields["span_id"],
+                activity="route ping",
+                actor="hub-router",
+                subject_ref="old-1",
+                sender="GM0518",
+                recipients=["GM0599"],
+                outcome="routed",
+                prev_hash=GENESIS,
+                hash=link(GENESIS, old_fields),
+            )
+        )
+    traceparent = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
+    async with db.session() as s, s.begin():
+        await audit.append(
+            s,
+            activity="route transfer.offered",
+            actor="hub-router",
+            outcome="routed",
+            sender="GM0518",
+            recipients=["GM0599"],
+            subject_ref="new-1",
+            traceparent=traceparent,
+            span=("c" * 32, "e" * 16),
+            processing_activity_id=processing_activity_id("nl.leerplicht.transfer.offered"),
+        )
+        await audit.append(
+            s, activity="route ping", actor="hub-router", outcome="rejected:x", sender="GM0518"
+        )
+    async with db.session() as s:
+        report = await audit.verify(s)
+        new = (await s.scalars(select(AuditRecord).where(AuditRecord.subject_ref == "new-1"))).one()
+    assert report.intact and report.records == 3
+    # the hub's own operation, the sender's as its parent, the standard's status and activity
+    assert (new.trace_id, new.span_id, new.parent_span_id) == ("c" * 32, "e" * 16, "d" * 16)
+    assert new.status_code == STATUS_OK and new.end_time is not None and new.end_time >= new.time
+    assert new.processing_activity_id == "urn:nld:inbeeld:verwerkingsactiviteit:transfer"
+    async with db.session() as s, s.begin():
+        await s.execute(
+            update(AuditRecord).where(AuditRecord.seq == new.seq).values(status_code=STATUS_ERROR)
+        )
+    async with db.session() as s:
+        report = await audit.verify(s)
+    assert not report.intact and report.first_bad_seq == new.seq

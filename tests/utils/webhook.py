@@ -23,6 +23,7 @@ class Delivery:
     body: dict[str, Any]
     signed: bool
     status: int
+    traceparent: str | None = None  # the W3C header the connector sends
 
 
 @dataclass
@@ -72,7 +73,13 @@ class Webhook:
                     status = hook.answer(body) or 200
                 with hook.lock:
                     hook.requests.append(
-                        Delivery(self.headers.get(EVENT_ID_HEADER, ""), body, signed, status)
+                        Delivery(
+                            self.headers.get(EVENT_ID_HEADER, ""),
+                            body,
+                            signed,
+                            status,
+                            self.headers.get("traceparent"),
+                        )
                     )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -15,6 +15,9 @@ router = APIRouter(tags=["audit"])
 
 
 class AuditItem(BaseModel):
+    """One record, with the fields of Logboek dataverwerkingen: `time` is the operation's
+    start, `activity` its name; the last four are empty on records written before them."""
+
     seq: int
     time: datetime
     trace_id: str | None
@@ -26,6 +29,10 @@ class AuditItem(BaseModel):
     recipients: list[str]
     outcome: str
     hash: str
+    parent_span_id: str | None = Field(None, description="The sender's span that caused this operation")
+    end_time: datetime | None = None
+    status_code: int | None = Field(None, description="0 unknown, 1 ok, 2 error")
+    processing_activity_id: str | None = Field(None, description="URN of the processing activity")
 
 
 class Replayed(BaseModel):

@@ -1,0 +1,79 @@
+"""The fields of a processing-log record after the Dutch standard Logboek dataverwerkingen, as
+the hub's audit chain and the connector's processing log both carry them.
+
+    trace_id, span_id       the W3C ids of the operation (`span_id` is the standard's
+                            `operation_id`); the trace id is the event's, so the records of one
+                            transfer at the sender, the hub and the receiver join on it
+    parent_span_id          the operation that caused this one: at the hub the sender's
+                            `connector.publish`, at a receiver the hub's `router.publish`
+    name                    the operation (`send transfer.offered`, `route transfer.offered`)
+    status                  0 unknown, 1 ok, 2 error (the standard's `status_code`)
+    start, end              when it began and ended
+    dpl.core.processing_activity_id
+                            URI of the processing activity in the register of processing
+                            activities: one per flow (`processing_activity_id`)
+    dpl.core.data_subject_id
+                            whom it was about (the pupil's BSN): only a connector keeps it,
+                            encrypted at rest; the hub never sees it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ACTIVITY_PREFIX",
+    "STATUS_ERROR",
+    "STATUS_OK",
+    "STATUS_UNKNOWN",
+    "ProcessingRecord",
+    "data_subject_id",
+    "processing_activity_id",
+    "status_of",
+]
+
+STATUS_UNKNOWN, STATUS_OK, STATUS_ERROR = 0, 1, 2
+ACTIVITY_PREFIX = "urn:nld:inbeeld:verwerkingsactiviteit:"
+_TYPE_PREFIX = "nl.leerplicht."
+
+
+def processing_activity_id(event_type: str) -> str:
+    """The processing activity an event type belongs to: its flow (`transfer`, `notice`,
+    `template`, ...), as a URN in Inbeeld's register of processing activities."""
+    flow = event_type.removeprefix(_TYPE_PREFIX).split(".", 1)[0] or "other"
+    return ACTIVITY_PREFIX + flow
+
+
+def status_of(outcome: str) -> int:
+    """The standard's status code of an outcome (`routed`, `rejected:<reason>`, ...)."""
+    return STATUS_ERROR if outcome.startswith(("rejected", "refused", "failed")) else STATUS_OK
+
+
+def data_subject_id(data: Any) -> str | None:
+    """The BSN of the pupil a payload is about (a transfer's dossier), or None."""
+    if not isinstance(data, Mapping):
+        return None
+    pupil = data.get("pupil")
+    bsn = pupil.get("bsn") if isinstance(pupil, Mapping) else None
+    return bsn if isinstance(bsn, str) else None
+
+
+@dataclass(frozen=True)
+class ProcessingRecord:
+    """One operation in a connector's processing log (`data_subject_id` in the clear here; the
+    store encrypts it)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    status: int
+    start: float
+    end: float
+    processing_activity_id: str
+    event_id: str
+    event_type: str
+    counterpart: str | None = None  # the other party's tenant code, when known
+    data_subject_id: str | None = None
