@@ -41,11 +41,14 @@ __all__ = [
     "metadata",
     "notice_audit",
     "outbox",
+    "processing_log",
     "pupils",
     "received",
     "state",
     "template_withdrawals",
     "templates",
+    "transfer_offers",
+    "workspace_users",
 ]
 
 metadata = MetaData()
@@ -207,4 +210,47 @@ group_keys = Table(
     Column("wrapped_key", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("retired_at", Float),
+)
+
+# The workspace's local accounts (`inbeeld-connector user add`): Argon2id hashes, a role, and
+# the throttling state of webui.passwords (times as epoch seconds).
+workspace_users = Table(
+    "workspace_users",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", Float),
+    Column("last_login_at", Float),
+    Column("created_at", Float, nullable=False),
+)
+
+# Who did what with which dossier, and when: every view of a dossier and every answer given in
+# the workspace. It names the person and the transfer, never the pupil's data.
+processing_log = Table(
+    "processing_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("user_name", String(40), nullable=False),
+    Column("activity", String(32), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("outcome", String(32), nullable=False),
+)
+
+# Transfer offers received, with their dossier encrypted at rest like the register, for the
+# workspace's werkbak; `state` is what this municipality did with it.
+transfer_offers = Table(
+    "transfer_offers",
+    metadata,
+    Column("transfer_id", String(100), primary_key=True),
+    Column("offerer", String(32), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("wrapped_key", String(200), nullable=False),
+    Column("dossier", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("answered_by", String(40)),
+    Column("answered_at", Float),
 )
