@@ -40,6 +40,7 @@ __all__ = [
     "StoreConfig",
     "TemplatesConfig",
     "WebhookSinkConfig",
+    "WorkspaceConfig",
     "load_config",
 ]
 
@@ -231,6 +232,17 @@ class MetricsConfig(_Model):
     port: Annotated[int, Field(ge=0, le=65535)] = 9464  # 0: any free port
 
 
+class WorkspaceConfig(_Model):
+    """`serve` runs the web workspace at http://host:port/ (local accounts: `user add`). Keep it
+    on the municipality's own network: it shows decrypted dossiers. The session cookie is signed
+    with the secret in `secret_env` (absent: a new one each start, which logs everyone out)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8090
+    secret_env: str | None = None
+    idle_minutes: Annotated[int, Field(ge=1, le=720)] = 30
+
+
 class ConnectorConfig(_Model):
     tenant: Annotated[str, Field(pattern=TENANT_CODE_RE, description="CBS code (GM0518) or tenant code")]
 
@@ -254,6 +266,7 @@ class ConnectorConfig(_Model):
     letterhead: LetterheadConfig | None = None
     templates: TemplatesConfig = TemplatesConfig()
     metrics: MetricsConfig | None = None
+    workspace: WorkspaceConfig = WorkspaceConfig()
 
     def sink_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
@@ -394,4 +407,10 @@ email = "leerplicht@example.nl"
 # [metrics]                  # `run` serves Prometheus metrics at http://host:port/metrics; omit: off
 # host = "127.0.0.1"         # no token is asked: listen on a local or monitoring network only
 # port = 9464
+
+# [workspace]                # `serve`: the officers' web workspace (accounts: `user add`)
+# host = "127.0.0.1"         # it shows decrypted dossiers: the municipality's own network only
+# port = 8090
+# secret_env = "INBEELD_WORKSPACE_SECRET"   # signs the session cookie (absent: new at each start)
+# idle_minutes = 30
 """

@@ -7,6 +7,7 @@ and htmx) come behind the app's own."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,21 @@ def base_path(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
+def epoch_time(seconds: float | None) -> str:
+    """Seconds since the epoch, shown as `local_time` does."""
+    return "" if seconds is None else i18n.local_time(datetime.fromtimestamp(seconds, UTC))
+
+
+def iso_time(text: str | None) -> str:
+    """An ISO 8601 time (as an API answers it), shown as `local_time` does; "" if it is none."""
+    if not text:
+        return ""
+    try:
+        return i18n.local_time(datetime.fromisoformat(text))
+    except ValueError:
+        return ""
+
+
 class Renderer:
     def __init__(self, templates: Path, catalogue: i18n.Catalogue) -> None:
         self.templates = templates
@@ -37,6 +53,8 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters["local_time"] = i18n.local_time
+        self.env.filters["epoch_time"] = epoch_time
+        self.env.filters["iso_time"] = iso_time
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = i18n.choose(request)
