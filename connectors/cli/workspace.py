@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -128,17 +128,15 @@ def serve(
                     access_log=False,
                 )
             )
-            await server.startup()
-            if server.should_exit:
-                raise ConfigError("the workspace cannot listen on its address (in use?)")
+            serving = asyncio.create_task(server.serve())  # it handles SIGINT and SIGTERM
+            while not server.started:
+                if serving.done():
+                    with contextlib.suppress(SystemExit):
+                        serving.result()
+                    raise ConfigError("the workspace cannot listen on its address (in use?)")
+                await asyncio.sleep(0.05)
             bound = server.servers[0].sockets[0].getsockname()
             log.info("workspace.serving", url=f"http://{bound[0]}:{bound[1]}/", tenant=cfg.tenant)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-            try:
-                await server.main_loop()
-            finally:
-                await server.shutdown()
+            await serving
 
     _run(main())
