@@ -32,7 +32,7 @@ Subclasses defined where they are raised (a test keeps this list complete):
     RoutingRefused  <- hub.keys.RecipientKeyMissing
     CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
     NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable,
-                       connectors.outbox.OutboxItemUnknown
+                       connectors.outbox.OutboxItemUnknown, connectors.offers.OfferUnknown
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
                        hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists,
                        hub.replay.DiscardRefused, connectors.outbox.OutboxItemNotParked,

@@ -45,8 +45,8 @@ def test_axe_for_the_browser_tests_matches_its_manifest() -> None:
 
 def test_the_package_data_includes_templates_and_static_files() -> None:
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    for package, directory in (("hub", "web"), ("webui", ".")):
-        root = ROOT / package
+    for package, directory in (("hub", "web"), ("webui", "."), ("connectors.workspace", ".")):
+        root = ROOT.joinpath(*package.split("."))
         data = package_data[package]
         files = [
             p.relative_to(root).as_posix()
@@ -55,4 +55,4 @@ def test_the_package_data_includes_templates_and_static_files() -> None:
         ]
         assert files, package
         for f in files:
-            assert any(fnmatch(f, pattern) for pattern in data), f"{package}/{f} is not in the package data"
+            assert any(fnmatch(f, pattern) for pattern in data), f"{package}: {f} is not in the package data"
