@@ -165,7 +165,7 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(AlreadyAnswered)
     async def _answered(request: Request, exc: AlreadyAnswered) -> Response:
-        state = translate_to(i18n.choose(request))(f"state.{exc.state}")
+        state = translate_to(i18n.choose(request))(f"state.{exc.state}") if exc.state in STATES else exc.state
         return pages.error_page(request, 409, "error.409", state=state)
 
     @app.exception_handler(RequestValidationError)
@@ -297,6 +297,10 @@ def _add_routes(app: FastAPI) -> None:
         offer = await offers.get(store, _transfer_id(transfer_id))
         validate_payload(transfers.PREFIX + step, {"transfer_id": transfer_id, **data})
         connector = _connector(services)
+        if services.hub_api is not None:  # withdrawn or expired meanwhile: nothing to answer
+            known = await transfers.TransferStatus(services.hub_api).get(transfer_id)
+            if known["state"] != offers.OFFERED:
+                raise AlreadyAnswered(str(known["state"]))
         if not await offers.claim(store, transfer_id, step, account.name):
             raise AlreadyAnswered((await offers.get(store, transfer_id)).state)
         try:
