@@ -3,8 +3,9 @@ running `inbeeld-connector run` and `inbeeld-connector serve` as their own proce
 Den Haag (GM0518) offers a transfer with its CLI; Rotterdam's (GM0599) viewer sees it in the
 werkbak but can neither open the dossier nor accept; Rotterdam's officer opens the dossier
 (decrypted values on the page, the view in the processing log with the officer's name) and
-accepts (the pupil is in Rotterdam's register; a second submit does nothing again); Den Haag's
-werkbak then shows "geaccepteerd" and its officer completes. axe-core on every page."""
+accepts (the pupil is in Rotterdam's register; a second submit does nothing again), and
+rejects a second offer with a reason; Den Haag's werkbak then shows "geaccepteerd" and
+"afgewezen", and its officer completes the accepted one. axe-core on every page."""
 
 from __future__ import annotations
 
@@ -270,6 +271,10 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     dossier_file.write_text(json.dumps({**DOSSIER, "transfer_id": transfer_id}), "utf-8")
     code, out = await den_haag.cli("transfer", "offer", "--to", RECEIVER, "--file", str(dossier_file))
     assert code == 0, out
+    second_id = new_transfer_id(OFFERER)
+    dossier_file.write_text(json.dumps({**DOSSIER, "transfer_id": second_id}), "utf-8")
+    code, out = await den_haag.cli("transfer", "offer", "--to", RECEIVER, "--file", str(dossier_file))
+    assert code == 0, out
     pupil = DOSSIER["pupil"]
 
     # The viewer sees the offer in the werkbak, but cannot open its dossier nor accept it.
@@ -309,6 +314,12 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     assert again.status == 409
     assert "al beantwoord" in await again.text()
 
+    # The second offer is rejected with a reason.
+    await page.get_by_role("link", name=f"Dossier {second_id} openen").click()
+    await page.get_by_label("Reden", exact=True).select_option(label="Woont niet in deze gemeente")
+    await page.get_by_role("button", name="Afwijzen").click()
+    await expect(page.get_by_text(f"Overdracht {second_id} is afgewezen")).to_be_visible()
+
     store = await rotterdam.store()
     try:
         entered = await register.lookup(store, pupil["bsn"])
@@ -318,6 +329,11 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
             ("anna", "dossier_viewed"),
             ("anna", "transfer_accepted"),
         ]
+        log = await processing_log.entries(store, subject=second_id)
+        assert [(e.user_name, e.activity) for e in reversed(log)] == [
+            ("anna", "dossier_viewed"),
+            ("anna", "transfer_rejected"),
+        ]
     finally:
         await store.close()
 
@@ -325,6 +341,7 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     await page.get_by_role("button", name="Uitloggen").click()
     await _log_in(page, den_haag, "bas")
     await _reload_until(page, "geaccepteerd")
+    await _reload_until(page, "afgewezen")
     await _axe(page, "werkbak (offerer)")
     await page.get_by_role("button", name=f"Overdracht {transfer_id} afronden").click()
     await expect(page.get_by_text(f"Overdracht {transfer_id} is afgerond")).to_be_visible()
