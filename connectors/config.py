@@ -44,6 +44,7 @@ __all__ = [
     "TemplatesConfig",
     "TlsConfig",
     "WebhookSinkConfig",
+    "WorkspaceConfig",
     "example_config",
     "load_config",
 ]
@@ -283,6 +284,17 @@ class TracingConfig(_Model):
     otlp_endpoint: Annotated[str, Field(pattern=r"^https?://", max_length=300)]
 
 
+class WorkspaceConfig(_Model):
+    """`serve` runs the web workspace at http://host:port/ (local accounts: `user add`). Keep it
+    on the municipality's own network: it shows decrypted dossiers. The session cookie is signed
+    with the secret in `secret_env` (absent: a new one each start, which logs everyone out)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8090
+    secret_env: str | None = None
+    idle_minutes: Annotated[int, Field(ge=1, le=720)] = 30
+
+
 class ConnectorConfig(_Model):
     tenant: Annotated[str, Field(pattern=TENANT_CODE_RE, description="CBS code (GM0518) or tenant code")]
 
@@ -308,6 +320,7 @@ class ConnectorConfig(_Model):
     metrics: MetricsConfig | None = None
     tls: TlsConfig = TlsConfig()
     tracing: TracingConfig | None = None
+    workspace: WorkspaceConfig = WorkspaceConfig()
 
     def sink_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
@@ -466,6 +479,11 @@ email = "leerplicht@example.nl"
 
 # [tracing]                  # `run` exports its spans (OTLP over HTTP); omit: off
 # otlp_endpoint = "http://127.0.0.1:4318"
+# [workspace]                # `serve`: the officers' web workspace (accounts: `user add`)
+# host = "127.0.0.1"         # it shows decrypted dossiers: the municipality's own network only
+# port = 8090
+# secret_env = "INBEELD_WORKSPACE_SECRET"   # signs the session cookie (absent: new at each start)
+# idle_minutes = 30
 """
 # What `init` writes without --tenant: Den Haag's, as an example.
 _DEN_HAAG = {

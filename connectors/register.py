@@ -42,7 +42,7 @@ from schemas.fields import (
     ShortText,
 )
 
-__all__ = ["COLUMNS", "ImportReport", "RegisterRow", "RowError", "import_csv", "lookup", "shred"]
+__all__ = ["COLUMNS", "ImportReport", "RegisterRow", "RowError", "enter", "import_csv", "lookup", "shred"]
 
 COLUMNS = (
     "bsn",
@@ -305,3 +305,9 @@ async def shred(store: LocalStore) -> int:
         await conn.execute(delete(pupils))
     keystore.shred_at_rest_secret(old_id)
     return n
+
+
+async def enter(store: LocalStore, pupil: dict[str, Any]) -> None:
+    """Enter (or replace) one pupil, already validated: `RegisterRow.fields()` shaped."""
+    report = ImportReport()
+    await _write(store, {store.bsn_index(pupil["bsn"]): pupil}, report)

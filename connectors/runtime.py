@@ -16,7 +16,7 @@ Flows, before any sink sees the event:
         [notices] check_seconds, and open notices are matched again after the register
         changed (an import) or a group key arrived.
     transfer.*  -> `transfers.check_subject`: an envelope whose subject is not the payload's
-        transfer id is refused.
+        transfer id is refused; an offer is kept for the workspace's werkbak (`offers.keep`).
     template.*  -> `connectors.templates.TemplateCatalogue.handle` (the local catalogue),
         only from the publishers [templates] accepts.
     hub.rejected, hub.receipt, delivery.failed -> kept in the store (`LocalStore.hub_replies`)
@@ -56,7 +56,7 @@ import structlog
 from opentelemetry import trace
 from sqlalchemy import func, select
 
-from connectors import inbox_name, metrics, transfers
+from connectors import inbox_name, metrics, offers, transfers
 from connectors.backoff import Backoff
 from connectors.client import (
     BrokerAccessRefused,
@@ -100,6 +100,7 @@ from schemas.events import (
     Payload,
     TemplatePublished,
     TemplateWithdrawn,
+    TransferOffered,
 )
 from schemas.names import KEY_ROTATED
 
@@ -509,6 +510,9 @@ class Runtime:
             return await self._on_notice(event, payload)
         if kind.startswith(TRANSFER_PREFIX):
             transfers.check_subject(event, payload)
+            if isinstance(payload, TransferOffered) and self.store is not None and self.store.keystore:
+                # Kept for the workspace's werkbak, and delivered to the sinks as before.
+                await offers.keep(self.store, event.id, event.source_party[1], payload)
             return True
         if kind.startswith(TEMPLATE_PREFIX):
             await self._on_template(event, payload)

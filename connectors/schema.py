@@ -49,6 +49,8 @@ __all__ = [
     "state",
     "template_withdrawals",
     "templates",
+    "transfer_offers",
+    "workspace_users",
 ]
 
 metadata = MetaData()
@@ -229,5 +231,38 @@ processing_log = Table(
     Column("counterpart", String(32)),
     Column("data_subject_id", LargeBinary),  # encrypted at rest (the pupil's BSN)
     Column("wrapped_key", String(200)),
+    # In the workspace a person acts: who (an account's name) and on what (a transfer's id).
+    Column("user_name", String(40)),
+    Column("subject", String(100)),
     Index("ix_processing_log_trace_id", "trace_id"),
+)
+
+# The workspace's local accounts (`inbeeld-connector user add`): Argon2id hashes, a role, and
+# the throttling state of webui.passwords (times as epoch seconds).
+workspace_users = Table(
+    "workspace_users",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", Float),
+    Column("last_login_at", Float),
+    Column("created_at", Float, nullable=False),
+)
+
+# Transfer offers received, with their dossier encrypted at rest like the register, for the
+# workspace's werkbak; `state` is what this municipality did with it.
+transfer_offers = Table(
+    "transfer_offers",
+    metadata,
+    Column("transfer_id", String(100), primary_key=True),
+    Column("offerer", String(32), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("wrapped_key", String(200), nullable=False),
+    Column("dossier", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("answered_by", String(40)),
+    Column("answered_at", Float),
 )

@@ -27,14 +27,16 @@
 
 Subclasses defined where they are raised (a test keeps this list complete):
 
-    ContractError   <- hub.keys.KeyInvalid, hub.operator_logins.BadLogin
+    ContractError   <- hub.keys.KeyInvalid, hub.operator_logins.BadLogin,
+                       connectors.accounts.BadAccount
     RoutingRefused  <- hub.keys.RecipientKeyMissing
     CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
     NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable,
-                       connectors.outbox.OutboxItemUnknown
+                       connectors.outbox.OutboxItemUnknown, connectors.offers.OfferUnknown
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
                        hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists,
-                       hub.replay.DiscardRefused, connectors.outbox.OutboxItemNotParked
+                       hub.replay.DiscardRefused, connectors.outbox.OutboxItemNotParked,
+                       connectors.accounts.AccountExists
     InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
                        DatabaseUnavailable), hub.errors.Transient, hub.registry.RegistryError,
                        hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,

@@ -1,31 +1,15 @@
-"""The static files of the web pages: the vendored NL Design System CSS and htmx (written by
-tools/vendor-web-assets, listed with their sha256 in vendor/manifest.json) and our own CSS."""
+"""The console's static files: its own CSS here, the shared vendored files from webui."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.staticfiles import StaticFiles
 
+from webui import assets
+
 STATIC_DIR = Path(__file__).parent / "static"
-MANIFEST = STATIC_DIR / "vendor" / "manifest.json"
-
-
-@dataclass(frozen=True)
-class VendoredFile:
-    package: str
-    version: str
-    file: str
-    sha256: str
-    licence: str
-
-
-def manifest() -> list[VendoredFile]:
-    return [VendoredFile(**entry) for entry in json.loads(MANIFEST.read_text())]
 
 
 def static_files() -> StaticFiles:
-    """An ASGI app serving the static directory (mount it under the pages' prefix)."""
-    return StaticFiles(directory=STATIC_DIR)
+    return assets.static_files(STATIC_DIR)

@@ -29,9 +29,9 @@ from hub.services import management
 from hub.store.db import Database
 from hub.store.models import DeadLetter, utcnow
 from hub.web import activity, alerts_page, assets, i18n, memberships, pages
-from hub.web.security import SecurityHeaders
-from hub.web.sessions import SessionMiddleware, check_csrf, session_of
 from schemas.errors import ContractError, InbeeldError, NotFound
+from webui.security import SecurityHeaders
+from webui.sessions import SessionMiddleware, check_csrf, session_of
 
 log = structlog.get_logger("inbeeld.console")
 MAX_SELECTED = 200  # dead letters replayed at once (the list shows at most this many)

@@ -1,23 +1,14 @@
-"""UI text in Dutch first, English available: one catalogue, the language of a request, and
-dates shown in Europe/Amsterdam time.
-
-The language is, in order: a `lang` query parameter (remembered in a cookie), that cookie, the
-browser's Accept-Language, Dutch."""
+"""The console's message catalogue, Dutch first, English available; the machinery (language
+choice, translation, Amsterdam dates) is webui.i18n's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping
 
-from starlette.requests import Request
+from webui import i18n as _i18n
+from webui.i18n import COOKIE, DEFAULT, LANGUAGES, ZONE, Translate, choose, local_day_start, local_time
 
-LANGUAGES = ("nl", "en")
-DEFAULT = "nl"
-COOKIE = "inbeeld_lang"
-ZONE = ZoneInfo("Europe/Amsterdam")
-
-Translate = Callable[..., str]
+__all__ = ["CATALOGUE", "COOKIE", "DEFAULT", "LANGUAGES", "ZONE", "choose", "local_day_start", "local_time"]
 
 # -- the flows page, the overview's activity and group membership --------------------------------
 # Kept apart from the rest of the catalogue (and merged into it below) so each feature's messages
@@ -616,39 +607,5 @@ CATALOGUE = {lang: {**CATALOGUE[lang], **_ALERTS[lang]} for lang in CATALOGUE}
 # --- end of alerts ------------------------------------------------------------------------------
 
 
-def choose(request: Request) -> str:
-    """The request's language (see the module doc)."""
-    asked = request.query_params.get("lang")
-    if asked in LANGUAGES:
-        return asked
-    remembered = request.cookies.get(COOKIE)
-    if remembered in LANGUAGES:
-        return remembered
-    for part in request.headers.get("accept-language", "")[:200].split(","):
-        tag = part.split(";")[0].strip().lower()[:2]
-        if tag in LANGUAGES:
-            return tag
-    return DEFAULT
-
-
 def translator(lang: str) -> Translate:
-    messages = CATALOGUE.get(lang, CATALOGUE[DEFAULT])
-
-    def translate(key: str, **values: object) -> str:
-        text = messages.get(key) or CATALOGUE[DEFAULT][key]
-        return text.format(**values) if values else text
-
-    return translate
-
-
-def local_day_start(day: str) -> datetime:
-    """The start of a day (YYYY-MM-DD) in Europe/Amsterdam; ValueError if it is not a date."""
-    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=ZONE)
-
-
-def local_time(moment: datetime | None, with_date: bool = True) -> str:
-    """A time for people here: Europe/Amsterdam, day-month-year, 24 hours."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(ZONE)
-    return local.strftime("%d-%m-%Y %H:%M:%S" if with_date else "%H:%M:%S")
+    return _i18n.translator(CATALOGUE, lang)

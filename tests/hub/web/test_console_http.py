@@ -24,9 +24,9 @@ from hub.seed import seed_all
 from hub.store.db import Database
 from hub.store.models import AuditRecord, DeadLetter, LedgerEvent
 from hub.web import i18n
-from hub.web.security import CSP
-from hub.web.sessions import COOKIE
 from tests.conftest import base_settings
+from webui.security import CSP
+from webui.sessions import COOKIE
 
 PASSWORD = "correct horse battery staple"
 SECRET = "s" * 40

@@ -9,9 +9,9 @@ import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
 
-from hub.web import assets
+from webui import assets
 
-ROOT = Path(__file__).parents[3]
+ROOT = Path(__file__).parents[2]
 AXE = ROOT / "tests" / "browser" / "vendor"
 
 
@@ -28,7 +28,7 @@ def check(directory: Path, entries: list[dict[str, str]]) -> None:
         assert any("LICENSE" in e["file"] for e in entries if e["package"] == package), package
 
 
-def test_console_assets_match_their_manifest() -> None:
+def test_shared_assets_match_their_manifest() -> None:
     entries = [e.__dict__ for e in assets.manifest()]
     check(assets.STATIC_DIR / "vendor", entries)
     packages = {e["package"]: e["version"] for e in entries}
@@ -44,13 +44,15 @@ def test_axe_for_the_browser_tests_matches_its_manifest() -> None:
 
 
 def test_the_package_data_includes_templates_and_static_files() -> None:
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hub"]
-    hub_dir = ROOT / "hub"
-    files = [
-        p.relative_to(hub_dir).as_posix()
-        for p in (hub_dir / "web").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".py"
-    ]
-    assert files
-    for f in files:
-        assert any(fnmatch(f, pattern) for pattern in data), f"{f} is not in the package data"
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for package, directory in (("hub", "web"), ("webui", "."), ("connectors.workspace", ".")):
+        root = ROOT.joinpath(*package.split("."))
+        data = package_data[package]
+        files = [
+            p.relative_to(root).as_posix()
+            for p in (root / directory).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".py"
+        ]
+        assert files, package
+        for f in files:
+            assert any(fnmatch(f, pattern) for pattern in data), f"{package}: {f} is not in the package data"

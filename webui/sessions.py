@@ -5,7 +5,8 @@ served over TLS; it expires after `idle` seconds without a request. It holds who
 `SessionMiddleware` reads the cookie into `request.state.session` and writes it back on every
 answer to a person's request, so the idle time starts again; not on a passive one (htmx polling
 a partial, a static file), so a page left open does not keep its session alive. `check_csrf`
-compares a form's token with the session's."""
+compares a form's token with the session's. Apps served from the same host give their cookies
+different names (`cookie`): a browser does not tell ports apart."""
 
 from __future__ import annotations
 
@@ -41,9 +42,16 @@ class Session:
 
 class SessionMiddleware:
     def __init__(
-        self, app: ASGIApp, secret: str, idle: int, path: str = "/", static_prefix: str = "/static/"
+        self,
+        app: ASGIApp,
+        secret: str,
+        idle: int,
+        path: str = "/",
+        static_prefix: str = "/static/",
+        cookie: str = COOKIE,
     ) -> None:
         self.app = app
+        self.cookie = cookie
         self.static_prefix = static_prefix
         self.serializer = URLSafeTimedSerializer(secret, salt="inbeeld.web.session")
         self.idle = idle
@@ -68,7 +76,7 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        session = self._load(request.cookies.get(COOKIE))
+        session = self._load(request.cookies.get(self.cookie))
         scope.setdefault("state", {})["session"] = session
         secure = scope.get("scheme") == "https"
         passive = "hx-request" in request.headers or scope["path"].removeprefix(
@@ -86,7 +94,9 @@ class SessionMiddleware:
                     value = self.serializer.dumps({"csrf": session.csrf, "user": session.user})
                     max_age = self.idle
                 attributes = f"Path={self.path}; Max-Age={max_age}; HttpOnly; SameSite=Strict"
-                headers.append("Set-Cookie", f"{COOKIE}={value}; {attributes}{'; Secure' if secure else ''}")
+                headers.append(
+                    "Set-Cookie", f"{self.cookie}={value}; {attributes}{'; Secure' if secure else ''}"
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)

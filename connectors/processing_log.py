@@ -1,0 +1,76 @@
+"""What people did in the workspace, in the connector's processing log (verwerkingenlog, the
+table `processing_log` with the Logboek dataverwerkingen fields that `run` fills for every event
+sent and received): who did what with which transfer's dossier, and when. A record names the
+person (`user_name`), the activity (the record's `name`) and the transfer (`subject`); never
+the pupil's data, so it can be shown and exported as it is.
+
+Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+
+from connectors.schema import processing_log
+from connectors.store import LocalStore
+from schemas.processing_log import STATUS_ERROR, STATUS_OK, processing_activity_id
+
+# The workspace handles transfers: its records belong to the transfer processing activity.
+ACTIVITY = processing_activity_id("nl.leerplicht.transfer")
+
+__all__ = ["Entry", "entries", "record"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: float
+    user_name: str
+    activity: str
+    subject: str
+    outcome: str
+
+
+async def record(store: LocalStore, user_name: str, activity: str, subject: str, outcome: str = "ok") -> None:
+    """One thing a person did: a record of its own trace (no event travels with it)."""
+    now = time.time()
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(processing_log).values(
+                trace_id=secrets.token_hex(16),
+                span_id=secrets.token_hex(8),
+                name=activity,
+                status_code=STATUS_OK if outcome == "ok" else STATUS_ERROR,
+                start_time=now,
+                end_time=now,
+                processing_activity_id=ACTIVITY,
+                event_id="",
+                event_type="",
+                user_name=user_name,
+                subject=subject,
+            )
+        )
+
+
+async def entries(store: LocalStore, subject: str | None = None, limit: int = 500) -> list[Entry]:
+    """What people did (newest first): the records with a person's name."""
+    log = processing_log.c
+    query = select(processing_log).where(log.user_name.is_not(None)).order_by(log.id.desc()).limit(limit)
+    if subject is not None:
+        query = query.where(log.subject == subject)
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(query)
+        return [
+            Entry(
+                r.id,
+                r.start_time,
+                r.user_name,
+                r.name,
+                r.subject,
+                "ok" if r.status_code == STATUS_OK else "error",
+            )
+            for r in rows
+        ]
