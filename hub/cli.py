@@ -263,7 +263,7 @@ def tenant_provision(
         ),
     ] = None,
 ) -> None:
-    """Create the tenant's broker user and inbox; prints the connector's [broker] section and
+    """Create the tenant's broker user and inbox; prints the connector's `\\[broker]` section and
     its password ONCE."""
     settings = get_settings()
     public = broker_url or settings.amqp_url

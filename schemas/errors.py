@@ -36,7 +36,8 @@ Subclasses defined where they are raised (a test keeps this list complete):
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
                        hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists,
                        hub.replay.DiscardRefused, connectors.outbox.OutboxItemNotParked,
-                       connectors.accounts.AccountExists
+                       connectors.accounts.AccountExists, hub.provisioning.TenantBusy,
+                       hub.registry.TenantRemoved
     InbeeldError    <- hub.errors.ServiceUnavailable (BrokerUnavailable, ManagementUnavailable,
                        DatabaseUnavailable), hub.errors.Transient, hub.registry.RegistryError,
                        hub.broker.management.ManagementError, hub.provisioning.ProvisioningError,
@@ -49,7 +50,7 @@ Subclasses defined where they are raised (a test keeps this list complete):
                        connectors.templates.TemplateRefused, connectors.transfers.TransferError,
                        connectors.sinks.SinkError, connectors.runtime.FlowRefused,
                        connectors.store.StoreMigrationError, schemas.audit_chain.AuditChainBroken,
-                       schemas.tls.TlsError
+                       schemas.tls.TlsError, connectors.sink_files.SinkFileError
 
 Each refusal carries a stable `reason` code (sent in `hub.rejected`) and a human message that
 never contains personal data. The HTTP and AMQP edges map this tree to status codes and to

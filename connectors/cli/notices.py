@@ -112,7 +112,7 @@ def _send_cmd(
     }
     missing = [k for k, v in contact.items() if not v]
     if missing:
-        Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)")
+        Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)", markup=False)
         raise typer.Exit(2)
 
     bsn = _read_bsn(bsn_stdin)

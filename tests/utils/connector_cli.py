@@ -75,7 +75,9 @@ class Outcome:
         return [x for x in (self.out + self.err).splitlines() if x.strip()]
 
 
-async def connector_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Outcome:
+async def connector_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: bytes | None = None
+) -> Outcome:
     """`inbeeld-connector ARGS` as its own process (so the test's hub keeps serving)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -83,10 +85,11 @@ async def connector_cli(*args: str, env: dict[str, str] | None = None, timeout: 
         "connectors.cli",
         *args,
         env=env or clean_env(),
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return Outcome(proc.returncode, out.decode(), err.decode())
 
