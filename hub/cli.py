@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -33,6 +31,7 @@ from hub.tenants import TenantInfo
 from schemas import tracing
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
+from schemas.signals import until_signal
 
 app = typer.Typer(
     help="Inbeeld hub: routes events between municipalities and partners; never reads personal data.",
@@ -77,32 +76,6 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None, *
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-
-
-async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]], grace: float = 12.0) -> None:
-    """Run `work` until it ends or the first SIGINT/SIGTERM, which stops it cleanly (its own
-    `finally` runs: the router finishes its batch). The stop is repeated until the work has
-    ended, in case a library swallows one cancellation: one signal always suffices."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(work())
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()  # the work's own `finally` stops it cleanly, given `grace` seconds
-            await asyncio.wait({task}, timeout=grace)
-        while not task.done():  # the cancellation was swallowed: send it again
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
-    finally:
-        stopping.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    with contextlib.suppress(asyncio.CancelledError):
-        task.result()
 
 
 @app.command()
@@ -201,7 +174,7 @@ def router_cmd() -> None:
         await ensure_deployment(settings, mgmt)
         await mgmt.aclose()
         try:
-            await _until_signal(Router(settings, db).run_forever)
+            await until_signal(Router(settings, db).run_forever, grace=12.0)  # a batch finishes
         finally:
             await db.close()
 

@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import tomllib
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -31,6 +28,7 @@ from connectors.services import open_services
 from schemas import tracing
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
+from schemas.signals import until_signal
 
 __all__ = ["ConfigOpt", "init", "load_or_exit", "register_app", "register_shred", "run"]
 
@@ -90,7 +88,7 @@ def run(
     tracing.configure("inbeeld-connector", endpoint=cfg.tracing.otlp_endpoint if cfg.tracing else None)
 
     try:
-        asyncio.run(_until_signal(Runtime(cfg).run))
+        asyncio.run(until_signal(Runtime(cfg).run))
     except ConfigError as exc:
         err.print(
             "config error: " + exc.message.replace("\n", "\nconfig error: "),
@@ -102,32 +100,6 @@ def run(
     except InbeeldError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-
-
-async def _until_signal(work: Callable[[], Coroutine[Any, Any, None]], grace: float = 2.0) -> None:
-    """Run `work` until it ends or the first SIGINT/SIGTERM, which stops it cleanly. A library
-    may swallow one cancellation (a lost connect, a wait_for racing its result), so the stop is
-    repeated until the work has ended: one signal always suffices."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(work())
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()  # the work's own `finally` stops it cleanly, given `grace` seconds
-            await asyncio.wait({task}, timeout=grace)
-        while not task.done():  # the cancellation was swallowed: send it again
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
-    finally:
-        stopping.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    with contextlib.suppress(asyncio.CancelledError):
-        task.result()
 
 
 @register_app.command("import")
