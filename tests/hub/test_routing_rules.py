@@ -214,6 +214,7 @@ TABLE: dict[str, tuple[frozenset[str], Mapping[str, Outcome]]] = {
     "hub.rejected": (NOBODY, FROM_THE_HUB),
     "hub.receipt": (NOBODY, FROM_THE_HUB),
     "hub.key_replacement_refused": (NOBODY, FROM_THE_HUB),
+    "hub.alert": (NOBODY, FROM_THE_HUB),
     "key.rotated": (NOBODY, FROM_THE_HUB),
     "transfer.expired": (NOBODY, FROM_THE_HUB),
     "transfer.reminder": (NOBODY, FROM_THE_HUB),
