@@ -80,4 +80,4 @@ class Renderer:
 
     def error_page(self, request: Request, status: int, key: str, **values: object) -> HTMLResponse:
         """A clear page for a refusal or a failure: the message only, never a traceback."""
-        return self.render(request, "error.html", status=status, message_key=key, values=values)
+        return self.render(request, "webui/error.html", status=status, message_key=key, values=values)

@@ -229,7 +229,7 @@ def _add_routes(app: FastAPI) -> None:
             return _redirect(request, "/")
         notice = "login.expired" if request.query_params.get("expired") else None
         notice = "login.logged_out" if request.query_params.get("bye") else notice
-        return pages.render(request, "login.html", notice=notice, error=None, name="")
+        return pages.render(request, "webui/login.html", notice=notice, error=None, name="")
 
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
@@ -245,7 +245,7 @@ def _add_routes(app: FastAPI) -> None:
             if attempt.outcome == "locked"
             else ("login.refused", {})
         )
-        return pages.render(request, "login.html", status=401, notice=None, error=error, name=name)
+        return pages.render(request, "webui/login.html", status=401, notice=None, error=error, name=name)
 
     @app.post("/logout")
     async def logout(request: Request, _account: CurrentAccount) -> Response:

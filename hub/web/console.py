@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hub import audit, health, inboxes, ledger, operator_actions, registry, tenant_activity
 from hub.audit import ChainReport
@@ -30,6 +30,7 @@ from hub.store.db import Database
 from hub.store.models import DeadLetter, utcnow
 from hub.web import activity, alerts_page, assets, i18n, memberships, pages
 from schemas.errors import ContractError, InbeeldError, NotFound
+from webui.catch_all import CatchAll
 from webui.security import SecurityHeaders
 from webui.sessions import SessionMiddleware, check_csrf, session_of
 
@@ -119,7 +120,9 @@ def create_console(settings: Settings, db: Database, path: str = "/console") -> 
 
     # Outermost last: the headers wrap everything, the session is there for every route, and a
     # bug becomes the error page inside both (Starlette's own 500 would come outside them).
-    console.add_middleware(CatchAll)
+    console.add_middleware(
+        CatchAll, error_page=lambda request: pages.error_page(request, 500, "error.500"), event="console.bug"
+    )
     console.add_middleware(
         SessionMiddleware,
         secret=settings.console_secret or secrets.token_urlsafe(32),
@@ -132,33 +135,6 @@ def create_console(settings: Settings, db: Database, path: str = "/console") -> 
     _add_routes(console)
     alerts_page.add_routes(console, _operator)
     return console
-
-
-class CatchAll:
-    """A bug (an exception no handler took) is logged with its traceback for the operator of the
-    server and answered with the plain error page; the caller never sees the traceback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            log.error("console.bug", method=scope.get("method"), error=type(exc).__name__, exc_info=True)
-            if started:
-                raise
-            await pages.error_page(Request(scope), 500, "error.500")(scope, receive, send)
 
 
 def _install_errors(console: FastAPI) -> None:
@@ -213,7 +189,7 @@ def _add_routes(console: FastAPI) -> None:
             notice = "login.expired"
         elif request.query_params.get("bye"):
             notice = "login.logged_out"
-        return pages.render(request, "login.html", notice=notice, error=None, name="")
+        return pages.render(request, "webui/login.html", notice=notice, error=None, name="")
 
     @console.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
@@ -229,7 +205,7 @@ def _add_routes(console: FastAPI) -> None:
             if attempt.outcome == "locked"
             else ("login.refused", {})
         )
-        return pages.render(request, "login.html", status=401, notice=None, error=error, name=name)
+        return pages.render(request, "webui/login.html", status=401, notice=None, error=error, name=name)
 
     @console.post("/logout")
     async def logout(request: Request, name: OperatorName) -> Response:

@@ -5,14 +5,12 @@ pass, axe-core on every page, and no page showing the demo's pupils."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +18,6 @@ from zoneinfo import ZoneInfo
 import aio_pika
 import httpx
 import pytest
-import uvicorn
 from aiormq.exceptions import InvalidFrameError, ProbableAuthenticationError
 from playwright.async_api import Page, expect
 from sqlalchemy import select
@@ -30,6 +27,7 @@ from hub.api.app import create_app
 from hub.store.models import AuditRecord, DeadLetter
 from tests.browser.conftest import axe_violations
 from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
+from tests.utils.api import served
 from tests.utils.hubs import RunningHub
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
@@ -44,16 +42,6 @@ PUPIL_MARKS = [
     ),
 ]
 assert story.STEPS and len(PUPIL_MARKS) == 3
-
-
-class _Api(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # pytest owns the signals
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.servers[0].sockets[0].getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")
@@ -93,23 +81,8 @@ async def console(console_hub: RunningHub) -> AsyncIterator[str]:
     assert "console login tessa added" in done.stdout
     again = cli(console_hub, "operator", "add", NAME, "--password-stdin", stdin=PASSWORD + "\n")
     assert again.returncode == 1 and "already a login named tessa" in again.stderr
-    server = _Api(
-        uvicorn.Config(
-            create_app(console_hub.settings, console_hub.db),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield server.url + "/console"
-    server.should_exit = True
-    await asyncio.gather(task, return_exceptions=True)
+    async with served(create_app(console_hub.settings, console_hub.db)) as url:
+        yield url + "/console"
 
 
 async def assert_accessible_and_clean(page: Page) -> None:

@@ -17,14 +17,13 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pytest
-import uvicorn
 from playwright.async_api import Page, expect
 
 from connectors import processing_log, register
@@ -34,6 +33,7 @@ from connectors.transfers import new_transfer_id
 from hub.api.app import create_app
 from tests.browser.conftest import axe_violations
 from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
+from tests.utils.api import served
 from tests.utils.hubs import RunningHub
 from tests.utils.keys import forget_keys
 
@@ -42,16 +42,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 OFFERER, RECEIVER = "GM0518", "GM0599"
 PASSWORD = "een lang en geheim wachtwoord"
 DOSSIER = json.loads((Path(__file__).parents[1] / "data" / "dossier.example.json").read_text("utf-8"))
-
-
-class _Api(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # pytest owns the signals
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.servers[0].sockets[0].getsockname()[1]}"
 
 
 @dataclass
@@ -174,13 +164,10 @@ async def world(
         vhost=f"inbeeld-test-{RUN_ID}-{label}",
         database_url=await make_database_url("sqlite", label, tmp_session),
     )
-    async with private_hub(settings, "sqlite", label) as hub:
-        api = _Api(uvicorn.Config(create_app(hub.settings, hub.db), host="127.0.0.1", port=0, lifespan="off"))
-        api_task = asyncio.create_task(api.serve())
-        while not api.started:
-            if api_task.done():
-                api_task.result()
-            await asyncio.sleep(0.02)
+    async with (
+        private_hub(settings, "sqlite", label) as hub,
+        served(create_app(hub.settings, hub.db)) as api_url,
+    ):
         root = tmp_path_factory.mktemp("workspace")
         env = dict(os.environ)
         towns: dict[str, Municipality] = {}
@@ -193,7 +180,7 @@ async def world(
             for code in (OFFERER, RECEIVER):
                 folder = root / code
                 folder.mkdir()
-                (folder / "connector.toml").write_text(_config(hub, code, api.url))
+                (folder / "connector.toml").write_text(_config(hub, code, api_url))
                 town = Municipality(code, folder, env)
                 towns[code] = town
                 log = await town.start("run")
@@ -215,8 +202,6 @@ async def world(
                             await proc.wait()
                 for handle in town.logs:
                     handle.close()
-            api.should_exit = True
-            await asyncio.gather(api_task, return_exceptions=True)
 
 
 async def _axe(page: Page, what: str) -> None:

@@ -10,6 +10,7 @@ hub with exit 1 and its reason), a template followed and published to its one su
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -21,9 +22,9 @@ from typing import BinaryIO
 import pytest
 
 from connectors.transfers import new_transfer_id
-from tests.e2e.test_runtime_flows import DOSSIER, HEADER, ROW, _bundle, _serve_api, of_type, once, until
+from tests.e2e.test_runtime_flows import DOSSIER, HEADER, ROW, _bundle, of_type, once, until
 from tests.hub.test_operator_audit import cli as hub_cli
-from tests.utils.connector_cli import clean_env, connector_cli
+from tests.utils.connector_cli import clean_env, connector_cli, served_api
 from tests.utils.hubs import RunningHub
 from tests.utils.webhook import Webhook
 
@@ -49,7 +50,8 @@ async def test_from_init_to_every_flow(hub: RunningHub, tmp_path: Path) -> None:
     n = secrets.randbelow(900) + 7000
     a, b = f"GM{n}", f"GM{n + 1}"  # two municipalities of this test only
     group = f"walk-{n}"
-    api, api_task = await _serve_api(hub)
+    stack = contextlib.AsyncExitStack()
+    api_url = await stack.enter_async_context(served_api(hub))
     hooks = {a: Webhook(SECRET.encode()).start(), b: Webhook(SECRET.encode()).start()}
     runs: list[asyncio.subprocess.Process] = []
     log_files: list[BinaryIO] = []
@@ -92,7 +94,7 @@ async def test_from_init_to_every_flow(hub: RunningHub, tmp_path: Path) -> None:
             for where in ("hub.url", "sinks.0.url", "notices.email"):
                 assert any(x.startswith(f"FAIL  {where}: still the example value") for x in fails), fails
 
-            text = _fix(text, r'^url = "https://hub\.example\.nl"', f'url = "{api.url}"')
+            text = _fix(text, r'^url = "https://hub\.example\.nl"', f'url = "{api_url}"')
             text = _fix(
                 text, r'^url = "https://zaaksysteem\.intern\.example/inbeeld"', f'url = "{hooks[code].url}"'
             )
@@ -210,8 +212,7 @@ async def test_from_init_to_every_flow(hub: RunningHub, tmp_path: Path) -> None:
             f.close()
         for hook in hooks.values():
             hook.stop()
-        api.should_exit = True
-        await asyncio.gather(api_task, return_exceptions=True)
+        await stack.aclose()
     for code in (a, b):  # both stopped cleanly on the first SIGTERM
         assert all(p.returncode == 0 for p in runs), [p.returncode for p in runs]
         assert BSN not in logs[code].read_text("utf-8", errors="replace")

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -27,7 +26,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 import pytest
 import structlog
-import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -41,8 +39,8 @@ from connectors.keystore import Keystore
 from connectors.runtime import Runtime
 from connectors.sealing import Sealer
 from connectors.sink_files import open_sink_file
-from hub.api.app import create_app
 from hub.store.models import AuditRecord
+from tests.utils.connector_cli import served_api
 from tests.utils.hubs import RunningHub
 from tests.utils.keys import install_keys
 
@@ -56,32 +54,11 @@ DOSSIER = json.loads((Path(__file__).parents[1] / "data" / "dossier.example.json
 BSN = DOSSIER["pupil"]["bsn"]
 
 
-class _Api(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # pytest owns the signals
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.servers[0].sockets[0].getsockname()[1]}"
-
-
 @pytest.fixture
 async def api_url(hub: RunningHub) -> AsyncIterator[str]:
     """The hub's HTTP API on a free port: what connectors and their CLI talk to."""
-    server = _Api(
-        uvicorn.Config(
-            create_app(hub.settings, hub.db), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield server.url
-    server.should_exit = True
-    await asyncio.gather(task, return_exceptions=True)
+    async with served_api(hub) as url:
+        yield url
 
 
 def new_keystore(path: Path) -> Keystore:

@@ -7,14 +7,13 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import uvicorn
-
 from hub.api.app import create_app
+from tests.utils.api import served
 from tests.utils.hubs import RunningHub
 
 
@@ -94,31 +93,8 @@ async def connector_cli(
     return Outcome(proc.returncode, out.decode(), err.decode())
 
 
-class _Api(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # pytest owns the signals
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.servers[0].sockets[0].getsockname()[1]}"
-
-
 @contextlib.asynccontextmanager
 async def served_api(hub: RunningHub) -> AsyncIterator[str]:
     """The hub's HTTP API on a free local port, for connectors in other processes."""
-    server = _Api(
-        uvicorn.Config(
-            create_app(hub.settings, hub.db), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield server.url
-    finally:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
+    async with served(create_app(hub.settings, hub.db)) as url:
+        yield url
