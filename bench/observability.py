@@ -2,7 +2,9 @@
 `bench.throughput`) with the router's metrics port served and every span recorded
 (`OTEL_TRACES_SAMPLER=always_on`, no exporter), against the same run without either (the
 default: no metrics port, spans not sampled). Runs alternate off, on, on, off ... so a drift of
-the machine during the section weighs on both; the figure is the ratio of the medians."""
+the machine during the section weighs on both; the figure is the ratio of the medians. Beside
+it, the router's own CPU time per event (its busy cores over its rate), which a busy machine
+sways less than a rate."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ async def measure(
     dep: Deployment, n: int, senders: Sequence[str], receivers: Sequence[str], rounds: int = 3
 ) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"off": [], "on": []}
+    cpu_us: dict[str, list[float]] = {"off": [], "on": []}
     order = [("off", "on"), ("on", "off")]
     try:
         for i in range(rounds):
@@ -29,6 +32,8 @@ async def measure(
                 if not row["complete"]:
                     raise RuntimeError(f"a {mode} run lost events: {row['received']} of {n}")
                 rates[mode].append(row["msgs_per_s"])
+                if (busy := row["cpu_cores"].get("router 0")) and row["msgs_per_s"]:
+                    cpu_us[mode].append(round(busy / row["msgs_per_s"] * 1e6, 1))
     finally:
         dep.router_extra_env = {}
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
@@ -40,4 +45,9 @@ async def measure(
         "off_msgs_per_s": round(off, 1),
         "on_msgs_per_s": round(on, 1),
         "ratio": round(on / off, 3) if off else None,
+        "router_cpu_us_off": cpu_us["off"],
+        "router_cpu_us_on": cpu_us["on"],
+        "router_cpu_us_per_event": {
+            mode: round(statistics.median(v), 1) if v else None for mode, v in cpu_us.items()
+        },
     }

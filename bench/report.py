@@ -144,6 +144,14 @@ def table(results: dict[str, Any]) -> Table:
             f"{obs['on_msgs_per_s']:,.0f} vs {obs['off_msgs_per_s']:,.0f} ev/s",
             f"{obs['ratio']:.3f} ×" if obs["ratio"] else "",
         )
+        cpu = obs.get("router_cpu_us_per_event") or {}
+        if cpu.get("on") and cpu.get("off"):
+            t.add_row(
+                "observability",
+                "router CPU per event, on vs off (median)",
+                f"{cpu['on']:,.0f} vs {cpu['off']:,.0f} µs",
+                f"{cpu['off'] / cpu['on']:.3f} ×",
+            )
     for name in failed:
         t.add_row(name, "[red]failed[/]", "", "see the JSON")
     for row in targets(results):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from wsgiref.simple_server import WSGIServer
 
@@ -59,7 +60,13 @@ from schemas.tracing import Span, SpanKind
 log = structlog.get_logger("inbeeld.router")
 
 
-_Copies = list[tuple[Decision, str, "asyncio.Task[None]"]]  # (decision, recipient, publish task)
+@dataclass
+class _Copies:
+    """A decided batch's copies on their way: (decision, recipient, publish task) each, and
+    the batch's `router.publish` span, which ends when the last copy is confirmed."""
+
+    tasks: list[tuple[Decision, str, asyncio.Task[None]]] = field(default_factory=list)
+    span: Span | None = None
 
 
 class RecipientBusy(InbeeldError):
@@ -95,6 +102,8 @@ def _end_decide_spans(routable: list[Admitted], spans: list[Span], decisions: li
             span.set_attribute("inbeeld.recipients", len(d.seqs))
         if d is not None:
             d.decide_span = span
+            # Every copy carries the decision: the recipients' spans become its children.
+            d.outgoing = d.outgoing.model_copy(update={"traceparent": tracing.traceparent_of(span)})
         span.end()
 
 
@@ -323,24 +332,36 @@ class Router:
                 await settle(message, ack=False)
 
     async def _confirm(self, batch: list[RouterMessage], copies: _Copies) -> None:
-        spans = [
-            tracing.start("router.confirm", parent=d.decide_span, attributes={"inbeeld.copies": len(d.seqs)})
-            for d in {id(d): d for d, _, _ in copies}.values()
-            if d.decide_span is not None
-        ]
-        try:
-            await self._confirm_spanned(batch, copies, spans)
-        finally:
-            for span in spans:
-                span.end()
-
-    async def _confirm_spanned(self, batch: list[RouterMessage], copies: _Copies, spans: list[Span]) -> None:
         started = time.perf_counter()
-        results = await asyncio.gather(*(task for _, _, task in copies), return_exceptions=True)
+        results = await asyncio.gather(*(task for _, _, task in copies.tasks), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
+        decisions = list({id(d): d for d, _, _ in copies.tasks}.values())
+        if copies.span is not None:
+            copies.span.set_attribute("inbeeld.refused", sum(len(d.busy) for d in decisions))
+            if failed:
+                tracing.fail(copies.span, type(failed[0]).__name__)
+            copies.span.end()
+        # One span per batch, like its publish: linked to each decision it settles.
+        span = tracing.start(
+            "router.confirm",
+            attributes={"inbeeld.messages": len(batch)},
+            links=tracing.link_to(d.decide_span for d in decisions),
+        )
+        try:
+            await self._settle_confirmed(batch, copies, failed, started, span)
+        finally:
+            span.end()
+
+    async def _settle_confirmed(
+        self,
+        batch: list[RouterMessage],
+        copies: _Copies,
+        failed: list[BaseException],
+        started: float,
+        span: Span,
+    ) -> None:
         if failed:
-            for span in spans:
-                tracing.fail(span, "confirm_failed")
+            tracing.fail(span, "confirm_failed")
             # The channel failed under the copies: not acked, so the broker gives the messages
             # to a router again, which publishes the stored copies once more (same sequences).
             log.warning("router.confirm_failed", error=type(failed[0]).__name__, size=len(batch))
@@ -348,9 +369,9 @@ class Router:
                 if not channel_gone(message):
                     await settle(message, ack=False)
             return
-        if copies:
+        if copies.tasks:
             metrics.confirm_duration.observe(time.perf_counter() - started)
-        busy = list({id(d): d for d, _, _ in copies if d.busy and d.rejection is None}.values())
+        busy = list({id(d): d for d, _, _ in copies.tasks if d.busy and d.rejection is None}.values())
         if busy:
             try:
                 await self._refused(busy)
@@ -363,7 +384,7 @@ class Router:
             await settle(message, ack=True)
         self.handled += len(batch)
         now = time.time()
-        for d in {id(d): d for d, _, _ in copies if d.rejection is None and not d.busy}.values():
+        for d in {id(d): d for d, _, _ in copies.tasks if d.rejection is None and not d.busy}.values():
             metrics.observe_routed(d.original.time, now)
 
     async def _refused(self, decisions: list[Decision]) -> None:
@@ -445,7 +466,7 @@ class Router:
             routable.append((sender, event, len(body), bool(message.redelivered)))
         if not routable:
             metrics.count_received(received)
-            return []
+            return _Copies()
         if any(uses_groups(e) for _, e, _, _ in routable):
             await self._directory.reload_groups()  # membership changes apply at once
         head = self._audit_head
@@ -472,11 +493,19 @@ class Router:
         # Publish outside the transaction. All copies of the batch go out pipelined on the
         # one confirm channel, created in batch order (frames leave in this order, so each
         # inbox sees increasing sequences); the confirms are awaited together, later.
-        copies: _Copies = [
+        tasks = [
             (d, code, asyncio.create_task(self._publish_copy(d, code, seq)))
             for d in decisions
             for code, seq in d.seqs.items()
         ]
+        copies = _Copies(tasks)
+        if tasks:  # one span for the batch's copies, linked to the decisions they carry
+            copies.span = tracing.start(
+                "router.publish",
+                kind=SpanKind.PRODUCER,
+                attributes={"inbeeld.copies": len(tasks), "inbeeld.events": len(decisions)},
+                links=tracing.link_to(d.decide_span for d in decisions),
+            )
         for d in decisions:
             if d.rejection is not None:
                 continue  # logged as router.rejected in _decide
@@ -490,31 +519,17 @@ class Router:
                 trace_id=d.span[0] if d.span else None,
                 span_id=d.span[1] if d.span else None,
             )
-        log.debug("router.batch", messages=len(batch), routed=len(routed), copies=len(copies))
+        log.debug("router.batch", messages=len(batch), routed=len(routed), copies=len(tasks))
         return copies
 
     async def _publish_copy(self, d: Decision, code: str, seq: int) -> None:
-        span = tracing.start(
-            "router.publish",
-            parent=d.decide_span,
-            kind=SpanKind.PRODUCER,
-            attributes={"inbeeld.recipient": code, "inbeeld.sequence": seq},
-        )
-        # The copy carries this span: the recipient's spans become its children.
-        outgoing = d.outgoing.model_copy(update={"traceparent": tracing.traceparent_of(span)})
         try:
-            await self._publish(outgoing.with_sequence(seq), code)
+            await self._publish(d.outgoing.with_sequence(seq), code)
         except RecipientBusy:
-            tracing.fail(span, RecipientBusy.reason)
             if d.rejection is not None:  # the sender's own inbox is full; the ledger keeps it
                 log.warning("router.rejection_undeliverable", event_id=d.original.id, sender=code)
                 return
             d.busy.append(code)
-        except BaseException as exc:
-            tracing.fail(span, type(exc).__name__)
-            raise
-        finally:
-            span.end()
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Publish what time has made due in the workflows (reminders, expiries)."""

@@ -5,7 +5,7 @@ the hub's audit chain and the connector's processing log both carry them.
                             `operation_id`); the trace id is the event's, so the records of one
                             transfer at the sender, the hub and the receiver join on it
     parent_span_id          the operation that caused this one: at the hub the sender's
-                            `connector.publish`, at a receiver the hub's `router.publish`
+                            `connector.publish`, at a receiver the hub's `router.decide`
     name                    the operation (`send transfer.offered`, `route transfer.offered`)
     status                  0 unknown, 1 ok, 2 error (the standard's `status_code`)
     start, end              when it began and ended

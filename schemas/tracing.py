@@ -2,8 +2,9 @@
 across processes through the envelope's W3C `traceparent`.
 
     sender connector   connector.publish            its context goes into the envelope
-    router             router.decide -> router.publish -> router.confirm
-                       (children of the sender's publish; each copy carries router.publish)
+    router             router.decide                a child of the sender's publish; every
+                                                    copy of the event carries it
+                       router.publish, router.confirm   one per batch, linked to each decision
     receiver connector connector.receive -> connector.decrypt, later connector.webhook
 
 Off by default: the provider then samples nothing (`ALWAYS_OFF`), so a span is a pair of
@@ -19,7 +20,7 @@ Never a payload, a subject's name, a BSN, an address: those are sealed, and stay
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "current_traceparent",
     "fail",
     "ids_of",
+    "link_to",
     "otlp_traces_url",
     "provider",
     "recording",
@@ -119,9 +121,11 @@ def start(
     parent: Span | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, str | int | bool] | None = None,
+    links: Sequence[trace.Link] = (),
 ) -> Span:
     """Start a span: the child of `parent`, else of the span `traceparent` names, else of the
-    current span. End it (or use it as a context manager with `trace.use_span`)."""
+    current span. `links`: the spans a batch operation worked for (`link_to`). End it (or use
+    it as a context manager with `trace.use_span`)."""
     if not _recording:
         # Off: what the SDK would make (an unsampled span: the parent's trace, a new span id),
         # without its sampler and bookkeeping, since nothing is recorded anyway.
@@ -139,7 +143,14 @@ def start(
         context = context_of(traceparent)
     else:
         context = None
-    return _tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+    return _tracer.start_span(name, context=context, kind=kind, attributes=attributes, links=links)
+
+
+def link_to(spans: Iterable[Span | None]) -> list[trace.Link]:
+    """Links from a batch's span to the recorded spans of the events in it (none when off)."""
+    if not _recording:
+        return []
+    return [trace.Link(span.get_span_context()) for span in spans if span is not None]
 
 
 def active(span: Span) -> AbstractContextManager[Span]:
