@@ -92,8 +92,10 @@ class Deployment:
             db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_database}"
         else:
             db_url = f"sqlite+aiosqlite:///{workdir / 'hub.db'}"
+        # The broker: INBEELD_AMQP_URL and INBEELD_RABBITMQ_API_URL (an admin user), as for
+        # the hub itself, so the bench can run on a node with room for 401 inboxes.
         settings = Settings(
-            amqp_url=ADMIN_URL,
+            amqp_url=os.environ.get("INBEELD_AMQP_URL", ADMIN_URL),
             database_url=db_url,
             vhost=vhost,
             log_format="json",
@@ -148,8 +150,10 @@ class Deployment:
                 if not room.fits(len(specs)):
                     raise BrokerTooSmall(
                         f"RabbitMQ node {node} cannot hold {len(specs)} more inboxes ({room.describe()}); "
-                        "it would stop accepting connections. Raise its open-file limit (deploy/README.md, "
-                        "'File descriptors') or run a smaller size (--tiny)."
+                        "it would stop accepting connections. Raise its open-file limit, or start a second "
+                        "local node with a higher one and point the bench at it with INBEELD_AMQP_URL and "
+                        "INBEELD_RABBITMQ_API_URL (deploy/README.md, 'File descriptors' and 'A second "
+                        "node for the bench'), or run a smaller size (--tiny)."
                     )
         kek = os.urandom(32)
         async with self.db.session() as s, s.begin():
