@@ -195,6 +195,6 @@ class AlertWatch:
             async with self.db.session() as s, s.begin():
                 sequences = await publisher.record(s, event)
             async with HubPublisher.open(self.settings) as out:
-                await out.deliver(event, sequences)
+                await out.announce(self.db, [(event, sequences)])
         except InbeeldError as exc:  # the tenant hears of it later, or from the operator
             log.warning("alerts.tenant_not_told", event_id=event.id, reason=exc.reason)

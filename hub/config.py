@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="CloudEvents `source` of events the hub itself sends (use the operator's OIN).",
     )
     sweep_interval: float = Field(30.0, description="Seconds between sweeps for due reminders and expiries.")
+    outbox_grace: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a hub event's copy may wait in the outbox for its writer to publish it "
+        "before a router's sweep does (after a broker failure).",
+    )
     publish_timeout: float = Field(10.0, description="Seconds to wait for a publisher confirm.")
     transfer_deadline_days: int = Field(
         14, ge=1, description="Days a receiver has to answer a transfer offer before it expires."

@@ -111,8 +111,7 @@ async def _apply(
         except KeyReplacementRefused as exc:
             await _refused(db, pub, settings, tenant, body, actor, exc)
             raise
-        for event, seqs in events:
-            await pub.deliver(event, seqs)
+        await pub.announce(db, events)
     log.info("keys.registered", tenant=tenant, kids=[k["kid"] for k in jwks], changed=changed, actor=actor)
     return Registered(tenant, jwks, changed)
 
@@ -149,7 +148,7 @@ async def _refused(
             recipients=[tenant],
             subject_ref=alert.id,
         )
-    await pub.deliver(alert, seqs)
+    await pub.announce(db, [(alert, seqs)])
     log.warning(
         "keys.replacement_refused",
         tenant=tenant,

@@ -4,6 +4,12 @@ Same rules as the router's own hub events: recorded in the ledger as sent by `hu
 per-recipient sequence from the same counters, then published to each inbox with
 publisher confirms. Record inside the caller's transaction (`record`), publish after it
 commits (`deliver`), so a copy never leaves before its sequence is stored.
+
+A transactional outbox keeps the announcement from being lost: `record` also writes each
+copy to `hub_outbox` in that transaction, `published` deletes them once the broker has
+confirmed, and whatever a broker failure left there (the change committed, its announcement
+not sent) a router's sweep publishes later (`pending`), with the same id and sequence; a
+recipient that got it already drops the second copy by its id.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -18,12 +25,16 @@ import structlog
 from aio_pika.abc import AbstractExchange
 from aio_pika.exceptions import DeliveryError, PublishError
 from pamqp import commands as spec
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import ledger
 from hub.broker.connection import broker_away, connect, connection_name
 from hub.broker.topology import DELIVERY
 from hub.config import Settings
+from hub.errors import Transient
+from hub.store.db import Database
+from hub.store.models import HubOutboxCopy
 from schemas.envelope import CONTENT_TYPE, CloudEvent
 from schemas.events import EVENTS
 
@@ -67,26 +78,66 @@ def delivery_message(event: CloudEvent) -> aio_pika.Message:
     )
 
 
-def delivery_properties(event: CloudEvent) -> spec.Basic.Properties:
+def copy_properties(event_id: str, event_type: str) -> spec.Basic.Properties:
     """The same message's properties, for publishing on the AMQP channel underneath aio-pika
     (the router's hot path: no aio_pika.Message object per copy)."""
     return spec.Basic.Properties(
         content_type=CONTENT_TYPE,
         delivery_mode=int(aio_pika.DeliveryMode.PERSISTENT),
-        message_id=event.id,
-        message_type=event.type,
+        message_id=event_id,
+        message_type=event_type,
     )
 
 
 async def record(
-    s: AsyncSession, event: CloudEvent, *, reason: str | None = None, detail: str | None = None
+    s: AsyncSession,
+    event: CloudEvent,
+    *,
+    reason: str | None = None,
+    detail: str | None = None,
+    outbox: bool = True,
 ) -> dict[str, int]:
     """Record a hub event (sender `hub`, status routed) and its recipients' sequences.
-    `reason` and `detail`: what a `hub.rejected` says, so its sender can ask for it."""
+    `reason` and `detail`: what a `hub.rejected` says, so its sender can ask for it.
+    `outbox=False` for the router's rejections: the message that caused one is acked only
+    after it is published, so a broker failure makes the router decide it again."""
     rec = await ledger.record(s, event, "hub", len(event.to_bytes()))
     if rec.is_new:
         await ledger.set_status(s, [rec.id], ledger.ROUTED, reason, detail=detail)
-    return await ledger.assign_sequences(s, rec.id, list(event.recipients), is_new=rec.is_new)
+    sequences = await ledger.assign_sequences(s, rec.id, list(event.recipients), is_new=rec.is_new)
+    if outbox and rec.is_new:  # a hub event recorded again (a retry) was queued the first time
+        s.add_all(
+            HubOutboxCopy(
+                event_id=event.id,
+                event_type=event.type,
+                recipient=code,
+                body=event.with_sequence(seq).to_bytes(),
+            )
+            for code, seq in sequences.items()
+        )
+    return sequences
+
+
+async def published(db: Database, event_ids: Sequence[str]) -> None:
+    """The copies of these events are out (confirmed, or refused by a full inbox, which the
+    ledger keeps): nothing left to publish for them."""
+    if event_ids:
+        async with db.session() as s, s.begin():
+            await s.execute(delete(HubOutboxCopy).where(HubOutboxCopy.event_id.in_(list(event_ids))))
+
+
+async def pending(s: AsyncSession, before: datetime, limit: int = 500) -> list[HubOutboxCopy]:
+    """Copies written before `before` and still not published, oldest first."""
+    rows = await s.scalars(
+        select(HubOutboxCopy).where(HubOutboxCopy.created_at < before).order_by(HubOutboxCopy.id).limit(limit)
+    )
+    return list(rows)
+
+
+async def forget(s: AsyncSession, ids: Sequence[int]) -> None:
+    """Delete outbox copies by row id (published by a sweep)."""
+    if ids:
+        await s.execute(delete(HubOutboxCopy).where(HubOutboxCopy.id.in_(list(ids))))
 
 
 class HubPublisher:
@@ -131,3 +182,16 @@ class HubPublisher:
         if refused:
             log.warning("publisher.refused", event_id=event.id, type=event.type, recipients=refused)
         return refused
+
+    async def announce(self, db: Database, events: Sequence[tuple[CloudEvent, dict[str, int]]]) -> bool:
+        """Publish recorded hub events, then clear them from the outbox. The broker failing
+        meanwhile leaves them there for a router's sweep (False): the change they announce has
+        committed, and its announcement is not lost."""
+        try:
+            for event, sequences in events:
+                await self.deliver(event, sequences)
+        except Transient as exc:
+            log.warning("publisher.left_for_sweep", events=[e.id for e, _ in events], error=exc.message)
+            return False
+        await published(db, [event.id for event, _ in events])
+        return True

@@ -24,7 +24,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from wsgiref.simple_server import WSGIServer
 
 import aio_pika
@@ -545,7 +545,25 @@ class Router:
             for event, seqs in due:
                 for code, seq in seqs.items():
                     await self._publish(event.with_sequence(seq), code)
+            await publisher.published(self.db, [event.id for event, _ in due])
+            await self._publish_left_over(now or datetime.now(UTC))
         return len(due)
+
+    async def _publish_left_over(self, now: datetime) -> None:
+        """Publish hub events whose announcement a broker failure stopped after their change
+        committed (the outbox, `hub.publisher`); younger ones are still their writer's to send."""
+        async with self.db.session() as s:
+            left = await publisher.pending(s, now - timedelta(seconds=self.settings.outbox_grace))
+        if not left:
+            return
+        for copy in left:
+            try:
+                await self._publish_bytes(copy.body, copy.event_id, copy.event_type, copy.recipient)
+            except RecipientBusy:  # a full inbox: the ledger keeps the copy, as for any other
+                log.warning("router.outbox_refused", event_id=copy.event_id, recipient=copy.recipient)
+        async with self.db.session() as s, s.begin():
+            await publisher.forget(s, [copy.id for copy in left])
+        log.info("router.outbox_published", copies=len(left))
 
     async def _sweep_forever(self) -> None:
         while not self._stopped.is_set():
@@ -565,7 +583,7 @@ class Router:
     async def _send_rejection(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
         rejection = self.decider.rejection(sender, event_id, exc)
         async with self.db.session() as s, s.begin():
-            seqs = await publisher.record(s, rejection, reason=exc.reason, detail=exc.message)
+            seqs = await publisher.record(s, rejection, reason=exc.reason, detail=exc.message, outbox=False)
         await self._publish(rejection.with_sequence(seqs[sender.code]), sender.code)
 
     async def _reject_unrecorded(self, sender: TenantInfo, event_id: str, exc: InbeeldError) -> None:
@@ -584,6 +602,9 @@ class Router:
     # -- transport --------------------------------------------------------------------------
 
     async def _publish(self, event: CloudEvent, recipient: str) -> None:
+        await self._publish_bytes(event.to_bytes(), event.id, event.type, recipient)
+
+    async def _publish_bytes(self, body: bytes, event_id: str, event_type: str, recipient: str) -> None:
         assert self._channel is not None
         async with broker_away():
             # The same frames as Exchange.publish, without building an aio_pika.Message per copy.
@@ -591,10 +612,10 @@ class Router:
                 self._amqp = await self._channel.get_underlay_channel()
             try:
                 await self._amqp.basic_publish(
-                    event.to_bytes(),
+                    body,
                     exchange=DELIVERY,
                     routing_key=recipient,
-                    properties=publisher.delivery_properties(event),
+                    properties=publisher.copy_properties(event_id, event_type),
                     mandatory=True,
                     timeout=self.settings.publish_timeout,
                 )

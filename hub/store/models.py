@@ -364,3 +364,19 @@ class Alert(Base):
     marker: Mapped[int | None] = mapped_column(BigInteger, default=None)  # inbox acks when last seen
     raise_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     clear_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HubOutboxCopy(Base):
+    """A hub event's copy for one inbox, written in the same transaction as the change it
+    announces and deleted once published (hub.publisher): what a broker failure right after
+    the commit kept from leaving is published later by a router's sweep, with the same id and
+    sequence. Hub events carry no personal data."""
+
+    __tablename__ = "hub_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    recipient: Mapped[str] = mapped_column(String(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # the envelope, its sequence stamped
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
