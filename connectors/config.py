@@ -13,11 +13,20 @@ import os
 import re
 import ssl
 import tomllib
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.envelope import TENANT_CODE_RE, TenantCode, error_path
 from schemas.errors import InbeeldError, TooDeep
@@ -293,6 +302,10 @@ class WorkspaceConfig(_Model):
     port: Annotated[int, Field(ge=0, le=65535)] = 8090
     secret_env: str | None = None
     idle_minutes: Annotated[int, Field(ge=1, le=720)] = 30
+    # Single sign-on through the municipality's reverse proxy: the login name it puts in this
+    # header, honoured only on requests straight from one of `trusted_proxies`.
+    trusted_header: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] = None
+    trusted_proxies: list[IPvAnyNetwork] = [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
 
 
 class ConnectorConfig(_Model):

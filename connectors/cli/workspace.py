@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,7 @@ from connectors import accounts
 from connectors.config import ConfigError, ConnectorConfig, load_config
 from connectors.services import open_services
 from connectors.workspace import create_workspace
+from connectors.workspace.identity import ProxyIdentity
 from schemas.errors import InbeeldError
 from schemas.observability import configure_logging
 
@@ -62,13 +64,24 @@ def user_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="read the password from standard input")
     ] = False,
+    sso: Annotated[
+        bool,
+        typer.Option(
+            "--sso",
+            help="signs in through the reverse proxy's single sign-on ([workspace] trusted_header): "
+            "no password of its own",
+        ),
+    ] = False,
 ) -> None:
-    """Add a workspace account (the password is asked, or read with --password-stdin)."""
+    """Add a workspace account (the password is asked, or read with --password-stdin; with
+    --sso it has none that works: the reverse proxy vouches for it)."""
     cfg = _load(config)
     if role not in accounts.ROLES:
         _say(err, f"error (role): a role is one of {', '.join(accounts.ROLES)}")
         raise typer.Exit(1)
-    if password_stdin:
+    if sso:
+        password = secrets.token_urlsafe(48)  # never shown: no login with a password
+    elif password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -118,7 +131,12 @@ def serve(
         async with open_services(
             cfg, store=True, hub=True, connector=True, seal_connector=True, publish_deadline=30
         ) as services:
-            app = create_workspace(services, secret=secret, idle_minutes=settings.idle_minutes)
+            proxy = (
+                ProxyIdentity.of(settings.trusted_header, [str(n) for n in settings.trusted_proxies])
+                if settings.trusted_header
+                else None
+            )
+            app = create_workspace(services, secret=secret, idle_minutes=settings.idle_minutes, proxy=proxy)
             server = uvicorn.Server(
                 uvicorn.Config(
                     app,
@@ -126,6 +144,9 @@ def serve(
                     port=settings.port if port is None else port,
                     log_config=None,
                     access_log=False,
+                    # The peer is the address a trusted header is checked against: not one
+                    # rewritten from X-Forwarded-For.
+                    proxy_headers=False,
                 )
             )
             serving = asyncio.create_task(server.serve())  # it handles SIGINT and SIGTERM

@@ -27,6 +27,7 @@ from connectors.client import ConnectorError
 from connectors.services import ConnectorServices
 from connectors.store import LocalStore
 from connectors.workspace.i18n import CATALOGUE, translate_to
+from connectors.workspace.identity import ProxyIdentity
 from schemas.errors import ContractError, InbeeldError, NotFound
 from schemas.validation import validate_payload
 from webui import assets, i18n
@@ -59,6 +60,11 @@ class Forbidden(Exception):
     pass
 
 
+class UnknownProxyUser(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 class AlreadyAnswered(Exception):
     def __init__(self, state: str) -> None:
         self.state = state
@@ -76,6 +82,13 @@ def _store(request: Request) -> LocalStore:
 
 
 async def _account(request: Request) -> Account:
+    proxy: ProxyIdentity | None = request.app.state.proxy
+    vouched = proxy.user(request) if proxy is not None else None
+    if vouched is not None:  # the municipality's single sign-on, through its reverse proxy
+        account = await accounts.get(_store(request), vouched)
+        if account is None:
+            raise UnknownProxyUser(vouched)
+        return account
     name = session_of(request).user
     account = await accounts.get(_store(request), name) if name else None
     if account is None:
@@ -117,15 +130,21 @@ def _redirect(request: Request, to: str, **query: str) -> RedirectResponse:
 
 
 def create_workspace(
-    services: ConnectorServices, *, secret: str | None = None, idle_minutes: int = 30
+    services: ConnectorServices,
+    *,
+    secret: str | None = None,
+    idle_minutes: int = 30,
+    proxy: ProxyIdentity | None = None,
 ) -> FastAPI:
     """The workspace over opened services: the store with its keystore (required), the hub API
     and a connected sealing broker client (without them the outgoing list and the answers
-    say the hub cannot be reached)."""
+    say the hub cannot be reached). `proxy`: accept the identity a reverse proxy vouches for
+    (`connectors.workspace.identity`)."""
     if services.store is None or services.store.keystore is None:
         raise ValueError("the workspace needs the local store with its keystore")
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.services = services
+    app.state.proxy = proxy
 
     async def too_long(scope: Scope, receive: Receive, send: Send) -> None:
         t = translate_to(i18n.DEFAULT)
@@ -162,6 +181,11 @@ def _install_errors(app: FastAPI) -> None:
     async def _forbidden(request: Request, _exc: Forbidden) -> Response:
         log.warning("workspace.forbidden", path=request.url.path, user=session_of(request).user)
         return pages.error_page(request, 403, "error.403")
+
+    @app.exception_handler(UnknownProxyUser)
+    async def _unknown_proxy_user(request: Request, exc: UnknownProxyUser) -> Response:
+        log.warning("workspace.proxy_user_unknown", user=exc.name)
+        return pages.error_page(request, 403, "error.proxy_user", name=exc.name[:60])
 
     @app.exception_handler(AlreadyAnswered)
     async def _answered(request: Request, exc: AlreadyAnswered) -> Response:

@@ -104,6 +104,8 @@ CATALOGUE: Catalogue = {
         "error.title": "Er ging iets mis",
         "error.400": "Dit verzoek is niet geldig: {message}",
         "error.403": "Uw rol geeft geen toegang tot deze pagina of handeling.",
+        "error.proxy_user": "U bent aangemeld als {name}, maar die naam heeft geen account in deze "
+        "werkruimte. Vraag de beheerder het toe te voegen (inbeeld-connector user add {name} --sso).",
         "error.csrf": "Het formulier is verlopen of kwam niet van deze site. Open de pagina opnieuw.",
         "error.404": "Deze pagina bestaat niet.",
         "error.405": "Deze handeling kan hier niet.",
@@ -211,6 +213,8 @@ CATALOGUE: Catalogue = {
         "error.title": "Something went wrong",
         "error.400": "This request is not valid: {message}",
         "error.403": "Your role gives no access to this page or action.",
+        "error.proxy_user": "You are signed in as {name}, but that name has no account in this "
+        "workspace. Ask the administrator to add it (inbeeld-connector user add {name} --sso).",
         "error.csrf": "The form has expired or did not come from this site. Open the page again.",
         "error.404": "This page does not exist.",
         "error.405": "This action is not possible here.",
