@@ -77,6 +77,7 @@ async def run_checks(settings: Settings, *, probe: bool = True) -> list[Check]:
         if vhost_ok:
             checks.append(Check("vhost", "pass", settings.vhost))
             checks.extend(await _topology(mgmt, settings))
+            checks.extend(await _guarded("queue replicas", _replicas(mgmt, settings)))
             checks.extend(await _guarded("broker file descriptors", _capacity(mgmt)))
         else:
             checks.append(Check("vhost", "fail", f"{settings.vhost} does not exist"))
@@ -176,6 +177,49 @@ async def _topology(mgmt: Management, settings: Settings) -> list[Check]:
             problems.append(f"not bound to {source} with {key!r}")
         detail = "; ".join(problems) or f"{q['type']}, bound to {source}"
         checks.append(Check(f"queue {name}", "fail" if problems else "pass", detail))
+    return checks
+
+
+REPLICAS = 3  # a quorum queue on three nodes survives the loss of one
+
+
+async def _replicas(mgmt: Management, settings: Settings) -> list[Check]:
+    """Where each quorum queue lives: its leader and members. On a cluster every queue should
+    have a member on min(nodes, 3) nodes, all of them online; fewer, and losing a node can
+    stop the queue (or lose the router's or a tenant's messages with it)."""
+    nodes = sorted(n["name"] for n in await mgmt.nodes() if n.get("running", True))
+    want = min(len(nodes), REPLICAS)
+    queues = [q for q in await mgmt.list_queues(settings.vhost) if q.get("type") == "quorum"]
+    checks = []
+
+    def short(q: dict[str, Any]) -> list[str]:
+        members, online = q.get("members") or [], q.get("online") or []
+        problems = []
+        if len(members) < want:
+            problems.append(f"{len(members)} member(s), want {want}")
+        if offline := sorted(set(members) - set(online)):
+            problems.append(f"offline: {', '.join(offline)}")
+        return problems
+
+    named = {q["name"]: q for q in queues}
+    for name in (ROUTER_QUEUE, DEAD):
+        q = named.pop(name, None)
+        if q is None:
+            continue  # reported missing by the topology check
+        problems = short(q)
+        members = q.get("members") or []
+        detail = f"leader {q.get('leader') or 'none'}; {len(members)} of {len(nodes)} node(s)"
+        status: Status = "warn" if problems else "pass"
+        checks.append(Check(f"replicas {name}", status, "; ".join([detail, *problems])))
+    thin = {name: short(q) for name, q in named.items()}
+    thin = {name: problems for name, problems in thin.items() if problems}
+    if thin:
+        listed = "; ".join(f"{name}: {', '.join(p)}" for name, p in sorted(thin.items())[:10])
+        checks.append(Check("replicas tenant inboxes", "warn", f"{len(thin)} of {len(named)}: {listed}"))
+    elif named:
+        checks.append(
+            Check("replicas tenant inboxes", "pass", f"{len(named)} on {want} of {len(nodes)} node(s) each")
+        )
     return checks
 
 

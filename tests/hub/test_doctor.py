@@ -9,12 +9,14 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from hub import doctor, flows, provisioning, registry
 from hub.config import Settings
 from hub.services import management
+from tests.conftest import base_settings
 from tests.utils.hubs import RunningHub
 
 pytestmark = pytest.mark.broker
@@ -65,6 +67,13 @@ async def test_doctor_passes_on_the_live_deployment(hub: RunningHub) -> None:
         nodes = await mgmt.nodes()
     assert [c.name for c in fds] == [f"file descriptors {n['name']}" for n in nodes]
     assert all(f"of {n['fd_total']} file descriptors" in c.detail for c, n in zip(fds, nodes, strict=True))
+    # Where the queues live: on this single node, each on the one node there is.
+    [node] = [n["name"] for n in nodes]
+    for queue in ("inbeeld.router", "inbeeld.dead"):
+        assert by_name[f"replicas {queue}"].status == "pass"
+        assert by_name[f"replicas {queue}"].detail == f"leader {node}; 1 of 1 node(s)"
+    assert by_name["replicas tenant inboxes"].status == "pass"
+    assert by_name["replicas tenant inboxes"].detail.endswith("on 1 of 1 node(s) each")
     assert await leftovers(hub) == []
     # What to scrape: the test hub sets neither a metrics token nor a router port.
     assert (
@@ -146,3 +155,37 @@ async def test_doctor_command_exit_codes(hub: RunningHub) -> None:
     bad = await asyncio.to_thread(run_doctor, hub, f"inbeeld-absent-{uuid.uuid4().hex[:6]}")
     assert bad.returncode == 1 and "FAIL" in bad.stdout
     assert await leftovers(hub) == []
+
+
+class _ThreeNodes:
+    """The management API's answers on a three-node cluster (the shapes RabbitMQ 3.10 gives):
+    one inbox placed on two nodes, one with a member offline."""
+
+    NODES = ["rabbit@a", "rabbit@b", "rabbit@c"]
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        return [{"name": n, "running": True} for n in self.NODES]
+
+    async def list_queues(self, vhost: str) -> list[dict[str, Any]]:
+        full = {"type": "quorum", "leader": "rabbit@a", "members": self.NODES, "online": self.NODES}
+        return [
+            {**full, "name": "inbeeld.router"},
+            {**full, "name": "inbeeld.dead", "online": ["rabbit@a", "rabbit@b"]},
+            {**full, "name": "inbox.gm0518.x", "members": ["rabbit@a", "rabbit@b"]},
+            {**full, "name": "inbox.gm0599.y"},
+            {"type": "classic", "name": "amq.gen-reply", "node": "rabbit@a"},
+        ]
+
+
+async def test_doctor_warns_of_quorum_queues_with_too_few_or_offline_members() -> None:
+    checks = {
+        c.name: c
+        for c in await doctor._replicas(cast(Any, _ThreeNodes()), base_settings(vhost="inbeeld-cluster"))
+    }
+    assert checks["replicas inbeeld.router"].status == "pass"
+    assert checks["replicas inbeeld.router"].detail == "leader rabbit@a; 3 of 3 node(s)"
+    assert checks["replicas inbeeld.dead"].status == "warn"
+    assert "offline: rabbit@c" in checks["replicas inbeeld.dead"].detail
+    inboxes = checks["replicas tenant inboxes"]
+    assert inboxes.status == "warn"
+    assert inboxes.detail == "1 of 2: inbox.gm0518.x: 2 member(s), want 3"
