@@ -34,8 +34,17 @@ class Entry:
     outcome: str
 
 
-async def record(store: LocalStore, user_name: str, activity: str, subject: str, outcome: str = "ok") -> None:
-    """One thing a person did: a record of its own trace (no event travels with it)."""
+async def record(
+    store: LocalStore,
+    user_name: str,
+    activity: str,
+    subject: str,
+    outcome: str = "ok",
+    *,
+    activity_id: str = ACTIVITY,
+) -> None:
+    """One thing a person did: a record of its own trace (no event travels with it), under
+    the processing activity `activity_id` (the transfer flow's, unless told otherwise)."""
     now = time.time()
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -46,7 +55,7 @@ async def record(store: LocalStore, user_name: str, activity: str, subject: str,
                 status_code=STATUS_OK if outcome == "ok" else STATUS_ERROR,
                 start_time=now,
                 end_time=now,
-                processing_activity_id=ACTIVITY,
+                processing_activity_id=activity_id,
                 event_id="",
                 event_type="",
                 user_name=user_name,

@@ -1,0 +1,171 @@
+"""The workspace's register page (`/register`): search the local pupil register, import a CSV,
+shred the register.
+
+The search runs here, in the connector's own store (`connectors.register.search`), and is a
+POST, so a BSN never stands in an address (history, a proxy's log). Every pupil a result list
+shows is written to the processing log with the person's name, one record per pupil, its
+subject the register row id (never the BSN).
+
+The import goes through `connectors.register.import_data`, the code of `inbeeld-connector
+register import`, and so does what the command does: every good row is imported (a row is
+written whole or not at all), every bad row is reported on the page with its line, column
+and why, never echoing the value. Shredding is the command's `register shred`: the whole
+register, after a confirmation step. Importing and shredding need a role that may act
+(`accounts.ACTING_ROLES`); a viewer may search."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+
+from connectors import processing_log, register
+from connectors.accounts import Account
+from connectors.workspace import app as ws
+from schemas.errors import ContractError
+from schemas.processing_log import processing_activity_id
+from webui.sessions import check_csrf
+
+__all__ = ["MAX_UPLOAD", "add_register_routes", "multipart_form"]
+
+log = structlog.get_logger("inbeeld.connector.workspace")
+MAX_UPLOAD = 50 * 1024 * 1024  # a register of a large municipality, as CSV
+MAX_QUERY = 200
+# Looking pupils up in the own register serves the register's processing activity.
+REGISTER_ACTIVITY = processing_activity_id("nl.leerplicht.register")
+
+
+async def multipart_form(
+    request: Request, limit: int = MAX_UPLOAD
+) -> tuple[dict[str, str], dict[str, bytes]]:
+    """The fields and files of a `multipart/form-data` POST (its CSRF token checked): parsed
+    with the standard library's MIME parser, the body bounded by `limit` bytes."""
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith("multipart/form-data") or "boundary=" not in kind:
+        raise ContractError("send the form as multipart/form-data")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise ContractError("the file is too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ContractError("the file is too large")
+    head = f"Content-Type: {kind}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + bytes(body))
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    if not message.is_multipart():
+        raise ContractError("the form cannot be read")
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or len(fields) + len(files) >= 20:
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if part.get_param("filename", header="content-disposition") is not None:
+            files[name] = data
+        else:
+            fields[name] = data.decode("utf-8", "replace")
+    if not check_csrf(request, fields):
+        raise ws.CsrfRefused
+    return fields, files
+
+
+async def _logged_view(request: Request, user: str, records: list[dict[str, Any]], activity: str) -> None:
+    store = ws._store(request)
+    for record in records:
+        await processing_log.record(store, user, activity, record["id"], activity_id=REGISTER_ACTIVITY)
+
+
+def add_register_routes(app: FastAPI) -> None:
+    async def _page(
+        request: Request,
+        account: Account,
+        *,
+        status: int = 200,
+        query: str = "",
+        kind: str | None = None,
+        results: list[dict[str, Any]] | None = None,
+        report: register.ImportReport | None = None,
+        notice: str | None = None,
+    ) -> Response:
+        size = await register.count(ws._store(request))
+        return ws.pages.render(
+            request,
+            "register.html",
+            status=status,
+            account=account,
+            size=size,
+            query=query,
+            kind=kind,
+            results=results,
+            report=report,
+            notice=notice,
+        )
+
+    @app.get("/register", response_class=HTMLResponse)
+    async def register_page(request: Request, account: ws.CurrentAccount) -> Response:
+        done = request.query_params.get("done")
+        shredded = request.query_params.get("n", "")
+        notice = shredded if done == "shredded" and shredded.isdigit() else None
+        return await _page(request, account, notice=notice)
+
+    @app.post("/register/search", response_class=HTMLResponse)
+    async def register_search(request: Request, account: ws.CurrentAccount) -> Response:
+        form = await ws._form(request)
+        query = " ".join(form.get("q", "").split())[:MAX_QUERY]
+        kind, results = await register.search(ws._store(request), query)
+        await _logged_view(request, account.name, results, "register_viewed")
+        log.info("workspace.register_searched", user=account.name, kind=kind, results=len(results))
+        return await _page(request, account, query=query, kind=kind, results=results)
+
+    @app.post("/register/import", response_class=HTMLResponse)
+    async def register_import(request: Request, account: ws.ActingAccount) -> Response:
+        _fields, files = await multipart_form(request)
+        raw = files.get("file")
+        if not raw:
+            report = register.ImportReport(errors=[register.RowError(0, "(file)", "choose a CSV file")])
+            return await _page(request, account, status=400, report=report)
+        report = await register.import_data(ws._store(request), raw)
+        await processing_log.record(
+            ws._store(request),
+            account.name,
+            "register_imported",
+            f"{report.imported} new, {report.replaced} replaced, {len(report.errors)} refused",
+            "ok" if report.ok else "error",
+            activity_id=REGISTER_ACTIVITY,
+        )
+        log.info(
+            "workspace.register_imported",
+            user=account.name,
+            imported=report.imported,
+            replaced=report.replaced,
+            refused=len(report.errors),
+        )
+        return await _page(request, account, status=200 if report.ok else 422, report=report)
+
+    @app.get("/register/shred", response_class=HTMLResponse)
+    async def shred_page(request: Request, account: ws.ActingAccount) -> Response:
+        size = await register.count(ws._store(request))
+        return ws.pages.render(request, "register_shred.html", account=account, size=size, error=False)
+
+    @app.post("/register/shred", response_class=HTMLResponse)
+    async def register_shred(request: Request, account: ws.ActingAccount) -> Response:
+        form = await ws._form(request)
+        store = ws._store(request)
+        if form.get("confirm") != "yes":  # the confirmation step was not taken: nothing done
+            size = await register.count(store)
+            return ws.pages.render(
+                request, "register_shred.html", status=400, account=account, size=size, error=True
+            )
+        n = await register.shred(store)
+        await processing_log.record(
+            store, account.name, "register_shredded", f"{n} records", activity_id=REGISTER_ACTIVITY
+        )
+        log.warning("workspace.register_shredded", user=account.name, records=n)
+        return ws._redirect(request, "/register", done="shredded", n=str(n))
