@@ -170,6 +170,7 @@ CATALOGUE: Catalogue = {
             "leerling beschrijft. Dit inzien is vastgelegd in het verwerkingenlog."
         ),
         "notices.group": "Groep",
+        "notices.group_option": "{name} ({n} leden)",
         "notices.contact": "Uw contactpunt",
         "notices.department": "Afdeling",
         "notices.days": "Looptijd in dagen",
@@ -366,6 +367,7 @@ CATALOGUE: Catalogue = {
             "describes the pupil. This view is recorded in the processing log."
         ),
         "notices.group": "Group",
+        "notices.group_option": "{name} ({n} members)",
         "notices.contact": "Your contact point",
         "notices.department": "Department",
         "notices.days": "Open for days",

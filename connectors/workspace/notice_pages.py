@@ -49,11 +49,14 @@ def _desk(request: Request) -> NoticeDesk:
     return services.notice_desk()
 
 
-async def _my_groups(request: Request) -> list[str]:
+async def _my_groups(request: Request) -> dict[str, int]:
+    """The groups this tenant is a member of, by name, with their number of members."""
     services = ws._services(request)
     assert services.directory is not None
     groups = await services.directory.groups()
-    return sorted(name for name, members in groups.items() if services.config.tenant in members)
+    return {
+        name: len(members) for name, members in sorted(groups.items()) if services.config.tenant in members
+    }
 
 
 def _pupil_id(value: str) -> str:
@@ -113,7 +116,9 @@ def add_notice_routes(app: FastAPI) -> None:
         error: tuple[str, str] | None = None,
     ) -> Response:
         groups = await _my_groups(request)
-        shown = {**_contact_defaults(request), "days": "14", "group": groups[0] if groups else ""}
+        # The nearest neighbours first: the smallest group is chosen unless another one is.
+        nearest = min(groups, key=lambda name: groups[name], default="")
+        shown = {**_contact_defaults(request), "days": "14", "group": nearest}
         shown.update(values or {})
         return ws.pages.render(
             request,
