@@ -30,6 +30,7 @@ and the register row id (`pupil_ref`), never a BSN or an index.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -130,6 +131,11 @@ class NoticeOutcome:
     answer: CloudEvent | None = None
     found: PupilFound | None = None
     sender: str | None = None
+
+
+def _contact_key(notice_id: str, finder: str) -> str:
+    """The `state` key of the contact person `finder` named in its answer to `notice_id`."""
+    return "notice_contact:" + hashlib.sha256(f"{notice_id}\n{finder}".encode()).hexdigest()[:48]
 
 
 def _ts(value: datetime) -> float:
@@ -407,6 +413,9 @@ class NoticeDesk:
                 .where(local_notices.c.asker == self.tenant, local_notices.c.notice_id == nid)
                 .values(found_by=json.dumps(found_by))
             )
+        # Whom to call at the finder (an official's work contact, never the pupil): kept for the
+        # workspace's notices page. The school in the answer is the pupil's: not kept.
+        await self.store.set_state(_contact_key(nid, finder), payload.contact.model_dump_json())
         await self._audit("notice.found", nid, self.tenant, finder, event.id, "match")
         return NoticeOutcome("found", nid, found=payload, sender=finder)
 
@@ -459,6 +468,15 @@ class NoticeDesk:
             q = q.where(local_notices.c.state == state)
         async with self.store.engine.connect() as conn:
             return [_local(r) for r in (await conn.execute(q)).all()]
+
+    async def found_contacts(self, notice: LocalNotice) -> dict[str, ContactPerson]:
+        """The contact person each finder of our `notice` named in its answer, by tenant."""
+        out = {}
+        for finder in notice.found_by:
+            kept = await self.store.get_state(_contact_key(notice.notice_id, finder))
+            if kept is not None:
+                out[finder] = ContactPerson.model_validate_json(kept)
+        return out
 
     async def get(self, notice_id: str, asker: str | None = None) -> LocalNotice | None:
         return await self._get(asker or self.tenant, notice_id)

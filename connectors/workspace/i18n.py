@@ -186,10 +186,7 @@ CATALOGUE: Catalogue = {
         "notices.found_by": "Gevonden door",
         "notices.found": "gevonden bij {who}",
         "notices.nobody": "nog niemand",
-        "notices.contact_hint": (
-            "De gemeente die de leerling vond, stuurde haar contactpersoon mee in het antwoord; dat "
-            "antwoord staat in uw zaaksysteem."
-        ),
+        "notices.contact_of": "Contact bij {who}:",
         "notices.answer": "Antwoord",
         "notices.answered": "gevonden gemeld",
         "notices.reason": "Reden",
@@ -383,10 +380,7 @@ CATALOGUE: Catalogue = {
         "notices.found_by": "Found by",
         "notices.found": "found at {who}",
         "notices.nobody": "nobody yet",
-        "notices.contact_hint": (
-            "The municipality that found the pupil sent its contact person with the answer; that answer"
-            " is in your case system."
-        ),
+        "notices.contact_of": "Contact at {who}:",
         "notices.answer": "Answer",
         "notices.answered": "reported found",
         "notices.reason": "Reason",

@@ -7,6 +7,8 @@ is blinded under the group's key and sent to a group the tenant is a member of; 
 arrive through `inbeeld-connector run`, whose desk records who found the pupil in the same
 store, and a notice the hub refuses is marked `refused` by that runtime too (the page does
 not wait for the hub's verdict). The desk asks groups only, so a notice goes to a group.
+A finder's answer names its contact person; the desk keeps it (`NoticeDesk.found_contacts`)
+and the list shows it beside the finder, with phone and e-mail links.
 
 The form shows the pupil's name and birth date: that view is written to the processing log
 with the person's name (subject: the register row id), and so is every notice sent or
@@ -88,6 +90,7 @@ def add_notice_routes(app: FastAPI) -> None:
         await desk.expire()
         asked = await desk.notices(role="asked")
         received = await desk.notices(role="received")
+        contacts = {n.notice_id: await desk.found_contacts(n) for n in asked if n.found_by}
         done = request.query_params.get("done")
         done_id = request.query_params.get("id", "")
         notice = (
@@ -101,6 +104,7 @@ def add_notice_routes(app: FastAPI) -> None:
             account=account,
             asked=asked,
             received=received,
+            contacts=contacts,
             notice=notice,
             reasons=CLOSE_REASONS,
             open=OPEN,

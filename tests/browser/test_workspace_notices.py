@@ -181,6 +181,11 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     row = page.get_by_role("row").filter(has_text=notice_id)
     await expect(row).to_contain_text("open")
     await expect(page.get_by_label("Reden")).to_have_value("found")
+    # ... with whom to talk there: the contact person Rotterdam's answer named.
+    await expect(row).to_contain_text(f"Contact bij {FINDER}: Team Leerplicht {FINDER}, Leerplicht {FINDER}")
+    await expect(row.get_by_role("link", name=f"leerplicht@{FINDER.lower()}.example")).to_have_attribute(
+        "href", f"mailto:leerplicht@{FINDER.lower()}.example"
+    )
     await _axe(page, "notices with a found answer")
     await page.get_by_role("button", name=f"Vraag {notice_id} sluiten").click()
     await expect(page.get_by_text(f"Vraag {notice_id} is gesloten")).to_be_visible()
