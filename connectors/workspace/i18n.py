@@ -186,6 +186,17 @@ CATALOGUE: Catalogue = {
         "notices.found_by": "Gevonden door",
         "notices.found": "gevonden bij {who}",
         "notices.nobody": "nog niemand",
+        "notices.awaiting": "Wacht op uw bevestiging",
+        "notices.awaiting_intro": (
+            "Deze vragen van buren passen bij een leerling in uw register. "
+            "Pas na uw bevestiging krijgt de vragende gemeente het antwoord gevonden, met uw contactpersoon. "
+            "Dit inzien is vastgelegd in het verwerkingenlog."
+        ),
+        "notices.pupil": "Leerling",
+        "notices.confirm": "Gevonden melden",
+        "notices.confirm_label": "Vraag {id} van {who}: gevonden melden",
+        "notices.done_confirmed": "Vraag {id}: gevonden is gemeld aan de vragende gemeente.",
+        "notices.already": "Vraag {id} is al beantwoord; er is niets opnieuw verstuurd.",
         "notices.contact_of": "Contact bij {who}:",
         "notices.answer": "Antwoord",
         "notices.answered": "gevonden gemeld",
@@ -380,6 +391,18 @@ CATALOGUE: Catalogue = {
         "notices.found_by": "Found by",
         "notices.found": "found at {who}",
         "notices.nobody": "nobody yet",
+        "notices.awaiting": "Awaiting your confirmation",
+        "notices.awaiting_intro": (
+            "These questions from neighbours match a pupil in your register. "
+            "Only after you confirm does the asking municipality get the answer found, "
+            "with your contact person. "
+            "This view is recorded in the processing log."
+        ),
+        "notices.pupil": "Pupil",
+        "notices.confirm": "Report found",
+        "notices.confirm_label": "Question {id} from {who}: report found",
+        "notices.done_confirmed": "Question {id}: found is reported to the asking municipality.",
+        "notices.already": "Question {id} is answered already; nothing was sent again.",
         "notices.contact_of": "Contact at {who}:",
         "notices.answer": "Answer",
         "notices.answered": "reported found",

@@ -7,8 +7,11 @@ is blinded under the group's key and sent to a group the tenant is a member of; 
 arrive through `inbeeld-connector run`, whose desk records who found the pupil in the same
 store, and a notice the hub refuses is marked `refused` by that runtime too (the page does
 not wait for the hub's verdict). The desk asks groups only, so a notice goes to a group.
-A finder's answer names its contact person; the desk keeps it (`NoticeDesk.found_contacts`)
-and the list shows it beside the finder, with phone and e-mail links.
+With `[notices] auto_answer = false` the runtime records a match of a received notice and
+answers nothing: the page lists it, with the matched pupil, until an officer confirms and
+"found" is sent (`NoticeDesk.confirm`). A finder's answer names its contact person; the desk
+keeps it (`NoticeDesk.found_contacts`) and the list shows it beside the finder, with phone and
+e-mail links.
 
 The form shows the pupil's name and birth date: that view is written to the processing log
 with the person's name (subject: the register row id), and so is every notice sent or
@@ -31,7 +34,7 @@ from connectors.client import ConnectorError
 from connectors.notices import OPEN, NoticeDesk, deadline_in
 from connectors.workspace import app as ws
 from schemas.envelope import describe_validation_error, error_field
-from schemas.errors import ContractError, NotFound
+from schemas.errors import Conflict, ContractError, NotFound
 from schemas.events import ContactPoint
 from schemas.processing_log import processing_activity_id
 
@@ -42,6 +45,7 @@ NOTICE_ACTIVITY = processing_activity_id("nl.leerplicht.notice")
 CLOSE_REASONS = ("found", "withdrawn")
 MAX_DAYS = 28  # the hub's default notice_ttl_days: a deadline further ahead is refused
 _PUPIL_ID = re.compile(r"^[0-9a-f-]{36}$")
+_ASKER = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def _desk(request: Request) -> NoticeDesk:
@@ -91,11 +95,19 @@ def add_notice_routes(app: FastAPI) -> None:
         asked = await desk.notices(role="asked")
         received = await desk.notices(role="received")
         contacts = {n.notice_id: await desk.found_contacts(n) for n in asked if n.found_by}
+        awaiting = []
+        for waiting, pupil_ref in await desk.awaiting():
+            pupil = await register.get(ws._store(request), pupil_ref) if account.may_act else None
+            if pupil is not None:
+                await processing_log.record(
+                    ws._store(request), account.name, "pupil_viewed", pupil_ref, activity_id=NOTICE_ACTIVITY
+                )
+            awaiting.append({"notice": waiting, "pupil": pupil})
         done = request.query_params.get("done")
         done_id = request.query_params.get("id", "")
         notice = (
             (f"notices.done_{done}", done_id)
-            if done in ("sent", "closed") and done_id.startswith("nt-") and len(done_id) <= 64
+            if done in ("sent", "closed", "confirmed") and done_id.startswith("nt-") and len(done_id) <= 64
             else None
         )
         return ws.pages.render(
@@ -105,6 +117,7 @@ def add_notice_routes(app: FastAPI) -> None:
             asked=asked,
             received=received,
             contacts=contacts,
+            awaiting=awaiting,
             notice=notice,
             reasons=CLOSE_REASONS,
             open=OPEN,
@@ -191,3 +204,20 @@ def add_notice_routes(app: FastAPI) -> None:
         )
         log.info("workspace.notice_closed", notice_id=notice.notice_id, reason=reason, user=account.name)
         return ws._redirect(request, "/notices", done="closed", id=notice.notice_id)
+
+    @app.post("/notices/received/{asker}/{notice_id}/confirm")
+    async def confirm_found(
+        request: Request, asker: str, notice_id: str, account: ws.ActingAccount
+    ) -> Response:
+        await ws._form(request)
+        if not _ASKER.fullmatch(asker) or not notice_id.startswith("nt-") or len(notice_id) > 64:
+            raise NotFound("no such notice")
+        try:
+            await _desk(request).confirm(asker, notice_id)
+        except Conflict:
+            return ws.pages.error_page(request, 409, "notices.already", id=notice_id)
+        await processing_log.record(
+            ws._store(request), account.name, "notice_answered", notice_id, activity_id=NOTICE_ACTIVITY
+        )
+        log.info("workspace.notice_answered", notice_id=notice_id, asker=asker, user=account.name)
+        return ws._redirect(request, "/notices", done="confirmed", id=notice_id)
