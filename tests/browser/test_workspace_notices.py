@@ -1,10 +1,12 @@
 """The workspace's register and notices pages in a real browser, with a real hub and two
 connectors, each running `inbeeld-connector run` and `inbeeld-connector serve`: Den Haag's
 (GM0518) officer uploads a CSV with a malformed row (its line and reason on the page, the good
-row imported), searches the register with the keyboard, asks the zuid-holland group about a
-pupil that Rotterdam (GM0599) registers, sees Rotterdam answer "found" on the notices page and
-closes the notice. Every view and step is in Den Haag's processing log with the officer's name;
-no BSN is in any log line of either connector. axe-core on every page."""
+rows imported), searches the register with the keyboard, asks the zuid-holland group about a
+pupil that Rotterdam (GM0599) registers; Rotterdam's runtime matches it and, answering being
+off there, its officer confirms on the notices page before "found" is sent; Den Haag's officer
+sees the answer with Rotterdam's contact person and closes the notice. Every view and step is
+in the processing logs with the officer's name; no BSN is in any log line of either connector.
+axe-core on every page."""
 
 from __future__ import annotations
 
@@ -50,13 +52,14 @@ BAD = f"{BAD_BSN},Fout,,Rij,2015-02-03,Laan,3,2513 CC,Den Haag,GM0518\n"  # fail
 
 
 def _notices(code: str) -> str:
+    # Den Haag answers on its own; Rotterdam's officer confirms a match before "found" is sent.
     return f"""
 [notices]
 name = "Team Leerplicht {code}"
 department = "Leerplicht {code}"
 phone = "070 353 1234"
 email = "leerplicht@{code.lower()}.example"
-auto_answer = true
+auto_answer = {"false" if code == FINDER else "true"}
 check_seconds = 1
 """
 
@@ -91,7 +94,8 @@ async def towns(
                 found[code] = town
                 log = await town.start("run")
                 started = await _wait_for(log, "runtime.started", town.processes[-1])
-                assert started["keys_registered"] and started["notices"] == "answer", started
+                mode = "record" if code == FINDER else "answer"
+                assert started["keys_registered"] and started["notices"] == mode, started
                 log = await town.start("serve")
                 serving = await _wait_for(log, "workspace.serving", town.processes[-1])
                 town.url = serving["url"].rstrip("/")
@@ -124,10 +128,11 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     towns: dict[str, Municipality], page: Page, tmp_path: Path
 ) -> None:
     den_haag, rotterdam = towns[ASKER], towns[FINDER]
-    code, out = await den_haag.cli(
-        "user", "add", "bas", "--role", "officer", "--password-stdin", stdin=PASSWORD
-    )
-    assert code == 0, out
+    for town, name in ((den_haag, "bas"), (rotterdam, "anna")):
+        code, out = await town.cli(
+            "user", "add", name, "--role", "officer", "--password-stdin", stdin=PASSWORD
+        )
+        assert code == 0, out
     csv_file = tmp_path / "rotterdam.csv"
     csv_file.write_text(HEADER + SANNE, "utf-8")
     code, out = await rotterdam.cli("register", "import", str(csv_file))
@@ -176,7 +181,24 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     notice_id = re.findall(r"nt-[0-9a-f]+", await sent.inner_text())[0]
     await _axe(page, "notices after sending")
 
-    # Rotterdam's runtime finds her in its register and answers; Den Haag's list shows it.
+    # Rotterdam's runtime finds her in its register; its officer confirms, and "found" is sent.
+    await page.get_by_role("button", name="Uitloggen").click()
+    await _log_in(page, rotterdam, "anna")
+    await page.get_by_role("link", name="Buren vragen", exact=True).click()
+    await _reload_until(page, "Wacht op uw bevestiging", timeout=60)
+    waiting = page.get_by_role("table", name="Wacht op uw bevestiging")
+    await expect(waiting).to_contain_text(notice_id)
+    await expect(waiting).to_contain_text("Sanne van Voorbeeld (2014-05-17)")
+    await _axe(page, "notices awaiting confirmation")
+    await page.get_by_role("button", name=f"Vraag {notice_id} van {ASKER}: gevonden melden").click()
+    await expect(page.get_by_text(f"Vraag {notice_id}: gevonden is gemeld")).to_be_visible()
+    await expect(page.get_by_role("table", name="Wacht op uw bevestiging")).to_have_count(0)
+    await expect(page.get_by_role("table", name="Vragen van buren")).to_contain_text("gevonden gemeld")
+    await page.get_by_role("button", name="Uitloggen").click()
+
+    # Den Haag's list shows the answer.
+    await _log_in(page, den_haag, "bas")
+    await page.get_by_role("link", name="Buren vragen", exact=True).click()
     await _reload_until(page, f"gevonden bij {FINDER}", timeout=60)
     row = page.get_by_role("row").filter(has_text=notice_id)
     await expect(row).to_contain_text("open")
@@ -208,7 +230,7 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     finally:
         await store.close()
 
-    # Rotterdam's side: the question arrived, was answered, and is closed.
+    # Rotterdam's side: the question arrived and was answered after anna confirmed.
     store = await rotterdam.store()
     try:
         async with store.engine.connect() as conn:
@@ -216,6 +238,11 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
                 await conn.execute(local_notices.select().where(local_notices.c.notice_id == notice_id))
             ).first()
         assert row_ is not None and row_.answered == 1
+        found_here = await register.lookup(store, BSN)
+        assert found_here is not None
+        log = [(e.user_name, e.activity, e.subject) for e in reversed(await processing_log.entries(store))]
+        assert ("anna", "pupil_viewed", found_here["id"]) in log
+        assert log[-1] == ("anna", "notice_answered", notice_id)
     finally:
         await store.close()
 
