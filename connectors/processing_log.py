@@ -1,8 +1,9 @@
 """What people did in the workspace, in the connector's processing log (verwerkingenlog, the
 table `processing_log` with the Logboek dataverwerkingen fields that `run` fills for every event
 sent and received): who did what with which transfer's dossier, and when. A record names the
-person (`user_name`), the activity (the record's `name`) and the transfer (`subject`); never
-the pupil's data, so it can be shown and exported as it is.
+person (`user_name`), the activity (the record's `name`) and what it was about (`subject`: a
+transfer id, a notice id or a register row id); never the pupil's data, so it can be shown
+and exported as it is.
 
 Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`."""
 
