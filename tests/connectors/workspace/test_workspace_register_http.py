@@ -150,3 +150,24 @@ async def test_the_notices_page_says_when_the_hub_and_broker_are_not_there(
     await _log_in(web, "anna")
     r = await web.get("/notices")
     assert r.status_code == 503 and "niet bereikbaar" in r.text
+
+
+async def test_a_viewer_may_not_ask_close_or_confirm_notices(
+    web: httpx.AsyncClient, services: ConnectorServices
+) -> None:
+    assert services.store is not None
+    await accounts.add(services.store, "victor", "viewer", PASSWORD)
+    await register.import_data(services.store, (HEADER + SANNE).encode())
+    sanne = await register.lookup(services.store, "111222333")
+    assert sanne is not None
+    await _log_in(web, "victor")
+    csrf = _csrf((await web.get("/register")).text)
+    for r in (
+        await web.get(f"/notices/new?pupil={sanne['id']}"),
+        await web.post("/notices", data={"csrf": csrf, "pupil": sanne["id"], "group": "zuid-holland"}),
+        await web.post("/notices/nt-0123/close", data={"csrf": csrf, "reason": "found"}),
+        await web.post("/notices/received/GM0518/nt-0123/confirm", data={"csrf": csrf}),
+    ):
+        assert r.status_code == 403 and "Uw rol geeft geen toegang" in r.text
+        assert "Voorbeeld" not in r.text
+    assert await processing_log.entries(services.store) == []
