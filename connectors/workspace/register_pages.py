@@ -35,6 +35,7 @@ __all__ = ["MAX_UPLOAD", "add_register_routes", "multipart_form"]
 log = structlog.get_logger("inbeeld.connector.workspace")
 MAX_UPLOAD = 50 * 1024 * 1024  # a register of a large municipality, as CSV
 MAX_QUERY = 200
+MAX_RESULTS = 50  # a search that finds more shows these and asks for a narrower one
 # Looking pupils up in the own register serves the register's processing activity.
 REGISTER_ACTIVITY = processing_activity_id("nl.leerplicht.register")
 
@@ -93,6 +94,7 @@ def add_register_routes(app: FastAPI) -> None:
         results: list[dict[str, Any]] | None = None,
         report: register.ImportReport | None = None,
         notice: str | None = None,
+        more: bool = False,
     ) -> Response:
         size = await register.count(ws._store(request))
         return ws.pages.render(
@@ -106,6 +108,8 @@ def add_register_routes(app: FastAPI) -> None:
             results=results,
             report=report,
             notice=notice,
+            more=more,
+            max_results=MAX_RESULTS,
         )
 
     @app.get("/register", response_class=HTMLResponse)
@@ -119,10 +123,12 @@ def add_register_routes(app: FastAPI) -> None:
     async def register_search(request: Request, account: ws.CurrentAccount) -> Response:
         form = await ws._form(request)
         query = " ".join(form.get("q", "").split())[:MAX_QUERY]
-        kind, results = await register.search(ws._store(request), query)
+        kind, results = await register.search(ws._store(request), query, limit=MAX_RESULTS + 1)
+        more = len(results) > MAX_RESULTS
+        results = results[:MAX_RESULTS]
         await _logged_view(request, account.name, results, "register_viewed")
         log.info("workspace.register_searched", user=account.name, kind=kind, results=len(results))
-        return await _page(request, account, query=query, kind=kind, results=results)
+        return await _page(request, account, query=query, kind=kind, results=results, more=more)
 
     @app.post("/register/import", response_class=HTMLResponse)
     async def register_import(request: Request, account: ws.ActingAccount) -> Response:

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from connectors import accounts, processing_log, register
 from connectors.services import ConnectorServices
+from schemas.fields import passes_eleven_test
 from tests.connectors.workspace.test_workspace_http import (  # the same workspace, logged in the same way
     PASSWORD,
     _csrf,
@@ -171,3 +172,30 @@ async def test_a_viewer_may_not_ask_close_or_confirm_notices(
         assert r.status_code == 403 and "Uw rol geeft geen toegang" in r.text
         assert "Voorbeeld" not in r.text
     assert await processing_log.entries(services.store) == []
+
+
+def _bsns(n: int) -> list[str]:
+    """`n` numbers the register takes as BSNs."""
+    out = [f"{i:09d}" for i in range(111_111_110, 111_112_110) if passes_eleven_test(f"{i:09d}")]
+    assert len(out) >= n
+    return out[:n]
+
+
+async def test_a_search_that_finds_too_many_shows_the_first_and_logs_only_those(
+    web: httpx.AsyncClient, services: ConnectorServices
+) -> None:
+    assert services.store is not None
+    rows = "".join(
+        f"{bsn};Kind{i};;Proefpersoon;2014-05-17;Laan;{i + 1};3011 AA;Rotterdam;GM0599\n"
+        for i, bsn in enumerate(_bsns(52))
+    )
+    report = await register.import_data(services.store, (HEADER + rows).encode())
+    assert report.imported == 52, report.errors
+    await accounts.add(services.store, "anna", "officer", PASSWORD)
+    await _log_in(web, "anna")
+    csrf = _csrf((await web.get("/register")).text)
+    r = await web.post("/register/search", data={"csrf": csrf, "q": "proefpersoon"})
+    assert "Meer dan 50 leerlingen gevonden" in r.text
+    assert r.text.count("Proefpersoon</bdi>") == 50
+    viewed = [e for e in await processing_log.entries(services.store) if e.activity == "register_viewed"]
+    assert len(viewed) == 50
