@@ -211,6 +211,9 @@ CATALOGUE: Catalogue = {
         "notices.state.expired": "verlopen",
         "notices.state.refused": "geweigerd door de hub",
         "notices.done_sent": "Vraag {id} is verstuurd.",
+        "notices.done_already_sent": (
+            "Dit formulier was al verstuurd (vraag {id}); er is niets opnieuw verstuurd."
+        ),
         "notices.done_closed": "Vraag {id} is gesloten; de buren zoeken niet meer.",
     },
     "en": {
@@ -418,6 +421,7 @@ CATALOGUE: Catalogue = {
         "notices.state.expired": "expired",
         "notices.state.refused": "refused by the hub",
         "notices.done_sent": "Question {id} is sent.",
+        "notices.done_already_sent": "This form was sent already (question {id}); nothing was sent again.",
         "notices.done_closed": "Question {id} is closed; the neighbours stop looking.",
     },
 }

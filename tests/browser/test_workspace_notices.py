@@ -174,12 +174,21 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     await _tab_to(page, "#group")
     await page.keyboard.press("Tab")
     await expect(page.locator("#department")).to_be_focused()
+    form = await page.locator("form[action$='/notices']").evaluate(
+        "f => Object.fromEntries(new FormData(f).entries())"
+    )
     await _tab_to(page, "button[type=submit]:has-text('Vraag versturen')")
     await page.keyboard.press("Enter")
     sent = page.get_by_text(re.compile(r"Vraag nt-[0-9a-f]+ is verstuurd\."))
     await expect(sent).to_be_visible()
     notice_id = re.findall(r"nt-[0-9a-f]+", await sent.inner_text())[0]
     await _axe(page, "notices after sending")
+    # The same form submitted again (a double click, a reload) sends nothing again.
+    again = await page.request.post(f"{den_haag.url}/notices", form=form, max_redirects=0)
+    assert again.status == 303 and f"done=already_sent&id={notice_id}" in again.headers["location"]
+    await page.goto(den_haag.url + "/notices?done=already_sent&id=" + notice_id)
+    await expect(page.get_by_text("Dit formulier was al verstuurd")).to_be_visible()
+    await expect(page.get_by_role("table", name="Gestelde vragen").get_by_role("row")).to_have_count(2)
 
     # Rotterdam's runtime finds her in its register; its officer confirms, and "found" is sent.
     await page.get_by_role("button", name="Uitloggen").click()
