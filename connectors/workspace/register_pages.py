@@ -15,6 +15,10 @@ register, after a confirmation step. Importing and shredding need a role that ma
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from typing import Any
@@ -25,8 +29,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from connectors import processing_log, register
 from connectors.accounts import Account
+from connectors.store import LocalStore
 from connectors.workspace import app as ws
-from schemas.errors import ContractError
+from schemas.errors import ContractError, NotFound
 from schemas.processing_log import processing_activity_id
 from webui.sessions import check_csrf
 
@@ -35,6 +40,7 @@ __all__ = ["MAX_UPLOAD", "add_register_routes", "multipart_form"]
 log = structlog.get_logger("inbeeld.connector.workspace")
 MAX_UPLOAD = 50 * 1024 * 1024  # a register of a large municipality, as CSV
 MAX_QUERY = 200
+SYNC_IMPORT = 256 * 1024  # a larger file is imported in the background, with a progress bar
 MAX_RESULTS = 50  # a search that finds more shows these and asks for a narrower one
 # Looking pupils up in the own register serves the register's processing activity.
 REGISTER_ACTIVITY = processing_activity_id("nl.leerplicht.register")
@@ -83,7 +89,59 @@ async def _logged_view(request: Request, user: str, records: list[dict[str, Any]
         await processing_log.record(store, user, activity, record["id"], activity_id=REGISTER_ACTIVITY)
 
 
+async def _import(
+    store: LocalStore, user: str, raw: bytes, progress: Callable[[int, int], None] | None = None
+) -> register.ImportReport:
+    """`register import` of an uploaded file, written to the processing log and the log."""
+    report = await register.import_data(store, raw, progress=progress)
+    await processing_log.record(
+        store,
+        user,
+        "register_imported",
+        f"{report.imported} new, {report.replaced} replaced, {len(report.errors)} refused",
+        "ok" if report.ok else "error",
+        activity_id=REGISTER_ACTIVITY,
+    )
+    log.info(
+        "workspace.register_imported",
+        user=user,
+        imported=report.imported,
+        replaced=report.replaced,
+        refused=len(report.errors),
+    )
+    return report
+
+
+@dataclass
+class ImportJob:
+    """An import running in the background: how far it is, and its report once done."""
+
+    id: str
+    user: str
+    done: int = 0
+    total: int = 0
+    report: register.ImportReport | None = None
+    failed: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.report is not None or self.failed
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, max(total, done)
+
+    async def run(self, store: LocalStore, raw: bytes) -> None:
+        try:
+            self.report = await _import(store, self.user, raw, self.progress)
+        except Exception as exc:  # the page says so; the log says why
+            self.failed = True
+            log.error("workspace.register_import_failed", user=self.user, error=type(exc).__name__)
+
+
 def add_register_routes(app: FastAPI) -> None:
+    app.state.register_imports = {}  # ImportJob by id, the last ones kept
+
     async def _page(
         request: Request,
         account: Account,
@@ -95,6 +153,7 @@ def add_register_routes(app: FastAPI) -> None:
         report: register.ImportReport | None = None,
         notice: str | None = None,
         more: bool = False,
+        job: ImportJob | None = None,
     ) -> Response:
         size = await register.count(ws._store(request))
         return ws.pages.render(
@@ -110,6 +169,7 @@ def add_register_routes(app: FastAPI) -> None:
             notice=notice,
             more=more,
             max_results=MAX_RESULTS,
+            job=job,
         )
 
     @app.get("/register", response_class=HTMLResponse)
@@ -137,23 +197,27 @@ def add_register_routes(app: FastAPI) -> None:
         if not raw:
             report = register.ImportReport(errors=[register.RowError(0, "(file)", "choose a CSV file")])
             return await _page(request, account, status=400, report=report)
-        report = await register.import_data(ws._store(request), raw)
-        await processing_log.record(
-            ws._store(request),
-            account.name,
-            "register_imported",
-            f"{report.imported} new, {report.replaced} replaced, {len(report.errors)} refused",
-            "ok" if report.ok else "error",
-            activity_id=REGISTER_ACTIVITY,
-        )
-        log.info(
-            "workspace.register_imported",
-            user=account.name,
-            imported=report.imported,
-            replaced=report.replaced,
-            refused=len(report.errors),
-        )
-        return await _page(request, account, status=200 if report.ok else 422, report=report)
+        store = ws._store(request)
+        if len(raw) <= SYNC_IMPORT:
+            report = await _import(store, account.name, raw)
+            return await _page(request, account, status=200 if report.ok else 422, report=report)
+        # A large file: imported in the background; its page shows a progress bar meanwhile.
+        jobs: dict[str, ImportJob] = request.app.state.register_imports
+        for old in [k for k, j in jobs.items() if j.finished][: max(0, len(jobs) - 20)]:
+            del jobs[old]
+        job = ImportJob(secrets.token_urlsafe(12), account.name)
+        job.task = asyncio.create_task(job.run(store, raw))
+        jobs[job.id] = job
+        return ws._redirect(request, f"/register/import/{job.id}")
+
+    @app.get("/register/import/{job_id}", response_class=HTMLResponse)
+    async def import_progress(request: Request, job_id: str, account: ws.ActingAccount) -> Response:
+        jobs: dict[str, ImportJob] = request.app.state.register_imports
+        job = jobs.get(job_id)
+        if job is None or job.user != account.name:
+            raise NotFound("no such import")
+        status = 200 if job.report is None or job.report.ok else 422
+        return await _page(request, account, status=status, report=job.report, job=job)
 
     @app.get("/register/shred", response_class=HTMLResponse)
     async def shred_page(request: Request, account: ws.ActingAccount) -> Response:

@@ -7,11 +7,15 @@ connector's log lines. The notices page says so when there is no hub or broker."
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import pytest
 from structlog.testing import capture_logs
 
 from connectors import accounts, processing_log, register
 from connectors.services import ConnectorServices
+from connectors.workspace import register_pages
 from schemas.fields import passes_eleven_test
 from tests.connectors.workspace.test_workspace_http import (  # the same workspace, logged in the same way
     PASSWORD,
@@ -199,3 +203,34 @@ async def test_a_search_that_finds_too_many_shows_the_first_and_logs_only_those(
     assert r.text.count("Proefpersoon</bdi>") == 50
     viewed = [e for e in await processing_log.entries(services.store) if e.activity == "register_viewed"]
     assert len(viewed) == 50
+
+
+async def test_a_large_file_is_imported_in_the_background_with_a_progress_page(
+    web: httpx.AsyncClient, services: ConnectorServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert services.store is not None
+    monkeypatch.setattr(register_pages, "SYNC_IMPORT", 100)  # every file here counts as large
+    await accounts.add(services.store, "anna", "officer", PASSWORD)
+    await accounts.add(services.store, "bert", "officer", PASSWORD)
+    await _log_in(web, "anna")
+    csrf = _csrf((await web.get("/register")).text)
+    r = await _upload(web, HEADER + SANNE + BAD + YUSUF, csrf)
+    assert r.status_code == 303 and "/register/import/" in r.headers["location"]
+    job_page = r.headers["location"]
+    for _ in range(100):
+        r = await web.get(job_page)
+        if "rij(en) geweigerd" in r.text:
+            break
+        assert (
+            r.status_code == 200
+            and '<progress id="import-bar"' in r.text
+            and 'hx-trigger="every 1s"' in r.text
+        )
+        await asyncio.sleep(0.05)
+    assert r.status_code == 422 and "2 nieuw, 0 vervangen, 1 rij(en) geweigerd." in r.text
+    assert "11-test" in r.text and "hx-trigger" not in r.text  # done: no more polling
+    assert await register.count(services.store) == 2
+    # Only the one who started it sees its report.
+    await web.post("/logout", data={"csrf": csrf})
+    await _log_in(web, "bert")
+    assert (await web.get(job_page)).status_code == 404
