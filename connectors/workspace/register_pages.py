@@ -9,7 +9,9 @@ subject the register row id (never the BSN).
 The import goes through `connectors.register.import_data`, the code of `inbeeld-connector
 register import`, and so does what the command does: every good row is imported (a row is
 written whole or not at all), every bad row is reported on the page with its line, column
-and why, never echoing the value. Shredding is the command's `register shred`: the whole
+and why, never echoing the value. A file over `SYNC_IMPORT` bytes is imported in the
+background (`ImportJob`, kept in the app's memory): its page shows a progress bar, polled with
+htmx, until the report. Shredding is the command's `register shred`: the whole
 register, after a confirmation step. Importing and shredding need a role that may act
 (`accounts.ACTING_ROLES`); a viewer may search."""
 
