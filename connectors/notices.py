@@ -30,6 +30,7 @@ and the register row id (`pupil_ref`), never a BSN or an index.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -53,7 +54,7 @@ from schemas.audit_chain import GENESIS, ChainReport, Link, link
 from schemas.audit_chain import verify as verify_chain
 from schemas.blind_index import blind_index
 from schemas.envelope import CloudEvent
-from schemas.errors import CryptoError, InbeeldError, NotFound
+from schemas.errors import Conflict, CryptoError, InbeeldError, NotFound
 from schemas.events import (
     ContactPerson,
     ContactPoint,
@@ -130,6 +131,11 @@ class NoticeOutcome:
     answer: CloudEvent | None = None
     found: PupilFound | None = None
     sender: str | None = None
+
+
+def _contact_key(notice_id: str, finder: str) -> str:
+    """The `state` key of the contact person `finder` named in its answer to `notice_id`."""
+    return "notice_contact:" + hashlib.sha256(f"{notice_id}\n{finder}".encode()).hexdigest()[:48]
 
 
 def _ts(value: datetime) -> float:
@@ -407,6 +413,9 @@ class NoticeDesk:
                 .where(local_notices.c.asker == self.tenant, local_notices.c.notice_id == nid)
                 .values(found_by=json.dumps(found_by))
             )
+        # Whom to call at the finder (an official's work contact, never the pupil): kept for the
+        # workspace's notices page. The school in the answer is the pupil's: not kept.
+        await self.store.set_state(_contact_key(nid, finder), payload.contact.model_dump_json())
         await self._audit("notice.found", nid, self.tenant, finder, event.id, "match")
         return NoticeOutcome("found", nid, found=payload, sender=finder)
 
@@ -459,6 +468,62 @@ class NoticeDesk:
             q = q.where(local_notices.c.state == state)
         async with self.store.engine.connect() as conn:
             return [_local(r) for r in (await conn.execute(q)).all()]
+
+    async def awaiting(self) -> list[tuple[LocalNotice, str]]:
+        """Received notices, open and not answered, that matched a pupil of the register (with
+        `auto_answer` off, a person confirms before "found" is sent): each with the register
+        row id of its latest match."""
+        out = []
+        for notice in await self.notices(role="received", state=OPEN):
+            if notice.answered:
+                continue
+            matches = [
+                a.pupil_ref
+                for a in await self.audit(notice.notice_id)
+                if a.activity == "notice.checked" and a.outcome == "match" and a.asker == notice.asker
+            ]
+            if matches and matches[-1] is not None:
+                out.append((notice, matches[-1]))
+        return out
+
+    async def confirm(self, asker: str, notice_id: str) -> CloudEvent:
+        """Answer "found" to `asker`'s notice after a person confirmed the match: matched again
+        against the register as it is now. `NotFound` if it is not open or no longer matches,
+        `Conflict` if it was answered already."""
+        async with self.store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(local_notices).where(
+                        local_notices.c.asker == asker,
+                        local_notices.c.notice_id == notice_id,
+                        local_notices.c.role == "received",
+                    )
+                )
+            ).first()
+        if row is None or row.state != OPEN or row.secret_blob is None:
+            raise NotFound(f"no open notice {notice_id} of {asker}")
+        if row.answered:
+            raise Conflict(f"notice {notice_id} of {asker} is answered already")
+        key = await self.keyring.by_id(row.key_id)
+        pupil_ref = (await self._index(key)).get(self._open_at_rest(row).decode()) if key else None
+        if pupil_ref is None:
+            raise NotFound(f"notice {notice_id} of {asker} no longer matches a pupil of the register")
+        if not await self._claim_answer(asker, notice_id, claim=True):
+            raise Conflict(f"notice {notice_id} of {asker} is answered already")
+        try:
+            return await self._answer(asker, notice_id, pupil_ref)
+        except BaseException:
+            await self._claim_answer(asker, notice_id, claim=False)
+            raise
+
+    async def found_contacts(self, notice: LocalNotice) -> dict[str, ContactPerson]:
+        """The contact person each finder of our `notice` named in its answer, by tenant."""
+        out = {}
+        for finder in notice.found_by:
+            kept = await self.store.get_state(_contact_key(notice.notice_id, finder))
+            if kept is not None:
+                out[finder] = ContactPerson.model_validate_json(kept)
+        return out
 
     async def get(self, notice_id: str, asker: str | None = None) -> LocalNotice | None:
         return await self._get(asker or self.tenant, notice_id)

@@ -1,8 +1,9 @@
 """What people did in the workspace, in the connector's processing log (verwerkingenlog, the
 table `processing_log` with the Logboek dataverwerkingen fields that `run` fills for every event
 sent and received): who did what with which transfer's dossier, and when. A record names the
-person (`user_name`), the activity (the record's `name`) and the transfer (`subject`); never
-the pupil's data, so it can be shown and exported as it is.
+person (`user_name`), the activity (the record's `name`) and what it was about (`subject`: a
+transfer id, a notice id or a register row id); never the pupil's data, so it can be shown
+and exported as it is.
 
 Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`."""
 
@@ -34,8 +35,17 @@ class Entry:
     outcome: str
 
 
-async def record(store: LocalStore, user_name: str, activity: str, subject: str, outcome: str = "ok") -> None:
-    """One thing a person did: a record of its own trace (no event travels with it)."""
+async def record(
+    store: LocalStore,
+    user_name: str,
+    activity: str,
+    subject: str,
+    outcome: str = "ok",
+    *,
+    activity_id: str = ACTIVITY,
+) -> None:
+    """One thing a person did: a record of its own trace (no event travels with it), under
+    the processing activity `activity_id` (the transfer flow's, unless told otherwise)."""
     now = time.time()
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -46,7 +56,7 @@ async def record(store: LocalStore, user_name: str, activity: str, subject: str,
                 status_code=STATUS_OK if outcome == "ok" else STATUS_ERROR,
                 start_time=now,
                 end_time=now,
-                processing_activity_id=ACTIVITY,
+                processing_activity_id=activity_id,
                 event_id="",
                 event_type="",
                 user_name=user_name,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from connectors.keystore import Keystore
 from connectors.schema import outbox, pupils
 from connectors.store import LocalStore
 from schemas.envelope import describe_validation_error, error_field
+from schemas.errors import CryptoError
 from schemas.fields import (
     BSN,
     BirthDate,
@@ -42,7 +44,19 @@ from schemas.fields import (
     ShortText,
 )
 
-__all__ = ["COLUMNS", "ImportReport", "RegisterRow", "RowError", "enter", "import_csv", "lookup", "shred"]
+__all__ = [
+    "COLUMNS",
+    "ImportReport",
+    "RegisterRow",
+    "RowError",
+    "enter",
+    "get",
+    "import_csv",
+    "import_data",
+    "lookup",
+    "search",
+    "shred",
+]
 
 COLUMNS = (
     "bsn",
@@ -199,8 +213,18 @@ async def import_csv(
 ) -> ImportReport:
     """Validate and import every good row of `path`; report the bad ones. A file that is not
     UTF-8 imports nothing; one that stops being CSV part-way keeps the rows before that line."""
+    return await import_data(store, path.read_bytes(), progress=progress, batch=batch)
+
+
+async def import_data(
+    store: LocalStore,
+    raw: bytes,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    batch: int = 500,
+) -> ImportReport:
+    """`import_csv` of a file's bytes (an upload in the workspace): the same checks and report."""
     report = ImportReport()
-    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -275,6 +299,62 @@ async def lookup(store: LocalStore, bsn: str) -> dict[str, Any] | None:
             .first()
         )
     return store.decrypt_pupil(row) if row is not None else None
+
+
+async def get(store: LocalStore, pupil_id: str) -> dict[str, Any] | None:
+    """The decrypted register record with row id `pupil_id`, or None (unknown or shredded)."""
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(select(pupils).where(pupils.c.id == pupil_id))).mappings().first()
+    if row is None:
+        return None
+    try:
+        return store.decrypt_pupil(row)
+    except CryptoError:
+        return None
+
+
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$|^(\d{1,2})-(\d{1,2})-(\d{4})$")
+
+
+def _as_date(text: str) -> str | None:
+    """`YYYY-MM-DD` or the Dutch `D-M-YYYY` as ISO, else None."""
+    m = _DATE.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day = (m[1], m[2], m[3]) if m[1] else (m[6], m[5], m[4])
+    return f"{year}-{int(month):02d}-{int(day):02d}"
+
+
+def _full_name(record: dict[str, Any]) -> str:
+    parts = (record.get("given_names"), record.get("family_name_prefix"), record.get("family_name"))
+    return " ".join(p for p in parts if p)
+
+
+async def search(store: LocalStore, text: str, limit: int = 50) -> tuple[str, list[dict[str, Any]]]:
+    """Search the register here, in the local store: a BSN (9 digits) through its index, a
+    birth date (`YYYY-MM-DD` or `D-M-YYYY`) or a part of the name (case-insensitive) by
+    decrypting the records. Returns the kind of search (bsn | birth_date | name | none) and
+    at most `limit` records, sorted by family name."""
+    text = " ".join(text.split())
+    if not text:
+        return "none", []
+    if text.isdigit() and len(text) == 9:
+        found = await lookup(store, text)
+        return "bsn", [found] if found is not None else []
+    date = _as_date(text)
+    wanted = text.casefold()
+    out = []
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(pupils))).mappings().all()
+    for row in rows:
+        try:
+            record = store.decrypt_pupil(row)
+        except CryptoError:
+            continue  # shredded meanwhile
+        if (record["birth_date"] == date) if date else (wanted in _full_name(record).casefold()):
+            out.append(record)
+    out.sort(key=lambda r: (str(r["family_name"]).casefold(), str(r["given_names"]).casefold()))
+    return ("birth_date" if date else "name"), out[:limit]
 
 
 async def count(store: LocalStore) -> int:

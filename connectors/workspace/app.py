@@ -164,6 +164,12 @@ def create_workspace(
     app.mount("/static", assets.static_files(), name="static")
     _install_errors(app)
     _add_routes(app)
+    # The register and notices pages use this module's helpers: imported once it is loaded.
+    from connectors.workspace.notice_pages import add_notice_routes
+    from connectors.workspace.register_pages import add_register_routes
+
+    add_register_routes(app)
+    add_notice_routes(app)
     return app
 
 

@@ -115,6 +115,112 @@ CATALOGUE: Catalogue = {
         "error.500": "De werkplek kon dit verzoek niet afhandelen. Het log van de connector zegt waarom.",
         "error.503": "De hub of de berichtenbroker is niet bereikbaar; er is niets verstuurd.",
         "error.home": "Naar de werkbak",
+        # -- register and notices pages (register_pages, notice_pages) --
+        "nav.register": "Register",
+        "nav.notices": "Buren vragen",
+        "register.title": "Leerlingenregister",
+        "register.size": (
+            "Het register van deze gemeente telt {n} leerlingen. Zoeken gebeurt hier, in de connector."
+        ),
+        "register.search": "Zoeken",
+        "register.query": "Naam, geboortedatum of BSN",
+        "register.query_hint": (
+            "Een deel van de naam, een datum als 17-5-2014 of 2014-05-17, of een BSN van 9 cijfers."
+        ),
+        "register.search_submit": "Zoeken",
+        "register.results": "Resultaten",
+        "register.found": "{n} leerling(en) gevonden.",
+        "register.more": "Meer dan {n} leerlingen gevonden; de eerste {n} staan hier. Zoek nauwkeuriger.",
+        "register.logged": "Dit inzien is vastgelegd in het verwerkingenlog.",
+        "register.none": "Geen leerling gevonden.",
+        "register.address": "Adres",
+        "register.ask": "Buren vragen",
+        "register.ask_label": "Buren vragen naar {name}",
+        "register.import": "Importeren uit CSV",
+        "register.import_intro": (
+            "Een CSV-bestand (UTF-8, kopregel, komma of puntkomma) met de kolommen van het register. "
+            "Goede rijen worden geïmporteerd (een BSN dat er al is, wordt vervangen); een foute rij "
+            "wordt helemaal niet geschreven en hieronder gemeld."
+        ),
+        "register.file": "CSV-bestand",
+        "register.import_submit": "Importeren",
+        "register.importing": "Importeren",
+        "register.progress": "{done} van ongeveer {total} rijen gelezen.",
+        "register.refresh": "Stand bijwerken",
+        "register.import_failed": "De import is afgebroken; het log van de connector zegt waarom.",
+        "register.imported": "{new} nieuw, {replaced} vervangen, {refused} rij(en) geweigerd.",
+        "register.errors": "Geweigerde rijen",
+        "register.row": "Regel",
+        "register.field": "Kolom",
+        "register.why": "Reden",
+        "register.more_errors": "En nog {n} geweigerde rijen.",
+        "register.shred": "Register vernietigen",
+        "register.shred_link": "Het hele register vernietigen (crypto-shredding)",
+        "register.shred_intro": (
+            "Vernietigen maakt alle {n} leerlingen in het register onleesbaar door de sleutel te "
+            "vernietigen, en verwijdert ze. Dit kan niet ongedaan worden gemaakt."
+        ),
+        "register.shred_confirm": "Ik begrijp het: vernietig alle {n} leerlingen",
+        "register.shred_submit": "Vernietigen",
+        "register.shred_unconfirmed": "Bevestig eerst; er is niets vernietigd.",
+        "register.shredded": "Het register is vernietigd: {n} leerlingen.",
+        "register.back": "Terug naar het register",
+        "register.view_only": "Met uw rol kunt u zoeken; importeren en vernietigen kan niet.",
+        "notices.title": "Buren vragen",
+        "notices.intro": (
+            "Vraag de buurgemeenten of zij een leerling uit uw register kennen: kies de leerling in het"
+            " register. Alleen een geblindeerde index van het BSN gaat de deur uit."
+        ),
+        "notices.new_title": "Buren vragen naar een leerling",
+        "notices.new_intro": (
+            "De groep krijgt alleen een geblindeerde index van het BSN en uw contactpunt, niets dat de "
+            "leerling beschrijft. Dit inzien is vastgelegd in het verwerkingenlog."
+        ),
+        "notices.group": "Groep",
+        "notices.group_option": "{name} ({n} leden)",
+        "notices.contact": "Uw contactpunt",
+        "notices.department": "Afdeling",
+        "notices.days": "Looptijd in dagen",
+        "notices.send": "Vraag versturen",
+        "notices.no_groups": "Deze gemeente is lid van geen enkele groep: er is niemand om te vragen.",
+        "notices.invalid": "Niet verstuurd: {field}: {why}",
+        "notices.asked": "Gestelde vragen",
+        "notices.asked_none": "U heeft nog geen buren gevraagd.",
+        "notices.received": "Vragen van buren",
+        "notices.received_none": "Geen vragen van buren ontvangen.",
+        "notices.notice": "Vraag",
+        "notices.sent": "Verstuurd",
+        "notices.found_by": "Gevonden door",
+        "notices.found": "gevonden bij {who}",
+        "notices.nobody": "nog niemand",
+        "notices.awaiting": "Wacht op uw bevestiging",
+        "notices.awaiting_intro": (
+            "Deze vragen van buren passen bij een leerling in uw register. "
+            "Pas na uw bevestiging krijgt de vragende gemeente het antwoord gevonden, met uw contactpersoon. "
+            "Dit inzien is vastgelegd in het verwerkingenlog."
+        ),
+        "notices.pupil": "Leerling",
+        "notices.confirm": "Gevonden melden",
+        "notices.confirm_label": "Vraag {id} van {who}: gevonden melden",
+        "notices.done_confirmed": "Vraag {id}: gevonden is gemeld aan de vragende gemeente.",
+        "notices.already": "Vraag {id} is al beantwoord; er is niets opnieuw verstuurd.",
+        "notices.contact_of": "Contact bij {who}:",
+        "notices.answer": "Antwoord",
+        "notices.answered": "gevonden gemeld",
+        "notices.reason": "Reden",
+        "notices.reason.found": "Gevonden",
+        "notices.reason.withdrawn": "Ingetrokken",
+        "notices.close": "Sluiten",
+        "notices.close_label": "Vraag {id} sluiten",
+        "notices.state.open": "open",
+        "notices.state.closed": "gesloten",
+        "notices.state.expired": "verlopen",
+        "notices.state.refused": "geweigerd door de hub",
+        "notices.done_sent": "Vraag {id} is verstuurd.",
+        "notices.done_already_sent": (
+            "Dit formulier was al verstuurd (vraag {id}); er is niets opnieuw verstuurd."
+        ),
+        "notices.done_closed": "Vraag {id} is gesloten; de buren zoeken niet meer.",
     },
     "en": {
         "app.name": "Inbeeld workspace",
@@ -224,6 +330,111 @@ CATALOGUE: Catalogue = {
         "error.500": "The workspace could not handle this request. The connector's log says why.",
         "error.503": "The hub or the message broker cannot be reached; nothing was sent. Try again later.",
         "error.home": "To the work tray",
+        # -- register and notices pages (register_pages, notice_pages) --
+        "nav.register": "Register",
+        "nav.notices": "Ask neighbours",
+        "register.title": "Pupil register",
+        "register.size": (
+            "This municipality's register holds {n} pupils. Searching happens here, in the connector."
+        ),
+        "register.search": "Search",
+        "register.query": "Name, date of birth or BSN",
+        "register.query_hint": (
+            "Part of the name, a date such as 17-5-2014 or 2014-05-17, or a BSN of 9 digits."
+        ),
+        "register.search_submit": "Search",
+        "register.results": "Results",
+        "register.found": "{n} pupil(s) found.",
+        "register.more": "More than {n} pupils found; the first {n} are shown. Search more narrowly.",
+        "register.logged": "This view is recorded in the processing log.",
+        "register.none": "No pupil found.",
+        "register.address": "Address",
+        "register.ask": "Ask neighbours",
+        "register.ask_label": "Ask the neighbours about {name}",
+        "register.import": "Import from CSV",
+        "register.import_intro": (
+            "A CSV file (UTF-8, header row, comma or semicolon) with the register's columns. Good rows "
+            "are imported (a BSN already present is replaced); a bad row is not written at all and is "
+            "reported below."
+        ),
+        "register.file": "CSV file",
+        "register.import_submit": "Import",
+        "register.importing": "Importing",
+        "register.progress": "{done} of about {total} rows read.",
+        "register.refresh": "Update the progress",
+        "register.import_failed": "The import stopped; the connector's log says why.",
+        "register.imported": "{new} new, {replaced} replaced, {refused} row(s) refused.",
+        "register.errors": "Refused rows",
+        "register.row": "Line",
+        "register.field": "Column",
+        "register.why": "Reason",
+        "register.more_errors": "And {n} more refused rows.",
+        "register.shred": "Shred the register",
+        "register.shred_link": "Shred the whole register (crypto-shredding)",
+        "register.shred_intro": (
+            "Shredding makes all {n} pupils in the register unreadable by destroying their key, and "
+            "deletes them. This cannot be undone."
+        ),
+        "register.shred_confirm": "I understand: shred all {n} pupils",
+        "register.shred_submit": "Shred",
+        "register.shred_unconfirmed": "Confirm first; nothing was shredded.",
+        "register.shredded": "The register is shredded: {n} pupils.",
+        "register.back": "Back to the register",
+        "register.view_only": "Your role may search; it cannot import or shred.",
+        "notices.title": "Ask neighbours",
+        "notices.intro": (
+            "Ask the neighbouring municipalities whether they know a pupil of your register: choose the"
+            " pupil in the register. Only a blinded index of the BSN leaves this connector."
+        ),
+        "notices.new_title": "Ask the neighbours about a pupil",
+        "notices.new_intro": (
+            "The group receives only a blinded index of the BSN and your contact point, nothing that "
+            "describes the pupil. This view is recorded in the processing log."
+        ),
+        "notices.group": "Group",
+        "notices.group_option": "{name} ({n} members)",
+        "notices.contact": "Your contact point",
+        "notices.department": "Department",
+        "notices.days": "Open for days",
+        "notices.send": "Send the question",
+        "notices.no_groups": "This municipality is a member of no group: there is nobody to ask.",
+        "notices.invalid": "Not sent: {field}: {why}",
+        "notices.asked": "Questions asked",
+        "notices.asked_none": "You have not asked the neighbours yet.",
+        "notices.received": "Questions from neighbours",
+        "notices.received_none": "No questions from neighbours received.",
+        "notices.notice": "Question",
+        "notices.sent": "Sent",
+        "notices.found_by": "Found by",
+        "notices.found": "found at {who}",
+        "notices.nobody": "nobody yet",
+        "notices.awaiting": "Awaiting your confirmation",
+        "notices.awaiting_intro": (
+            "These questions from neighbours match a pupil in your register. "
+            "Only after you confirm does the asking municipality get the answer found, "
+            "with your contact person. "
+            "This view is recorded in the processing log."
+        ),
+        "notices.pupil": "Pupil",
+        "notices.confirm": "Report found",
+        "notices.confirm_label": "Question {id} from {who}: report found",
+        "notices.done_confirmed": "Question {id}: found is reported to the asking municipality.",
+        "notices.already": "Question {id} is answered already; nothing was sent again.",
+        "notices.contact_of": "Contact at {who}:",
+        "notices.answer": "Answer",
+        "notices.answered": "reported found",
+        "notices.reason": "Reason",
+        "notices.reason.found": "Found",
+        "notices.reason.withdrawn": "Withdrawn",
+        "notices.close": "Close",
+        "notices.close_label": "Close question {id}",
+        "notices.state.open": "open",
+        "notices.state.closed": "closed",
+        "notices.state.expired": "expired",
+        "notices.state.refused": "refused by the hub",
+        "notices.done_sent": "Question {id} is sent.",
+        "notices.done_already_sent": "This form was sent already (question {id}); nothing was sent again.",
+        "notices.done_closed": "Question {id} is closed; the neighbours stop looking.",
     },
 }
 
