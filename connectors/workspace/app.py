@@ -145,6 +145,9 @@ def create_workspace(
     app.mount("/static", assets.static_files(), name="static")
     _install_errors(app)
     _add_routes(app)
+    from connectors.workspace.studio import add_studio_routes  # it builds on this module's parts
+
+    add_studio_routes(app)
     return app
 
 
