@@ -30,11 +30,12 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from connectors.accounts import Account
 from connectors.client import ConnectorError
-from connectors.letters import LetterError, Letterhead, render_html, sample_values
+from connectors.letters import LetterError, Letterhead, compose, letter_html, sample_values
 from connectors.letters.drafts import Problem, check_draft
 from connectors.services import ConnectorServices
 from connectors.templates import TemplateCatalogue, publish_bundle, semver_key, withdraw
@@ -242,12 +243,11 @@ def _preview(
     if bundle is None:
         return None, "studio.preview_blocked"
     try:
-        rendered = render_html(
-            bundle, lang, sample_values(bundle.placeholders), _letterhead(services), bilingual=bilingual
-        )
+        letter = compose(bundle, lang, sample_values(bundle.placeholders), bilingual=bilingual)
+        html = letter_html(letter, _letterhead(services), embed_fonts=False)
     except LetterError as exc:
         return None, exc.message
-    found = _BODY.search(rendered.html)
+    found = _BODY.search(html)
     return (found[1] if found else None), None
 
 
@@ -255,13 +255,14 @@ def _edit_context(
     request: Request,
     base: TemplatePublished,
     form: Mapping[str, str] | None,
+    newest: str,
 ) -> dict[str, Any]:
     form = form or {}
     lang = form.get("preview_lang", "nl")
     return {
         "b": base,
         "values": {
-            "version": form.get("version", next_version(base.version)),
+            "version": form.get("version", next_version(newest)),
             "title": form.get("title", base.title),
             **{f"subject_{k}": form.get(f"subject_{k}", v.subject) for k, v in base.languages.items()},
             **{f"body_{k}": form.get(f"body_{k}", v.body) for k, v in base.languages.items()},
@@ -280,12 +281,15 @@ async def _edit_page(
     **extra: Any,
 ) -> HTMLResponse:
     services = _services(request)
-    context = _edit_context(request, base, form)
+    entries = await _catalogue(request).entries(base.template_id)
+    newest = max((e.version for e in entries), key=semver_key, default=base.version)
+    context = _edit_context(request, base, form, newest)
     data = _draft_data(base, {**context["values"]})
     problems, _ = await _problems(request, data)
     t = i18n.translator(pages.catalogue, i18n.choose(request))
-    letter, why = _preview(services, base, data, problems, context["preview_lang"], context["bilingual"])
-    entries = await _catalogue(request).entries(base.template_id)
+    letter, why = await run_in_threadpool(
+        _preview, services, base, data, problems, context["preview_lang"], context["bilingual"]
+    )
     return pages.render(
         request,
         "studio/edit.html",
@@ -304,6 +308,13 @@ async def _verdict(services: ConnectorServices, event_id: str) -> Verdict:
     if services.hub_api is None:
         raise ConnectorError("the workspace has no connection to the hub")
     return await await_verdict(services.hub_api, event_id, timeout=DEFAULT_TIMEOUT)
+
+
+def _not_routed(verdict: Verdict) -> tuple[int, str, str | None]:
+    """The page's status and message when the hub did not route what the studio sent."""
+    if verdict.rejected:
+        return 409, "studio.hub_refused", verdict.describe()
+    return 504, "studio.no_verdict", None
 
 
 def add_studio_routes(app: FastAPI) -> None:
@@ -348,12 +359,12 @@ def add_studio_routes(app: FastAPI) -> None:
     async def preview(request: Request, template_id: str, account: Editor) -> Response:
         form = await _studio_form(request)
         base = await _own_newest(request, template_id)
-        context = _edit_context(request, base, form)
+        context = _edit_context(request, base, form, base.version)
         data = _draft_data(base, context["values"])
         problems, _ = await _problems(request, data)
         t = i18n.translator(pages.catalogue, i18n.choose(request))
-        letter, why = _preview(
-            _services(request), base, data, problems, context["preview_lang"], context["bilingual"]
+        letter, why = await run_in_threadpool(
+            _preview, _services(request), base, data, problems, context["preview_lang"], context["bilingual"]
         )
         return pages.render(
             request,
@@ -384,10 +395,8 @@ def add_studio_routes(app: FastAPI) -> None:
             verdict=verdict.status,
         )
         if not verdict.routed:
-            detail = verdict.describe()
-            return await _edit_page(
-                request, account, base, form, status=502, refused="studio.hub_refused", detail=detail
-            )
+            status, key, detail = _not_routed(verdict)
+            return await _edit_page(request, account, base, form, status=status, refused=key, detail=detail)
         await _catalogue(request).import_bundle(bundle)
         return _redirect(
             request, f"/studio/{template_id}", done="published", version=bundle.version, event=event.id
@@ -410,12 +419,19 @@ def add_studio_routes(app: FastAPI) -> None:
         reason = " ".join(form.get("reason", "").split())[:200] or "withdrawn"
         event = await withdraw(_connector(services), services.sealer, base.template_id, version, reason)
         verdict = await _verdict(services, event.id)
+        log.info(
+            "studio.withdraw",
+            template=template_id,
+            version=version,
+            user=account.name,
+            verdict=verdict.status,
+        )
         if not verdict.routed:
-            raise ConnectorError(verdict.describe())
+            status, key, detail = _not_routed(verdict)
+            return await _edit_page(request, account, base, None, status=status, refused=key, detail=detail)
         await _catalogue(request).handle(
             event, TemplateWithdrawn(template_id=base.template_id, version=version, reason=reason)
         )
-        log.info("studio.withdrawn", template=template_id, version=version, user=account.name)
         return _redirect(request, f"/studio/{template_id}", done="withdrawn", version=version, event=event.id)
 
     app.include_router(router)
