@@ -20,6 +20,7 @@ from connectors.letters import load_bundle, shared_bundle_dir
 from connectors.services import ConnectorServices
 from connectors.store import LocalStore
 from connectors.workspace import create_workspace
+from connectors.workspace.i18n import CATALOGUE
 from connectors.workspace.studio import MAX_STUDIO_FORM
 
 PASSWORD = "een lang en geheim wachtwoord"
@@ -188,3 +189,31 @@ async def test_bad_input_gets_a_clear_page(web: httpx.AsyncClient) -> None:
     assert "1.1.0" not in listing
     for page in (r.text, listing):
         assert "Traceback" not in page
+
+
+def test_every_key_the_studio_pages_use_is_in_both_catalogues() -> None:
+    used: set[str] = set()
+    for template in (Path(__file__).parents[3] / "connectors/workspace/templates/studio").glob("*.html"):
+        used |= set(re.findall(r"""\bt\(["']([a-z_.0-9]+)["']""", template.read_text()))
+    used = {k for k in used if not k.endswith(".")}
+    assert {"studio.title", "studio.publish", "studio.preview"} <= used
+    for lang in ("nl", "en"):
+        assert used <= set(CATALOGUE[lang]), used - set(CATALOGUE[lang])
+        # keys made in the templates: "studio.lang." + lang, "studio.status." + status, ...
+        for made in ("lang.nl", "lang.ar", "lang.bg", "status.active", "status.retired", "status.refused"):
+            assert f"studio.{made}" in CATALOGUE[lang]
+        for done in ("published", "withdrawn"):
+            assert f"studio.done.{done}" in CATALOGUE[lang]
+
+
+async def test_an_editor_acts_on_no_transfer(services: ConnectorServices) -> None:
+    assert services.store is not None
+    for name, edits, acts in (
+        ("erik", True, False),
+        ("ada", True, False),
+        ("olga", False, True),
+        ("victor", False, False),
+    ):
+        account = await accounts.get(services.store, name)
+        assert account is not None
+        assert (account.may_edit_templates, account.may_act) == (edits, acts), name
