@@ -64,6 +64,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+-]{1,64}$")
 _UNDECLARED = re.compile(r"^\(\(([a-z0-9_]+)\)\) is not a declared placeholder$")
 _NOT_NEWER = re.compile(r"^version must be newer than (\S+)$")
+_NOT_SEMVER = "version: must be a semantic version, e.g. 1.2.0"
 _BODY = re.compile(r"<body>(.*)</body>", re.S)
 
 
@@ -159,17 +160,18 @@ def _draft_data(base: TemplatePublished, form: Mapping[str, str]) -> dict[str, A
 async def _problems(
     request: Request, data: Mapping[str, Any]
 ) -> tuple[list[Problem], TemplatePublished | None]:
+    """`check_draft`'s problems, and the version's: a SemVer (said even when the texts have
+    problems, which `check_draft` reports first) newer than every version held."""
     draft = check_draft(data)
     problems = list(draft.problems)
     version = str(data["version"])
     held = [e.version for e in await _catalogue(request).entries(str(data["template_id"]))]
     newest = max(held, key=semver_key, default=None)
-    if (
-        newest is not None
-        and semver_key(version) <= semver_key(newest)
-        and not any(p.part == "version" for p in problems)
-    ):
-        problems.append(Problem(f"version must be newer than {newest}", part="version"))
+    if not any(p.part == "version" for p in problems):
+        if semver_key(version)[0] < 0:
+            problems.append(Problem(_NOT_SEMVER, part="version"))
+        elif newest is not None and semver_key(version) <= semver_key(newest):
+            problems.append(Problem(f"version must be newer than {newest}", part="version"))
     return problems, draft.bundle if not problems else None
 
 
@@ -181,6 +183,10 @@ def _say(t: Translate, problem: Problem) -> str:
         text = t("studio.problem.undeclared", name=undeclared[1])
     elif older:
         text = t("studio.problem.not_newer", version=older[1])
+    elif problem.message == _NOT_SEMVER or (
+        problem.part == "version" and "semantic version" in problem.message
+    ):
+        text = t("studio.problem.semver")
     else:
         text = problem.message
     if problem.line is not None:

@@ -171,7 +171,12 @@ async def test_bad_input_gets_a_clear_page(web: httpx.AsyncClient) -> None:
     r = await web.post(f"/studio/{TEMPLATE}/publish", data={**form, "csrf": "forged"})
     assert r.status_code == 403 and "Het formulier is verlopen" in r.text
     r = await web.post(f"/studio/{TEMPLATE}/publish", data={**form, "version": "1.1"})
-    assert r.status_code == 422 and "must be a semantic version" in r.text
+    assert r.status_code == 422 and "de versie is geen geldige versie" in r.text
+    r = await web.post(
+        f"/studio/{TEMPLATE}/publish", data={**form, "version": "x", "body_nl": form["body_nl"] + "((bar))"}
+    )  # a text problem too: the version's is still said
+    assert r.status_code == 422 and "de versie is geen geldige versie" in r.text
+    assert "invulveld ((bar)) is niet gedeclareerd" in r.text
     r = await web.post(f"/studio/{TEMPLATE}/publish", data={**form, "version": "1.0.0"})
     assert r.status_code == 422 and "de versie moet nieuwer zijn dan 1.0.0" in r.text
     r = await web.post(f"/studio/{TEMPLATE}/publish", data={**form, "body_nl": "x" * (MAX_STUDIO_FORM + 1)})
