@@ -38,7 +38,7 @@ from connectors.client import ConnectorError
 from connectors.letters import LetterError, Letterhead, compose, letter_html, sample_values
 from connectors.letters.drafts import Problem, check_draft
 from connectors.services import ConnectorServices
-from connectors.templates import TemplateCatalogue, publish_bundle, semver_key, withdraw
+from connectors.templates import TemplateCatalogue, TemplateRefused, publish_bundle, semver_key, withdraw
 from connectors.verdict import DEFAULT_TIMEOUT, Verdict, await_verdict, recipients
 from connectors.workspace.app import (
     CsrfRefused,
@@ -274,6 +274,7 @@ def _edit_context(
             **{f"body_{k}": form.get(f"body_{k}", v.body) for k, v in base.languages.items()},
         },
         "preview_lang": lang if lang in base.languages else "nl",
+        "langs": sorted(base.languages, key=lambda k: (k != "nl", k)),  # Dutch first
         "bilingual": form.get("bilingual") == "1",
     }
 
@@ -332,6 +333,10 @@ def add_studio_routes(app: FastAPI) -> None:
     @app.exception_handler(FormTooLarge)
     async def _too_large(request: Request, _exc: FormTooLarge) -> Response:
         return pages.error_page(request, 413, "error.413")
+
+    @app.exception_handler(TemplateRefused)  # e.g. that version was just kept here with other text
+    async def _refused(request: Request, exc: TemplateRefused) -> Response:
+        return pages.error_page(request, 409, "error.400", message=exc.message)
 
     router = APIRouter()
 
