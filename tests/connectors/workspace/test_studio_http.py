@@ -106,6 +106,10 @@ async def test_only_editors_and_admins_get_into_the_studio(web: httpx.AsyncClien
         assert 'href="/studio"' in (await web.get("/")).text
         r = await web.get("/studio")
         assert r.status_code == 200 and TEMPLATE in r.text and "1.0.0 (in gebruik)" in r.text
+        assert 'href="/studio" aria-current="page">Sjablonenstudio</a>' in r.text
+        r = await web.get(f"/studio/{TEMPLATE}?lang=en")
+        assert r.status_code == 200 and "Edit template" in r.text and "Check and publish" in r.text
+        await web.get("/studio?lang=nl")
         await web.post("/logout", data={"csrf": _csrf(r.text)})
 
 
