@@ -186,6 +186,12 @@ CATALOGUE: Catalogue = {
         "studio.lang.tr": "Turks",
         "studio.lang.ar": "Arabisch",
         "studio.lang.bg": "Bulgaars",
+        "studio.diff_title": "Wijzigingen in {id}",
+        "studio.diff_intro": "Wat versie {new} veranderde tegenover versie {old}: erbij (+) en eraf (-).",
+        "studio.diff_same": "Versie {old} en {new} hebben dezelfde tekst.",
+        "studio.diff_label": "Verschillen tussen versie {old} en {new}",
+        "studio.diff_link": "Wijzigingen",
+        "studio.diff_link_label": "Wijzigingen in de nieuwste versie van {id}",
     },
     "en": {
         "app.name": "Inbeeld workspace",
@@ -366,6 +372,12 @@ CATALOGUE: Catalogue = {
         "studio.lang.tr": "Turkish",
         "studio.lang.ar": "Arabic",
         "studio.lang.bg": "Bulgarian",
+        "studio.diff_title": "Changes in {id}",
+        "studio.diff_intro": "What version {new} changed against version {old}: added (+) and removed (-).",
+        "studio.diff_same": "Versions {old} and {new} have the same text.",
+        "studio.diff_label": "Differences between version {old} and {new}",
+        "studio.diff_link": "Changes",
+        "studio.diff_link_label": "Changes in the newest version of {id}",
     },
 }
 

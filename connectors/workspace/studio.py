@@ -1,6 +1,8 @@
 """The template studio: this tenant's letter templates, written and published in the workspace.
 
     GET  /studio                          the bundles in the local catalogue, with their versions
+    GET  /studio/{id}/diff                what the newest version (or ?to=) changed against the one
+                                          used before it (or ?from=): for a subscriber, too
     GET  /studio/{id}                     edit the newest version of one of this tenant's bundles:
                                           every language's subject and body side by side, the
                                           manifest's placeholders, a live preview and the checks
@@ -35,10 +37,17 @@ from starlette.staticfiles import StaticFiles
 
 from connectors.accounts import Account
 from connectors.client import ConnectorError
-from connectors.letters import LetterError, Letterhead, compose, letter_html, sample_values
+from connectors.letters import LetterError, Letterhead, bundle_diff, compose, letter_html, sample_values
 from connectors.letters.drafts import Problem, check_draft
 from connectors.services import ConnectorServices
-from connectors.templates import TemplateCatalogue, TemplateRefused, publish_bundle, semver_key, withdraw
+from connectors.templates import (
+    TemplateCatalogue,
+    TemplateRefused,
+    TemplateUnavailable,
+    publish_bundle,
+    semver_key,
+    withdraw,
+)
 from connectors.verdict import DEFAULT_TIMEOUT, Verdict, await_verdict, recipients
 from connectors.workspace.app import (
     CsrfRefused,
@@ -317,6 +326,14 @@ async def _verdict(services: ConnectorServices, event_id: str) -> Verdict:
     return await await_verdict(services.hub_api, event_id, timeout=DEFAULT_TIMEOUT)
 
 
+def _diff_kind(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "file"
+    if line.startswith("@@"):
+        return "hunk"
+    return {"+": "add", "-": "del"}.get(line[:1], "same")
+
+
 def _not_routed(verdict: Verdict) -> tuple[int, str, str | None]:
     """The page's status and message when the hub did not route what the studio sent."""
     if verdict.rejected:
@@ -347,6 +364,38 @@ def add_studio_routes(app: FastAPI) -> None:
         for entry in await _catalogue(request).entries():
             grouped.setdefault(entry.template_id, []).append(entry)
         return pages.render(request, "studio/list.html", grouped=grouped, tenant=tenant, account=account)
+
+    @router.get("/studio/{template_id}/diff", response_class=HTMLResponse)
+    async def diff(request: Request, template_id: str, account: Editor) -> Response:
+        """What a version changed against the usable one before it (default: the newest usable
+        version against the one used before it), as `inbeeld-connector templates diff` says."""
+        asked = {k: request.query_params.get(k) for k in ("from", "to")}
+        if any(v is not None and not _VERSION.fullmatch(v) for v in asked.values()):
+            raise ContractError("not a version", field="version")
+        try:
+            before, after = await _catalogue(request).versions_to_compare(
+                _template_id(template_id), asked["from"], asked["to"]
+            )
+        except TemplateUnavailable as exc:
+            return pages.render(
+                request,
+                "studio/diff.html",
+                account=account,
+                template_id=template_id,
+                why=exc.message,
+                lines=[],
+            )
+        lines = [(_diff_kind(line), line) for line in bundle_diff(before, after).splitlines()]
+        return pages.render(
+            request,
+            "studio/diff.html",
+            account=account,
+            template_id=template_id,
+            why=None,
+            before=before.version,
+            after=after.version,
+            lines=lines,
+        )
 
     @router.get("/studio/{template_id}", response_class=HTMLResponse)
     async def edit(request: Request, template_id: str, account: Editor) -> Response:

@@ -3,7 +3,9 @@ own processes: Ingrado (publisher, `run` and `serve`) and Rotterdam (GM0599, `ru
 Ingrado). Ingrado's officer is refused the studio; its editor edits the Arabic text, sees an
 undeclared placeholder flagged at its line, fixes it, sees the preview right-to-left (alone and
 bilingual), publishes 1.1.0 and sees it reached Rotterdam; Rotterdam's catalogue then lists
-1.1.0 (`templates list`) and renders it (`letter render`). The editor then withdraws 1.0.0.
+1.1.0 (`templates list`) and renders it (`letter render`). The editor sees what 1.1.0 changed,
+is told the hub refuses to withdraw 1.0.0 (never published through it), and withdraws 1.1.0,
+which Rotterdam then lists as retired.
 axe-core on every studio page."""
 
 from __future__ import annotations
@@ -193,6 +195,15 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     assert code == 0 and f"{TEMPLATE}@1.1.0" in out, out
     html = letter_file.read_text("utf-8")
     assert NEW_SENTENCE in html and re.search(r'<section class="letter" lang="ar" dir="rtl">', html)
+
+    # What 1.1.0 changed, as a subscriber would see it.
+    await page.get_by_role("link", name="Terug naar de sjablonen").click()
+    await page.get_by_role("link", name=f"Wijzigingen in de nieuwste versie van {TEMPLATE}").click()
+    await expect(page.get_by_text("Wat versie 1.1.0 veranderde tegenover versie 1.0.0")).to_be_visible()
+    await expect(page.locator("pre.studio-diff ins")).to_contain_text(NEW_SENTENCE)
+    await _axe(page, "studio diff")
+    await page.get_by_role("link", name="Terug naar de sjablonen").click()
+    await page.get_by_role("link", name=f"Sjabloon {TEMPLATE} bewerken").click()
 
     # 1.0.0 never went through the hub (it was imported here): the hub refuses to withdraw it,
     # and the page says so.

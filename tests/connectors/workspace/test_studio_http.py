@@ -4,6 +4,7 @@ input (a forged form, a form too large, an invalid or old version, a broker out 
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 import shutil
@@ -22,6 +23,7 @@ from connectors.store import LocalStore
 from connectors.workspace import create_workspace
 from connectors.workspace.i18n import CATALOGUE
 from connectors.workspace.studio import MAX_STUDIO_FORM
+from schemas.events import TemplatePublished
 
 PASSWORD = "een lang en geheim wachtwoord"
 TENANT = "GM0599"
@@ -83,8 +85,6 @@ def _form(html: str) -> dict[str, str]:
         fields[name] = value
     for name, value in re.findall(r'<textarea [^>]*name="(body_\w+)"[^>]*>(.*?)</textarea>', html, re.S):
         fields[name] = value
-    import html as html_lib
-
     return {k: html_lib.unescape(v) for k, v in fields.items()}
 
 
@@ -226,3 +226,33 @@ async def test_an_editor_acts_on_no_transfer(services: ConnectorServices) -> Non
         account = await accounts.get(services.store, name)
         assert account is not None
         assert (account.may_edit_templates, account.may_act) == (edits, acts), name
+
+
+async def test_a_new_version_from_a_publisher_shows_its_changes(
+    web: httpx.AsyncClient, services: ConnectorServices
+) -> None:
+    received = load_bundle(shared_bundle_dir() / "wij-zijn-langs-geweest").model_dump(mode="json")
+    nl = received["languages"]["nl"]
+    old_line = nl["body"].split("\n")[2]
+    assert old_line.strip()
+    newer = {
+        **received,
+        "version": "1.1.0",
+        "languages": {
+            **received["languages"],
+            "nl": {**nl, "body": nl["body"].replace(old_line, "Een nieuwe zin.")},
+        },
+    }
+    await services.catalogue().import_bundle(TemplatePublished.model_validate(newer))
+    await _log_in(web, "erik")
+    r = await web.get("/studio")
+    assert 'href="/studio/wij-zijn-langs-geweest/diff"' in r.text
+    assert f'href="/studio/{TEMPLATE}/diff"' not in r.text  # one version: nothing to compare
+    r = await web.get("/studio/wij-zijn-langs-geweest/diff")
+    assert r.status_code == 200 and "Wat versie 1.1.0 veranderde tegenover versie 1.0.0" in r.text
+    assert '<ins dir="auto">+Een nieuwe zin.</ins>' in r.text
+    assert f'<del dir="auto">-{html_lib.escape(old_line, quote=False)}</del>' in r.text
+    r = await web.get(f"/studio/{TEMPLATE}/diff")
+    assert r.status_code == 200 and "the only usable version held" in r.text
+    r = await web.get("/studio/wij-zijn-langs-geweest/diff?from=<script>")
+    assert r.status_code == 400 and "not a version" in r.text
