@@ -8,7 +8,10 @@ Roles, and what they may do in the workspace:
     officer         leerplichtambtenaar: open dossiers, accept, reject, complete, cancel
     bureau_officer  a regional bureau's officer acting for this municipality: as officer
     viewer          sees the werkbak's list (states and dates), opens no dossier, acts on none
-    admin           manages the workspace; sees the list, opens no dossier, acts on none
+    admin           manages the workspace; sees the list, opens no dossier, acts on none;
+                    may use the template studio
+    editor          writes and publishes this tenant's letter templates in the template studio;
+                    sees the list, opens no dossier, acts on none
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from webui.passwords import Attempt
 
 __all__ = [
     "ACTING_ROLES",
+    "EDITING_ROLES",
     "ROLES",
     "Account",
     "AccountExists",
@@ -39,9 +43,10 @@ __all__ = [
     "names",
 ]
 
-Role = Literal["officer", "bureau_officer", "viewer", "admin"]
+Role = Literal["officer", "bureau_officer", "viewer", "admin", "editor"]
 ROLES: tuple[str, ...] = get_args(Role)
 ACTING_ROLES = frozenset({"officer", "bureau_officer"})  # may open dossiers and answer offers
+EDITING_ROLES = frozenset({"editor", "admin"})  # may use the template studio
 
 
 class AccountExists(Conflict):
@@ -61,6 +66,11 @@ class Account:
     def may_act(self) -> bool:
         """May open dossiers and answer or close transfers."""
         return self.role in ACTING_ROLES
+
+    @property
+    def may_edit_templates(self) -> bool:
+        """May use the template studio: edit, publish and withdraw this tenant's templates."""
+        return self.role in EDITING_ROLES
 
 
 @dataclass

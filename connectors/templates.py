@@ -77,6 +77,7 @@ __all__ = [
     "TemplateRefused",
     "TemplateUnavailable",
     "publish",
+    "publish_bundle",
     "withdraw",
 ]
 
@@ -139,7 +140,20 @@ async def publish(
     limits: Limits = DEFAULT_LIMITS,
 ) -> CloudEvent:
     """Check the bundle folder, sign it, and send it to the publisher's subscribers."""
-    bundle = load_bundle(bundle_dir, limits=limits)
+    return await publish_bundle(connector, sealer, load_bundle(bundle_dir, limits=limits), limits=limits)
+
+
+async def publish_bundle(
+    connector: Connector,
+    sealer: EventSealer | None,
+    bundle: TemplatePublished,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> CloudEvent:
+    """Sign a bundle and send it to the publisher's subscribers (`publish` for one read from a
+    folder; the template studio for one written in the workspace). The publisher's checks run
+    here too, however the bundle was made."""
+    check_bundle(bundle, limits)
     if bundle.publisher != connector.tenant:
         raise TemplateRefused(
             f"the bundle names publisher {bundle.publisher}, but this connector is {connector.tenant}",

@@ -23,7 +23,16 @@ from urllib.parse import quote
 
 from connectors.hub_api import HubApi
 
-__all__ = ["DEFAULT_TIMEOUT", "PENDING", "REJECTED", "ROUTED", "Verdict", "await_verdict", "verdict_of"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "PENDING",
+    "REJECTED",
+    "ROUTED",
+    "Verdict",
+    "await_verdict",
+    "recipients",
+    "verdict_of",
+]
 
 DEFAULT_TIMEOUT = 30.0
 PENDING, ROUTED, REJECTED = "pending", "routed", "rejected"
@@ -86,3 +95,9 @@ async def await_verdict(
             return verdict
         await asyncio.sleep(min(pause, left))
         pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+async def recipients(api: HubApi, event_id: str) -> list[str]:
+    """The tenants the hub routed `event_id` to (its ledger entry), e.g. a template's subscribers."""
+    item: Any = await api.get(f"/ledger/{quote(event_id, safe='')}")
+    return [str(r) for r in item.get("recipients", [])]

@@ -36,7 +36,7 @@ from connectors.templates import (
     publish,
     withdraw,
 )
-from connectors.verdict import DEFAULT_TIMEOUT, Verdict
+from connectors.verdict import DEFAULT_TIMEOUT, Verdict, recipients
 from schemas import nesting
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, TooDeep
@@ -89,8 +89,7 @@ async def _with_publisher(
         reached = None
         if verdict is not None and verdict.routed:
             assert services.hub_api is not None
-            item = await services.hub_api.get(f"/ledger/{sent.id}")
-            reached = [str(r) for r in item.get("recipients", [])]
+            reached = await recipients(services.hub_api, sent.id)
         return sent, verdict, reached
 
 

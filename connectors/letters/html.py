@@ -50,12 +50,15 @@ def letter_html(
     *,
     recipient: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
+    embed_fonts: bool = True,
 ) -> str:
+    """The letter as one HTML document. `embed_fonts=False` leaves out the `@font-face` rules
+    (subsets of the fonts, the slow part): for a preview shown inside another page."""
     head = letterhead.lines
     texts = printed_texts(letter, head, recipient)
     fonts = fonts_for(texts)
     html = _layout().render(
-        font_faces=font_face_css(fonts, texts),
+        font_faces=font_face_css(fonts, texts) if embed_fonts else "",
         logo=_logo_uri(letterhead.logo),
         font_stack=", ".join(f'"{f.family}"' for f in fonts),
         letter=letter,

@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
+from typing import Any
 
 import structlog
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -25,108 +23,40 @@ from connectors import accounts, offers, processing_log, register, transfers
 from connectors.accounts import Account
 from connectors.client import ConnectorError
 from connectors.services import ConnectorServices
-from connectors.store import LocalStore
-from connectors.workspace.i18n import CATALOGUE, translate_to
+from connectors.workspace.edge import (
+    ActingAccount,
+    AlreadyAnswered,
+    CsrfRefused,
+    CurrentAccount,
+    Forbidden,
+    NotLoggedIn,
+    UnknownProxyUser,
+    connector_of,
+    pages,
+    read_form,
+    redirect_to,
+    services_of,
+    store_of,
+)
+from connectors.workspace.i18n import translate_to
 from connectors.workspace.identity import ProxyIdentity
+from connectors.workspace.notice_pages import add_notice_routes
+from connectors.workspace.register_pages import add_register_routes
+from connectors.workspace.studio import add_studio_routes
 from schemas.errors import ContractError, InbeeldError, NotFound
 from schemas.validation import validate_payload
 from webui import assets, i18n
 from webui.catch_all import CatchAll
-from webui.pages import Renderer, base_path
 from webui.security import SecurityHeaders
-from webui.sessions import SessionMiddleware, check_csrf, session_of
+from webui.sessions import SessionMiddleware, session_of
 
 __all__ = ["COOKIE", "create_workspace"]
 
 log = structlog.get_logger("inbeeld.connector.workspace")
 COOKIE = "inbeeld_workspace_session"
-MAX_FORM = 8192
 REASONS = ("not_resident", "unknown_address", "already_registered", "other")
 STATES = ("offered", "accepted", "rejected", "completed", "cancelled", "expired")
 _TRANSFER_ID = re.compile(r"^[!-~]{1,100}$")
-pages = Renderer(Path(__file__).parent / "templates", CATALOGUE)
-
-
-# Signals of this HTTP edge (like Starlette's HTTPException), not domain errors.
-class NotLoggedIn(Exception):
-    pass
-
-
-class CsrfRefused(Exception):
-    pass
-
-
-class Forbidden(Exception):
-    pass
-
-
-class UnknownProxyUser(Exception):
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-class AlreadyAnswered(Exception):
-    def __init__(self, state: str) -> None:
-        self.state = state
-
-
-def _services(request: Request) -> ConnectorServices:
-    services: ConnectorServices = request.app.state.services
-    return services
-
-
-def _store(request: Request) -> LocalStore:
-    store = _services(request).store
-    assert store is not None
-    return store
-
-
-async def _account(request: Request) -> Account:
-    proxy: ProxyIdentity | None = request.app.state.proxy
-    vouched = proxy.user(request) if proxy is not None else None
-    if vouched is not None:  # the municipality's single sign-on, through its reverse proxy
-        account = await accounts.get(_store(request), vouched)
-        if account is None:
-            raise UnknownProxyUser(vouched)
-        return account
-    name = session_of(request).user
-    account = await accounts.get(_store(request), name) if name else None
-    if account is None:
-        raise NotLoggedIn
-    return account
-
-
-async def _actor(account: Annotated[Account, Depends(_account)]) -> Account:
-    if not account.may_act:
-        raise Forbidden
-    return account
-
-
-CurrentAccount = Annotated[Account, Depends(_account)]
-ActingAccount = Annotated[Account, Depends(_actor)]
-
-
-def _transfer_id(transfer_id: str) -> str:
-    if not _TRANSFER_ID.fullmatch(transfer_id):
-        raise ContractError("not a transfer id", field="transfer_id")
-    return transfer_id
-
-
-async def _form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM:
-        raise ContractError("form too large")
-    try:
-        fields = dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=20))
-    except ValueError:
-        raise ContractError("too many form fields") from None
-    if not check_csrf(request, fields):
-        raise CsrfRefused
-    return fields
-
-
-def _redirect(request: Request, to: str, **query: str) -> RedirectResponse:
-    return RedirectResponse(base_path(request) + to + (f"?{urlencode(query)}" if query else ""), 303)
 
 
 def create_workspace(
@@ -164,19 +94,22 @@ def create_workspace(
     app.mount("/static", assets.static_files(), name="static")
     _install_errors(app)
     _add_routes(app)
-    # The register and notices pages use this module's helpers: imported once it is loaded.
-    from connectors.workspace.notice_pages import add_notice_routes
-    from connectors.workspace.register_pages import add_register_routes
-
     add_register_routes(app)
     add_notice_routes(app)
+    add_studio_routes(app)
     return app
+
+
+def _transfer_id(transfer_id: str) -> str:
+    if not _TRANSFER_ID.fullmatch(transfer_id):
+        raise ContractError("not a transfer id", field="transfer_id")
+    return transfer_id
 
 
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(NotLoggedIn)
     async def _login_first(request: Request, _exc: NotLoggedIn) -> Response:
-        return _redirect(request, "/login", **({"expired": "1"} if session_of(request).expired else {}))
+        return redirect_to(request, "/login", **({"expired": "1"} if session_of(request).expired else {}))
 
     @app.exception_handler(CsrfRefused)
     async def _csrf(request: Request, _exc: CsrfRefused) -> Response:
@@ -246,30 +179,24 @@ def _pupil_for_register(dossier: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _connector(services: ConnectorServices) -> Any:
-    if services.connector is None:
-        raise ConnectorError("the workspace has no connection to the broker")
-    return services.connector
-
-
 def _add_routes(app: FastAPI) -> None:
     @app.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> Response:
         if session_of(request).user is not None:
-            return _redirect(request, "/")
+            return redirect_to(request, "/")
         notice = "login.expired" if request.query_params.get("expired") else None
         notice = "login.logged_out" if request.query_params.get("bye") else notice
         return pages.render(request, "webui/login.html", notice=notice, error=None, name="")
 
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         name = form.get("name", "").strip()[:100]
-        attempt = await accounts.attempt(_store(request), name, form.get("password", ""))
+        attempt = await accounts.attempt(store_of(request), name, form.get("password", ""))
         log.info("workspace.login", user=name if attempt.outcome == "ok" else None, outcome=attempt.outcome)
         if attempt.outcome == "ok":
             session_of(request).log_in(name)
-            return _redirect(request, "/")
+            return redirect_to(request, "/")
         error = (
             ("login.locked", {"time": i18n.local_time(attempt.locked_until)})
             if attempt.outcome == "locked"
@@ -278,19 +205,19 @@ def _add_routes(app: FastAPI) -> None:
         return pages.render(request, "webui/login.html", status=401, notice=None, error=error, name=name)
 
     @app.post("/logout")
-    async def logout(request: Request, _account: CurrentAccount) -> Response:
-        await _form(request)
+    async def logout(request: Request, account_of: CurrentAccount) -> Response:
+        await read_form(request)
         session_of(request).log_out()
-        return _redirect(request, "/login", bye="1")
+        return redirect_to(request, "/login", bye="1")
 
     @app.get("/", response_class=HTMLResponse)
     async def werkbak(request: Request, account: CurrentAccount) -> Response:
-        services = _services(request)
+        services = services_of(request)
         tenant = services.config.tenant
         tracked = await _hub_transfers(services)
         by_id = {t["transfer_id"]: t for t in tracked or []}
         incoming = []
-        for offer in await offers.incoming(_store(request)):
+        for offer in await offers.incoming(store_of(request)):
             hub = by_id.get(offer.transfer_id, {})
             state = hub.get("state") if hub.get("state") in STATES else offer.state
             incoming.append({"offer": offer, "deadline": hub.get("deadline_at"), "state": state})
@@ -312,7 +239,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/offers/{transfer_id}", response_class=HTMLResponse)
     async def dossier_page(request: Request, transfer_id: str, account: ActingAccount) -> Response:
-        store = _store(request)
+        store = store_of(request)
         offer = await offers.get(store, _transfer_id(transfer_id))
         dossier = await offers.dossier(store, transfer_id)
         await processing_log.record(store, account.name, "dossier_viewed", transfer_id)
@@ -322,11 +249,11 @@ def _add_routes(app: FastAPI) -> None:
     async def _answer(
         request: Request, account: Account, transfer_id: str, step: str, data: dict[str, Any]
     ) -> Response:
-        store = _store(request)
-        services = _services(request)
+        store = store_of(request)
+        services = services_of(request)
         offer = await offers.get(store, _transfer_id(transfer_id))
         validate_payload(transfers.PREFIX + step, {"transfer_id": transfer_id, **data})
-        connector = _connector(services)
+        connector = connector_of(services)
         if services.hub_api is not None:  # withdrawn or expired meanwhile: nothing to answer
             known = await transfers.TransferStatus(services.hub_api).get(transfer_id)
             if known["state"] != offers.OFFERED:
@@ -344,16 +271,16 @@ def _add_routes(app: FastAPI) -> None:
             await register.enter(store, _pupil_for_register(await offers.dossier(store, transfer_id)))
         await processing_log.record(store, account.name, f"transfer_{step}", transfer_id)
         log.info("workspace.answered", transfer_id=transfer_id, step=step, user=account.name)
-        return _redirect(request, "/", done=step, id=transfer_id)
+        return redirect_to(request, "/", done=step, id=transfer_id)
 
     @app.post("/offers/{transfer_id}/accept")
     async def accept(request: Request, transfer_id: str, account: ActingAccount) -> Response:
-        await _form(request)
+        await read_form(request)
         return await _answer(request, account, transfer_id, "accepted", {})
 
     @app.post("/offers/{transfer_id}/reject")
     async def reject(request: Request, transfer_id: str, account: ActingAccount) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         reason = form.get("reason", "")
         if reason not in REASONS:
             raise ContractError(f"a reason is one of {', '.join(REASONS)}", field="reason")
@@ -361,19 +288,19 @@ def _add_routes(app: FastAPI) -> None:
         return await _answer(request, account, transfer_id, "rejected", {"reason": reason, "note": note})
 
     async def _close(request: Request, account: Account, transfer_id: str, step: str) -> Response:
-        await _form(request)
-        services = _services(request)
+        await read_form(request)
+        services = services_of(request)
         if services.hub_api is None:
             raise ConnectorError("the workspace has no connection to the hub")
         known = await transfers.TransferStatus(services.hub_api).get(_transfer_id(transfer_id))
         if known["offerer"] != services.config.tenant:
             raise Forbidden
         await transfers.send_step(
-            _connector(services), step, {"transfer_id": transfer_id}, known["receiver"], transfer_id
+            connector_of(services), step, {"transfer_id": transfer_id}, known["receiver"], transfer_id
         )
-        await processing_log.record(_store(request), account.name, f"transfer_{step}", transfer_id)
+        await processing_log.record(store_of(request), account.name, f"transfer_{step}", transfer_id)
         log.info("workspace.closed", transfer_id=transfer_id, step=step, user=account.name)
-        return _redirect(request, "/", done=step, id=transfer_id)
+        return redirect_to(request, "/", done=step, id=transfer_id)
 
     @app.post("/outgoing/{transfer_id}/complete")
     async def complete(request: Request, transfer_id: str, account: ActingAccount) -> Response:

@@ -38,7 +38,7 @@ from connectors.client import ConnectorError
 from connectors.notices import OPEN, NoticeDesk, deadline_in
 from connectors.schema import state
 from connectors.store import LocalStore
-from connectors.workspace import app as ws
+from connectors.workspace import edge as ws
 from schemas.envelope import describe_validation_error, error_field
 from schemas.errors import Conflict, ContractError, NotFound
 from schemas.events import ContactPoint
@@ -56,7 +56,7 @@ _FORM_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def _desk(request: Request) -> NoticeDesk:
-    services = ws._services(request)
+    services = ws.services_of(request)
     if services.connector is None or services.sealer is None or services.directory is None:
         raise ConnectorError("the workspace has no connection to the hub and the broker")
     return services.notice_desk()
@@ -64,7 +64,7 @@ def _desk(request: Request) -> NoticeDesk:
 
 async def _my_groups(request: Request) -> dict[str, int]:
     """The groups this tenant is a member of, by name, with their number of members."""
-    services = ws._services(request)
+    services = ws.services_of(request)
     assert services.directory is not None
     groups = await services.directory.groups()
     return {
@@ -79,7 +79,7 @@ def _pupil_id(value: str) -> str:
 
 
 async def _pupil(request: Request, pupil_id: str) -> dict[str, Any]:
-    found = await register.get(ws._store(request), _pupil_id(pupil_id))
+    found = await register.get(ws.store_of(request), _pupil_id(pupil_id))
     if found is None:
         raise NotFound("no such pupil in the register")
     return found
@@ -107,7 +107,7 @@ async def _release_form(store: LocalStore, form_id: str) -> None:
 
 
 def _contact_defaults(request: Request) -> dict[str, str]:
-    configured = ws._services(request).config.notices
+    configured = ws.services_of(request).config.notices
     return {
         "department": (configured.department if configured else None) or "",
         "phone": (configured.phone if configured else None) or "",
@@ -125,10 +125,10 @@ def add_notice_routes(app: FastAPI) -> None:
         contacts = {n.notice_id: await desk.found_contacts(n) for n in asked if n.found_by}
         awaiting = []
         for waiting, pupil_ref in await desk.awaiting():
-            pupil = await register.get(ws._store(request), pupil_ref) if account.may_act else None
+            pupil = await register.get(ws.store_of(request), pupil_ref) if account.may_act else None
             if pupil is not None:
                 await processing_log.record(
-                    ws._store(request), account.name, "pupil_viewed", pupil_ref, activity_id=NOTICE_ACTIVITY
+                    ws.store_of(request), account.name, "pupil_viewed", pupil_ref, activity_id=NOTICE_ACTIVITY
                 )
             awaiting.append({"notice": waiting, "pupil": pupil})
         done = request.query_params.get("done")
@@ -186,13 +186,13 @@ def add_notice_routes(app: FastAPI) -> None:
         _desk(request)  # without the hub and broker, say so before showing the pupil
         pupil = await _pupil(request, request.query_params.get("pupil", ""))
         await processing_log.record(
-            ws._store(request), account.name, "pupil_viewed", pupil["id"], activity_id=NOTICE_ACTIVITY
+            ws.store_of(request), account.name, "pupil_viewed", pupil["id"], activity_id=NOTICE_ACTIVITY
         )
         return await _form_page(request, account, pupil)
 
     @app.post("/notices", response_class=HTMLResponse)
     async def send_notice(request: Request, account: ws.ActingAccount) -> Response:
-        form = await ws._form(request)
+        form = await ws.read_form(request)
         desk = _desk(request)
         pupil = await _pupil(request, form.get("pupil", ""))
         values = {
@@ -216,11 +216,11 @@ def add_notice_routes(app: FastAPI) -> None:
         form_id = form.get("form_id", "")
         if not _FORM_ID.fullmatch(form_id):
             raise ContractError("the form has no valid form id; open it again", field="form_id")
-        store = ws._store(request)
+        store = ws.store_of(request)
         earlier = await _claim_form(store, form_id)
         if earlier is not None:  # submitted twice: nothing is sent again
             log.info("workspace.notice_resubmitted", notice_id=earlier or None, user=account.name)
-            return ws._redirect(request, "/notices", done="already_sent", id=earlier or "nt-")
+            return ws.redirect_to(request, "/notices", done="already_sent", id=earlier or "nt-")
         try:
             notice_id = await desk.send_missing(values["group"], pupil["bsn"], contact, deadline_in(days))
         except BaseException:
@@ -228,14 +228,14 @@ def add_notice_routes(app: FastAPI) -> None:
             raise
         await store.set_state(_form_key(form_id), notice_id)
         await processing_log.record(
-            ws._store(request), account.name, "notice_sent", notice_id, activity_id=NOTICE_ACTIVITY
+            ws.store_of(request), account.name, "notice_sent", notice_id, activity_id=NOTICE_ACTIVITY
         )
         log.info("workspace.notice_sent", notice_id=notice_id, group=values["group"], user=account.name)
-        return ws._redirect(request, "/notices", done="sent", id=notice_id)
+        return ws.redirect_to(request, "/notices", done="sent", id=notice_id)
 
     @app.post("/notices/{notice_id}/close")
     async def close_notice(request: Request, notice_id: str, account: ws.ActingAccount) -> Response:
-        form = await ws._form(request)
+        form = await ws.read_form(request)
         reason = form.get("reason", "found")
         if reason not in CLOSE_REASONS:
             raise ContractError(f"a reason is one of {', '.join(CLOSE_REASONS)}", field="reason")
@@ -247,16 +247,16 @@ def add_notice_routes(app: FastAPI) -> None:
             raise ContractError(f"the notice is {notice.state} already", field="notice_id")
         await desk.close(notice.notice_id, reason)
         await processing_log.record(
-            ws._store(request), account.name, "notice_closed", notice.notice_id, activity_id=NOTICE_ACTIVITY
+            ws.store_of(request), account.name, "notice_closed", notice.notice_id, activity_id=NOTICE_ACTIVITY
         )
         log.info("workspace.notice_closed", notice_id=notice.notice_id, reason=reason, user=account.name)
-        return ws._redirect(request, "/notices", done="closed", id=notice.notice_id)
+        return ws.redirect_to(request, "/notices", done="closed", id=notice.notice_id)
 
     @app.post("/notices/received/{asker}/{notice_id}/confirm")
     async def confirm_found(
         request: Request, asker: str, notice_id: str, account: ws.ActingAccount
     ) -> Response:
-        await ws._form(request)
+        await ws.read_form(request)
         if not _ASKER.fullmatch(asker) or not notice_id.startswith("nt-") or len(notice_id) > 64:
             raise NotFound("no such notice")
         try:
@@ -264,7 +264,7 @@ def add_notice_routes(app: FastAPI) -> None:
         except Conflict:
             return ws.pages.error_page(request, 409, "notices.already", id=notice_id)
         await processing_log.record(
-            ws._store(request), account.name, "notice_answered", notice_id, activity_id=NOTICE_ACTIVITY
+            ws.store_of(request), account.name, "notice_answered", notice_id, activity_id=NOTICE_ACTIVITY
         )
         log.info("workspace.notice_answered", notice_id=notice_id, asker=asker, user=account.name)
-        return ws._redirect(request, "/notices", done="confirmed", id=notice_id)
+        return ws.redirect_to(request, "/notices", done="confirmed", id=notice_id)

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, Response
 from connectors import processing_log, register
 from connectors.accounts import Account
 from connectors.store import LocalStore
-from connectors.workspace import app as ws
+from connectors.workspace import edge as ws
 from schemas.errors import ContractError, NotFound
 from schemas.processing_log import processing_activity_id
 from webui.sessions import check_csrf
@@ -86,7 +86,7 @@ async def multipart_form(
 
 
 async def _logged_view(request: Request, user: str, records: list[dict[str, Any]], activity: str) -> None:
-    store = ws._store(request)
+    store = ws.store_of(request)
     for record in records:
         await processing_log.record(store, user, activity, record["id"], activity_id=REGISTER_ACTIVITY)
 
@@ -157,7 +157,7 @@ def add_register_routes(app: FastAPI) -> None:
         more: bool = False,
         job: ImportJob | None = None,
     ) -> Response:
-        size = await register.count(ws._store(request))
+        size = await register.count(ws.store_of(request))
         return ws.pages.render(
             request,
             "register.html",
@@ -183,9 +183,9 @@ def add_register_routes(app: FastAPI) -> None:
 
     @app.post("/register/search", response_class=HTMLResponse)
     async def register_search(request: Request, account: ws.CurrentAccount) -> Response:
-        form = await ws._form(request)
+        form = await ws.read_form(request)
         query = " ".join(form.get("q", "").split())[:MAX_QUERY]
-        kind, results = await register.search(ws._store(request), query, limit=MAX_RESULTS + 1)
+        kind, results = await register.search(ws.store_of(request), query, limit=MAX_RESULTS + 1)
         more = len(results) > MAX_RESULTS
         results = results[:MAX_RESULTS]
         await _logged_view(request, account.name, results, "register_viewed")
@@ -199,7 +199,7 @@ def add_register_routes(app: FastAPI) -> None:
         if not raw:
             report = register.ImportReport(errors=[register.RowError(0, "(file)", "choose a CSV file")])
             return await _page(request, account, status=400, report=report)
-        store = ws._store(request)
+        store = ws.store_of(request)
         if len(raw) <= SYNC_IMPORT:
             report = await _import(store, account.name, raw)
             return await _page(request, account, status=200 if report.ok else 422, report=report)
@@ -210,7 +210,7 @@ def add_register_routes(app: FastAPI) -> None:
         job = ImportJob(secrets.token_urlsafe(12), account.name)
         job.task = asyncio.create_task(job.run(store, raw))
         jobs[job.id] = job
-        return ws._redirect(request, f"/register/import/{job.id}")
+        return ws.redirect_to(request, f"/register/import/{job.id}")
 
     @app.get("/register/import/{job_id}", response_class=HTMLResponse)
     async def import_progress(request: Request, job_id: str, account: ws.ActingAccount) -> Response:
@@ -223,13 +223,13 @@ def add_register_routes(app: FastAPI) -> None:
 
     @app.get("/register/shred", response_class=HTMLResponse)
     async def shred_page(request: Request, account: ws.ActingAccount) -> Response:
-        size = await register.count(ws._store(request))
+        size = await register.count(ws.store_of(request))
         return ws.pages.render(request, "register_shred.html", account=account, size=size, error=False)
 
     @app.post("/register/shred", response_class=HTMLResponse)
     async def register_shred(request: Request, account: ws.ActingAccount) -> Response:
-        form = await ws._form(request)
-        store = ws._store(request)
+        form = await ws.read_form(request)
+        store = ws.store_of(request)
         if form.get("confirm") != "yes":  # the confirmation step was not taken: nothing done
             size = await register.count(store)
             return ws.pages.render(
@@ -240,4 +240,4 @@ def add_register_routes(app: FastAPI) -> None:
             store, account.name, "register_shredded", f"{n} records", activity_id=REGISTER_ACTIVITY
         )
         log.warning("workspace.register_shredded", user=account.name, records=n)
-        return ws._redirect(request, "/register", done="shredded", n=str(n))
+        return ws.redirect_to(request, "/register", done="shredded", n=str(n))
