@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, get_args
 
 from sqlalchemy import insert, select, update
 
+from connectors.roles import ACTING_ROLES, EDITING_ROLES, ROLES, Role
 from connectors.schema import workspace_users
 from connectors.store import LocalStore
 from schemas.errors import Conflict, ContractError
@@ -42,11 +42,6 @@ __all__ = [
     "get",
     "names",
 ]
-
-Role = Literal["officer", "bureau_officer", "viewer", "admin", "editor"]
-ROLES: tuple[str, ...] = get_args(Role)
-ACTING_ROLES = frozenset({"officer", "bureau_officer"})  # may open dossiers and answer offers
-EDITING_ROLES = frozenset({"editor", "admin"})  # may use the template studio
 
 
 class AccountExists(Conflict):

@@ -18,10 +18,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from connectors.hub_api import HubApi
+if TYPE_CHECKING:
+    from connectors.hub_api import HubApi
 
 __all__ = [
     "DEFAULT_TIMEOUT",

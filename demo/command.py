@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from demo.story import play
 from hub.cli import console, run
-from hub.config import get_settings
 
 
 def demo(
@@ -32,6 +30,9 @@ def demo(
 ) -> None:
     """Play the mission's story end to end on a fresh demo vhost and database; the broker users
     it makes are removed at the end."""
+    from demo.story import play  # the story needs the whole hub: loaded when the demo runs
+    from hub.config import get_settings
+
     settings = get_settings()
     if settings.log_level.upper() == "INFO":  # keep the story readable; INBEELD_LOG_LEVEL wins
         settings = settings.model_copy(update={"log_level": "WARNING"})

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import urlsplit
 
-import structlog
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hub import doctor as hub_doctor  # `doctor` is the command below
-from hub import inboxes, key_registration, operator_actions, provisioning, registry
-from hub.api.app import create_app
-from hub.auth import Scope
-from hub.config import Settings, get_settings
-from hub.errors import ServiceUnavailable
-from hub.operator_actions import Actor
-from hub.router import Router
-from hub.seed import seed_all
-from hub.services import amqp_channel, ensure_deployment, management, open_database
-from hub.tenants import TenantInfo
-from schemas import tracing
-from schemas.errors import InbeeldError
-from schemas.observability import configure_logging
-from schemas.signals import until_signal
+if TYPE_CHECKING:
+    from hub.auth import Scope
+    from hub.config import Settings
+    from hub.tenants import TenantInfo
+
+# Each command imports what it runs when it runs (the API, the store, the broker's clients,
+# tracing): `inbeeld --help`, and every command's start, must not pay for all of them.
 
 app = typer.Typer(
     help="Inbeeld hub: routes events between municipalities and partners; never reads personal data.",
@@ -50,7 +39,6 @@ app.add_typer(dead_letter_app, name="dead-letter")
 app.add_typer(operator_app, name="operator")
 
 ROW_ID_MAX = 2**31 - 1  # the store's INTEGER ids
-log = structlog.get_logger("inbeeld.hub.cli")
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -62,6 +50,14 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None, *
     Logs are human text, unless INBEELD_LOG_FORMAT=json asks for JSON lines; only a
     long-running `service` (serve, router) logs JSON lines by itself when its output is not a
     terminal (`auto`), for the journal or a log collector."""
+    import asyncio
+
+    from hub.config import get_settings
+    from hub.errors import ServiceUnavailable
+    from schemas import tracing
+    from schemas.errors import InbeeldError
+    from schemas.observability import configure_logging
+
     settings = settings or get_settings()
     fmt = settings.log_format
     configure_logging("console" if fmt == "auto" and not service else fmt, settings.log_level)
@@ -81,6 +77,10 @@ def run(coro_fn: Callable[[], Awaitable[T]], settings: Settings | None = None, *
 @app.command()
 def migrate() -> None:
     """Create or upgrade the hub's database schema, then move old-style tenant inboxes."""
+    from hub import inboxes
+    from hub.config import get_settings
+    from hub.services import amqp_channel, management, open_database
+
     settings = get_settings()
 
     async def go() -> None:
@@ -111,6 +111,9 @@ def migrate() -> None:
 @app.command()
 def seed() -> None:
     """Load the five seed tenants and seed groups (existing ones are kept)."""
+    from hub.config import get_settings
+    from hub.seed import seed_all
+    from hub.services import open_database
 
     async def go() -> None:
         db = await open_database(get_settings())
@@ -129,9 +132,18 @@ def serve(
     router: Annotated[bool, typer.Option("--router/--no-router", help="Run the router here too")] = True,
 ) -> None:
     """Run the HTTP API (and, unless --no-router, the router) in one process."""
+    import asyncio
+
+    import structlog
     import uvicorn  # only `serve` needs the ASGI server
 
+    from hub.api.app import create_app
     from hub.api.server import server_config
+    from hub.config import get_settings
+    from hub.router import Router
+    from hub.services import ensure_deployment, management, open_database
+
+    log = structlog.get_logger("inbeeld.hub.cli")
 
     settings = get_settings()
 
@@ -166,6 +178,11 @@ def serve(
 @app.command("router")
 def router_cmd() -> None:
     """Run only the router (several may run side by side as competing consumers)."""
+    from hub.config import get_settings
+    from hub.router import Router
+    from hub.services import ensure_deployment, management, open_database
+    from schemas.signals import until_signal
+
     settings = get_settings()
 
     async def go() -> None:
@@ -200,6 +217,10 @@ def tenant_add(
     oin: Annotated[str | None, typer.Option(help="20-digit government organisation number")] = None,
 ) -> None:
     """Register a tenant."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import open_database
 
     async def go() -> None:
         db = await open_database(get_settings())
@@ -214,6 +235,9 @@ def tenant_add(
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List tenants."""
+    from hub import registry
+    from hub.config import get_settings
+    from hub.services import open_database
 
     async def go() -> None:
         db = await open_database(get_settings())
@@ -238,6 +262,11 @@ def tenant_provision(
 ) -> None:
     """Create the tenant's broker user and inbox; prints the connector's `\\[broker]` section and
     its password ONCE."""
+    from hub import operator_actions, provisioning
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import amqp_channel, ensure_deployment, management, open_database
+
     settings = get_settings()
     public = broker_url or settings.amqp_url
     if urlsplit(public).scheme not in ("amqp", "amqps") or not urlsplit(public).hostname:
@@ -271,6 +300,11 @@ def tenant_remove(
     """Remove a tenant: its broker user and inbox are deleted, its row is kept marked removed
     (the audit chain keeps its records; the code is never given again). Refused while it is
     part of an open transfer, and while its inbox holds messages unless --force; audited."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import amqp_channel, management, open_database
+
     settings = get_settings()
 
     async def go() -> None:
@@ -291,6 +325,11 @@ def tenant_remove(
 @tenant_app.command("suspend")
 def tenant_suspend(code: str) -> None:
     """Suspend a tenant: revoke broker access and close its connections at once."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import management, open_database
+
     settings = get_settings()
 
     async def go() -> None:
@@ -306,6 +345,11 @@ def tenant_suspend(code: str) -> None:
 @tenant_app.command("reinstate")
 def tenant_reinstate(code: str) -> None:
     """Reinstate a suspended tenant: restore its broker rights and API tokens."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import management, open_database
+
     settings = get_settings()
 
     async def go() -> None:
@@ -326,6 +370,11 @@ def tenant_rotate_password(
     ] = False,
 ) -> None:
     """Give the tenant's broker user a new password; prints it ONCE."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import management, open_database
+
     settings = get_settings()
 
     async def go() -> None:
@@ -349,6 +398,9 @@ def doctor(
     ] = True,
 ) -> None:
     """Check the live deployment (topology, tenant permissions, isolation, store); exit 1 on a failure."""
+    from hub import doctor as hub_doctor  # `doctor` is this command
+    from hub.config import get_settings
+
     settings = get_settings()
 
     async def go() -> bool:
@@ -370,6 +422,10 @@ def group_add(
     description: str = "",
 ) -> None:
     """Create a group of tenants."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import open_database
 
     async def go() -> None:
         db = await open_database(get_settings())
@@ -384,6 +440,9 @@ def group_add(
 @group_app.command("list")
 def group_list() -> None:
     """List groups and their members."""
+    from hub import registry
+    from hub.config import get_settings
+    from hub.services import open_database
 
     async def go() -> None:
         db = await open_database(get_settings())
@@ -408,6 +467,11 @@ def token_create(
     label: str = "",
 ) -> None:
     """Create an API token; prints it ONCE."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import open_database
+
     if operator == (tenant is not None):
         err.print("error: give either --operator or --tenant CODE")
         raise typer.Exit(2)
@@ -426,6 +490,10 @@ def token_create(
 @token_app.command("revoke")
 def token_revoke(token_id: Annotated[int, typer.Argument(min=0, max=ROW_ID_MAX)]) -> None:
     """Revoke a token by its id."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import open_database
 
     async def go() -> None:
         db = await open_database(get_settings())
@@ -446,6 +514,10 @@ def tenant_replace_keys(
 ) -> None:
     """Replace a tenant's public keys without a rotation proof (a lost keystore, a leaked key);
     audited, and announced to every tenant with key.rotated."""
+    from hub import key_registration
+    from hub.config import get_settings
+    from hub.services import open_database
+
     try:
         body = json.loads(jwks_file.read_text("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -476,6 +548,11 @@ def operator_add(
     ] = False,
 ) -> None:
     """Create a login for the web console; asks for the password (never on the command line)."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import open_database
+
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -502,6 +579,11 @@ def dead_letter_replay(
     dl_id: Annotated[int, typer.Argument(min=0, max=ROW_ID_MAX, help="Its id (GET /dead-letters)")],
 ) -> None:
     """Send a dead letter to the router again, once its cause is fixed."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import open_database
+
     settings = get_settings()
 
     async def go() -> None:
@@ -521,6 +603,11 @@ def dead_letter_discard(
     reason: Annotated[str, typer.Option("--reason", help="why it will not be replayed (no personal data)")],
 ) -> None:
     """Discard a dead letter that will not be replayed; its kept body is dropped."""
+    from hub import operator_actions
+    from hub.config import get_settings
+    from hub.operator_actions import Actor
+    from hub.services import open_database
+
     settings = get_settings()
     text = reason.strip()
     if not 3 <= len(text) <= 200 or any(ord(c) < 32 for c in text):
@@ -553,7 +640,12 @@ def main() -> None:
     _add_plugin_commands()
     try:
         app()
-    except ValidationError as exc:  # INBEELD_* settings that do not make sense: every one
+    except Exception as exc:
+        from pydantic import ValidationError  # not loaded for a command line that only prints help
+
+        if not isinstance(exc, ValidationError):
+            raise
+        # INBEELD_* settings that do not make sense: every one
         for problem in exc.errors(include_input=False, include_url=False):
             where = "_".join(str(p) for p in problem["loc"]).upper()
             why = problem["msg"].removeprefix("Value error, ")

@@ -22,17 +22,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 __all__ = [
     "Span",
@@ -52,12 +53,21 @@ __all__ = [
     "traceparent_of",
 ]
 
+# The SDK (opentelemetry.sdk) is imported when it is first needed, not with this module: a
+# command line that only prints its help has no spans to make. Until `configure`, the process's
+# provider is the default one (samples nothing), made on first use.
 _propagator = TraceContextTextMapPropagator()
-_provider = TracerProvider(sampler=ALWAYS_OFF)
-_tracer = _provider.get_tracer("inbeeld")
+_provider: TracerProvider | None = None
+_tracer: trace.Tracer | None = None
 _recording = False
-_ids = RandomIdGenerator()
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+@cache
+def _ids() -> RandomIdGenerator:
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    return RandomIdGenerator()
 
 
 def otlp_traces_url(endpoint: str) -> str:
@@ -77,6 +87,11 @@ def configure(
     over OTLP/HTTP in batches; `exporter`: export each span as it ends (tests). `record`
     defaults to whether anything exports, or to OpenTelemetry's own `OTEL_TRACES_SAMPLER`
     being `always_on`: recording without exporting measures what tracing costs."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
     global _provider, _tracer
     if record is None:
         always = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() == "always_on"
@@ -94,11 +109,19 @@ def configure(
         new.add_span_processor(SimpleSpanProcessor(exporter))
     global _recording
     old, _provider, _tracer, _recording = _provider, new, new.get_tracer("inbeeld"), on
-    old.shutdown()
+    if old is not None:
+        old.shutdown()
     return new
 
 
 def provider() -> TracerProvider:
+    global _provider, _tracer
+    if _provider is None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        _provider = TracerProvider(sampler=ALWAYS_OFF)
+        _tracer = _provider.get_tracer("inbeeld")
     return _provider
 
 
@@ -135,14 +158,16 @@ def start(
             up = trace.get_current_span(context_of(traceparent)).get_span_context()
         else:
             up = trace.get_current_span().get_span_context()
-        trace_id = up.trace_id if up.is_valid else _ids.generate_trace_id()
-        return NonRecordingSpan(SpanContext(trace_id, _ids.generate_span_id(), False, _UNSAMPLED))
+        ids = _ids()
+        trace_id = up.trace_id if up.is_valid else ids.generate_trace_id()
+        return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED))
     if parent is not None:
         context: Context | None = trace.set_span_in_context(parent)
     elif traceparent is not None:
         context = context_of(traceparent)
     else:
         context = None
+    assert _tracer is not None  # recording: `configure` made it
     return _tracer.start_span(name, context=context, kind=kind, attributes=attributes, links=links)
 
 

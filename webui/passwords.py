@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Literal, Protocol
 
 from argon2 import PasswordHasher
@@ -23,7 +24,6 @@ MAX_PASSWORD = 1024  # Argon2 hashes anything, but a megabyte "password" is a de
 MAX_FAILURES = 5
 LOCK_SECONDS = 300
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
 
 Outcome = Literal["ok", "refused", "locked"]
 Problem = Literal["name", "password"]
@@ -59,13 +59,20 @@ def problem(name: str, password: str) -> tuple[Problem, str] | None:
     return None
 
 
+@cache
+def _dummy_hash() -> str:
+    """The hash an unknown name is checked against: computed once, on first use (not at import,
+    which would make every program that imports this module pay for an Argon2 hash)."""
+    return _hasher.hash("not a password of anyone")
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
 def refuse_unknown(password: str) -> Attempt:
     """The answer for a name without a login, after the same work as for a known one."""
-    _verify(_DUMMY_HASH, password[:MAX_PASSWORD])
+    _verify(_dummy_hash(), password[:MAX_PASSWORD])
     return Attempt("refused")
 
 

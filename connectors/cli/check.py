@@ -4,23 +4,19 @@ keys, and compare the configuration with what the hub says of the tenant (`GET
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import typer
 from rich.console import Console
 
-from connectors import inbox_name
 from connectors.cli.lifecycle import ConfigOpt, load_or_exit
-from connectors.client import Connector, ConnectorError
-from connectors.config import ConfigError, ConnectorConfig, WebhookSinkConfig
-from connectors.directory import Directory
-from connectors.hub_api import HubApi, HubApiError
-from connectors.services import open_keystore
-from schemas.errors import InbeeldError, NotFound
+
+if TYPE_CHECKING:
+    from connectors.client import Connector
+    from connectors.config import ConnectorConfig
 
 __all__ = ["check"]
 
@@ -31,6 +27,11 @@ Result = tuple[str, bool, str]  # (what, passed, one line saying why)
 
 
 async def _checks(cfg: ConnectorConfig) -> list[Result]:
+    from connectors.client import Connector, ConnectorError
+    from connectors.config import ConfigError, WebhookSinkConfig
+    from connectors.services import open_keystore
+    from schemas.errors import InbeeldError
+
     results: list[Result] = [("config", True, f"tenant {cfg.tenant}, system {cfg.system}")]
     try:
         tls = cfg.tls.client_context()
@@ -133,6 +134,9 @@ def _example_values(cfg: ConnectorConfig) -> list[Result]:
 
 async def _hub_checks(cfg: ConnectorConfig, results: list[Result]) -> dict[str, Any] | None:
     """The hub answers, and who it says our token belongs to (`GET /tenants/me`)."""
+    from connectors.config import ConfigError
+    from connectors.hub_api import HubApi, HubApiError
+
     assert cfg.hub is not None
     try:
         async with HubApi(cfg.hub.url, None, timeout=5, ssl_context=cfg.tls.client_context()) as api:
@@ -234,6 +238,11 @@ def _identity_checks(cfg: ConnectorConfig, me: dict[str, Any] | None) -> list[Re
 async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> Result:
     """Would the hub take this keystore's keys for `tenant`? (A copied configuration with a
     mistyped tenant or another keystore is refused at `run`: say so before.)"""
+    from connectors.config import ConfigError
+    from connectors.directory import Directory
+    from connectors.hub_api import HubApi
+    from schemas.errors import InbeeldError, NotFound
+
     assert cfg.hub is not None
     try:
         token = cfg.hub.resolved_token()
@@ -267,6 +276,9 @@ async def _keys_check(cfg: ConnectorConfig, jwks: dict[str, Any]) -> Result:
 async def _inbox_check(cfg: ConnectorConfig, connector: Connector) -> Result:
     """Our inbox exists and we may read it; and whether another instance is consuming it (one
     active consumer per inbox: this one would stand by until that one stops)."""
+    from connectors import inbox_name
+    from schemas.errors import InbeeldError
+
     try:
         connector.inbox_name = await inbox_name.resolve(cfg)
         status = await connector.inbox_status()
@@ -286,6 +298,8 @@ async def _inbox_check(cfg: ConnectorConfig, connector: Connector) -> Result:
 def check(config: ConfigOpt) -> None:
     """Validate the configuration; try the broker, the hub and the keys; compare what the hub
     says of the tenant with the configuration. One line per check; exit 1 on any FAIL."""
+    import asyncio
+
     cfg = load_or_exit(config)
     results = asyncio.run(_checks(cfg))
     for name, ok, detail in results:

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,21 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from connectors.cli.options import DEFAULT_CONFIG, ConfigOpt
-from connectors.config import (
-    EXAMPLE,
-    ConfigError,
-    ConnectorConfig,
-    example_config,
-    load_config,
-    parse_config,
-)
-from connectors.register import ImportReport, import_csv, shred
-from connectors.runtime import Runtime
-from connectors.services import open_services
-from schemas import tracing
-from schemas.errors import InbeeldError
-from schemas.observability import configure_logging
-from schemas.signals import until_signal
+
+if TYPE_CHECKING:
+    from connectors.config import ConnectorConfig
+    from connectors.register import ImportReport
 
 __all__ = ["ConfigOpt", "init", "load_or_exit", "register_app", "register_shred", "run"]
 
@@ -38,6 +26,8 @@ err = Console(stderr=True)
 
 
 def load_or_exit(path: Path) -> ConnectorConfig:
+    from connectors.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -55,6 +45,8 @@ def init(
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented configuration: for --tenant CODE, or an example (Den Haag's)."""
+    from connectors.config import EXAMPLE, ConfigError, example_config, parse_config
+
     if path.exists() and not force:
         err.print(f"{path} exists; use --force to overwrite it")
         raise typer.Exit(1)
@@ -78,6 +70,15 @@ def run(
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run the connector until SIGINT or SIGTERM."""
+    import asyncio
+
+    from connectors.config import ConfigError
+    from connectors.runtime import Runtime
+    from schemas import tracing
+    from schemas.errors import InbeeldError
+    from schemas.observability import configure_logging
+    from schemas.signals import until_signal
+
     cfg = load_or_exit(config)
     try:
         cfg.tls.client_context()  # TLS files that cannot be used: say so before anything is opened
@@ -108,6 +109,12 @@ def register_import(
     config: ConfigOpt,
 ) -> None:
     """Import pupils from CSV into the encrypted local register; report bad rows."""
+    import asyncio
+
+    from connectors.register import import_csv
+    from connectors.services import open_services
+    from schemas.errors import InbeeldError
+
     cfg = load_or_exit(config)
     if cfg.keystore is None:
         err.print("config error: keystore: the register needs a [keystore] section")
@@ -155,6 +162,11 @@ def register_shred(
     yes: Annotated[bool, typer.Option("--yes", help="really destroy the register")] = False,
 ) -> None:
     """Crypto-shred the register: its records become unreadable, then are deleted."""
+    import asyncio
+
+    from connectors.register import shred
+    from connectors.services import open_services
+
     cfg = load_or_exit(config)
     if not yes:
         err.print("this destroys the pupil register; add --yes to do it")

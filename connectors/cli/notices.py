@@ -5,13 +5,12 @@ Answers arrive through `inbeeld-connector run`: its inbox hands notice events to
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,12 +18,12 @@ from rich.table import Table as RichTable
 
 from connectors.cli.options import ConfigOpt as _ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
-from connectors.config import ConfigError, ConnectorConfig, load_config
-from connectors.notices import LocalNotice, NoticeDesk, deadline_in
-from connectors.services import open_services
-from connectors.verdict import DEFAULT_TIMEOUT, Verdict
-from schemas.errors import InbeeldError
-from schemas.fields import passes_eleven_test
+from connectors.verdict import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from connectors.config import ConnectorConfig
+    from connectors.notices import LocalNotice, NoticeDesk
+    from connectors.verdict import Verdict
 
 __all__ = ["notice_app", "open_desk"]
 
@@ -34,6 +33,8 @@ notice_app = typer.Typer(
 
 
 def _load_config(path: Path) -> ConnectorConfig:
+    from connectors.config import ConfigError, load_config
+
     err = Console(stderr=True)
     try:
         cfg = load_config(path)
@@ -52,6 +53,8 @@ def _load_config(path: Path) -> ConnectorConfig:
 @contextlib.asynccontextmanager
 async def open_desk(cfg: ConnectorConfig, *, connect: bool = True) -> AsyncIterator[NoticeDesk]:
     """A desk wired from a connector config (keystore, local store, hub directory, broker)."""
+    from connectors.services import open_services
+
     async with open_services(cfg, store=True, hub=True, connector=True, connect=connect) as services:
         yield services.notice_desk()
 
@@ -59,6 +62,8 @@ async def open_desk(cfg: ConnectorConfig, *, connect: bool = True) -> AsyncItera
 def _read_bsn(from_stdin: bool) -> str:
     """The pupil's BSN, never from the command line (it would be in the shell's history and in
     `ps`): the first line of standard input with --bsn-stdin, else a hidden prompt."""
+    from schemas.fields import passes_eleven_test
+
     err = Console(stderr=True)
     if from_stdin:
         bsn = sys.stdin.readline().strip()
@@ -74,6 +79,10 @@ def _read_bsn(from_stdin: bool) -> str:
 
 
 def _run(coro: Any) -> Any:
+    import asyncio
+
+    from schemas.errors import InbeeldError
+
     try:
         return asyncio.run(coro)
     except InbeeldError as exc:
@@ -103,6 +112,9 @@ def _send_cmd(
     for (hidden) or read with --bsn-stdin, never taken from the command line, and never leaves
     this connector. A notice the hub refuses is marked `refused` (see `notice list`) and the
     command exits 1."""
+    from connectors.notices import deadline_in
+    from connectors.services import open_services
+
     cfg = _load_config(config)
     configured = cfg.notices
     contact = {
@@ -160,6 +172,8 @@ def _close_cmd(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Close a notice you asked: every member stops looking."""
+    from connectors.services import open_services
+
     cfg = _load_config(config)
     waiting = Waiting(wait, timeout)
 

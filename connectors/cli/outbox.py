@@ -8,24 +8,22 @@ Works beside a running connector: it notices within seconds.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 import typer
 from rich.console import Console
 
-from connectors import outbox
 from connectors.cli.options import ConfigOpt
-from connectors.config import ConfigError, ConnectorConfig, load_config
-from connectors.outbox import OutboxEntry
-from connectors.services import open_services
-from connectors.store import LocalStore
-from schemas.errors import InbeeldError
+
+if TYPE_CHECKING:
+    from connectors.config import ConnectorConfig
+    from connectors.outbox import OutboxEntry
+    from connectors.store import LocalStore
 
 __all__ = ["outbox_app"]
 
@@ -44,6 +42,8 @@ def _say(to: Console, text: str) -> None:
 
 
 def _config(path: Path) -> ConnectorConfig:
+    from connectors.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -53,6 +53,10 @@ def _config(path: Path) -> ConnectorConfig:
 
 def _in_store(cfg: ConnectorConfig, use: Callable[[LocalStore], Awaitable[T]]) -> T:
     """Run `use` on the local store; a refusal (unknown id, wrong state) exits 1 with its message."""
+    import asyncio
+
+    from connectors.services import open_services
+    from schemas.errors import InbeeldError
 
     async def main() -> T:
         # Metadata only: no keystore needed (the bodies stay encrypted and unread).
@@ -98,6 +102,8 @@ def _list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """The outbox items in STATE, oldest first (metadata only, never a body)."""
+    from connectors import outbox
+
     if state not in outbox.LISTED:
         _say(err, f"--state must be one of: {', '.join(outbox.LISTED)}")
         raise typer.Exit(2)
@@ -123,6 +129,8 @@ def _retry_cmd(
     sink: SinkOpt = None,
 ) -> None:
     """Queue a parked or given-up item again (then the items it held, in order)."""
+    from connectors import outbox
+
     if (item is None) == (not all_):
         _say(err, "give an item id or --all (not both)")
         raise typer.Exit(2)
@@ -147,6 +155,8 @@ def _drop_cmd(
     reason: Annotated[str, typer.Option("--reason", help="why it is given up (kept, and logged)")],
 ) -> None:
     """Give up a parked or given-up item for good; the items it held go on."""
+    from connectors import outbox
+
     if not reason.strip():
         _say(err, "--reason must say why the item is given up")
         raise typer.Exit(2)

@@ -11,10 +11,6 @@ import typer
 from rich.console import Console
 
 from connectors.cli.options import ConfigOpt
-from connectors.config import ConfigError, load_config
-from connectors.services import open_keystore
-from connectors.sink_files import SinkFileError, open_sink_file
-from schemas.errors import InbeeldError
 
 __all__ = ["sink_app"]
 
@@ -28,6 +24,11 @@ def show(
 ) -> None:
     """Decrypt a folder-sink file and print the event document (JSON) on standard output.
     Exits 1 when it cannot be read: after `shred`, the files written before are unreadable."""
+    from connectors.config import ConfigError, load_config
+    from connectors.services import open_keystore
+    from connectors.sink_files import SinkFileError, open_sink_file
+    from schemas.errors import InbeeldError
+
     err = Console(stderr=True)
     try:
         cfg = load_config(config)

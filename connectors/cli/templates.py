@@ -9,11 +9,10 @@ how many subscribers it reached and warns when none follow you.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import typer
@@ -23,23 +22,14 @@ from rich.table import Table as RichTable
 
 from connectors.cli.options import ConfigOpt as _ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
-from connectors.client import ConnectorError
-from connectors.config import ConfigError, ConnectorConfig, load_config
-from connectors.letters import Letterhead, bundle_diff, load_bundle
-from connectors.services import open_services
-from connectors.templates import (
-    CatalogueEntry,
-    Format,
-    RenderedFile,
-    TemplateCatalogue,
-    TemplateOutcome,
-    publish,
-    withdraw,
-)
-from connectors.verdict import DEFAULT_TIMEOUT, Verdict, recipients
-from schemas import nesting
-from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError, TooDeep
+from connectors.verdict import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from connectors.config import ConnectorConfig
+    from connectors.letters import Letterhead
+    from connectors.templates import CatalogueEntry, Format, RenderedFile, TemplateCatalogue, TemplateOutcome
+    from connectors.verdict import Verdict
+    from schemas.envelope import CloudEvent
 
 __all__ = ["letter_app", "templates_app"]
 
@@ -56,6 +46,8 @@ def _say(console: Console, text: str) -> None:
 
 
 def _load_config(path: Path, *, signing: bool = False) -> ConnectorConfig:
+    from connectors.config import ConfigError, load_config
+
     try:
         cfg = load_config(path)
         # Only publishing talks to the hub: rendering letters needs no hub token.
@@ -70,6 +62,11 @@ def _load_config(path: Path, *, signing: bool = False) -> ConnectorConfig:
 
 
 def _run(coro: Any) -> Any:
+    import asyncio
+
+    from connectors.client import ConnectorError
+    from schemas.errors import InbeeldError
+
     try:
         return asyncio.run(coro)
     except (InbeeldError, ConnectorError) as exc:
@@ -83,6 +80,9 @@ async def _with_publisher(
 ) -> tuple[CloudEvent, Verdict | None, list[str] | None]:
     """Send what `action(connector, sealer)` builds; the event, the hub's verdict (None: not
     waited for) and, once routed, the tenants it reached."""
+    from connectors.services import open_services
+    from connectors.verdict import recipients
+
     async with open_services(cfg, hub=True, connector=True, publish_deadline=30) as services:
         sent: CloudEvent = await action(services.connector, services.sealer)
         verdict = await verdict_for(services.hub_api, sent.id, waiting)
@@ -116,6 +116,8 @@ def _publish_cmd(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Check a bundle, sign it and send it to your subscribers."""
+    from connectors.templates import publish
+
     cfg = _load_config(config, signing=True)
     waiting = Waiting(wait, timeout)
     event, verdict, reached = _run(_with_publisher(cfg, lambda c, s: publish(c, s, bundle_dir), waiting))
@@ -139,6 +141,8 @@ def _withdraw_cmd(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Tell your subscribers to stop using TEMPLATE_ID@VERSION."""
+    from connectors.templates import withdraw
+
     cfg = _load_config(config, signing=True)
     waiting = Waiting(wait, timeout)
     event, verdict, reached = _run(
@@ -159,12 +163,16 @@ _PublisherArg = Annotated[
 
 async def _hub_call(cfg: ConnectorConfig, method: str, path: str) -> Any:
     # Subscriptions are the hub's: no keystore, store or broker needed.
+    from connectors.services import open_services
+
     async with open_services(cfg, keystore=False, hub=True) as services:
         assert services.hub_api is not None
         return await services.hub_api.request(method, path)
 
 
 def _hub_config(path: Path) -> ConnectorConfig:
+    from connectors.config import ConfigError, load_config
+
     try:
         cfg = load_config(path)
         token = cfg.hub.resolved_token() if cfg.hub is not None else None
@@ -207,6 +215,8 @@ def _unfollow_cmd(publisher: _PublisherArg, config: _ConfigOpt) -> None:
 @templates_app.command("following")
 def _following_cmd(config: _ConfigOpt) -> None:
     """The publishers you follow, and who follows your templates."""
+    from connectors.services import open_services
+
     cfg = _hub_config(config)
 
     async def main() -> tuple[list[str], list[str]]:
@@ -223,6 +233,8 @@ def _following_cmd(config: _ConfigOpt) -> None:
 
 async def _catalogue_call(cfg: ConnectorConfig, call: Any) -> Any:
     # The catalogue holds no personal data: it opens without unlocking the keystore.
+    from connectors.services import open_services
+
     async with open_services(cfg, keystore=False, store=True) as services:
         return await call(services.catalogue())
 
@@ -234,6 +246,9 @@ def _import_cmd(
 ) -> None:
     """Put a bundle from a folder into the local catalogue, through the publisher's checks
     (for letters of your own, or a bundle handed over outside the hub)."""
+    from connectors.letters import load_bundle
+    from schemas.errors import InbeeldError
+
     cfg = _load_config(config)
     try:
         bundle = load_bundle(bundle_dir)
@@ -269,6 +284,8 @@ def _diff_cmd(
 ) -> None:
     """What a new version of a template changed: title, placeholders and each language's
     subject and body, as a unified diff against the version used before it."""
+    from connectors.letters import bundle_diff
+
     cfg = _load_config(config)
     before, after = _run(_catalogue_call(cfg, lambda cat: cat.versions_to_compare(template_id, old, new)))
     text = bundle_diff(before, after)
@@ -316,6 +333,8 @@ def _letterhead(
     email: str | None,
     website: str | None,
 ) -> Letterhead:
+    from connectors.letters import Letterhead
+
     configured = getattr(cfg, "letterhead", None)  # a [letterhead] section, if the config has one
     if configured is not None and org is None:
         return Letterhead(
@@ -366,6 +385,9 @@ def _render_cmd(
     letter_date: _DateOpt = None,
 ) -> None:
     """Render one letter from the local catalogue."""
+    from schemas import nesting
+    from schemas.errors import TooDeep
+
     cfg = _load_config(config)
     try:
         values = nesting.loads(data.read_text("utf-8"), what=str(data))
@@ -429,6 +451,8 @@ def _batch_cmd(
     """Render one letter per CSV row. A row's `lang` column picks its language, its `file`
     column its file name (default: the row number), its `recipient` column the address (lines
     separated by `|`); blank cells are values not given."""
+    from schemas.errors import InbeeldError
+
     cfg = _load_config(config)
     head = _letterhead(cfg, org, department, address, phone, email, website)
     kind = _format_of(Path(f"x.{fmt}"), fmt)

@@ -5,10 +5,9 @@ The SDK side (building and sending the events) is `connectors.transfers`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,14 +15,13 @@ from rich.table import Table
 
 from connectors.cli.options import ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
-from connectors.client import Connector, ConnectorError
-from connectors.config import ConfigError, ConnectorConfig, load_config
-from connectors.services import open_services
-from connectors.transfers import TransferStatus, offer, send_step, validate_dossier
-from connectors.verdict import DEFAULT_TIMEOUT, Verdict
-from schemas import nesting
-from schemas.envelope import CloudEvent
-from schemas.errors import InbeeldError, SchemaInvalid, TooDeep
+from connectors.verdict import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from connectors.client import Connector
+    from connectors.config import ConnectorConfig
+    from connectors.verdict import Verdict
+    from schemas.envelope import CloudEvent
 
 __all__ = ["transfer_app"]
 
@@ -38,6 +36,8 @@ def _say(console_: Console, text: str) -> None:
 
 
 def _config(path: Path) -> ConnectorConfig:
+    from connectors.config import ConfigError, load_config
+
     try:
         cfg = load_config(path)
     except ConfigError as exc:
@@ -50,6 +50,8 @@ def _config(path: Path) -> ConnectorConfig:
 
 
 def _token(cfg: ConnectorConfig) -> str:
+    from connectors.config import ConfigError
+
     assert cfg.hub is not None
     try:
         token = cfg.hub.resolved_token()
@@ -65,6 +67,8 @@ def _token(cfg: ConnectorConfig) -> str:
 async def _send(cfg: ConnectorConfig, action: Any, waiting: Waiting) -> tuple[CloudEvent, Verdict | None]:
     """Run `action(connector)` with a sealing connector built from the config; the event it
     sent, and the hub's verdict on it (None: not waited for)."""
+    from connectors.services import open_services
+
     _token(cfg)  # says which setting is missing before anything is opened
     async with open_services(
         cfg, hub=True, connector=True, seal_connector=True, publish_deadline=30
@@ -75,6 +79,12 @@ async def _send(cfg: ConnectorConfig, action: Any, waiting: Waiting) -> tuple[Cl
 
 
 def _run(coro: Any) -> Any:
+    import asyncio
+
+    from connectors.client import ConnectorError
+    from connectors.config import ConfigError
+    from schemas.errors import InbeeldError
+
     try:
         return asyncio.run(coro)
     except ConfigError as exc:
@@ -95,6 +105,10 @@ def offer_command(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
 ) -> None:
     """Offer a pupil's dossier to another municipality (sealed to it)."""
+    from connectors.transfers import offer, validate_dossier
+    from schemas import nesting
+    from schemas.errors import SchemaInvalid, TooDeep
+
     try:
         raw = nesting.loads(file.read_text("utf-8"), what=str(file))
     except OSError as exc:
@@ -125,6 +139,8 @@ def offer_command(
 def _answer(
     step: str, transfer_id: str, cfg: ConnectorConfig, to: str | None, waiting: Waiting, **extra: Any
 ) -> None:
+    from connectors.transfers import send_step
+
     async def main() -> tuple[str, CloudEvent, Verdict | None]:
         target = to
         if target is None:
@@ -206,6 +222,9 @@ def complete_command(
 
 async def _status(cfg: ConnectorConfig, call: Any) -> Any:
     """`call(TransferStatus)` over the configured hub API (no keystore or broker needed)."""
+    from connectors.services import open_services
+    from connectors.transfers import TransferStatus
+
     _token(cfg)  # says which setting is missing before anything is opened
     async with open_services(cfg, keystore=False, hub=True) as services:
         assert services.hub_api is not None

@@ -10,13 +10,16 @@ stderr), 3 sent, but the hub gave no verdict within the timeout.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from connectors.hub_api import HubApi
-from connectors.verdict import DEFAULT_TIMEOUT, Verdict, await_verdict
+from connectors.verdict import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from connectors.hub_api import HubApi
+    from connectors.verdict import Verdict
 
 __all__ = ["NO_VERDICT_EXIT", "TimeoutOpt", "WaitOpt", "Waiting", "report", "verdict_for"]
 
@@ -43,6 +46,8 @@ class Waiting:
 
 async def verdict_for(api: HubApi | None, event_id: str, waiting: Waiting) -> Verdict | None:
     """The hub's verdict on `event_id`, or None when not waiting."""
+    from connectors.verdict import await_verdict
+
     if not waiting.wait:
         return None
     assert api is not None, "a sending command opens the hub API"

@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import structlog
 import typer
-import uvicorn
 from rich.console import Console
 
-from connectors import accounts
-from connectors.config import ConfigError, ConnectorConfig, load_config
-from connectors.services import open_services
-from connectors.workspace import create_workspace
-from connectors.workspace.identity import ProxyIdentity
-from schemas.errors import InbeeldError
-from schemas.observability import configure_logging
+from connectors.roles import ROLES
+
+if TYPE_CHECKING:
+    from connectors import accounts
+    from connectors.config import ConnectorConfig
 
 __all__ = ["serve", "user_app"]
 
 user_app = typer.Typer(help="The workspace's local accounts.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-log = structlog.get_logger("inbeeld.connector.workspace")
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the connector's TOML config")]
 
 
@@ -37,6 +31,8 @@ def _say(console_: Console, text: str) -> None:
 
 
 def _load(path: Path) -> ConnectorConfig:
+    from connectors.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -45,6 +41,11 @@ def _load(path: Path) -> ConnectorConfig:
 
 
 def _run(coro: object) -> object:
+    import asyncio
+
+    from connectors.config import ConfigError
+    from schemas.errors import InbeeldError
+
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except ConfigError as exc:
@@ -60,7 +61,7 @@ def _run(coro: object) -> object:
 def user_add(
     name: Annotated[str, typer.Argument(help="the login name: lowercase letters, digits, . _ -")],
     config: ConfigOpt,
-    role: Annotated[str, typer.Option(help=", ".join(accounts.ROLES))],
+    role: Annotated[str, typer.Option(help=", ".join(ROLES))],
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="read the password from standard input")
     ] = False,
@@ -75,9 +76,12 @@ def user_add(
 ) -> None:
     """Add a workspace account (the password is asked, or read with --password-stdin; with
     --sso it has none that works: the reverse proxy vouches for it)."""
+    from connectors import accounts
+    from connectors.services import open_services
+
     cfg = _load(config)
-    if role not in accounts.ROLES:
-        _say(err, f"error (role): a role is one of {', '.join(accounts.ROLES)}")
+    if role not in ROLES:
+        _say(err, f"error (role): a role is one of {', '.join(ROLES)}")
         raise typer.Exit(1)
     if sso:
         password = secrets.token_urlsafe(48)  # never shown: no login with a password
@@ -98,6 +102,9 @@ def user_add(
 @user_app.command("list")
 def user_list(config: ConfigOpt) -> None:
     """The workspace's accounts and their roles."""
+    from connectors import accounts
+    from connectors.services import open_services
+
     cfg = _load(config)
 
     async def main() -> list[accounts.Account]:
@@ -119,6 +126,18 @@ def serve(
     log_level: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Serve the web workspace (werkbak) until SIGINT or SIGTERM."""
+    import asyncio
+
+    import structlog
+    import uvicorn
+
+    from connectors.config import ConfigError
+    from connectors.services import open_services
+    from connectors.workspace import create_workspace
+    from connectors.workspace.identity import ProxyIdentity
+    from schemas.observability import configure_logging
+
+    log = structlog.get_logger("inbeeld.connector.workspace")
     cfg = _load(config)
     if cfg.keystore is None or cfg.hub is None:
         _say(err, "config error: the workspace opens sealed dossiers: configure [keystore] and [hub]")

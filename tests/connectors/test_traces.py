@@ -86,9 +86,7 @@ async def test_a_ping_from_folder_to_webhook_is_one_trace(
     processed = _child(spans, "connector.process", received)
     posted = _child(spans, "connector.webhook", received)
     trace_id = _hex(sent.context.trace_id, 32)
-    assert {s.context.trace_id for s in (decided, received, processed, posted)} == {
-        sent.context.trace_id
-    }
+    assert {s.context.trace_id for s in (decided, received, processed, posted)} == {sent.context.trace_id}
     # The case system is handed the trace: the header names the webhook span, the body's
     # traceparent the receive span.
     assert delivery.traceparent is not None
