@@ -4,7 +4,8 @@ served over TLS; it expires after `idle` seconds without a request. It holds who
 
 `SessionMiddleware` reads the cookie into `request.state.session` and writes it back on every
 answer to a person's request, so the idle time starts again; not on a passive one (htmx polling
-a partial, a static file), so a page left open does not keep its session alive. `check_csrf`
+a partial with GET, a static file), so a page left open does not keep its session alive. An htmx
+POST is a person typing or choosing (the studio's live preview): it counts. `check_csrf`
 compares a form's token with the session's. Apps served from the same host give their cookies
 different names (`cookie`): a browser does not tell ports apart."""
 
@@ -79,9 +80,10 @@ class SessionMiddleware:
         session = self._load(request.cookies.get(self.cookie))
         scope.setdefault("state", {})["session"] = session
         secure = scope.get("scheme") == "https"
-        passive = "hx-request" in request.headers or scope["path"].removeprefix(
-            scope.get("root_path", "")
-        ).startswith(self.static_prefix)
+        polled = "hx-request" in request.headers and scope["method"] in ("GET", "HEAD")
+        passive = polled or scope["path"].removeprefix(scope.get("root_path", "")).startswith(
+            self.static_prefix
+        )
         user_before = session.user
 
         async def send_with_cookie(message: Message) -> None:

@@ -150,6 +150,7 @@ async def test_the_checks_show_at_their_line_and_the_preview_is_right_to_left(we
         r'<ul class="studio-problems" id="problems-ar-body" hx-swap-oob="true">(.*?)</ul>', r.text, re.S
     )
     assert problems and "regel 3: invulveld ((foo)) is niet gedeclareerd in het manifest" in problems[1]
+    assert "set-cookie" in r.headers  # typing with the live preview keeps the session alive
     empty = re.search(r'id="problems-nl-body" hx-swap-oob="true">(.*?)</ul>', r.text, re.S)
     assert empty and "<li" not in empty[1]
     assert "Geen voorbeeld" in r.text and 'dir="rtl"' not in r.text
