@@ -144,6 +144,14 @@ def table(results: dict[str, Any]) -> Table:
             f"{obs['on_msgs_per_s']:,.0f} vs {obs['off_msgs_per_s']:,.0f} ev/s",
             f"{obs['ratio']:.3f} ×" if obs["ratio"] else "",
         )
+        spans, share = obs.get("span_us_per_event"), obs.get("span_share_of_router_cpu")
+        if spans and share is not None:
+            t.add_row(
+                "observability",
+                "recording the router's spans, per event (alone), and its share of router CPU",
+                f"{spans['on']:,.1f} vs {spans['off']:,.1f} µs",
+                f"{share:.1%}",
+            )
         cpu = obs.get("router_cpu_us_per_event") or {}
         if cpu.get("on") and cpu.get("off"):
             t.add_row(
