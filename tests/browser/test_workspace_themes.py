@@ -1,5 +1,6 @@
 """The workspace's login page in a real browser under each NL Design System theme
-(`[workspace] theme`): the theme's tokens reach the page (its colours differ from Utrecht's)
+(`[workspace] theme`): the theme's tokens reach the page (its colours differ from Utrecht's, and
+Utrecht's footer image does not carry over)
 and axe-core finds no serious or critical violation, colour contrast included."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ pytestmark = pytest.mark.browser
 
 # A colour each theme gives the page: the primary button's background.
 BUTTON = "() => getComputedStyle(document.querySelector('.utrecht-button--primary-action')).backgroundColor"
+
+# Utrecht's branding that a municipal theme must not inherit: the footer's red diagonal.
+FOOTER = "() => getComputedStyle(document.querySelector('.utrecht-page-footer')).backgroundImage"
 
 
 @pytest.fixture
@@ -54,4 +58,6 @@ async def test_the_login_page_under_each_theme_passes_axe(page: Page, services: 
                 assert f"{theme}-theme" in classes, theme
                 assert await axe_violations(page) == [], (theme, lang)
             buttons[theme] = await page.evaluate(BUTTON)
+            footer = await page.evaluate(FOOTER)
+            assert (footer == "none") == (theme != "utrecht"), (theme, footer)
     assert len(set(buttons.values())) == len(buttons), buttons
