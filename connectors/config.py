@@ -306,6 +306,19 @@ class WorkspaceConfig(_Model):
     # header, honoured only on requests straight from one of `trusted_proxies`.
     trusted_header: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] = None
     trusted_proxies: list[IPvAnyNetwork] = [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
+    # The NL Design System tokens the pages wear (webui.assets.THEMES): Utrecht's, or a
+    # municipality's own where its tokens are bundled.
+    theme: Literal["utrecht", "denhaag"] = "utrecht"
+
+    @field_validator("theme", mode="before")
+    @classmethod
+    def _theme(cls, v: object) -> object:
+        if v == "rotterdam":
+            raise ValueError(
+                "Rotterdam's design tokens are not bundled (their licence reserves the house style "
+                "to Gemeente Rotterdam); use 'utrecht' or 'denhaag'"
+            )
+        return v
 
 
 class ConnectorConfig(_Model):
@@ -497,6 +510,7 @@ email = "leerplicht@example.nl"
 # port = 8090
 # secret_env = "INBEELD_WORKSPACE_SECRET"   # signs the session cookie (absent: new at each start)
 # idle_minutes = 30
+# theme = "utrecht"           # NL Design System tokens: "utrecht" or "denhaag" (Den Haag's)
 """
 # What `init` writes without --tenant: Den Haag's, as an example.
 _DEN_HAAG = {

@@ -22,6 +22,16 @@ class VendoredFile:
     licence: str
 
 
+# The NL Design System themes the pages can wear: name -> its tokens stylesheet under vendor/
+# (scoped to the class "<name>-theme"). Utrecht's tokens are always loaded underneath, so a
+# token a municipal theme does not set keeps Utrecht's value.
+THEMES: dict[str, str] = {
+    "utrecht": "utrecht-design-tokens.css",
+    "denhaag": "denhaag-design-tokens.css",
+}
+DEFAULT_THEME = "utrecht"
+
+
 def manifest() -> list[VendoredFile]:
     return [VendoredFile(**entry) for entry in json.loads(MANIFEST.read_text())]
 

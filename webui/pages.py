@@ -15,7 +15,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from webui import i18n
+from webui import assets, i18n
 from webui.sessions import CSRF_FIELD, session_of
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
@@ -39,6 +39,14 @@ def iso_time(text: str | None) -> str:
         return i18n.local_time(datetime.fromisoformat(text))
     except ValueError:
         return ""
+
+
+def theme_of(request: Request) -> str:
+    """The NL Design System theme of the app serving the request (`app.state.theme`, set by
+    the workspace from its config); Utrecht's by default, and for the console."""
+    app = request.scope.get("app")
+    theme = getattr(getattr(app, "state", None), "theme", None)
+    return theme if theme in assets.THEMES else assets.DEFAULT_THEME
 
 
 class Renderer:
@@ -68,6 +76,7 @@ class Renderer:
                 csrf=session.csrf,
                 user=session.user,
                 path=request.url.path,
+                theme=theme_of(request),
                 **context,
             ),
             status_code=status,

@@ -155,7 +155,13 @@ def serve(
                 if settings.trusted_header
                 else None
             )
-            app = create_workspace(services, secret=secret, idle_minutes=settings.idle_minutes, proxy=proxy)
+            app = create_workspace(
+                services,
+                secret=secret,
+                idle_minutes=settings.idle_minutes,
+                proxy=proxy,
+                theme=settings.theme,
+            )
             server = uvicorn.Server(
                 uvicorn.Config(
                     app,

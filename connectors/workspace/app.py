@@ -65,16 +65,21 @@ def create_workspace(
     secret: str | None = None,
     idle_minutes: int = 30,
     proxy: ProxyIdentity | None = None,
+    theme: str = assets.DEFAULT_THEME,
 ) -> FastAPI:
     """The workspace over opened services: the store with its keystore (required), the hub API
     and a connected sealing broker client (without them the outgoing list and the answers
     say the hub cannot be reached). `proxy`: accept the identity a reverse proxy vouches for
-    (`connectors.workspace.identity`)."""
+    (`connectors.workspace.identity`). `theme`: the NL Design System tokens the pages wear
+    (`webui.assets.THEMES`)."""
     if services.store is None or services.store.keystore is None:
         raise ValueError("the workspace needs the local store with its keystore")
+    if theme not in assets.THEMES:
+        raise ValueError(f"unknown theme {theme!r}: one of {', '.join(assets.THEMES)}")
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.services = services
     app.state.proxy = proxy
+    app.state.theme = theme
 
     async def too_long(scope: Scope, receive: Receive, send: Send) -> None:
         t = translate_to(i18n.DEFAULT)

@@ -35,6 +35,7 @@ def test_shared_assets_match_their_manifest() -> None:
     assert packages == {
         "@utrecht/component-library-css": "9.0.4",
         "@utrecht/design-tokens": "5.0.1",
+        "@gemeente-denhaag/design-tokens-components": "4.1.0",
         "htmx.org": "2.0.11",
     }
 
