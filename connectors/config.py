@@ -510,7 +510,7 @@ email = "leerplicht@example.nl"
 # port = 8090
 # secret_env = "INBEELD_WORKSPACE_SECRET"   # signs the session cookie (absent: new at each start)
 # idle_minutes = 30
-# theme = "utrecht"           # NL Design System tokens: "utrecht" or "denhaag" (Den Haag's)
+# theme = "utrecht"           # NL Design System tokens: "utrecht", or "denhaag" (The Hague's house style)
 """
 # What `init` writes without --tenant: Den Haag's, as an example.
 _DEN_HAAG = {
