@@ -11,9 +11,7 @@ axe-core on every studio page."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -24,10 +22,10 @@ from playwright.async_api import Page, expect
 
 from connectors.letters import load_shared_bundle, sample_values, shared_bundle_dir
 from hub.api.app import create_app
-from tests.browser.test_workspace import PASSWORD, Municipality, _axe, _config, _wait_for
+from tests.browser.test_workspace import _axe
 from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
 from tests.utils.api import served
-from tests.utils.keys import forget_keys
+from tests.utils.workspaces import PASSWORD, Municipality, running_connectors
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -50,39 +48,17 @@ async def world(
         served(create_app(hub.settings, hub.db)) as api_url,
     ):
         root = tmp_path_factory.mktemp("studio")
-        env = {**os.environ, "COLUMNS": "200"}  # `templates list` prints its table uncut
-        parties: dict[str, Municipality] = {}
-        try:
-            for code in (PUBLISHER, SUBSCRIBER):
-                await forget_keys(hub, code)
-                env[f"WS_TOKEN_{code}"] = await hub.token("tenant", code)
-                env[f"WS_KEK_{code}"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
-                env[f"WS_SECRET_{code}"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
-            for code in (PUBLISHER, SUBSCRIBER):
-                folder = root / code
-                folder.mkdir()
-                (folder / "connector.toml").write_text(_config(hub, code, api_url))
-                party = Municipality(code, folder, env)
-                parties[code] = party
-                log = await party.start("run")
-                started = await _wait_for(log, "runtime.started", party.processes[-1])
-                assert started["keys_registered"], started
-            log = await parties[PUBLISHER].start("serve")
-            serving = await _wait_for(log, "workspace.serving", parties[PUBLISHER].processes[-1])
-            parties[PUBLISHER].url = serving["url"].rstrip("/")
-            yield parties
-        finally:
+        async with running_connectors(
+            hub,
+            api_url,
+            root,
+            (PUBLISHER, SUBSCRIBER),
+            serve=(PUBLISHER,),
+            env={"COLUMNS": "200"},  # `templates list` prints its table uncut
+        ) as parties:
             for party in parties.values():
-                for proc in party.processes:
-                    if proc.returncode is None:
-                        proc.terminate()
-                        try:
-                            await asyncio.wait_for(proc.wait(), 20)
-                        except TimeoutError:
-                            proc.kill()
-                            await proc.wait()
-                for handle in party.logs:
-                    handle.close()
+                assert party.started["keys_registered"], party.started
+            yield parties
 
 
 async def _log_in(page: Page, party: Municipality, name: str) -> None:

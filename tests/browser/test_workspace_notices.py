@@ -10,9 +10,6 @@ axe-core on every page."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -25,18 +22,10 @@ from connectors import processing_log, register
 from connectors.schema import local_notices
 from hub.api.app import create_app
 from schemas.fields import passes_eleven_test
-from tests.browser.test_workspace import (
-    PASSWORD,
-    Municipality,
-    _axe,
-    _config,
-    _log_in,
-    _reload_until,
-    _wait_for,
-)
+from tests.browser.test_workspace import _axe, _log_in, _reload_until
 from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
 from tests.utils.api import served
-from tests.utils.keys import forget_keys
+from tests.utils.workspaces import PASSWORD, Municipality, running_connectors
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -79,40 +68,11 @@ async def towns(
         served(create_app(hub.settings, hub.db)) as api_url,
     ):
         root = tmp_path_factory.mktemp("notices")
-        env = dict(os.environ)
-        found: dict[str, Municipality] = {}
-        try:
-            for code in (ASKER, FINDER):
-                await forget_keys(hub, code)
-                env[f"WS_TOKEN_{code}"] = await hub.token("tenant", code)
-                env[f"WS_KEK_{code}"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
-                env[f"WS_SECRET_{code}"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
-            for code in (ASKER, FINDER):
-                folder = root / code
-                folder.mkdir()
-                (folder / "connector.toml").write_text(_config(hub, code, api_url) + _notices(code))
-                town = Municipality(code, folder, env)
-                found[code] = town
-                log = await town.start("run")
-                started = await _wait_for(log, "runtime.started", town.processes[-1])
-                mode = "record" if code == FINDER else "answer"
-                assert started["keys_registered"] and started["notices"] == mode, started
-                log = await town.start("serve")
-                serving = await _wait_for(log, "workspace.serving", town.processes[-1])
-                town.url = serving["url"].rstrip("/")
-            yield found
-        finally:
+        async with running_connectors(hub, api_url, root, (ASKER, FINDER), extra_config=_notices) as found:
             for town in found.values():
-                for proc in town.processes:
-                    if proc.returncode is None:
-                        proc.terminate()
-                        try:
-                            await asyncio.wait_for(proc.wait(), 20)
-                        except TimeoutError:
-                            proc.kill()
-                            await proc.wait()
-                for handle in town.logs:
-                    handle.close()
+                mode = "record" if town.code == FINDER else "answer"
+                assert town.started["keys_registered"] and town.started["notices"] == mode, town.started
+            yield found
 
 
 async def _tab_to(page: Page, selector: str, presses: int = 40) -> None:
