@@ -16,12 +16,16 @@ broker message acked.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +127,21 @@ class OutboxItem:
         return self.created_at if self.retried_at is None else max(self.created_at, self.retried_at)
 
 
+BUSY_TIMEOUT = 30.0  # seconds a connection waits for another's write lock
+
+
+@asynccontextmanager
+async def _migrating(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock on `<store>.migrate.lock` (flock: across processes, and across
+    openers in one process, each with its own open file), waited for in a thread."""
+    fd = os.open(path.with_name(path.name + ".migrate.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing lets the lock go
+
+
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
@@ -147,11 +166,15 @@ class LocalStore:
     async def open(cls, path: str | Path, keystore: AtRestSecrets | None = None) -> LocalStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+        engine = create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT})
         event.listen(engine.sync_engine, "connect", _on_connect)
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_upgrade)
+            # One opener migrates at a time, for the whole upgrade: SQLite's write lock is let
+            # go between the migrations that rebuild tables, so a second process (or task)
+            # opening the same new store would otherwise migrate it from a stale revision.
+            async with _migrating(path):
+                async with engine.begin() as conn:
+                    await conn.run_sync(_upgrade)
         except BaseException:
             await engine.dispose()
             raise
