@@ -731,6 +731,9 @@ def test_no_password_is_committed() -> None:
                 leaf = re.sub(r"\[\d+\]$", "", key.rsplit(".", 1)[-1])
                 if leaf == "secrets":  # a service's list of compose secret names
                     continue
+                if leaf.lower().endswith("secretname"):  # names a Kubernetes Secret (k8s/rabbitmq/)
+                    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", str(value)), f"{path.name}: {key}"
+                    continue
                 if PASSWORD_KEY.search(leaf) and not isinstance(value, bool | int | float | type(None)):
                     assert acceptable_secret_value(value), f"{path.name}: {key} = {value!r}"
     # Every file: a password inside a URL is a placeholder or an interpolation.
