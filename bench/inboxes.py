@@ -113,8 +113,8 @@ def rabbitmqctl() -> str | None:
 
 async def roll_over_wal() -> None:
     """Make the node write the quorum queues' write-ahead log out to their segment files, as
-    it does by itself once the log reaches its size limit (`raft.wal_max_size_bytes`): an
-    inbox that has been in use for a while holds its segment open."""
+    it does by itself once the log reaches its size limit (`raft.wal_max_size_bytes`), so the
+    next reading shows whether inboxes that have been in use keep their segment files open."""
     ctl = rabbitmqctl()
     if ctl is None:
         raise RuntimeError("--roll-wal needs rabbitmqctl on this machine (with the node's cookie)")
