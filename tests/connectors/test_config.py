@@ -109,6 +109,8 @@ def _toml(v: object) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return str(v)
+    if isinstance(v, dict):  # a sub-table ([processing_activities.transfer]) as an inline table
+        return "{" + ", ".join(f"{a} = {_toml(b)}" for a, b in v.items()) + "}"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
