@@ -67,8 +67,9 @@ def report_pdf(report: PrintedReport) -> bytes:
         for n, step in enumerate(report.steps, start=1):
             pdf.ln(2)
             use_font(pdf, report.lang, 10, "B")
-            _para(pdf, f"{n}. {_clean(step[0])}: {FSI}{_clean(step[1])}{PDI}", 5)
+            _para(pdf, f"{n}. {_clean(step[0])}", 5)
             use_font(pdf, report.lang, 10)
+            _para(pdf, _clean(step[1]), 5, indent=5.0, width=width - 5)
             for label, cell in zip(report.labels[2:], step[2:], strict=True):
                 _para(pdf, f"{label}: {FSI}{_clean(cell)}{PDI}", 5, indent=5.0, width=width - 5)
         return bytes(pdf.output())
