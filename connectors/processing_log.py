@@ -2,8 +2,8 @@
 table `processing_log` with the Logboek dataverwerkingen fields that `run` fills for every event
 sent and received): who did what with which transfer's dossier, and when. A record names the
 person (`user_name`), the activity (the record's `name`) and what it was about (`subject`: a
-transfer id, a notice id or a register row id); never the pupil's data, so it can be shown
-and exported as it is.
+transfer id, a notice id or a register row id); never the pupil's data in the clear: the
+pupil it is about (its data subject) is kept encrypted with a keyed index by the store.
 
 Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`."""
 
