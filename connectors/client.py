@@ -84,6 +84,7 @@ from schemas.processing_log import (
     STATUS_OK,
     ProcessingRecord,
     data_subject_id,
+    legal_basis_of,
     processing_activity_id,
 )
 from schemas.tls import handshake_failure, presents_certificate
@@ -463,6 +464,7 @@ class Connector:
         broker, retried across reconnects until `publish_deadline`. Returns what was sent."""
         spec = EVENTS.get(event.type)
         subject = data_subject_id(event.data)  # read before sealing; only our own log keeps it
+        basis = legal_basis_of(event.data)
         started = time.time()
         span = tracing.start(
             "connector.publish", kind=tracing.SpanKind.PRODUCER, attributes=_span_attrs(event)
@@ -482,7 +484,7 @@ class Connector:
             raise
         finally:
             span.end()
-            await self._log(span, f"send {event.short_type}", status, started, event, subject, None)
+            await self._log(span, f"send {event.short_type}", status, started, event, subject, None, basis)
 
     async def _log(
         self,
@@ -493,6 +495,7 @@ class Connector:
         event: CloudEvent,
         subject: str | None,
         parent: str | None,
+        legal_basis: tuple[str, str] | None = None,
     ) -> None:
         ids = tracing.ids_of(span)
         if self.processing_log is None or ids is None:
@@ -516,6 +519,8 @@ class Connector:
             event_type=event.type,
             counterpart=counterpart,
             data_subject_id=subject,
+            about=event.subject,
+            legal_basis=legal_basis,
         )
         try:
             await self.processing_log.log_processing(record)
@@ -734,8 +739,9 @@ class Connector:
                 await self._send_delivery_failed(event, exc.reason)
             return None
         span.end()
-        subject = data_subject_id(payload.model_dump(mode="json")) if payload is not None else None
-        await self._log(span, name, STATUS_OK, started, event, subject, parent)
+        opened = payload.model_dump(mode="json") if payload is not None else None
+        subject = data_subject_id(opened)
+        await self._log(span, name, STATUS_OK, started, event, subject, parent, legal_basis_of(opened))
         # What we hand on carries our span, so the case system's spans (and ours) follow it.
         event = event.model_copy(update={"traceparent": tracing.traceparent_of(span)})
         return InboxMessage(event, raw, payload, self)

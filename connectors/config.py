@@ -293,6 +293,19 @@ class TracingConfig(_Model):
     otlp_endpoint: Annotated[str, Field(pattern=r"^https?://", max_length=300)]
 
 
+# The flows of schemas.processing_log.FLOWS.
+ActivityFlow = Literal["transfer", "notice", "register", "template", "group", "access"]
+
+
+class ProcessingActivityConfig(_Model):
+    """One entry of the municipality's register of processing activities (verwerkingsregister):
+    the processing log names `id`; a pupil's access report shows `name`."""
+
+    id: Annotated[str, Field(pattern=r"^[!-~]{1,200}$", description="the register's id or URI, no spaces")]
+    name: ShortText
+    legal_basis: ShortText | None = None  # the article it rests on, where its messages name none
+
+
 class WorkspaceConfig(_Model):
     """`serve` runs the web workspace at http://host:port/ (local accounts: `user add`). Keep it
     on the municipality's own network: it shows decrypted dossiers. The session cookie is signed
@@ -347,6 +360,11 @@ class ConnectorConfig(_Model):
     tls: TlsConfig = TlsConfig()
     tracing: TracingConfig | None = None
     workspace: WorkspaceConfig = WorkspaceConfig()
+    processing_activities: dict[ActivityFlow, ProcessingActivityConfig] = {}
+
+    def activity_ids(self) -> dict[str, str]:
+        """Flow -> the municipality's id of its processing activity, for the processing log."""
+        return {flow: a.id for flow, a in self.processing_activities.items()}
 
     def sink_names(self) -> list[str]:
         return [s.name or f"{s.kind}-{i}" for i, s in enumerate(self.sinks)]
@@ -505,6 +523,23 @@ email = "leerplicht@example.nl"
 
 # [tracing]                  # `run` exports its spans (OTLP over HTTP); omit: off
 # otlp_endpoint = "http://127.0.0.1:4318"
+
+# Your register of processing activities (verwerkingsregister): the activity each flow serves.
+# The processing log names these ids; a pupil's access report (AVG article 15) shows the names.
+[processing_activities.transfer]
+id = "@TENANT@-VA-leerplicht-overdracht"
+name = "Overdracht leerplichtdossier bij verhuizing"
+[processing_activities.notice]
+id = "@TENANT@-VA-leerplicht-buren"
+name = "Buren vragen naar een vermiste leerling"
+# legal_basis = "..."        # the article it rests on, shown where its messages name none
+[processing_activities.register]
+id = "@TENANT@-VA-leerplicht-register"
+name = "Leerlingenregister"
+[processing_activities.access]
+id = "@TENANT@-VA-avg-inzage"
+name = "Inzageverzoeken (AVG artikel 15)"
+
 # [workspace]                # `serve`: the officers' web workspace (accounts: `user add`)
 # host = "127.0.0.1"         # it shows decrypted dossiers: the municipality's own network only
 # port = 8090

@@ -52,7 +52,7 @@ from connectors.sealing import Sealer
 from connectors.store import LocalStore
 from schemas.audit_chain import GENESIS, ChainReport, Link, link
 from schemas.audit_chain import verify as verify_chain
-from schemas.blind_index import blind_index
+from schemas.blind_index import blind_index, normalise_bsn
 from schemas.envelope import CloudEvent
 from schemas.errors import Conflict, CryptoError, InbeeldError, NotFound
 from schemas.events import (
@@ -65,6 +65,7 @@ from schemas.events import (
     PupilMissing,
     School,
 )
+from schemas.processing_log import processing_activity_id
 
 __all__ = [
     "CLOSED",
@@ -82,6 +83,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger("inbeeld.connector.notices")
+ACTIVITY = processing_activity_id("nl.leerplicht.notice")
 
 MISSING = "nl.leerplicht.notice.pupil_missing"
 FOUND = "nl.leerplicht.notice.pupil_found"
@@ -233,6 +235,9 @@ class NoticeDesk:
                 )
             )
         await send(self.connector, self.sealer, event)
+        # The event carried an index, not the BSN: its processing-log record learns whom it was
+        # about here, and the notice's later records inherit it.
+        await self.store.attach_subject(ACTIVITY, notice_id, normalise_bsn(bsn))
         await self._audit("notice.asked", notice_id, self.tenant, None, event.id, "sent")
         return notice_id
 
@@ -351,6 +356,9 @@ class NoticeDesk:
             await self._audit("notice.checked", notice_id, asker, asker, event_id, "no_match")
             return NoticeOutcome("no_match", notice_id, sender=asker)
         await self._audit("notice.checked", notice_id, asker, asker, event_id, "match", pupil_ref)
+        bsn = await self._bsn_of(pupil_ref)
+        if bsn is not None:  # the question was about this pupil of ours: its records say so
+            await self.store.attach_subject(ACTIVITY, notice_id, bsn)
         if not self.auto_answer:
             return NoticeOutcome("matched", notice_id, sender=asker)
         if not await self._claim_answer(asker, notice_id, claim=True):
@@ -379,6 +387,12 @@ class NoticeDesk:
                 .values(answered=1 if claim else 0)
             )
         return result.rowcount == 1
+
+    async def _bsn_of(self, pupil_ref: str) -> str | None:
+        async with self.store.engine.connect() as conn:
+            row = (await conn.execute(select(pupils).where(pupils.c.id == pupil_ref))).mappings().first()
+        bsn = self.store.decrypt_pupil(row).get("bsn") if row is not None else None
+        return bsn if isinstance(bsn, str) else None
 
     async def _answer(self, asker: str, notice_id: str, pupil_ref: str) -> CloudEvent:
         if self.contact_person is None:

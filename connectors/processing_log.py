@@ -2,8 +2,8 @@
 table `processing_log` with the Logboek dataverwerkingen fields that `run` fills for every event
 sent and received): who did what with which transfer's dossier, and when. A record names the
 person (`user_name`), the activity (the record's `name`) and what it was about (`subject`: a
-transfer id, a notice id or a register row id); never the pupil's data, so it can be shown
-and exported as it is.
+transfer id, a notice id or a register row id); never the pupil's data in the clear: the
+pupil it is about (its data subject) is kept encrypted with a keyed index by the store.
 
 Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`."""
 
@@ -13,11 +13,11 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from connectors.schema import processing_log
 from connectors.store import LocalStore
-from schemas.processing_log import STATUS_ERROR, STATUS_OK, processing_activity_id
+from schemas.processing_log import STATUS_ERROR, STATUS_OK, ProcessingRecord, processing_activity_id
 
 # The workspace handles transfers: its records belong to the transfer processing activity.
 ACTIVITY = processing_activity_id("nl.leerplicht.transfer")
@@ -43,26 +43,30 @@ async def record(
     outcome: str = "ok",
     *,
     activity_id: str = ACTIVITY,
+    data_subject: str | None = None,
 ) -> None:
     """One thing a person did: a record of its own trace (no event travels with it), under
-    the processing activity `activity_id` (the transfer flow's, unless told otherwise)."""
+    the processing activity `activity_id` (the transfer flow's, unless told otherwise). About
+    a transfer or notice, it takes that one's data subject; `data_subject` (a BSN) names it
+    when the caller knows it (kept encrypted, like every data subject in the log)."""
     now = time.time()
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            insert(processing_log).values(
-                trace_id=secrets.token_hex(16),
-                span_id=secrets.token_hex(8),
-                name=activity,
-                status_code=STATUS_OK if outcome == "ok" else STATUS_ERROR,
-                start_time=now,
-                end_time=now,
-                processing_activity_id=activity_id,
-                event_id="",
-                event_type="",
-                user_name=user_name,
-                subject=subject,
-            )
-        )
+    await store.log_processing(
+        ProcessingRecord(
+            trace_id=secrets.token_hex(16),
+            span_id=secrets.token_hex(8),
+            parent_span_id=None,
+            name=activity,
+            status=STATUS_OK if outcome == "ok" else STATUS_ERROR,
+            start=now,
+            end=now,
+            processing_activity_id=activity_id,
+            event_id="",
+            event_type="",
+            data_subject_id=data_subject,
+            about=subject,
+        ),
+        user_name=user_name,
+    )
 
 
 async def entries(store: LocalStore, subject: str | None = None, limit: int = 500) -> list[Entry]:

@@ -18,7 +18,8 @@ The database is migrated by the alembic history in `connectors.migrations` (run 
     notice_audit    the hash-chained local audit of notices (`schemas.audit_chain`)
     group_keys      the group keys of blind indexes, encrypted at rest (`connectors.group_keys`)
     processing_log  every event sent and received with the Logboek dataverwerkingen fields
-                    (`schemas.processing_log`); the data subject (a BSN) encrypted at rest
+                    (`schemas.processing_log`); the data subject (a BSN) encrypted at rest,
+                    found through its keyed index
 """
 
 from __future__ import annotations
@@ -233,8 +234,13 @@ processing_log = Table(
     Column("wrapped_key", String(200)),
     # In the workspace a person acts: who (an account's name) and on what (a transfer's id).
     Column("user_name", String(40)),
-    Column("subject", String(100)),
+    Column("subject", String(100)),  # the transfer, notice or register row it was about
+    # HMAC of the data subject's BSN under a key derived from the at-rest secret: a pupil's
+    # records are found without decrypting every one (`LocalStore.subject_records`).
+    Column("subject_index", String(64)),
+    Column("legal_basis", String(300)),  # JSON [code, citation]: the article it rests on
     Index("ix_processing_log_trace_id", "trace_id"),
+    Index("ix_processing_log_subject_index", "subject_index"),
 )
 
 # The workspace's local accounts (`inbeeld-connector user add`): Argon2id hashes, a role, and

@@ -92,6 +92,7 @@ class ConnectorServices:
                 services.keystore = open_keystore(config)
             if store:
                 services.store = await LocalStore.open(config.store.path, services.keystore)
+                services.store.activities = config.activity_ids()
                 services._stack.push_async_callback(services.store.close)
             if hub and config.hub is not None:
                 services.hub_api = HubApi(

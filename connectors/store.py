@@ -51,7 +51,7 @@ from connectors.at_rest import (
 from connectors.schema import hub_replies, outbox, processing_log, received, state, templates
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError
-from schemas.processing_log import ProcessingRecord
+from schemas.processing_log import ACTIVITY_PREFIX, ProcessingRecord
 
 __all__ = [
     "BASELINE",
@@ -161,6 +161,9 @@ class LocalStore:
         self._sequence: int | None = None
         self._sequence_dirty = False
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # The municipality's register of processing activities: flow -> its activity id
+        # (`[processing_activities]`); a flow not in it keeps Inbeeld's URN.
+        self.activities: dict[str, str] = {}
 
     @classmethod
     async def open(cls, path: str | Path, keystore: AtRestSecrets | None = None) -> LocalStore:
@@ -471,9 +474,42 @@ class LocalStore:
 
     # -- register (personal data; see connectors.register) --------------------------------------
 
-    async def log_processing(self, record: ProcessingRecord) -> None:
-        """Keep one processing-log record; its data subject encrypted under a fresh data key,
-        or not kept at all without a keystore (never in the clear)."""
+    def activity_id(self, activity: str) -> str:
+        """The municipality's id of a processing activity given as Inbeeld's URN (its flow)."""
+        flow = activity.removeprefix(ACTIVITY_PREFIX) if activity.startswith(ACTIVITY_PREFIX) else None
+        return self.activities.get(flow, activity) if flow is not None else activity
+
+    def subject_index(self, bsn: str) -> str:
+        """The keyed index of a data subject in the processing log (cf. `bsn_index`)."""
+        if self.keystore is None:
+            raise RuntimeError("the processing log's data subjects need a keystore")
+        key_id, secret = self.keystore.at_rest_secret()
+        key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"inbeeld processing log subject index v1:" + key_id.encode(),
+        ).derive(secret)
+        return hmac.new(key, bsn.encode(), hashlib.sha256).hexdigest()
+
+    def _subject_columns(self, span_id: str, bsn: str) -> dict[str, Any]:
+        assert self.keystore is not None
+        data_key, wrapped = wrap_data_key(self.keystore)
+        aad = f"processing_log:{span_id}".encode()
+        return {
+            "data_subject_id": encrypt_at_rest(data_key, bsn.encode(), aad),
+            "wrapped_key": wrapped,
+            "subject_index": self.subject_index(bsn),
+        }
+
+    async def log_processing(self, record: ProcessingRecord, *, user_name: str | None = None) -> None:
+        """Keep one processing-log record; its data subject encrypted under a fresh data key
+        with its keyed index, or not kept at all without a keystore (never in the clear).
+
+        A record without a data subject that is `about` a transfer or notice takes the subject
+        (and the legal basis) of the first record of that transfer or notice under the same
+        processing activity: the answers to an offer carry no BSN, the offer does."""
+        activity = self.activity_id(record.processing_activity_id)
         row: dict[str, Any] = {
             "trace_id": record.trace_id,
             "span_id": record.span_id,
@@ -482,18 +518,81 @@ class LocalStore:
             "status_code": record.status,
             "start_time": record.start,
             "end_time": record.end,
-            "processing_activity_id": record.processing_activity_id,
+            "processing_activity_id": activity,
             "event_id": record.event_id,
             "event_type": record.event_type,
             "counterpart": record.counterpart,
+            "user_name": user_name,
+            "subject": record.about,
+            "legal_basis": json.dumps(list(record.legal_basis)) if record.legal_basis else None,
         }
-        if record.data_subject_id is not None and self.keystore is not None:
-            data_key, wrapped = wrap_data_key(self.keystore)
-            aad = f"processing_log:{record.span_id}".encode()
-            row["data_subject_id"] = encrypt_at_rest(data_key, record.data_subject_id.encode(), aad)
-            row["wrapped_key"] = wrapped
+        log_ = processing_log.c
         async with self.engine.begin() as conn:
+            bsn = record.data_subject_id
+            if bsn is None and record.about is not None and self.keystore is not None:
+                first = (
+                    (
+                        await conn.execute(
+                            select(processing_log)
+                            .where(
+                                log_.subject == record.about,
+                                log_.processing_activity_id == activity,
+                                log_.subject_index.is_not(None),
+                            )
+                            .order_by(log_.id)
+                            .limit(1)
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if first is not None:
+                    bsn = self._record(first).data_subject_id
+                    row["legal_basis"] = row["legal_basis"] or first["legal_basis"]
+            if bsn is not None and self.keystore is not None:
+                row.update(self._subject_columns(record.span_id, bsn))
             await conn.execute(processing_log.insert().values(**row))
+
+    async def attach_subject(self, activity: str, about: str, bsn: str) -> int:
+        """Name the data subject of the records `about` a transfer or notice (under the
+        processing activity `activity`) that have none yet: a notice's BSN is known to the
+        desk, not to the event that carried its blind index. Returns how many records."""
+        if self.keystore is None:
+            return 0
+        activity = self.activity_id(activity)
+        log_ = processing_log.c
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(log_.id, log_.span_id).where(
+                        log_.subject == about,
+                        log_.processing_activity_id == activity,
+                        log_.subject_index.is_(None),
+                    )
+                )
+            ).all()
+            for r in rows:
+                await conn.execute(
+                    update(processing_log)
+                    .where(log_.id == r.id)
+                    .values(**self._subject_columns(r.span_id, bsn))
+                )
+        return len(rows)
+
+    async def subject_records(self, bsn: str) -> list[tuple[ProcessingRecord, str | None]]:
+        """Every processing-log record about the pupil with `bsn`, oldest first, each with the
+        name of the person who acted (None: the connector itself), found by the keyed index:
+        nothing else is decrypted."""
+        if self.keystore is None:
+            return []
+        query = (
+            select(processing_log)
+            .where(processing_log.c.subject_index == self.subject_index(bsn))
+            .order_by(processing_log.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [(self._record(r), r["user_name"]) for r in rows]
 
     async def processing_records(self, trace_id: str | None = None) -> list[ProcessingRecord]:
         """The processing log, oldest first (one trace's records with `trace_id`), the data
@@ -514,6 +613,7 @@ class LocalStore:
                 subject = decrypt_at_rest(key, r["data_subject_id"], aad).decode()
             except InbeeldError:  # shredded: the subject is gone, the record stays
                 subject = None
+        basis = json.loads(r["legal_basis"]) if r["legal_basis"] else None
         return ProcessingRecord(
             trace_id=r["trace_id"],
             span_id=r["span_id"],
@@ -527,6 +627,8 @@ class LocalStore:
             event_type=r["event_type"],
             counterpart=r["counterpart"],
             data_subject_id=subject,
+            about=r["subject"],
+            legal_basis=(str(basis[0]), str(basis[1])) if isinstance(basis, list) and basis else None,
         )
 
     def bsn_index(self, bsn: str) -> str:

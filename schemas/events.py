@@ -265,6 +265,20 @@ class ContactAttempt(Payload):
     note: Note | None = None
 
 
+class LegalBasis(Payload):
+    """The article of law a transfer rests on (AVG article 6(1)(c)/(e)): a stable code for
+    systems and the citation as people read it."""
+
+    code: Annotated[
+        Slug,
+        Field(description="A stable code for the article, e.g. `lpw-1969-art-18`."),
+    ]
+    citation: Annotated[
+        ShortText,
+        Field(description="The article cited as people read it, e.g. `Leerplichtwet 1969, artikel 18`."),
+    ]
+
+
 class TransferOffered(Payload):
     """The pupil file (dossier) one municipality hands to another. Sealed: personal data."""
 
@@ -279,6 +293,10 @@ class TransferOffered(Payload):
     absence_case: AbsenceCase | None = None
     contact_attempts: Annotated[list[ContactAttempt], Field(max_length=100)] = []
     notes: LongText | None = None
+    legal_basis: Annotated[
+        LegalBasis | None,
+        Field(description="The article of law the transfer rests on (absent in older dossiers)."),
+    ] = None
 
 
 class TransferNote(Payload):

@@ -14,7 +14,15 @@ the hub's audit chain and the connector's processing log both carry them.
                             activities: one per flow (`processing_activity_id`)
     dpl.core.data_subject_id
                             whom it was about (the pupil's BSN): only a connector keeps it,
-                            encrypted at rest; the hub never sees it
+                            encrypted at rest with a keyed index for lookups; the hub never
+                            sees it
+    about                   the transfer or notice id (the envelope's `subject`): the later
+                            steps of a transfer carry no BSN and take the offer's subject
+    legal_basis             the article of law the operation rests on (a transfer's offer
+                            names it; its later steps inherit it)
+
+`DATA_CATEGORIES` names, per event type, the categories of personal data its payload carries:
+what an access request (AVG article 15) lists for each step.
 """
 
 from __future__ import annotations
@@ -25,11 +33,15 @@ from typing import Any
 
 __all__ = [
     "ACTIVITY_PREFIX",
+    "DATA_CATEGORIES",
+    "FLOWS",
     "STATUS_ERROR",
     "STATUS_OK",
     "STATUS_UNKNOWN",
     "ProcessingRecord",
     "data_subject_id",
+    "flow_of",
+    "legal_basis_of",
     "processing_activity_id",
     "status_of",
 ]
@@ -39,11 +51,41 @@ ACTIVITY_PREFIX = "urn:nld:inbeeld:verwerkingsactiviteit:"
 _TYPE_PREFIX = "nl.leerplicht."
 
 
+# The flows a municipality's register of processing activities maps (`access`: answering a
+# data subject's access request, AVG article 15).
+FLOWS = ("transfer", "notice", "register", "template", "group", "access")
+
+# The categories of personal data each event type's payload carries (its schema), by flow step.
+DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "transfer.offered": (
+        "identity",
+        "address",
+        "guardians",
+        "school",
+        "compulsory_education",
+        "absence",
+        "contact_attempts",
+    ),
+    "transfer.accepted": ("transfer_status",),
+    "transfer.rejected": ("transfer_status",),
+    "transfer.completed": ("transfer_status",),
+    "transfer.cancelled": ("transfer_status",),
+    "transfer.expired": ("transfer_status",),
+    "notice.pupil_missing": ("pseudonym",),
+    "notice.pupil_found": ("school", "registration"),
+    "notice.closed": ("notice_status",),
+}
+
+
+def flow_of(event_type: str) -> str:
+    """The flow of an event type: `transfer` for `nl.leerplicht.transfer.offered`."""
+    return event_type.removeprefix(_TYPE_PREFIX).split(".", 1)[0] or "other"
+
+
 def processing_activity_id(event_type: str) -> str:
     """The processing activity an event type belongs to: its flow (`transfer`, `notice`,
     `template`, ...), as a URN in Inbeeld's register of processing activities."""
-    flow = event_type.removeprefix(_TYPE_PREFIX).split(".", 1)[0] or "other"
-    return ACTIVITY_PREFIX + flow
+    return ACTIVITY_PREFIX + flow_of(event_type)
 
 
 def status_of(outcome: str) -> int:
@@ -58,6 +100,17 @@ def data_subject_id(data: Any) -> str | None:
     pupil = data.get("pupil")
     bsn = pupil.get("bsn") if isinstance(pupil, Mapping) else None
     return bsn if isinstance(bsn, str) else None
+
+
+def legal_basis_of(data: Any) -> tuple[str, str] | None:
+    """The (code, citation) of the legal basis a payload names (a transfer's dossier), or None."""
+    if not isinstance(data, Mapping):
+        return None
+    basis = data.get("legal_basis")
+    if not isinstance(basis, Mapping):
+        return None
+    code, citation = basis.get("code"), basis.get("citation")
+    return (code, citation) if isinstance(code, str) and isinstance(citation, str) else None
 
 
 @dataclass(frozen=True)
@@ -77,3 +130,5 @@ class ProcessingRecord:
     event_type: str
     counterpart: str | None = None  # the other party's tenant code, when known
     data_subject_id: str | None = None
+    about: str | None = None  # the transfer or notice id
+    legal_basis: tuple[str, str] | None = None  # (code, citation)

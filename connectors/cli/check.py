@@ -40,6 +40,7 @@ async def _checks(cfg: ConnectorConfig) -> list[Result]:
         results.append(("tls", False, exc.message))
         return results  # no link can be tried without its certificates
     results += _example_values(cfg)
+    results.append(_activities_check(cfg))
     if cfg.notices is not None and (cfg.hub is None or cfg.keystore is None):
         results.append(
             ("notices", False, "[notices] needs [hub] and [keystore] (the key directory and the group keys)")
@@ -102,6 +103,21 @@ async def _checks(cfg: ConnectorConfig) -> list[Result]:
             except ConfigError as exc:
                 results.append((f"sink {name}", False, exc.message))
     return results
+
+
+def _activities_check(cfg: ConnectorConfig) -> Result:
+    """Which flows the register of processing activities maps (the config's model checked
+    each entry); a flow left out keeps Inbeeld's URN in the processing log."""
+    mapped = cfg.processing_activities
+    if not mapped:
+        return ("processing activities", True, "none configured: the processing log names Inbeeld's URNs")
+    unmapped = [f for f in ("transfer", "notice", "register", "access") if f not in mapped]
+    said = ", ".join(f"{flow} -> {a.id}" for flow, a in mapped.items())
+    return (
+        "processing activities",
+        True,
+        said + (f"; not in your register: {', '.join(unmapped)}" if unmapped else ""),
+    )
 
 
 _EXAMPLE_VALUE = re.compile(r"(?:^|[@./])example(?:\.(?:nl|com|org|net))?(?:$|[/:])", re.IGNORECASE)

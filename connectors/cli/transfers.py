@@ -70,8 +70,9 @@ async def _send(cfg: ConnectorConfig, action: Any, waiting: Waiting) -> tuple[Cl
     from connectors.services import open_services
 
     _token(cfg)  # says which setting is missing before anything is opened
+    # The store keeps the processing log: what is sent from here is logged like what `run` sends.
     async with open_services(
-        cfg, hub=True, connector=True, seal_connector=True, publish_deadline=30
+        cfg, store=True, hub=True, connector=True, seal_connector=True, publish_deadline=30
     ) as services:
         assert services.keystore is not None
         sent: CloudEvent = await action(services.connector)

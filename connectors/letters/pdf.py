@@ -275,6 +275,13 @@ def _part(pdf: _LetterPDF, letter: Letter, part: LetterPart, deadline: Deadline)
         deadline.check()
 
 
+# The same page, fonts and text shaping for other documents the connector prints (a pupil's
+# access report, `connectors.workspace.report_pdf`).
+DocumentPDF = _LetterPDF
+setup_fonts = _setup
+use_font = _use
+
+
 def letter_pdf(
     letter: Letter,
     letterhead: Letterhead,

@@ -42,6 +42,7 @@ from connectors.workspace.i18n import translate_to
 from connectors.workspace.identity import ProxyIdentity
 from connectors.workspace.notice_pages import add_notice_routes
 from connectors.workspace.register_pages import add_register_routes
+from connectors.workspace.report_pages import add_report_routes
 from connectors.workspace.studio import add_studio_routes
 from schemas.errors import ContractError, InbeeldError, NotFound
 from schemas.validation import validate_payload
@@ -101,6 +102,7 @@ def create_workspace(
     _add_routes(app)
     add_register_routes(app)
     add_notice_routes(app)
+    add_report_routes(app)
     add_studio_routes(app)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connectors.workspace.report_i18n import REPORT_MESSAGES
 from webui.i18n import Catalogue, Translate, translator
 
 __all__ = ["CATALOGUE", "translate_to"]
@@ -595,6 +596,9 @@ CATALOGUE: Catalogue = {
         "studio.diff_link_label": "Changes in the newest version of {id}",
     },
 }
+
+# The access report's messages live beside its pages.
+CATALOGUE = {lang: {**messages, **REPORT_MESSAGES.get(lang, {})} for lang, messages in CATALOGUE.items()}
 
 
 def translate_to(lang: str) -> Translate:

@@ -109,6 +109,8 @@ def _toml(v: object) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return str(v)
+    if isinstance(v, dict):  # a sub-table ([processing_activities.transfer]) as an inline table
+        return "{" + ", ".join(f"{a} = {_toml(b)}" for a, b in v.items()) + "}"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -154,3 +156,27 @@ def test_an_unreachable_broker_is_named_by_host_and_port(tmp_path: Path) -> None
     assert result.exit_code == 1
     [line] = [x for x in result.output.splitlines() if x.startswith("FAIL  broker")]
     assert line == "FAIL  broker: cannot reach the hub's broker at 127.0.0.1:1 (AMQPConnectionError)", line
+
+
+def test_the_register_of_processing_activities_is_written_by_init_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "connector.toml"
+    assert runner.invoke(app, ["init", str(path), "--tenant", "GM0599"]).exit_code == 0
+    config = load_config(path)
+    assert config.activity_ids() == {
+        "transfer": "GM0599-VA-leerplicht-overdracht",
+        "notice": "GM0599-VA-leerplicht-buren",
+        "register": "GM0599-VA-leerplicht-register",
+        "access": "GM0599-VA-avg-inzage",
+    }
+    assert config.processing_activities["access"].name == "Inzageverzoeken (AVG artikel 15)"
+    bad = EXAMPLE.replace("[processing_activities.access]", "[processing_activities.letters]").replace(
+        'id = "GM0518-VA-leerplicht-buren"', 'id = "VA buren"'
+    )
+    path.write_text(bad, "utf-8")
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2
+    lines = sorted(result.output.strip().splitlines())
+    assert lines[0].startswith(
+        "config error: processing_activities.letters.[key]: Input should be 'transfer'"
+    )
+    assert lines[1].startswith("config error: processing_activities.notice.id: String should match pattern")

@@ -240,3 +240,76 @@ async def test_tables_of_something_else_are_not_adopted(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreMigrationError, match="lacks"):
         await LocalStore.open(path)
+
+
+async def test_processing_log_records_from_before_0008_keep_their_rows_and_name_no_one(
+    tmp_path: Path,
+) -> None:
+    from alembic import command
+
+    from connectors.keystore import Keystore
+    from connectors.store import alembic_config
+    from schemas.processing_log import ProcessingRecord
+
+    path = tmp_path / "store.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0007")
+            conn.exec_driver_sql(
+                "INSERT INTO processing_log (trace_id, span_id, name, status_code, start_time, end_time, "
+                "processing_activity_id, event_id, event_type, subject) VALUES ('t', 's', "
+                "'receive transfer.offered', 1, 1.0, 1.0, 'urn:x', 'ev-old', "
+                "'nl.leerplicht.transfer.offered', 'tr-1')"
+            )
+    finally:
+        engine.dispose()
+    keystore = Keystore.create(tmp_path / "keystore.json", passphrase="store test", scrypt_n=2**14)
+    store = await LocalStore.open(path, keystore)
+    try:
+        assert await store.revision() == head_revision() and head_revision() >= "0008"
+        [old] = await store.processing_records()
+        assert (old.event_id, old.about, old.data_subject_id, old.legal_basis) == (
+            "ev-old",
+            "tr-1",
+            None,
+            None,
+        )
+        # A later step of that transfer has no subject to inherit; a new offer names its own.
+        step = ProcessingRecord(
+            "t2",
+            "s2",
+            None,
+            "send transfer.accepted",
+            1,
+            2.0,
+            2.0,
+            "urn:x",
+            "ev-2",
+            "nl.leerplicht.transfer.accepted",
+            about="tr-1",
+        )
+        await store.log_processing(step)
+        offer = ProcessingRecord(
+            "t3",
+            "s3",
+            None,
+            "receive transfer.offered",
+            1,
+            3.0,
+            3.0,
+            "urn:x",
+            "ev-3",
+            "nl.leerplicht.transfer.offered",
+            data_subject_id="111222333",
+            about="tr-2",
+            legal_basis=("lpw-1969-art-18", "Leerplichtwet 1969, artikel 18"),
+        )
+        await store.log_processing(offer)
+        found = await store.subject_records("111222333")
+        assert [(r.event_id, r.legal_basis) for r, _ in found] == [
+            ("ev-3", ("lpw-1969-art-18", "Leerplichtwet 1969, artikel 18"))
+        ]
+    finally:
+        await store.close()
+    assert schema_diff(path) == []
