@@ -17,25 +17,20 @@ pupil."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError
 
 from connectors import processing_log, register, transfers
 from connectors.accounts import Account
 from connectors.client import ConnectorError
 from connectors.directory import Directory
-from connectors.schema import state
-from connectors.store import LocalStore
 from connectors.verdict import await_verdict
 from connectors.workspace import edge as ws
+from connectors.workspace import form_once
 from schemas.errors import InbeeldError, NotFound, SchemaInvalid
 
 __all__ = ["add_offer_routes"]
@@ -72,7 +67,6 @@ FIELDS = (
     "form_id",
 )
 _PUPIL_ID = re.compile(r"^[0-9a-f-]{36}$")
-_FORM_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _TENANT = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 
 
@@ -97,26 +91,6 @@ async def _pupil(request: Request, pupil_id: str) -> dict[str, Any]:
     if found is None:
         raise NotFound("no such pupil in the register")
     return found
-
-
-def _form_key(form_id: str) -> str:
-    return "offer_form:" + hashlib.sha256(form_id.encode()).hexdigest()[:48]
-
-
-async def _claim_form(store: LocalStore, form_id: str) -> str | None:
-    """Claim the form `form_id` for one offer: None if this call claimed it, else the transfer
-    id it offered already ("" while that offer is under way)."""
-    try:
-        async with store.engine.begin() as conn:
-            await conn.execute(insert(state).values(key=_form_key(form_id), value=""))
-    except IntegrityError:
-        return await store.get_state(_form_key(form_id)) or ""
-    return None
-
-
-async def _release_form(store: LocalStore, form_id: str) -> None:
-    async with store.engine.begin() as conn:
-        await conn.execute(delete(state).where(state.c.key == _form_key(form_id)))
 
 
 def _or_none(value: str) -> str | None:
@@ -185,8 +159,8 @@ def add_offer_routes(app: FastAPI) -> None:
     ) -> Response:
         shown = {k: "" for k in FIELDS} | {"status": "leerplichtig", "guardian_relation": "parent"}
         shown.update(values or {})
-        if not _FORM_ID.fullmatch(shown["form_id"]):
-            shown["form_id"] = secrets.token_urlsafe(18)
+        if not form_once.FORM_ID.fullmatch(shown["form_id"]):
+            shown["form_id"] = form_once.new_id()
         return ws.pages.render(
             request,
             "offer_new.html",
@@ -237,17 +211,17 @@ def add_offer_routes(app: FastAPI) -> None:
             why = exc.message.split(": ", 1)[-1].removeprefix(f"{field}: ")
             return await refused(field, why)
         form_id = values["form_id"]
-        if not _FORM_ID.fullmatch(form_id):
+        if not form_once.FORM_ID.fullmatch(form_id):
             return await refused("form_id", "the form has no valid form id; open it again")
         store = ws.store_of(request)
-        earlier = await _claim_form(store, form_id)
+        earlier = await form_once.claim(store, "offer", form_id)
         if earlier is not None:  # submitted twice: nothing is sent again
             log.info("workspace.offer_resubmitted", transfer_id=earlier or None, user=account.name)
             return ws.redirect_to(request, "/", done="already_offered", id=earlier or "tr-")
         try:
             sent = await transfers.offer(ws.connector_of(services), to, dossier)
         except BaseException:
-            await _release_form(store, form_id)
+            await form_once.release(store, "offer", form_id)
             raise
         verdict = None
         if services.hub_api is not None:
@@ -258,12 +232,12 @@ def add_offer_routes(app: FastAPI) -> None:
                     "workspace.offer_verdict_unknown", transfer_id=transfer_id, error=type(exc).__name__
                 )
         if verdict is not None and verdict.rejected:  # not routed: the form may be sent again
-            await _release_form(store, form_id)
+            await form_once.release(store, "offer", form_id)
             log.warning(
                 "workspace.offer_refused", transfer_id=transfer_id, reason=verdict.reason, user=account.name
             )
             return await refused("to", verdict.describe())
-        await store.set_state(_form_key(form_id), transfer_id)
+        await form_once.sent(store, "offer", form_id, transfer_id)
         await processing_log.record(store, account.name, "transfer_offered", transfer_id)
         log.info("workspace.offered", transfer_id=transfer_id, to=to, user=account.name)
         return ws.redirect_to(request, "/", done="offered", id=transfer_id)
