@@ -63,6 +63,11 @@ class Account:
         return self.role in ACTING_ROLES
 
     @property
+    def may_act_for_members(self) -> bool:
+        """In a regional bureau's workspace: may answer and close its members' transfers."""
+        return self.role == "bureau_officer"
+
+    @property
     def may_edit_templates(self) -> bool:
         """May use the template studio: edit, publish and withdraw this tenant's templates."""
         return self.role in EDITING_ROLES

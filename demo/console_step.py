@@ -15,6 +15,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -23,7 +24,7 @@ from hub import operator_actions
 from hub.api.app import create_app
 from hub.operator_actions import Actor
 
-__all__ = ["LOGIN", "step_console"]
+__all__ = ["LOGIN", "PAGE_TIMEOUT_MS", "serve_app", "step_console"]
 
 LOGIN = "demo"
 PAGE_TIMEOUT_MS = 15_000
@@ -41,23 +42,28 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def served(ctx: DemoContext, port: int) -> AsyncIterator[str]:
-    """The hub's API and console for the demo's hub, on 127.0.0.1 (`port` 0: any free one)."""
-    config = uvicorn.Config(
-        create_app(ctx.settings, ctx.db), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+async def serve_app(app: Any, port: int) -> AsyncIterator[str]:
+    """`app` (ASGI) served on 127.0.0.1 (`port` 0: any free one); its address."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = _Server(config)
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             if task.done():
                 task.result()  # raises why it could not start (e.g. the port is taken)
-                raise RuntimeError("the console stopped before it started")
+                raise RuntimeError("the server stopped before it started")
             await asyncio.sleep(0.05)
-        yield f"{server.url}/console"
+        yield server.url
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def served(ctx: DemoContext, port: int) -> AsyncIterator[str]:
+    """The hub's API and console for the demo's hub, on 127.0.0.1 (`port` 0: any free one)."""
+    async with serve_app(create_app(ctx.settings, ctx.db), port) as url:
+        yield f"{url}/console"
 
 
 async def screenshots(console_url: str, password: str, out: Path) -> list[Path] | str:

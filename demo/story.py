@@ -16,6 +16,7 @@ from demo.context import DemoContext, Step
 from demo.notice_step import step_notice
 from demo.template_step import step_templates
 from demo.transfer_step import step_transfer
+from demo.workspace_step import step_workspaces
 from hub import provisioning
 from hub.config import Settings
 from hub.provisioning import BrokerCredentials
@@ -96,6 +97,7 @@ STEPS: list[Step] = [
     ("Ingrado shares its letters; Den Haag writes to a pupil it has lost", step_templates),
     ("Den Haag has lost sight of a pupil and asks its neighbours", step_notice),
     ("The pupil moved: Den Haag hands his file to Rotterdam", step_transfer),
+    ("The officers' workspaces of Den Haag and Rotterdam, each in its house style", step_workspaces),
     ("The hub operator's console shows what went through", step_console),
 ]
 

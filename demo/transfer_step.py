@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from connectors import Connector, EventSealer
+from connectors import Connector, EventSealer, offers
 from connectors import transfers as sdk
 from connectors.directory import Directory
 from connectors.hub_api import HubApi
@@ -166,6 +166,9 @@ async def step_transfer(ctx: DemoContext) -> None:
             f"family language: {opened.guardians[0].preferred_language}"
         )
 
+        # ... and keeps it for its officers' werkbak, as `inbeeld-connector run` does
+        await offers.keep(stores[RECEIVER], got.id, OFFERER, opened)
+        await offers.claim(stores[RECEIVER], transfer_id, "accepted", "demo-officer")
         accepted = await sdk.accept(rotterdam, transfer_id, to=OFFERER, note="Zaak overgenomen.")
         await _wait_for(den_haag, lambda e: e.id == accepted.id)
         ctx.console.print(f"{ctx.names[RECEIVER]} accepted; {ctx.names[OFFERER]} received the answer")

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -108,6 +109,31 @@ async def test_demo_plays_the_story(tmp_path: Path) -> None:
         for shot in shots:
             png = (tmp_path / "demo-out" / shot).read_bytes()
             assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000, shot
+        # Both officers' workspaces, each in the theme of its [workspace] configuration.
+        workspaces = json.loads((tmp_path / "demo-out" / "demo.json").read_text())["workspace"]
+        headings = {
+            "werkbak": "Werkbak",
+            "register": "Leerlingenregister",
+            "dossier": "Dossier van overdracht",
+        }
+        for code, theme, names in (
+            ("GM0518", "denhaag", ["werkbak", "register"]),
+            ("GM0599", "utrecht", ["werkbak", "register", "dossier"]),
+        ):
+            assert workspaces[code]["theme"] == theme
+            shown = workspaces[code]["pages"]
+            assert [Path(s["file"]).stem.split("-", 1)[1] for s in shown] == names, shown
+            for shot in shown:
+                assert Path(shot["file"]).parent == Path("workspace") / code
+                assert shot["heading"].startswith(headings[Path(shot["file"]).stem.split("-", 1)[1]]), shot
+                assert f"{theme}-theme" in shot["classes"], shot
+                png = (tmp_path / "demo-out" / shot["file"]).read_bytes()
+                assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000, shot
+                width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk: a whole page
+                assert width == 1280 and height >= 600, (shot, width, height)
+        assert workspaces["GM0599"]["pages"][2]["heading"].endswith(
+            json.loads((tmp_path / "demo-out" / "demo.json").read_text())["transfer"]["transfer_id"]
+        )
     finally:
         await remove_deployment(Settings(vhost=vhost))
 

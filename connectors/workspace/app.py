@@ -23,6 +23,7 @@ from connectors import accounts, offers, processing_log, register, transfers
 from connectors.accounts import Account
 from connectors.client import ConnectorError
 from connectors.services import ConnectorServices
+from connectors.workspace import bureau
 from connectors.workspace.edge import (
     ActingAccount,
     AlreadyAnswered,
@@ -41,6 +42,7 @@ from connectors.workspace.edge import (
 from connectors.workspace.i18n import translate_to
 from connectors.workspace.identity import ProxyIdentity
 from connectors.workspace.notice_pages import add_notice_routes
+from connectors.workspace.offer_pages import add_offer_routes
 from connectors.workspace.register_pages import add_register_routes
 from connectors.workspace.report_pages import add_report_routes
 from connectors.workspace.studio import add_studio_routes
@@ -56,6 +58,16 @@ __all__ = ["COOKIE", "create_workspace"]
 log = structlog.get_logger("inbeeld.connector.workspace")
 COOKIE = "inbeeld_workspace_session"
 REASONS = ("not_resident", "unknown_address", "already_registered", "other")
+DONE = (
+    "accepted",
+    "rejected",
+    "completed",
+    "cancelled",
+    "offered",
+    "already_offered",
+    "accepted_for_member",
+    "rejected_for_member",
+)
 STATES = ("offered", "accepted", "rejected", "completed", "cancelled", "expired")
 _TRANSFER_ID = re.compile(r"^[!-~]{1,100}$")
 
@@ -103,6 +115,7 @@ def create_workspace(
     add_register_routes(app)
     add_notice_routes(app)
     add_report_routes(app)
+    add_offer_routes(app)
     add_studio_routes(app)
     return app
 
@@ -228,26 +241,35 @@ def _add_routes(app: FastAPI) -> None:
             hub = by_id.get(offer.transfer_id, {})
             state = hub.get("state") if hub.get("state") in STATES else offer.state
             incoming.append({"offer": offer, "deadline": hub.get("deadline_at"), "state": state})
+        members = await bureau.members(services) if tracked else frozenset()
         outgoing = (
             None
             if tracked is None
-            else [t for t in tracked if t["offerer"] == tenant and t["state"] in STATES]
+            else [t for t in tracked if t["offerer"] in members | {tenant} and t["state"] in STATES]
         )
+        for_members = [t for t in tracked or [] if t["receiver"] in members and t["state"] in STATES]
         done = request.query_params.get("done")
         done_id = request.query_params.get("id", "")
-        notice = (
-            (f"done.{done}", done_id)
-            if done in ("accepted", "rejected", "completed", "cancelled") and _TRANSFER_ID.fullmatch(done_id)
-            else None
-        )
+        notice = (f"done.{done}", done_id) if done in DONE and _TRANSFER_ID.fullmatch(done_id) else None
         return pages.render(
-            request, "werkbak.html", account=account, incoming=incoming, outgoing=outgoing, notice=notice
+            request,
+            "werkbak.html",
+            account=account,
+            incoming=incoming,
+            outgoing=outgoing,
+            for_members=for_members,
+            tenant=tenant,
+            notice=notice,
         )
 
     @app.get("/offers/{transfer_id}", response_class=HTMLResponse)
     async def dossier_page(request: Request, transfer_id: str, account: ActingAccount) -> Response:
         store = store_of(request)
-        offer = await offers.get(store, _transfer_id(transfer_id))
+        try:
+            offer = await offers.get(store, _transfer_id(transfer_id))
+        except offers.OfferUnknown:  # a member's offer, sealed to the member's keys: say so
+            known = await _member_offer(request, transfer_id)
+            return pages.render(request, "dossier_sealed.html", account=account, known=known, reasons=REASONS)
         dossier = await offers.dossier(store, transfer_id)
         await processing_log.record(store, account.name, "dossier_viewed", transfer_id)
         log.info("workspace.dossier_viewed", transfer_id=transfer_id, user=account.name)
@@ -258,7 +280,10 @@ def _add_routes(app: FastAPI) -> None:
     ) -> Response:
         store = store_of(request)
         services = services_of(request)
-        offer = await offers.get(store, _transfer_id(transfer_id))
+        try:
+            offer = await offers.get(store, _transfer_id(transfer_id))
+        except offers.OfferUnknown:
+            return await _answer_for_member(request, account, transfer_id, step, data)
         validate_payload(transfers.PREFIX + step, {"transfer_id": transfer_id, **data})
         connector = connector_of(services)
         if services.hub_api is not None:  # withdrawn or expired meanwhile: nothing to answer
@@ -280,6 +305,47 @@ def _add_routes(app: FastAPI) -> None:
         log.info("workspace.answered", transfer_id=transfer_id, step=step, user=account.name)
         return redirect_to(request, "/", done=step, id=transfer_id)
 
+    async def _member_offer(request: Request, transfer_id: str) -> dict[str, Any]:
+        """The hub's record of an offer to a municipality this bureau acts for, or NotFound."""
+        services = services_of(request)
+        if services.hub_api is None:
+            raise NotFound("no such offer")
+        known = await transfers.TransferStatus(services.hub_api).get(transfer_id)
+        if known["receiver"] not in await bureau.members(services):
+            raise NotFound("no such offer")
+        return known
+
+    async def _answer_for_member(
+        request: Request, account: Account, transfer_id: str, step: str, data: dict[str, Any]
+    ) -> Response:
+        """A bureau answers an offer to one of its members (it cannot read the dossier)."""
+        known = await _member_offer(request, transfer_id)
+        if not account.may_act_for_members:
+            raise Forbidden
+        validate_payload(transfers.PREFIX + step, {"transfer_id": transfer_id, **data})
+        if known["state"] != offers.OFFERED:
+            raise AlreadyAnswered(str(known["state"]))
+        store = store_of(request)
+        connector = connector_of(services_of(request))
+        if not await bureau.claim_answer(store, transfer_id):
+            raise AlreadyAnswered("answered")
+        try:
+            await transfers.send_step(
+                connector, step, {"transfer_id": transfer_id, **data}, known["offerer"], transfer_id
+            )
+        except BaseException:
+            await bureau.release_answer(store, transfer_id)
+            raise
+        await processing_log.record(store, account.name, f"transfer_{step}", transfer_id)
+        log.info(
+            "workspace.answered",
+            transfer_id=transfer_id,
+            step=step,
+            user=account.name,
+            member=known["receiver"],
+        )
+        return redirect_to(request, "/", done=f"{step}_for_member", id=transfer_id)
+
     @app.post("/offers/{transfer_id}/accept")
     async def accept(request: Request, transfer_id: str, account: ActingAccount) -> Response:
         await read_form(request)
@@ -300,7 +366,9 @@ def _add_routes(app: FastAPI) -> None:
         if services.hub_api is None:
             raise ConnectorError("the workspace has no connection to the hub")
         known = await transfers.TransferStatus(services.hub_api).get(_transfer_id(transfer_id))
-        if known["offerer"] != services.config.tenant:
+        if known["offerer"] != services.config.tenant and not (
+            account.may_act_for_members and known["offerer"] in await bureau.members(services)
+        ):
             raise Forbidden
         await transfers.send_step(
             connector_of(services), step, {"transfer_id": transfer_id}, known["receiver"], transfer_id

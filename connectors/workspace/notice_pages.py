@@ -20,25 +20,20 @@ the list, which holds no pupil data."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError
 
 from connectors import processing_log, register
 from connectors.accounts import Account
 from connectors.client import ConnectorError
 from connectors.notices import OPEN, NoticeDesk, deadline_in
-from connectors.schema import state
-from connectors.store import LocalStore
 from connectors.workspace import edge as ws
+from connectors.workspace import form_once
 from schemas.envelope import describe_validation_error, error_field
 from schemas.errors import Conflict, ContractError, NotFound
 from schemas.events import ContactPoint
@@ -52,7 +47,6 @@ CLOSE_REASONS = ("found", "withdrawn")
 MAX_DAYS = 28  # the hub's default notice_ttl_days: a deadline further ahead is refused
 _PUPIL_ID = re.compile(r"^[0-9a-f-]{36}$")
 _ASKER = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_FORM_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def _desk(request: Request) -> NoticeDesk:
@@ -83,27 +77,6 @@ async def _pupil(request: Request, pupil_id: str) -> dict[str, Any]:
     if found is None:
         raise NotFound("no such pupil in the register")
     return found
-
-
-def _form_key(form_id: str) -> str:
-    return "notice_form:" + hashlib.sha256(form_id.encode()).hexdigest()[:48]
-
-
-async def _claim_form(store: LocalStore, form_id: str) -> str | None:
-    """Claim the notice form `form_id` for one send: None if this call claimed it, else the
-    notice id it sent already ("" while that send is under way)."""
-    key = _form_key(form_id)
-    try:
-        async with store.engine.begin() as conn:
-            await conn.execute(insert(state).values(key=key, value=""))
-    except IntegrityError:
-        return await store.get_state(key) or ""
-    return None
-
-
-async def _release_form(store: LocalStore, form_id: str) -> None:
-    async with store.engine.begin() as conn:
-        await conn.execute(delete(state).where(state.c.key == _form_key(form_id)))
 
 
 def _contact_defaults(request: Request) -> dict[str, str]:
@@ -167,8 +140,9 @@ def add_notice_routes(app: FastAPI) -> None:
         nearest = min(groups, key=lambda name: groups[name], default="")
         shown = {**_contact_defaults(request), "days": "14", "group": nearest}
         shown.update(values or {})
-        if not _FORM_ID.fullmatch(shown.get("form_id", "")):  # one send per form: a double submit sends once
-            shown["form_id"] = secrets.token_urlsafe(18)
+        # One send per form (connectors.workspace.form_once): a double submit sends once.
+        if not form_once.FORM_ID.fullmatch(shown.get("form_id", "")):
+            shown["form_id"] = form_once.new_id()
         return ws.pages.render(
             request,
             "notice_new.html",
@@ -214,19 +188,19 @@ def add_notice_routes(app: FastAPI) -> None:
             why = describe_validation_error(exc, limit=1, root="contact").split(": ", 1)[-1]
             return await _form_page(request, account, pupil, status=400, values=values, error=(field, why))
         form_id = form.get("form_id", "")
-        if not _FORM_ID.fullmatch(form_id):
+        if not form_once.FORM_ID.fullmatch(form_id):
             raise ContractError("the form has no valid form id; open it again", field="form_id")
         store = ws.store_of(request)
-        earlier = await _claim_form(store, form_id)
+        earlier = await form_once.claim(store, "notice", form_id)
         if earlier is not None:  # submitted twice: nothing is sent again
             log.info("workspace.notice_resubmitted", notice_id=earlier or None, user=account.name)
             return ws.redirect_to(request, "/notices", done="already_sent", id=earlier or "nt-")
         try:
             notice_id = await desk.send_missing(values["group"], pupil["bsn"], contact, deadline_in(days))
         except BaseException:
-            await _release_form(store, form_id)
+            await form_once.release(store, "notice", form_id)
             raise
-        await store.set_state(_form_key(form_id), notice_id)
+        await form_once.sent(store, "notice", form_id, notice_id)
         await processing_log.record(
             ws.store_of(request), account.name, "notice_sent", notice_id, activity_id=NOTICE_ACTIVITY
         )

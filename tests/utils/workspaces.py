@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -111,7 +111,7 @@ def _broker(url: str) -> str:
     )
 
 
-def connector_config(hub: RunningHub, code: str, api_url: str) -> str:
+def connector_config(hub: RunningHub, code: str, api_url: str, theme: str = "utrecht") -> str:
     return f"""
 tenant = "{code}"
 system = "workspace-test"
@@ -132,6 +132,7 @@ path = "connector.db"
 [workspace]
 port = 0
 secret_env = "WS_SECRET_{code}"
+theme = "{theme}"
 """
 
 
@@ -145,10 +146,12 @@ async def running_connectors(
     serve: Sequence[str] | None = None,
     extra_config: Callable[[str], str] = lambda _code: "",
     env: dict[str, str] | None = None,
+    themes: Mapping[str, str] | None = None,
 ) -> AsyncIterator[dict[str, Municipality]]:
     """Each tenant in `codes` with a fresh keystore (its keys forgotten at the hub, so `run`
     registers its own), a token, `run` started (its `runtime.started` line kept in
-    `started`) and, for those in `serve` (default: all), `serve` with its address in `url`.
+    `started`) and, for those in `serve` (default: all), `serve` with its address in `url`,
+    wearing the theme `themes` gives the tenant (default: utrecht).
     Every process is stopped on the way out."""
     env = {**os.environ, **(env or {})}
     towns: dict[str, Municipality] = {}
@@ -161,7 +164,9 @@ async def running_connectors(
         for code in codes:
             folder = root / code
             folder.mkdir()
-            (folder / "connector.toml").write_text(connector_config(hub, code, api_url) + extra_config(code))
+            (folder / "connector.toml").write_text(
+                connector_config(hub, code, api_url, (themes or {}).get(code, "utrecht")) + extra_config(code)
+            )
             town = Municipality(code, folder, env)
             towns[code] = town
             log = await town.start("run")
