@@ -4,9 +4,13 @@ retention sweep deletes old copies, after which a resync from there is refused w
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -15,9 +19,14 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy import select, update
 
+from connectors.keystore import Keystore
+from connectors.sealing import Sealer
 from hub.api.app import create_app
 from hub.store.models import RetainedCopy
+from schemas.envelope import parse_event
+from tests.e2e.conftest import make_directory
 from tests.utils.hubs import RunningHub
+from tests.utils.keys import install_keys
 
 pytestmark = pytest.mark.broker
 
@@ -202,3 +211,56 @@ async def test_the_sweep_deletes_copies_past_retention_and_a_resync_from_there_i
     r = await api.post("/inbox/resync", json={"from_sequence": young_seq}, headers=headers)
     assert r.status_code == 200 and r.json()["republished"] == 1
     assert [m.body for m in await _raw(hub, "ingrado")] == [young.body]
+
+
+async def test_a_sealed_event_is_kept_and_sent_again_as_its_ciphertext_only(
+    hub: RunningHub, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    app = create_app(hub.settings, hub.db)
+    sealers = {}
+    for code in ("GM0518", "GM0599"):
+        keystore = Keystore.create(tmp_path / f"{code}.keystore", kek=os.urandom(32))
+        directory = await make_directory(hub, app, code)
+        await install_keys(hub, code, keystore.public_jwks())
+        sealers[code] = (Sealer(keystore, directory, code), directory)
+    try:
+        await hub.drain("GM0599")  # the key.rotated announcements
+        dossier = json.loads((Path(__file__).parents[1] / "data" / "dossier.example.json").read_text("utf-8"))
+        transfer_id = f"tr-GM0518-{uuid.uuid4().hex[:16]}"
+        sender = await hub.connector("GM0518")
+        event = sender.event(
+            "nl.leerplicht.transfer.offered",
+            {**dossier, "transfer_id": transfer_id},
+            ["GM0599"],
+            subject=transfer_id,
+        )
+        sent = await sender.publish(await sealers["GM0518"][0].seal(event))
+        got: list[AbstractIncomingMessage] = []
+        for _ in range(50):
+            got += [m for m in await _raw(hub, "GM0599", 0.2) if m.message_id == sent.id]
+            if got:
+                break
+        [first] = got
+        async with hub.db.session() as s:
+            [kept] = list(await s.scalars(select(RetainedCopy.body).where(RetainedCopy.event_id == sent.id)))
+        assert kept == first.body
+        for personal in (b"111222333", b"Voorbeeld", b"Sanne", b"Proefstraat", b"2511 AB"):
+            assert personal not in kept  # the hub keeps the sender's ciphertext, nothing readable
+        data = json.loads(kept)["data"]
+        assert set(data) == {"payload", "signatures"}  # a JWS over the JWE (schemas.sealed)
+        jwe = json.loads(base64.urlsafe_b64decode(data["payload"] + "=" * (-len(data["payload"]) % 4)))
+        assert {"protected", "iv", "ciphertext", "tag", "recipients"} <= set(jwe)
+
+        r = await api.post(
+            "/inbox/resync",
+            json={"from_sequence": _sequence(first), "to_sequence": _sequence(first)},
+            headers=await _bearer(hub, "GM0599"),
+        )
+        assert r.status_code == 200 and r.json()["republished"] == 1, r.text
+        [again] = await _raw(hub, "GM0599")
+        assert again.body == first.body
+        opened = await sealers["GM0599"][0].open(parse_event(again.body))
+        assert opened.model_dump(mode="json")["pupil"]["family_name"] == "Voorbeeld"  # still opens
+    finally:
+        for _, directory in sealers.values():
+            await directory.api.aclose()
