@@ -4,6 +4,7 @@ retention sweep deletes old copies, after which a resync from there is refused w
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -17,12 +18,12 @@ import aio_pika
 import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from sqlalchemy import select, update
+from sqlalchemy import event, func, select, update
 
 from connectors.keystore import Keystore
 from connectors.sealing import Sealer
 from hub.api.app import create_app
-from hub.store.models import RetainedCopy
+from hub.store.models import DeliveryRecord, LedgerEvent, RetainedCopy
 from schemas.envelope import parse_event
 from tests.e2e.conftest import make_directory
 from tests.utils.hubs import RunningHub
@@ -264,3 +265,43 @@ async def test_a_sealed_event_is_kept_and_sent_again_as_its_ciphertext_only(
     finally:
         for _, directory in sealers.values():
             await directory.api.aclose()
+
+
+async def test_the_router_keeps_a_batch_of_copies_with_one_statement(hub: RunningHub) -> None:
+    """Retained beside the delivery records: one INSERT per batch, not one per copy."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO"):
+            statements.append(statement.split("(")[0].split()[2].strip('"'))
+
+    engine = hub.db.engine.sync_engine
+    await hub.drain("GM0599")
+    sender = await hub.connector("GM0518")
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        sent = [sender.event(PING, {"text": f"batch {i}"}, ["group:landelijk"]) for i in range(30)]
+        await asyncio.gather(*(sender.publish(e) for e in sent))
+        ids = {e.id for e in sent}
+        got: list[AbstractIncomingMessage] = []
+        for _ in range(50):
+            got += [m for m in await _raw(hub, "GM0599", 0.2) if m.message_id in ids]
+            if len(got) == len(sent):
+                break
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(got) == len(sent)
+    deliveries, kept = statements.count("deliveries"), statements.count("retained_copies")
+    assert 1 <= kept == deliveries  # written together, batch by batch
+    assert kept < len(got) * 4  # 30 events to (at least) 4 members each: fewer statements than copies
+    async with hub.db.session() as s:
+        copies = await s.scalar(
+            select(func.count())
+            .select_from(DeliveryRecord)
+            .join(LedgerEvent, LedgerEvent.id == DeliveryRecord.ledger_id)
+            .where(LedgerEvent.event_id.in_(ids))
+        )
+        rows = await s.scalar(
+            select(func.count()).select_from(RetainedCopy).where(RetainedCopy.event_id.in_(ids))
+        )
+    assert copies and rows == copies  # every copy of every member kept
