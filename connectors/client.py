@@ -23,7 +23,10 @@ Contract, per DESIGN section 5 (at-least-once transport + idempotent consumer):
   late — with several hub routers (competing consumers) copies can overtake each other — so a
   missing number is only a gap when it has not come within `gap_grace` seconds (reported on
   the next message or when the inbox is idle; any still pending at `close()` are reported
-  then). A message that cannot be
+  then). With `resync` given (the runtime passes `connectors.resync.ask_resync`, the hub's
+  `POST /inbox/resync`), a gap makes the connector ask the hub by itself to publish the
+  missing numbers again, retrying while the hub cannot be reached; the copies come again
+  unchanged, and any it had already are dropped by their id. A message that cannot be
   parsed or opened is rejected (dead-lettered by the hub's topology), never yielded.
 * A signed or sealed event from a tenant that the sealer cannot open (bad signature, not
   decryptable with our keys, invalid inside) is also reported to its sender: a
@@ -76,7 +79,7 @@ from connectors import metrics
 from connectors.backoff import Backoff
 from schemas import tracing
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
-from schemas.errors import ContractError, CryptoError, InbeeldError, RoutingRefused
+from schemas.errors import ContractError, CryptoError, Gone, InbeeldError, RoutingRefused
 from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
 from schemas.names import INBOX_PREFIX, INGRESS, RECEIPT_TYPE
 from schemas.processing_log import (
@@ -210,11 +213,14 @@ class ConnectorStats:
     duplicates: int = 0
     gaps: int = 0
     reordered: int = 0  # numbers that came late, within gap_grace (not gaps)
+    resyncs: int = 0  # gaps the hub was asked, successfully, to fill
     rejected: int = 0
     reconnects: int = 0
 
 
 GapCallback = Callable[[int, int], Awaitable[None] | None]
+# Asks the hub to publish inbox sequence numbers first..last (inclusive) again.
+ResyncCallback = Callable[[int, int], Awaitable[None]]
 
 
 @dataclass
@@ -279,6 +285,7 @@ class Connector:
         report_failures: bool = True,
         on_gap: GapCallback | None = None,
         gap_grace: float = GAP_GRACE,
+        resync: ResyncCallback | None = None,
         heartbeat: int = 15,
         reconnect_max: float = 30.0,
         connect_timeout: float = 10.0,
@@ -306,6 +313,9 @@ class Connector:
         self.on_gap = on_gap
         self.gap_grace = gap_grace
         self._pending: dict[int, float] = {}  # sequence numbers skipped -> when first missed
+        self.resync = resync
+        self._resyncs: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.heartbeat = heartbeat
         self.reconnect_max = reconnect_max
         self.connect_timeout = connect_timeout
@@ -427,8 +437,13 @@ class Connector:
                 await _quietly(conn.close())
 
     async def close(self) -> None:
+        self._closing = True  # what is reported now is not asked for again (we are going)
         with contextlib.suppress(Exception):  # numbers still missing will not come to us now
             await self._report_overdue(None)
+        for task in list(self._resyncs):
+            task.cancel()
+        if self._resyncs:
+            await asyncio.gather(*self._resyncs, return_exceptions=True)
         self._closed = True
         async with self._lock:
             if self._connection is not None:
@@ -810,6 +825,40 @@ class Connector:
             result = self.on_gap(expected, got)
             if inspect.isawaitable(result):
                 await result
+        self.request_resync(expected, got - 1)
+
+    def request_resync(self, first: int, last: int) -> None:
+        """Ask the hub, in the background, to publish inbox numbers first..last again (done by
+        itself for each gap; also for one left from before a restart). Needs `resync`."""
+        if self.resync is None or self._closing or last < first:
+            return
+        # In the background: the copies come into the inbox the caller is reading.
+        task = asyncio.create_task(self._ask_resync(first, last), name="inbeeld-resync")
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
+
+    async def _ask_resync(self, first: int, last: int) -> None:
+        """Ask the hub for first..last again until it has sent them, backing off while it
+        cannot be reached. A range it no longer keeps (410) or a refusal is logged, once."""
+        assert self.resync is not None
+        backoff = Backoff(1.0, self.reconnect_max)
+        while True:
+            try:
+                await self.resync(first, last)
+            except Gone as exc:
+                log.error("connector.resync_impossible", tenant=self.tenant, first=first, reason=exc.reason)
+                return
+            except InbeeldError as exc:
+                status = getattr(exc, "status", None)
+                if status is not None and status < 500 and status != 429:
+                    log.error("connector.resync_refused", tenant=self.tenant, first=first, reason=exc.reason)
+                    return
+                log.warning("connector.resync_retry", tenant=self.tenant, first=first, reason=exc.reason)
+                await asyncio.sleep(backoff.next())
+                continue
+            self.stats.resyncs += 1
+            log.info("connector.resync_requested", tenant=self.tenant, first=first, last=last)
+            return
 
     async def _after_processing(self, event: CloudEvent) -> None:
         if self.dedupe:

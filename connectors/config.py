@@ -86,6 +86,9 @@ class BrokerConfig(_Model):
     heartbeat: Annotated[int, Field(ge=0, le=600)] = 15
     prefetch: Annotated[int, Field(ge=1, le=1000)] = 32
     publish_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Seconds a missing inbox sequence number may still arrive late before it is a gap, which
+    # the connector then asks the hub to fill (POST /inbox/resync, with a [hub] token).
+    gap_grace: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     @field_validator("url")
     @classmethod
@@ -444,6 +447,8 @@ password_env = "INBEELD_BROKER_PASSWORD"
 #                                     # omit it to ask the hub ([hub] below, with a token)
 heartbeat = 15               # seconds; detects a dead network path
 prefetch = 32
+# gap_grace = 10             # seconds a missing inbox message may come late; then the
+#                            # connector asks the hub to send it again ([hub] token needed)
 
 [hub]                        # the hub's HTTP API (key directory); optional
 url = "https://hub.example.nl"

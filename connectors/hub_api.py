@@ -10,7 +10,7 @@ The hub answers every refusal as an RFC 9457 problem (`application/problem+json`
 `reason` code beside `detail` (`hub.api.errors`). A refusal whose `reason` names a class of
 `schemas.errors` becomes that class (e.g. 409 `key_replacement_refused` ->
 `KeyReplacementRefused`, 422 `schema_invalid` -> `SchemaInvalid`); otherwise 404 is
-`NotFound`, 409 `Conflict`, and anything else (401, 403, 5xx, ...) a `HubApiError` carrying
+`NotFound`, 409 `Conflict`, 410 `Gone`, and anything else (401, 403, 5xx, ...) a `HubApiError` carrying
 the status and the hub's reason. `HubApiError` is also what an unreachable hub or an answer
 that is not JSON raises: the caller may retry it. A message names the request and the hub's
 detail, never a request body.
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from schemas import errors, nesting
-from schemas.errors import Conflict, InbeeldError, NotFound, TooDeep
+from schemas.errors import Conflict, Gone, InbeeldError, NotFound, TooDeep
 from schemas.tls import handshake_failure, presents_certificate
 
 __all__ = ["HubApi", "HubApiError"]
@@ -162,6 +162,8 @@ def _refusal(method: str, path: str, response: httpx.Response) -> InbeeldError:
         return NotFound(detail, field=field)
     if status == 409:
         return Conflict(detail, field=field)
+    if status == 410:
+        return Gone(detail, field=field)
     named = f" {reason}" if reason else ""
     return HubApiError(
         f"the hub refused {method} {path}: HTTP {status}{named}: {detail}",

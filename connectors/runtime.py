@@ -82,6 +82,7 @@ from connectors.hub_api import HubApiError
 from connectors.keystore import Keystore
 from connectors.metrics_port import MetricsPort
 from connectors.notices import NOTICE_TYPES, NoticeDesk
+from connectors.resync import ask_resync
 from connectors.schema import pupils
 from connectors.services import ConnectorServices, notice_desk
 from connectors.sinks import FolderSink, OutboxWorker, Sink, SinkError, StdoutSink, WebhookSink, delivery_body
@@ -147,6 +148,7 @@ class Runtime:
         self.http_sources: list[HttpSource] = []
         self.processed = 0
         self.gaps = 0
+        self.resynced = 0  # gaps the hub filled again on our request
         self.refused = 0
         self.ready = asyncio.Event()
         self.desk: NoticeDesk | None = None
@@ -196,6 +198,9 @@ class Runtime:
             state=self.store,
             receipts=cfg.receipts,
             on_gap=self._on_gap,
+            gap_grace=cfg.broker.gap_grace,
+            # A gap that stays open is asked of the hub again (POST /inbox/resync).
+            resync=self._resync if self.services.hub_api is not None else None,
             heartbeat=cfg.broker.heartbeat,
             reconnect_max=self.reconnect_max,
             connection_name=f"inbeeld-connector {cfg.tenant} run",
@@ -217,6 +222,7 @@ class Runtime:
             self.metrics_port = MetricsPort(cfg.metrics, self.store, [w.sink.name for w in self.workers])
             await self.metrics_port.start()
         await self._connect()
+        await self._resync_left_over()
         for worker in self.workers:
             self._spawn(f"outbox:{worker.sink.name}", worker.run)
         self._spawn("inbox", self._consume)
@@ -395,6 +401,23 @@ class Runtime:
         if self.store is not None:
             await self.store.set_state("resync_needed_from", str(expected))
         log.warning("runtime.resync_needed", expected=expected, got=got)
+
+    async def _resync(self, first: int, last: int) -> None:
+        assert self.services is not None and self.services.hub_api is not None
+        await ask_resync(self.services.hub_api, first, last)
+        self.resynced += 1
+        if self.store is not None and await self.store.get_state("resync_needed_from") == str(first):
+            await self.store.set_state("resync_needed_from", "")
+
+    async def _resync_left_over(self) -> None:
+        """A gap recorded before a restart (reported as the connector closed, or its resync not
+        done yet): asked for again, up to the last number this store saw."""
+        assert self.store is not None and self.connector is not None
+        left = await self.store.get_state("resync_needed_from")
+        last = await self.store.last_sequence()
+        if left and left.isdigit() and last is not None and self.connector.resync is not None:
+            log.info("runtime.resync_left_over", first=int(left), last=last)
+            self.connector.request_resync(int(left), last)
 
     # -- the inbox ----------------------------------------------------------------------------
 

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="Seconds a hub event's copy may wait in the outbox for its writer to publish it "
         "before a router's sweep does (after a broker failure).",
     )
+    retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days the hub keeps each delivered copy (ciphertext only) so a tenant can ask "
+        "for its inbox again after an outage (POST /inbox/resync); a router's sweep deletes older ones.",
+    )
     publish_timeout: float = Field(10.0, description="Seconds to wait for a publisher confirm.")
     transfer_deadline_days: int = Field(
         14, ge=1, description="Days a receiver has to answer a transfer offer before it expires."

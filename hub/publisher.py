@@ -28,7 +28,7 @@ from pamqp import commands as spec
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import ledger
+from hub import ledger, retention
 from hub.broker.connection import broker_away, connect, connection_name
 from hub.broker.topology import DELIVERY
 from hub.config import Settings
@@ -69,12 +69,18 @@ def hub_event(
 
 def delivery_message(event: CloudEvent) -> aio_pika.Message:
     """The AMQP message carrying one recipient's copy (sequence already stamped)."""
+    return copy_message(event.to_bytes(), event.id, event.type)
+
+
+def copy_message(body: bytes, event_id: str, event_type: str) -> aio_pika.Message:
+    """The AMQP message of a copy whose body is made already (a retained one, `hub.retention`):
+    the same properties as every copy the hub publishes."""
     return aio_pika.Message(
-        event.to_bytes(),
+        body,
         content_type=CONTENT_TYPE,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=event.id,
-        type=event.type,
+        message_id=event_id,
+        type=event_type,
     )
 
 
@@ -105,16 +111,17 @@ async def record(
     if rec.is_new:
         await ledger.set_status(s, [rec.id], ledger.ROUTED, reason, detail=detail)
     sequences = await ledger.assign_sequences(s, rec.id, list(event.recipients), is_new=rec.is_new)
+    bodies = {code: event.with_sequence(seq).to_bytes() for code, seq in sequences.items()}
     if outbox and rec.is_new:  # a hub event recorded again (a retry) was queued the first time
         s.add_all(
-            HubOutboxCopy(
-                event_id=event.id,
-                event_type=event.type,
-                recipient=code,
-                body=event.with_sequence(seq).to_bytes(),
-            )
-            for code, seq in sequences.items()
+            HubOutboxCopy(event_id=event.id, event_type=event.type, recipient=code, body=body)
+            for code, body in bodies.items()
         )
+    # Kept for a resync like the router's copies (the same bytes are published).
+    await retention.keep(
+        s,
+        [retention.Copy(code, seq, event.id, event.type, bodies[code]) for code, seq in sequences.items()],
+    )
     return sequences
 
 
@@ -182,6 +189,21 @@ class HubPublisher:
         if refused:
             log.warning("publisher.refused", event_id=event.id, type=event.type, recipients=refused)
         return refused
+
+    async def republish(self, body: bytes, event_id: str, event_type: str, recipient: str) -> bool:
+        """Publish a retained copy again, unchanged; False when the inbox refused it (full, or
+        not there). The broker briefly away raises `Transient`."""
+        async with broker_away():
+            try:
+                await self._delivery.publish(
+                    copy_message(body, event_id, event_type),
+                    routing_key=recipient,
+                    mandatory=True,
+                    timeout=self.settings.publish_timeout,
+                )
+            except (PublishError, DeliveryError):
+                return False
+        return True
 
     async def announce(self, db: Database, events: Sequence[tuple[CloudEvent, dict[str, int]]]) -> bool:
         """Publish recorded hub events, then clear them from the outbox. The broker failing

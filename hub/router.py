@@ -5,7 +5,8 @@ deliveries. The decision to ack, retry or dead-letter is made here and nowhere e
       -> sender from the broker-validated user_id (no tenant: counted, dropped)
       -> parse envelope -> source check, no BSN in the envelope, rate limit (refused ones are
          not recorded) -> ledger (dedupe by sender+source+id) -> authorise -> sequence
-         -> status routed + audit, all in one transaction per batch
+         -> status routed + audit + the copies retained (hub.retention), all in one
+            transaction per batch
       -> publish to each inbox (pipelined) -> next batch, while this one's confirms come in
       -> every confirm in -> ack (a refused copy: recipient_busy to the sender)
     refusal            -> hub.rejected to the sender, ack
@@ -34,7 +35,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from aio_pika.exceptions import DeliveryError, PublishError
 from aiormq.abc import DeliveredMessage, FieldValue
 
-from hub import audit, dead_letters, ledger, metrics, publisher
+from hub import audit, dead_letters, ledger, metrics, publisher, retention
 from hub.broker.connection import broker_away, connect, connection_name
 from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
@@ -88,6 +89,16 @@ def _decide_span(sender: TenantInfo, event: CloudEvent) -> Span:
     )
 
 
+def _carry_decide_spans(routable: list[Admitted], spans: list[Span], decisions: list[Decision]) -> None:
+    """Every copy carries its decision: the recipients' spans become its children."""
+    by_event = {id(d.original): d for d in decisions}
+    for (_, event, _, _), span in zip(routable, spans, strict=True):
+        d = by_event.get(id(event))
+        if d is not None:
+            d.decide_span = span
+            d.outgoing = d.outgoing.model_copy(update={"traceparent": tracing.traceparent_of(span)})
+
+
 def _end_decide_spans(routable: list[Admitted], spans: list[Span], decisions: list[Decision]) -> None:
     by_event = {id(d.original): d for d in decisions}
     for (_, event, _, _), span in zip(routable, spans, strict=True):
@@ -100,11 +111,18 @@ def _end_decide_spans(routable: list[Admitted], spans: list[Span], decisions: li
         else:
             span.set_attribute("inbeeld.outcome", "repeated" if d.repeat else "routed")
             span.set_attribute("inbeeld.recipients", len(d.seqs))
-        if d is not None:
-            d.decide_span = span
-            # Every copy carries the decision: the recipients' spans become its children.
-            d.outgoing = d.outgoing.model_copy(update={"traceparent": tracing.traceparent_of(span)})
         span.end()
+
+
+def _copies_of(decisions: list[Decision]) -> list[tuple[Decision, retention.Copy]]:
+    """Each copy of the batch as it will be published (the body made once, here), in batch
+    order: the order the inboxes' sequences were handed out in."""
+    copies = []
+    for d in decisions:
+        for code, seq in d.seqs.items():
+            body = d.outgoing.with_sequence(seq).to_bytes()
+            copies.append((d, retention.Copy(code, seq, d.outgoing.id, d.outgoing.type, body)))
+    return copies
 
 
 def _id_guess(body: bytes) -> str:
@@ -477,6 +495,11 @@ class Router:
                 decisions, appended = await self.decider.decide_batch(
                     s, routable, head, [tracing.ids_of(span) for span in spans]
                 )
+                _carry_decide_spans(routable, spans, decisions)
+                # Retained with the delivery records (one statement for the batch), exactly
+                # as published, for a tenant's resync after an outage (hub.retention).
+                outgoing = _copies_of(decisions)
+                await retention.keep(s, [c for _, c in outgoing])
         except BaseException as exc:
             for span in spans:
                 tracing.fail(span, getattr(exc, "reason", "") or type(exc).__name__)
@@ -493,11 +516,7 @@ class Router:
         # Publish outside the transaction. All copies of the batch go out pipelined on the
         # one confirm channel, created in batch order (frames leave in this order, so each
         # inbox sees increasing sequences); the confirms are awaited together, later.
-        tasks = [
-            (d, code, asyncio.create_task(self._publish_copy(d, code, seq)))
-            for d in decisions
-            for code, seq in d.seqs.items()
-        ]
+        tasks = [(d, c.recipient, asyncio.create_task(self._publish_copy(d, c))) for d, c in outgoing]
         copies = _Copies(tasks)
         if tasks:  # one span for the batch's copies, linked to the decisions they carry
             copies.span = tracing.start(
@@ -522,9 +541,10 @@ class Router:
         log.debug("router.batch", messages=len(batch), routed=len(routed), copies=len(tasks))
         return copies
 
-    async def _publish_copy(self, d: Decision, code: str, seq: int) -> None:
+    async def _publish_copy(self, d: Decision, c: retention.Copy) -> None:
+        code = c.recipient
         try:
-            await self._publish(d.outgoing.with_sequence(seq), code)
+            await self._publish_bytes(c.body, c.event_id, c.event_type, code)
         except RecipientBusy:
             if d.rejection is not None:  # the sender's own inbox is full; the ledger keeps it
                 log.warning("router.rejection_undeliverable", event_id=d.original.id, sender=code)
@@ -547,7 +567,15 @@ class Router:
                     await self._publish(event.with_sequence(seq), code)
             await publisher.published(self.db, [event.id for event, _ in due])
             await self._publish_left_over(now or datetime.now(UTC))
+        await self._forget_old_copies(now or datetime.now(UTC))
         return len(due)
+
+    async def _forget_old_copies(self, now: datetime) -> None:
+        """Delete the retained copies older than `INBEELD_RETENTION_DAYS` (hub.retention)."""
+        async with self.db.session() as s, s.begin():
+            dropped = await retention.sweep(s, retention.cutoff(self.settings, now))
+        if dropped:
+            log.info("router.copies_expired", copies=dropped)
 
     async def _publish_left_over(self, now: datetime) -> None:
         """Publish hub events whose announcement a broker failure stopped after their change

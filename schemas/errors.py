@@ -21,6 +21,7 @@
     │                            (crypto_invalid; a signature that does not verify is
     │                            `bad_signature`)
     ├── NotFound                 a record does not exist (or is not yours)
+    ├── Gone                     what was asked for existed but is no longer kept (gone)
     └── Conflict                 the request contradicts what the hub holds (a duplicate)
         └── KeyReplacementRefused  new keys for a tenant without a valid rotation proof
                                  (key_replacement_refused)
@@ -33,6 +34,7 @@ Subclasses defined where they are raised (a test keeps this list complete):
     CryptoError     <- schemas.key_proof.ProofInvalid, connectors.keystore.KeystoreError
     NotFound        <- hub.registry.UnknownTenants, connectors.templates.TemplateUnavailable,
                        connectors.outbox.OutboxItemUnknown, connectors.offers.OfferUnknown
+    Gone            <- hub.retention.BeforeRetention
     Conflict        <- hub.registry.AlreadyExists, hub.auth.LastOperatorToken,
                        hub.auth.AlreadyRevoked, hub.operator_logins.LoginExists,
                        hub.replay.DiscardRefused, connectors.outbox.OutboxItemNotParked,
@@ -138,6 +140,10 @@ class CryptoInvalid(CryptoError):
 
 class NotFound(InbeeldError):
     reason = "not_found"
+
+
+class Gone(InbeeldError):
+    reason = "gone"
 
 
 class Conflict(InbeeldError):

@@ -15,6 +15,7 @@ from hub.api.routes import (
     audit,
     contract,
     health,
+    inbox,
     keys,
     ledger,
     metrics,
@@ -76,6 +77,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         templates,
         metrics,
         alerts,
+        inbox,
     ):
         app.include_router(module.router)
     app.mount("/console", create_console(settings, database), name="console")  # the operator's web pages

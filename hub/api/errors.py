@@ -4,6 +4,7 @@
     InbeeldError (schemas.errors, hub.errors)      status
     ├── NotFound                                   404
     ├── Conflict                                   409
+    ├── Gone                                       410
     ├── ServiceUnavailable, Transient              503
     ├── RoutingRefused                             403
     ├── ContractError, RegistryError               422
@@ -33,7 +34,7 @@ from starlette.exceptions import HTTPException
 
 from hub.errors import ServiceUnavailable, Transient
 from hub.registry import RegistryError
-from schemas.errors import Conflict, ContractError, InbeeldError, NotFound, RoutingRefused
+from schemas.errors import Conflict, ContractError, Gone, InbeeldError, NotFound, RoutingRefused
 
 log = structlog.get_logger("inbeeld.api")
 MEDIA_TYPE = "application/problem+json"
@@ -46,6 +47,7 @@ _HTTP_REASONS = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "too_large",
     422: "invalid_request",
     503: "service_unavailable",
@@ -56,6 +58,7 @@ _DESCRIPTIONS = {
     403: "The token's scope (operator or tenant) may not do this, or the hub refuses the step",
     404: "No such record, or not yours",
     409: "The request contradicts the current state",
+    410: "What was asked for is older than the hub keeps",
     422: "The request is malformed or a value is not acceptable",
     503: "RabbitMQ, its management API or the database cannot be reached",
 }
@@ -89,6 +92,8 @@ def status_for(exc: InbeeldError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
+    if isinstance(exc, Gone):
+        return 410
     if isinstance(exc, ServiceUnavailable | Transient):
         return 503
     if isinstance(exc, RoutingRefused):

@@ -380,3 +380,27 @@ class HubOutboxCopy(Base):
     recipient: Mapped[str] = mapped_column(String(32))
     body: Mapped[bytes] = mapped_column(LargeBinary)  # the envelope, its sequence stamped
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RetainedCopy(Base):
+    """A copy as it was published to one inbox: the exact body (the envelope, its sequence
+    stamped; sealed data stays ciphertext, the hub never decrypts) and the properties to publish
+    it again identically. Written with the delivery records in the router's batch transaction,
+    kept `INBEELD_RETENTION_DAYS` (hub.retention) so a tenant can resync its inbox after an
+    outage."""
+
+    __tablename__ = "retained_copies"
+    __table_args__ = (
+        UniqueConstraint("recipient", "sequence", name="uq_retained_recipient_sequence"),
+        Index("ix_retained_copies_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    recipient: Mapped[str] = mapped_column(String(32))
+    sequence: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -107,3 +107,12 @@ async def connection_names(settings: Settings, user: str, *, want: str, timeout:
                 break
             await asyncio.sleep(0.5)
     return names
+
+
+async def purge(settings: Settings, name: str) -> None:
+    """Empty a queue through the management API, as an operator would by mistake (or a broker
+    that lost its disk would): its messages are gone for good."""
+    user, password = settings.api_credentials
+    async with httpx.AsyncClient(base_url=settings.rabbitmq_api_url, auth=(user, password)) as http:
+        r = await http.delete(f"/api/queues/{quote(settings.vhost, safe='')}/{quote(name, safe='')}/contents")
+        r.raise_for_status()
