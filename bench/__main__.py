@@ -5,7 +5,7 @@
                     [--postgres] [--profile] [--out bench/results]
 
 Sections: the plain aio-pika relay (the baseline every hub figure is divided by), hub
-throughput with one and two routers, end-to-end latency at fixed rates, fan-out to a group of
+throughput with one, two and three routers, end-to-end latency at fixed rates, fan-out to a group of
 400, a national day's mixed stream, the router's memory over a long run, and what metrics and
 tracing cost the one-router throughput (observability). Prints a table
 with the targets met or missed and writes `bench-<time>.json` and `.png` under --out.
@@ -58,6 +58,7 @@ TINY = Sizes(300, 100, 0.25, (200, 500, 1000), 24, 20, 1, 100, (200, 800))
 
 SENDERS = ("GM0001", "GM0002", "GM0003", "GM0004")
 RECEIVERS = ("GM0005", "GM0006", "GM0007", "GM0008")
+ROUTERS = (1, 2, 3)  # competing consumers of the router queue, all on the one store
 
 
 def municipalities(n: int) -> list[str]:
@@ -121,7 +122,7 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
         async def throughputs() -> list[dict[str, Any]]:
             rows = []
             for kind in ("ping", "sealed"):
-                for routers in (1, 2):
+                for routers in ROUTERS:
                     prof = profiler if (profiler and kind == "ping" and routers == 1) else None
                     rows.append(
                         await throughput.measure(

@@ -1,5 +1,6 @@
 """Hub throughput: events from sender connectors through `inbeeld router` processes to
-receiver connectors, with one and with two routers (competing consumers).
+receiver connectors, with one, two and three routers (competing consumers, appending to
+the one audit log).
 
 The router queue is filled first with the routers stopped, then the routers start and the
 receivers time the drain from the first arrival to the last: the same shape as the relay

@@ -128,9 +128,8 @@ class Decider:
         self,
         s: AsyncSession,
         admitted: Sequence[Admitted],
-        audit_head: str | None,
         spans: Sequence[tuple[str, str] | None] | None = None,
-    ) -> tuple[list[Decision], audit.Appended]:
+    ) -> list[Decision]:
         """Record, decide, sequence and audit a batch inside the caller's transaction. `spans`
         (aligned with `admitted`): the ids of the router's span for each, for the audit."""
         recorded = await ledger.record_many(
@@ -152,8 +151,9 @@ class Decider:
         # `decide`): the message is acked only after every confirm, and a redelivered routed
         # event publishes its stored copies again.
         routed = [d for d in decisions if d.rejection is None and not d.repeat]
-        appended = await audit.append_many(s, [audit_entry(d) for d in routed], head=audit_head)
-        return decisions, appended
+        # Last, just before the commit: the chains' locks are held for as short as can be.
+        await audit.append_many(s, [audit_entry(d) for d in routed])
+        return decisions
 
     async def decide(
         self,

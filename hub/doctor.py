@@ -253,9 +253,13 @@ async def _audit_chain(db: Database) -> list[Check]:
     # Recorded like a verification from the console or the API: the console shows the last one.
     async with db.session() as s, s.begin():
         report = await operator_actions.verify_chain(s, Actor.cli())
+    chains = len(report.chains)
     if report.intact:
-        return [Check("audit chain", "pass", f"{report.records} records intact")]
-    return [Check("audit chain", "fail", f"broken at record {report.first_bad_seq}")]
+        return [Check("audit chain", "pass", f"{report.records} records in {chains} chains intact")]
+    broken = "; ".join(f"chain {c.key} broken at record {c.first_bad_seq}" for c in report.broken)
+    return [
+        Check("audit chain", "fail", f"{broken}; {chains - len(report.broken)} of {chains} chains intact")
+    ]
 
 
 # -- tenants ---------------------------------------------------------------------------------

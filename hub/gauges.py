@@ -3,13 +3,13 @@ event: dead letters waiting, the audit chain's length, and the depth of each ten
 and of the hub's own queues, sampled from the RabbitMQ management API.
 
     inbeeld_dead_letters_waiting{reason}       dead letters kept and not yet replayed
-    inbeeld_audit_chain_records                 records in the hub's audit chain
+    inbeeld_audit_chain_records                 records in the hub's audit chains (all of them)
     inbeeld_inbox_messages{tenant}              messages waiting in a tenant's inbox
     inbeeld_hub_queue_messages{queue}           messages in inbeeld.router and inbeeld.dead
     inbeeld_broker_management_up                1 if the last sample of the queues succeeded
     inbeeld_inbox_consumers{tenant}             consumers of a tenant's inbox (0: no connector)
     inbeeld_alerts_active{kind}                 alerts raised and not cleared (hub.alerts)
-    inbeeld_audit_chain_intact                  1 if the last verification found the chain whole
+    inbeeld_audit_chain_intact                  1 if the last verification found every chain whole
     inbeeld_audit_chain_verified_timestamp_seconds  when the chain was last verified
 
 The store is asked on every scrape (two indexed queries); the management API at most every
@@ -116,7 +116,9 @@ class HubGauges(Collector):
             dead.add_metric([reason], n)
         yield dead
         yield GaugeMetricFamily(
-            "inbeeld_audit_chain_records", "Records in the hub's audit chain.", value=sample.audit_records
+            "inbeeld_audit_chain_records",
+            "Records in the hub's audit chains (all of them).",
+            value=sample.audit_records,
         )
         inbox = GaugeMetricFamily(
             "inbeeld_inbox_messages",
@@ -155,7 +157,7 @@ class HubGauges(Collector):
         yield active
         yield GaugeMetricFamily(
             "inbeeld_audit_chain_intact",
-            "1 if the last verification of the audit hash chain found it whole, 0 if broken.",
+            "1 if the last verification of the audit hash chains found every one whole, 0 if one is broken.",
             value=int(sample.chain_intact),
         )
         yield GaugeMetricFamily(

@@ -213,8 +213,9 @@ async def log_out(s: AsyncSession, actor: Actor) -> None:
     )
 
 
-async def verify_chain(s: AsyncSession, actor: Actor) -> audit.ChainReport:
-    """Recompute the audit hash chain (hub.audit.verify), then record that it was and the result."""
+async def verify_chain(s: AsyncSession, actor: Actor) -> audit.ChainsReport:
+    """Recompute the audit hash chains (hub.audit.verify), then record that they were and the
+    result (intact: every chain)."""
     report = await audit.verify(s)
     await _record(s, actor, "verify audit chain", "intact" if report.intact else "broken", "audit:chain")
     return report

@@ -175,7 +175,6 @@ class Router:
         self._serial = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._confirming: set[asyncio.Task[None]] = set()
-        self._audit_head: str | None = None  # the audit chain's last hash, as this router wrote it
         self._metrics_server: WSGIServer | None = None
         self.metrics_port: int | None = None  # where this router serves its metrics, once started
         self.handled = 0
@@ -487,13 +486,11 @@ class Router:
             return _Copies()
         if any(uses_groups(e) for _, e, _, _ in routable):
             await self._directory.reload_groups()  # membership changes apply at once
-        head = self._audit_head
-        self._audit_head = None  # until this transaction commits
         spans = [_decide_span(sender, event) for sender, event, _, _ in routable]
         try:
             async with self.db.session() as s, s.begin():
-                decisions, appended = await self.decider.decide_batch(
-                    s, routable, head, [tracing.ids_of(span) for span in spans]
+                decisions = await self.decider.decide_batch(
+                    s, routable, [tracing.ids_of(span) for span in spans]
                 )
                 _carry_decide_spans(routable, spans, decisions)
                 # Retained with the delivery records (one statement for the batch), exactly
@@ -510,9 +507,6 @@ class Router:
         metrics.count_received(received)
         count_outcomes(routable, decisions)
         routed = [d for d in decisions if d.rejection is None and not d.repeat]
-        # Committed: the next batch chains on it without reading it - unless another writer
-        # (a second router) got in first, when a hint would mostly cost a retry.
-        self._audit_head = appended.head if appended.retries == 0 else None
         # Publish outside the transaction. All copies of the batch go out pipelined on the
         # one confirm channel, created in batch order (frames leave in this order, so each
         # inbox sees increasing sequences); the confirms are awaited together, later.

@@ -187,8 +187,11 @@ class AuditRecord(Base):
     """Append-only, hash-chained processing log (after Logboek dataverwerkingen)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_chain_seq", "chain", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # The chain the record is on (hub.audit.chain_of; revision 0017, `legacy` before).
+    chain: Mapped[str] = mapped_column(String(40))
     time: Mapped[datetime] = mapped_column(default=utcnow)
     trace_id: Mapped[str | None] = mapped_column(String(32))
     span_id: Mapped[str | None] = mapped_column(String(16))
@@ -203,7 +206,8 @@ class AuditRecord(Base):
     end_time: Mapped[datetime | None] = mapped_column(default=None)
     status_code: Mapped[int | None] = mapped_column(default=None)
     processing_activity_id: Mapped[str | None] = mapped_column(String(200), default=None)
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no forks
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no forks (each chain
+    # starts at a genesis of its own, so unique over all chains)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from hub import audit, health, inboxes, ledger, operator_actions, registry, tenant_activity
-from hub.audit import ChainReport
+from hub.audit import ChainsReport
 from hub.config import Settings
 from hub.errors import ServiceUnavailable, Transient
 from hub.operator_actions import Actor
@@ -58,7 +58,7 @@ class CsrfRefused(Exception):
 
 @dataclass
 class ChainCheck:
-    report: ChainReport
+    report: ChainsReport
     at: datetime
 
 

@@ -227,7 +227,9 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "overview.broker": "Berichtenbroker",
         "overview.ok": "In orde",
         "overview.chain_ok": "Intact: {records} records, gecontroleerd op {time}.",
-        "overview.chain_broken": "GEBROKEN bij record {seq} ({records} records), gecontroleerd op {time}.",
+        "overview.chain_broken": (
+            "GEBROKEN: keten {chain}, bij record {seq} ({records} records), gecontroleerd op {time}."
+        ),
         "overview.updated": "Bijgewerkt op {time}.",
         "dl.title": "Onbestelbare berichten",
         "dl.intro": "Berichten die de hub niet kon doorsturen. Alleen metagegevens; nooit de inhoud.",
@@ -403,7 +405,9 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "overview.broker": "Message broker",
         "overview.ok": "OK",
         "overview.chain_ok": "Intact: {records} records, verified at {time}.",
-        "overview.chain_broken": "BROKEN at record {seq} ({records} records), verified at {time}.",
+        "overview.chain_broken": (
+            "BROKEN: chain {chain}, at record {seq} ({records} records), verified at {time}."
+        ),
         "overview.updated": "Updated at {time}.",
         "dl.title": "Dead letters",
         "dl.intro": "Messages the hub could not route. Metadata only; never their content.",

@@ -54,27 +54,10 @@ async def test_router_decisions_are_audited(hub: RunningHub) -> None:
     assert report.intact and report.records >= 2
 
 
-async def test_a_stale_head_hint_chains_on_the_real_head(db: Database) -> None:
-    """The router passes the last hash it wrote; if another writer appended since, the
-    unique prev_hash refuses the fork and the entries are chained on the real head."""
-    entry = audit.Entry(activity="route ping", actor="test", outcome="routed", sender="GM0518")
-    async with db.session() as s, s.begin():
-        mine = (await audit.append_many(s, [entry])).head
-    async with db.session() as s, s.begin():
-        await audit.append(s, activity="rotate key", actor="api", outcome="done")  # another writer
-    async with db.session() as s, s.begin():
-        appended = await audit.append_many(s, [entry, entry], head=mine)  # stale by one record
-    async with db.session() as s:
-        report = await audit.verify(s)
-        last = await s.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
-    assert report.intact and report.records == 4
-    assert appended.head == last and appended.head != mine and appended.retries == 1
-
-
 async def test_records_from_before_the_logboek_fields_still_verify_beside_new_ones(db: Database) -> None:
     """A record written before revision 0014 (its Logboek fields empty, its hash over the
-    older fields only) and records with those fields verify as one chain; editing a new field
-    of a new record breaks it there."""
+    older fields only) and records with those fields verify, each on its chain; editing a new
+    field of a new record breaks its chain there."""
     old_fields = {
         "time": "2026-11-01T12:00:00+00:00",
         "trace_id": "a" * 32,
@@ -89,6 +72,7 @@ async def test_records_from_before_the_logboek_fields_still_verify_beside_new_on
     async with db.session() as s, s.begin():
         s.add(
             AuditRecord(
+                chain=audit.LEGACY,  # before revision 0017: the one chain
                 time=datetime.fromisoformat(old_fields["time"]),
                 trace_id=old_fields["trace_id"],
                 span_id=old_fields["span_id"],

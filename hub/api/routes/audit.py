@@ -28,6 +28,7 @@ class AuditItem(BaseModel):
     sender: str | None
     recipients: list[str]
     outcome: str
+    chain: str = Field(description="The hash chain the record is on: `tenant:<code>`, `hub` or `legacy`")
     hash: str
     parent_span_id: str | None = Field(None, description="The sender's span that caused this operation")
     end_time: datetime | None = None
@@ -55,10 +56,24 @@ class Discarded(BaseModel):
     status: Literal["discarded"]
 
 
-class ChainOut(BaseModel):
+class ChainItem(BaseModel):
+    """One chain of the log, verified on its own."""
+
+    chain: str = Field(
+        description="Its key: `tenant:<code>` (the records about one tenant), `hub` (about "
+        "several tenants or none) or `legacy` (the one chain of the records from before)"
+    )
     intact: bool
-    records: int
-    first_bad_seq: int | None
+    records: int = Field(description="Intact: its records; broken: those read up to the first bad one")
+    first_bad_seq: int | None = Field(description="Its first record that does not fit")
+
+
+class ChainOut(BaseModel):
+    intact: bool = Field(description="Every chain verifies")
+    records: int = Field(description="Records read, over all chains")
+    first_bad_seq: int | None = Field(description="The first bad record of the first broken chain")
+    broken: list[str] = Field(description="The keys of the chains that do not verify")
+    chains: list[ChainItem]
 
 
 @router.get(
@@ -71,13 +86,23 @@ async def list_audit(
     return [AuditItem.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.get("/audit/verify", summary="Recompute the hash chain (operator)", responses=problems(401, 403))
+@router.get("/audit/verify", summary="Recompute every hash chain (operator)", responses=problems(401, 403))
 async def verify_audit(db: DbDep, op: Operator) -> ChainOut:
-    """The result is recorded in the chain too (committed before the answer), so the console
-    shows the last verification."""
+    """Each chain (one per tenant, one for the hub) on its own: a broken one is named in
+    `broken` while the others still verify. The result is recorded in the hub's chain too
+    (committed before the answer), so the console shows the last verification."""
     async with db.session() as s, s.begin():
         report = await operator_actions.verify_chain(s, Actor.token(op.token_id))
-    return ChainOut(intact=report.intact, records=report.records, first_bad_seq=report.first_bad_seq)
+    return ChainOut(
+        intact=report.intact,
+        records=report.records,
+        first_bad_seq=report.first_bad_seq,
+        broken=[c.key or "" for c in report.broken],
+        chains=[
+            ChainItem(chain=c.key or "", intact=c.intact, records=c.records, first_bad_seq=c.first_bad_seq)
+            for c in report.chains
+        ],
+    )
 
 
 @router.post(

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from hub import auth, operator_actions, operator_logins, registry
+from hub import audit, auth, operator_actions, operator_logins, registry
 from hub.api.app import create_app
 from hub.operator_actions import Actor
 from hub.seed import seed_all
@@ -317,6 +317,25 @@ async def test_audit_search_and_verifying_the_chain(web: httpx.AsyncClient, db: 
     assert [(r.actor, r.outcome) for r in rows] == [("operator:web:anna", "intact")]
     forged = await web.post("/console/audit/verify", data={"csrf": "forged"})
     assert forged.status_code == 403
+
+
+async def test_a_broken_chain_is_named_on_the_audit_page(web: httpx.AsyncClient, db: Database) -> None:
+    async with db.session() as s, s.begin():
+        for outcome in ("routed", "routed", "rejected:unknown_recipient"):
+            await audit.append(s, activity="route ping", actor="hub-router", outcome=outcome, sender="GM0518")
+        second = (
+            await s.scalars(
+                select(AuditRecord.seq).where(AuditRecord.chain == "tenant:GM0518").order_by(AuditRecord.seq)
+            )
+        ).all()[1]
+        await s.execute(update(AuditRecord).where(AuditRecord.seq == second).values(outcome="rejected:x"))
+    await log_in(web)
+    page = await web.get("/console/audit")
+    r = await web.post("/console/audit/verify", data={"csrf": csrf_of(page.text)})
+    verified = await web.get(r.headers["location"])
+    assert f"GEBROKEN: keten tenant:GM0518, bij record {second} (" in verified.text
+    async with db.session() as s:  # the login's records, on the hub's chain, still verify
+        assert [c.key for c in (await audit.verify(s)).broken] == ["tenant:GM0518"]
 
 
 async def test_overview_counts_events_by_outcome_and_rejections_by_reason(
