@@ -1,0 +1,193 @@
+"""Fonts parsed once and shaping results kept, for the letters one thread renders in a row.
+
+Without a cache every PDF letter parses its font files again (fpdf2 subsets the parsed font
+in place when it writes the PDF, so a parsed font serves one document only), and its line
+breaker shapes the same template text with HarfBuzz letter after letter: it measures every
+growing prefix of a line. A `FontCache` holds, per font file:
+- the file's bytes, the parsed font and its HarfBuzz font, shared by every letter: a letter
+  gets a copy of fpdf2's font object whose per-document state (the glyphs used, the subset
+  map, the font descriptor) is its own;
+- what HarfBuzz made of a text at a size and direction (its glyphs and their widths);
+- the font stream embedded for a set of glyphs: letters of a batch in one language mostly use
+  the same glyphs (the template's), and a letter's stream depends only on its own glyphs.
+A PDF rendered with a cache has the same pages, text and glyphs as one rendered without.
+
+A cache is not thread-safe (HarfBuzz fonts carry the size of the last shaping): one per
+thread or process. It holds letter text (the shaping keys), so it lives in the process that
+renders and is never written anywhere.
+
+fpdf2 internals used (pinned to 2.8.x in pyproject; tests/connectors/letters/test_font_cache.py
+fails when they change): the slots of `TTFFont`, its `perform_harfbuzz_shaping` and
+`shaped_text_width`, `SubsetMap`, and `OutputProducer._add_fonts` subsetting `font.ttfont`
+then calling `font.close()`.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fontTools import subset
+from fontTools.ttLib import TTFont
+from fpdf import FPDF
+from fpdf.fonts import SubsetMap, TTFFont
+from fpdf.output import OutputProducer, PDFExtGState, PDFFont, PDFType3Font, PDFXObject
+from fpdf.pattern import Pattern
+
+__all__ = ["CachedFontsOutput", "FontCache"]
+
+# Bounds per font file: shaping keys are texts (a paragraph's prefixes), so a long batch
+# would otherwise grow without limit. When full, a table starts again.
+MAX_SHAPED = 20_000
+MAX_STREAMS = 64
+
+# What fpdf2 drops when it subsets a font for embedding (fpdf.output.OutputProducer._add_fonts).
+_DROPPED = ["FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", "CBDT", "CBLC"]
+_DROPPED += ["EBDT", "EBLC", "EBSC", "SVG ", "CPAL", "COLR"]
+
+# Per-document state of a TTFFont; every other slot is shared with the parsed font.
+_PER_DOCUMENT = frozenset({"i", "fontkey", "emphasis", "subset", "missing_glyphs", "biggest_size_pt", "desc"})
+
+_ShapeKey = tuple[str, float, Any, Any, Any, tuple[tuple[str, Any], ...]]
+
+
+class _Face:
+    """One font file, parsed once."""
+
+    def __init__(self, path: Path, *, keep_streams: bool) -> None:
+        self.path = path
+        self.keep_streams = keep_streams
+        self.data = path.read_bytes()
+        # A TTFFont needs a document to be built; this one only lends it its settings.
+        self.parsed = TTFFont(FPDF(), path, path.stem, "")
+        if self.parsed.is_cff or self.parsed.color_font is not None:
+            raise ValueError(f"{path.name}: only TrueType outline fonts are cached")
+        self.hbfont = self.parsed.hbfont
+        self.shaped: dict[_ShapeKey, tuple[Sequence[Any], Sequence[Any]]] = {}
+        self.widths: dict[_ShapeKey, tuple[int, float]] = {}
+        self.streams: dict[frozenset[str], bytes] = {}
+
+    def stream(self, glyph_names: frozenset[str]) -> bytes:
+        """The font cut down as fpdf2 cuts it for these glyphs, keeping glyph names: fpdf2
+        subsets it again (by name) when it embeds it, which is cheap for a font this small."""
+        out = self.streams.get(glyph_names)
+        if out is None:
+            font = TTFont(io.BytesIO(self.data), lazy=True, recalcTimestamp=False)
+            options = subset.Options(notdef_outline=True, recommended_glyphs=True)
+            options.drop_tables += _DROPPED
+            options.glyph_names = True  # fpdf2 subsets it again, by glyph name
+            subsetter = subset.Subsetter(options)
+            subsetter.populate(glyphs=sorted(glyph_names))
+            subsetter.subset(font)
+            buf = io.BytesIO()
+            font.save(buf)
+            font.close()
+            out = buf.getvalue()
+            if len(self.streams) >= MAX_STREAMS:
+                self.streams.clear()
+            self.streams[glyph_names] = out
+        return out
+
+
+class _CachedFont(TTFFont):
+    """fpdf2's font object for one document, sharing the parsed font of its `_Face`."""
+
+    __slots__ = ("face",)
+
+    face: _Face
+
+    def perform_harfbuzz_shaping(
+        self, text: str, font_size_pt: float, text_shaping_params: dict[str, Any] | None
+    ) -> tuple[Sequence[Any], Sequence[Any]]:
+        key = _key(text, font_size_pt, text_shaping_params)
+        shaped = self.face.shaped.get(key)
+        if shaped is None:
+            shaped = super().perform_harfbuzz_shaping(text, font_size_pt, text_shaping_params)
+            if len(self.face.shaped) >= MAX_SHAPED:
+                self.face.shaped.clear()
+            self.face.shaped[key] = shaped
+        return shaped
+
+    def shaped_text_width(
+        self, text: str, font_size_pt: float, text_shaping_params: dict[str, Any] | None
+    ) -> tuple[int, float]:
+        key = _key(text, font_size_pt, text_shaping_params)
+        width = self.face.widths.get(key)
+        if width is None:
+            width = super().shaped_text_width(text, font_size_pt, text_shaping_params)
+            if len(self.face.widths) >= MAX_SHAPED:
+                self.face.widths.clear()
+            self.face.widths[key] = width
+        return width
+
+    def close(self) -> None:
+        # fpdf2 closes a font once it is embedded, or the document is dropped: the parsed
+        # font is the face's and stays open for the next letter.
+        if self.ttfont is not self.face.parsed.ttfont:
+            self.ttfont.close()
+        self._hbfont = None
+
+
+def _key(text: str, size: float, params: dict[str, Any] | None) -> _ShapeKey:
+    p = params or {}
+    features = tuple(sorted((p.get("features") or {}).items()))
+    return (text, size, p.get("fragment_direction"), p.get("script"), p.get("language"), features)
+
+
+class CachedFontsOutput(OutputProducer):
+    """fpdf2's PDF writer, giving each cached font a font of its own to subset and embed
+    once the document is complete (footers included): the cached stream for its glyphs, or
+    the font file parsed anew."""
+
+    def _add_fonts(
+        self,
+        image_objects_per_index: dict[int, PDFXObject],
+        gfxstate_objs_per_name: dict[str, PDFExtGState],
+        pattern_objs_per_name: dict[str, Pattern],
+    ) -> dict[int, PDFFont | PDFType3Font]:
+        for font in self.fpdf.fonts.values():
+            if isinstance(font, _CachedFont):
+                face = font.face
+                if face.keep_streams:
+                    data = face.stream(frozenset(font.subset.get_all_glyph_names()))
+                else:
+                    data = face.data
+                font.ttfont = TTFont(io.BytesIO(data), lazy=True, recalcTimestamp=False, recalcBBoxes=False)
+        return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
+
+
+class FontCache:
+    """Parsed fonts and shaping results for the letters one thread renders (see module doc).
+    `streams=False` leaves out the embedded font streams (each letter subsets its fonts)."""
+
+    def __init__(self, *, streams: bool = True) -> None:
+        self._faces: dict[Path, _Face] = {}
+        self._streams = streams
+
+    def _face(self, path: Path) -> _Face:
+        face = self._faces.get(path)
+        if face is None:
+            face = self._faces[path] = _Face(path, keep_streams=self._streams)
+        return face
+
+    def add_font(self, pdf: FPDF, family: str, style: str, path: Path) -> None:
+        """What `pdf.add_font(family, style, path)` does for a TrueType file, without parsing it."""
+        fontkey = f"{family.lower()}{style}"
+        face = self._face(path)
+        font: _CachedFont = _CachedFont.__new__(_CachedFont)
+        for name in TTFFont.__slots__:
+            if name not in _PER_DOCUMENT and hasattr(face.parsed, name):
+                setattr(font, name, getattr(face.parsed, name))
+        font.face = face
+        font.i = len(pdf.fonts) + 1
+        font.fontkey = fontkey
+        font.emphasis = type(face.parsed.emphasis).coerce(style)
+        font.desc = copy.copy(face.parsed.desc)  # the PDF writer gives it an object id and a name
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font._hbfont = face.hbfont
+        font.subset = SubsetMap(font)
+        pdf.fonts[fontkey] = font
