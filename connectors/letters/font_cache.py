@@ -63,6 +63,9 @@ class _Face:
         self.data = path.read_bytes()
         # A TTFFont needs a document to be built; this one only lends it its settings.
         self.parsed = TTFFont(FPDF(), path, path.stem, "")
+        # Read from memory from now on: a cache dropped leaves no file open.
+        opened, self.parsed.ttfont = self.parsed.ttfont, _load(self.data)
+        opened.close()
         if self.parsed.is_cff or self.parsed.color_font is not None:
             raise ValueError(f"{path.name}: only TrueType outline fonts are cached")
         self.hbfont = self.parsed.hbfont
@@ -75,7 +78,7 @@ class _Face:
         subsets it again (by name) when it embeds it, which is cheap for a font this small."""
         out = self.streams.get(glyph_names)
         if out is None:
-            font = TTFont(io.BytesIO(self.data), lazy=True, recalcTimestamp=False)
+            font = _load(self.data)
             options = subset.Options(notdef_outline=True, recommended_glyphs=True)
             options.drop_tables += _DROPPED
             options.glyph_names = True  # fpdf2 subsets it again, by glyph name
@@ -131,6 +134,10 @@ class _CachedFont(TTFFont):
         self._hbfont = None
 
 
+def _load(data: bytes, *, recalc_bboxes: bool = True) -> TTFont:
+    return TTFont(io.BytesIO(data), lazy=True, recalcTimestamp=False, recalcBBoxes=recalc_bboxes)
+
+
 def _key(text: str, size: float, params: dict[str, Any] | None) -> _ShapeKey:
     p = params or {}
     features = tuple(sorted((p.get("features") or {}).items()))
@@ -155,7 +162,9 @@ class CachedFontsOutput(OutputProducer):
                     data = face.stream(frozenset(font.subset.get_all_glyph_names()))
                 else:
                     data = face.data
-                font.ttfont = TTFont(io.BytesIO(data), lazy=True, recalcTimestamp=False, recalcBBoxes=False)
+                # Not recalculating bounding boxes spares fpdf2 decoding and encoding every
+                # glyph's outline again: the glyphs are the font file's, unchanged.
+                font.ttfont = _load(data, recalc_bboxes=False)
         return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
 
 
