@@ -130,5 +130,10 @@ def render_batch(batch: LetterBatch, rows: Sequence[BatchRow], *, jobs: int = 1)
             yield _render(batch, row, fonts)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(batch,)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(batch,))
+    try:
         yield from pool.map(_render_in_worker, rows)
+    finally:
+        # A caller that stops early (an error writing a letter, Ctrl-C) does not wait for the
+        # rows not yet started.
+        pool.shutdown(wait=True, cancel_futures=True)

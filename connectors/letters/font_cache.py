@@ -140,8 +140,9 @@ def _load(data: bytes, *, recalc_bboxes: bool = True) -> TTFont:
 
 def _key(text: str, size: float, params: dict[str, Any] | None) -> _ShapeKey:
     p = params or {}
-    features = tuple(sorted((p.get("features") or {}).items()))
-    return (text, size, p.get("fragment_direction"), p.get("script"), p.get("language"), features)
+    features = p.get("features")
+    feature_key = tuple(sorted(features.items())) if features else ()
+    return (text, size, p.get("fragment_direction"), p.get("script"), p.get("language"), feature_key)
 
 
 class CachedFontsOutput(OutputProducer):
