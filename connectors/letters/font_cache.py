@@ -34,8 +34,19 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
-from fpdf.output import OutputProducer, PDFExtGState, PDFFont, PDFType3Font, PDFXObject
+from fpdf.output import (
+    CIDSystemInfo,
+    OutputProducer,
+    PDFExtGState,
+    PDFFont,
+    PDFFontStream,
+    PDFType3Font,
+    PDFXObject,
+    _build_cmap_blocks,
+    _tt_font_widths,
+)
 from fpdf.pattern import Pattern
+from fpdf.syntax import Name, PDFArray, PDFContentStream
 
 __all__ = ["CachedFontsOutput", "FontCache"]
 
@@ -71,24 +82,24 @@ class _Face:
         self.hbfont = self.parsed.hbfont
         self.shaped: dict[_ShapeKey, tuple[Sequence[Any], Sequence[Any]]] = {}
         self.widths: dict[_ShapeKey, tuple[int, float]] = {}
-        self.streams: dict[frozenset[str], bytes] = {}
+        self.streams: dict[frozenset[str], tuple[bytes, dict[str, int]]] = {}
 
-    def stream(self, glyph_names: frozenset[str]) -> bytes:
-        """The font cut down as fpdf2 cuts it for these glyphs, keeping glyph names: fpdf2
-        subsets it again (by name) when it embeds it, which is cheap for a font this small."""
+    def embedded(self, glyph_names: frozenset[str]) -> tuple[bytes, dict[str, int]]:
+        """The font file fpdf2 embeds for these glyphs (cut down as it cuts it), and each
+        glyph's id in it."""
         out = self.streams.get(glyph_names)
         if out is None:
             font = _load(self.data)
             options = subset.Options(notdef_outline=True, recommended_glyphs=True)
             options.drop_tables += _DROPPED
-            options.glyph_names = True  # fpdf2 subsets it again, by glyph name
             subsetter = subset.Subsetter(options)
             subsetter.populate(glyphs=sorted(glyph_names))
             subsetter.subset(font)
+            gids = {name: font.getGlyphID(name) for name in glyph_names}
             buf = io.BytesIO()
             font.save(buf)
             font.close()
-            out = buf.getvalue()
+            out = (buf.getvalue(), gids)
             if len(self.streams) >= MAX_STREAMS:
                 self.streams.clear()
             self.streams[glyph_names] = out
@@ -146,9 +157,14 @@ def _key(text: str, size: float, params: dict[str, Any] | None) -> _ShapeKey:
 
 
 class CachedFontsOutput(OutputProducer):
-    """fpdf2's PDF writer, giving each cached font a font of its own to subset and embed
-    once the document is complete (footers included): the cached stream for its glyphs, or
-    the font file parsed anew."""
+    """fpdf2's PDF writer, embedding cached fonts from the font cache's streams.
+
+    fpdf2 subsets the font object's `ttfont` in place and writes it; a cached font's parsed
+    font is shared, so its letters embed the cached stream for their glyphs instead
+    (`_add_cached_font`: fpdf2 2.8's TrueType branch of `_add_fonts`, for fonts without
+    colour, CFF outlines or PDF/A-1's CIDSet), or, without cached streams, the font file
+    parsed anew for fpdf2 to subset.
+    """
 
     def _add_fonts(
         self,
@@ -156,17 +172,70 @@ class CachedFontsOutput(OutputProducer):
         gfxstate_objs_per_name: dict[str, PDFExtGState],
         pattern_objs_per_name: dict[str, Pattern],
     ) -> dict[int, PDFFont | PDFType3Font]:
-        for font in self.fpdf.fonts.values():
+        fonts = sorted(self.fpdf.fonts.values(), key=lambda font: font.i)
+        cached = [f for f in fonts if isinstance(f, _CachedFont) and f.face.keep_streams]
+        if cached and len(cached) == len(fonts) and not self.fpdf._compliance:
+            return {font.i: self._add_cached_font(font) for font in cached}
+        for font in fonts:
             if isinstance(font, _CachedFont):
-                face = font.face
-                if face.keep_streams:
-                    data = face.stream(frozenset(font.subset.get_all_glyph_names()))
-                else:
-                    data = face.data
                 # Not recalculating bounding boxes spares fpdf2 decoding and encoding every
                 # glyph's outline again: the glyphs are the font file's, unchanged.
-                font.ttfont = _load(data, recalc_bboxes=False)
+                font.ttfont = _load(font.face.data, recalc_bboxes=False)
         return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
+
+    def _add_cached_font(self, font: _CachedFont) -> PDFFont:
+        stream, gids = font.face.embedded(frozenset(font.subset.get_all_glyph_names()))
+        fontname = f"MPDFAA+{font.name}"
+        composite = PDFFont(subtype="Type0", base_font=fontname, encoding="Identity-H")
+        self._add_pdf_obj(composite, "fonts")
+        cid_font = PDFFont(
+            subtype="CIDFontType2", base_font=fontname, d_w=font.desc.missing_width, w=_tt_font_widths(font)
+        )
+        self._add_pdf_obj(cid_font, "fonts")
+        composite.descendant_fonts = PDFArray([cid_font])
+        to_unicode = PDFContentStream(_to_unicode_cmap(font).encode("latin-1"))
+        self._add_pdf_obj(to_unicode, "fonts")
+        composite.to_unicode = to_unicode
+        system_info = CIDSystemInfo()
+        self._add_pdf_obj(system_info, "fonts")
+        cid_font.c_i_d_system_info = system_info
+        descriptor = font.desc
+        descriptor.font_name = Name(fontname)
+        self._add_pdf_obj(descriptor, "fonts")
+        cid_font.font_descriptor = descriptor
+        cid_to_gid = bytearray(256 * 256 * 2)
+        for glyph, code in font.subset.items():
+            if glyph is not None:
+                gid = gids[glyph.glyph_name]
+                cid_to_gid[code * 2 : code * 2 + 2] = gid.to_bytes(2, "big")
+        cid_to_gid_map = PDFContentStream(contents=bytes(cid_to_gid), compress=True)
+        self._add_pdf_obj(cid_to_gid_map, "fonts")
+        cid_font.c_i_d_to_g_i_d_map = cid_to_gid_map
+        font_file = PDFFontStream(contents=stream)
+        self._add_pdf_obj(font_file, "fonts")
+        descriptor.font_file2 = font_file  # type: ignore[attr-defined]  # as fpdf2 sets it
+        font.subset.pick.cache_clear()
+        font.subset.get_glyph.cache_clear()
+        font.close()
+        return composite
+
+
+def _to_unicode_cmap(font: TTFFont) -> str:
+    """The ToUnicode CMap fpdf2 writes: the text each character code stands for."""
+    entries = []
+    for glyph, code in font.subset.items():
+        if glyph is None or not isinstance(glyph.unicode, tuple) or not glyph.unicode:
+            continue
+        text = "".join(chr(c) for c in glyph.unicode).encode("utf-16-be").hex().upper()
+        entries.append(f"<{code:04X}> <{text}>\n")
+    return (
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n/CIDSystemInfo\n"
+        "<</Registry (Adobe)\n/Ordering (UCS)\n/Supplement 0\n>> def\n"
+        "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+        "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+        f"{_build_cmap_blocks(entries, 'bfchar')}"
+        "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend"
+    )
 
 
 class FontCache:

@@ -26,8 +26,9 @@ TEMPLATE = "we-zijn-je-kwijt"
 CASES = [(lang, False) for lang in LANGS] + [(lang, True) for lang in LANGS if lang != "nl"]
 
 
-def _fonts(pdf: bytes) -> list[tuple[str, str, int]]:
-    """Each embedded font: its name, its widths array and the glyphs of its font file."""
+def _fonts(pdf: bytes) -> list[tuple[str, str, int, bytes, bytes, bytes]]:
+    """Each embedded font: its name, its widths array, the glyphs of its font file, the file,
+    its ToUnicode map and its CIDToGIDMap."""
     out = set()
     for page in PdfReader(io.BytesIO(pdf)).pages:
         for ref in page["/Resources"]["/Font"].values():
@@ -35,7 +36,9 @@ def _fonts(pdf: bytes) -> list[tuple[str, str, int]]:
             cid = font["/DescendantFonts"][0].get_object()
             data = cid["/FontDescriptor"]["/FontFile2"].get_object().get_data()
             glyphs = len(TTFont(io.BytesIO(data)).getGlyphOrder())
-            out.add((str(font["/BaseFont"]), str(cid["/W"]), glyphs))
+            to_unicode = font["/ToUnicode"].get_object().get_data()
+            cid_to_gid = cid["/CIDToGIDMap"].get_object().get_data()
+            out.add((str(font["/BaseFont"]), str(cid["/W"]), glyphs, data, to_unicode, cid_to_gid))
     return sorted(out)
 
 
@@ -64,7 +67,8 @@ def test_without_cached_streams_the_letter_is_the_same(bundles: dict[str, Templa
         plain = _render(bundles[TEMPLATE], lang, True, None)
         cached = _render(bundles[TEMPLATE], lang, True, cache)
         assert poppler_text(cached) == poppler_text(plain)
-        assert _fonts(cached) == _fonts(plain)
+        # fpdf2 embeds these itself, from fonts whose bounding boxes it does not recalculate.
+        assert [f[:3] + f[4:] for f in _fonts(cached)] == [f[:3] + f[4:] for f in _fonts(plain)]
 
 
 def test_the_caches_stay_within_their_bounds(
@@ -94,7 +98,8 @@ def test_fpdf2_internals_the_cache_relies_on() -> None:
         assert params == ["self", "text", "font_size_pt", "text_shaping_params"], method
     assert list(inspect.signature(SubsetMap).parameters) == ["font"]
     # The PDF writer subsets the font it finds in `font.ttfont`, writes it, then closes the font;
-    # it drops the tables the cached streams drop.
+    # it drops the tables the cached streams drop. (That the cached fonts are embedded as fpdf2
+    # embeds them, byte for byte, is the first test's `_fonts`.)
     source = inspect.getsource(OutputProducer._add_fonts)
     assert "subsetter.subset(font.ttfont)" in source and "font.ttfont.save(output)" in source
     assert "font.close()" in source
