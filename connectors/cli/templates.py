@@ -424,7 +424,10 @@ def _render_cmd(
 
 _RESERVED = ("lang", "file", "recipient")
 _JobsOpt = Annotated[
-    int | None, typer.Option("--jobs", "-j", min=1, help="processes rendering letters (default: one per CPU)")
+    int | None,
+    typer.Option(
+        "--jobs", "-j", min=1, help="processes rendering letters (default: one per CPU, 30 rows or more each)"
+    ),
 ]
 
 
@@ -504,7 +507,7 @@ def _batch_cmd(
                 progress.advance(task, len(rows))
                 return 0
             batch = LetterBatch(bundle, head, kind, bilingual=bilingual, letter_date=when)
-            results = render_batch(batch, batch_rows, jobs=jobs or default_jobs())
+            results = render_batch(batch, batch_rows, jobs=jobs or default_jobs(len(batch_rows)))
             for n, result in enumerate(results, 1):
                 if result.failure is not None:
                     failures.append((n, result.failure.field or "", result.failure.message))

@@ -8,18 +8,21 @@ growing prefix of a line. A `FontCache` holds, per font file:
   gets a copy of fpdf2's font object whose per-document state (the glyphs used, the subset
   map, the font descriptor) is its own;
 - what HarfBuzz made of a text at a size and direction (its glyphs and their widths);
-- the font stream embedded for a set of glyphs: letters of a batch in one language mostly use
-  the same glyphs (the template's), and a letter's stream depends only on its own glyphs.
-A PDF rendered with a cache has the same pages, text and glyphs as one rendered without.
+- the font file embedded for a set of glyphs, cut down exactly as fpdf2 cuts it: letters of a
+  batch in one language mostly use the same glyphs (the template's), and a letter's subset
+  depends only on its own glyphs, never on another letter's.
+A PDF rendered with a cache has the same pages and text as one rendered without, and embeds
+the same font files, ToUnicode and CIDToGIDMap maps byte for byte.
 
 A cache is not thread-safe (HarfBuzz fonts carry the size of the last shaping): one per
 thread or process. It holds letter text (the shaping keys), so it lives in the process that
 renders and is never written anywhere.
 
-fpdf2 internals used (pinned to 2.8.x in pyproject; tests/connectors/letters/test_font_cache.py
-fails when they change): the slots of `TTFFont`, its `perform_harfbuzz_shaping` and
-`shaped_text_width`, `SubsetMap`, and `OutputProducer._add_fonts` subsetting `font.ttfont`
-then calling `font.close()`.
+fpdf2 internals used (pinned to 2.8.x in pyproject; tests/connectors/letters/
+test_letters_font_cache.py fails when they change): the slots of `TTFFont`, its
+`perform_harfbuzz_shaping` and `shaped_text_width`, `SubsetMap`, and the TrueType branch of
+`OutputProducer._add_fonts` (which `CachedFontsOutput` repeats for cached fonts, and which
+otherwise subsets `font.ttfont` in place, then calls `font.close()`).
 """
 
 from __future__ import annotations
