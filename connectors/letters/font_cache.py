@@ -8,11 +8,13 @@ growing prefix of a line. A `FontCache` holds, per font file:
   gets a copy of fpdf2's font object whose per-document state (the glyphs used, the subset
   map, the font descriptor) is its own;
 - what HarfBuzz made of a text at a size and direction (its glyphs and their widths);
-- the font file embedded for a set of glyphs, cut down exactly as fpdf2 cuts it: letters of a
-  batch in one language mostly use the same glyphs (the template's), and a letter's subset
-  depends only on its own glyphs, never on another letter's.
-A PDF rendered with a cache has the same pages and text as one rendered without, and embeds
-the same font files, ToUnicode and CIDToGIDMap maps byte for byte.
+- the font file embedded for a set of glyphs, cut down as fpdf2 cuts it: letters of a batch
+  in one language mostly use the same glyphs (the template's). A letter embeds its own glyphs
+  and the font's printable ASCII, so that letters differing in a digit share a subset; what a
+  letter embeds never depends on another letter.
+A PDF rendered with a cache has the same pages, text, widths and ToUnicode maps as one rendered
+without, and each character code draws the same glyph outline; without the ASCII glyphs
+(`common_glyphs=False`) it embeds the same font files and maps byte for byte.
 
 A cache is not thread-safe (HarfBuzz fonts carry the size of the last shaping): one per
 thread or process. It holds letter text (the shaping keys), so it lives in the process that
@@ -71,7 +73,7 @@ _ShapeKey = tuple[str, float, Any, Any, Any, tuple[tuple[str, Any], ...]]
 class _Face:
     """One font file, parsed once."""
 
-    def __init__(self, path: Path, *, keep_streams: bool) -> None:
+    def __init__(self, path: Path, *, keep_streams: bool, common_glyphs: bool) -> None:
         self.path = path
         self.keep_streams = keep_streams
         self.data = path.read_bytes()
@@ -83,6 +85,13 @@ class _Face:
         if self.parsed.is_cff or self.parsed.color_font is not None:
             raise ValueError(f"{path.name}: only TrueType outline fonts are cached")
         self.hbfont = self.parsed.hbfont
+        # Embedded with every letter's own glyphs, so that letters differing only in the ASCII
+        # characters of their values (a case number's digits, a name's initials) share one
+        # subset: never glyphs another letter used, which would tell what it said.
+        cmap = self.parsed.cmap
+        self.common = (
+            frozenset(cmap[c] for c in range(0x20, 0x7F) if c in cmap) if common_glyphs else frozenset()
+        )
         self.shaped: dict[_ShapeKey, tuple[Sequence[Any], Sequence[Any]]] = {}
         self.widths: dict[_ShapeKey, tuple[int, float]] = {}
         self.streams: dict[frozenset[str], tuple[bytes, dict[str, int]]] = {}
@@ -187,7 +196,7 @@ class CachedFontsOutput(OutputProducer):
         return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
 
     def _add_cached_font(self, font: _CachedFont) -> PDFFont:
-        stream, gids = font.face.embedded(frozenset(font.subset.get_all_glyph_names()))
+        stream, gids = font.face.embedded(frozenset(font.subset.get_all_glyph_names()) | font.face.common)
         fontname = f"MPDFAA+{font.name}"
         composite = PDFFont(subtype="Type0", base_font=fontname, encoding="Identity-H")
         self._add_pdf_obj(composite, "fonts")
@@ -243,16 +252,21 @@ def _to_unicode_cmap(font: TTFFont) -> str:
 
 class FontCache:
     """Parsed fonts and shaping results for the letters one thread renders (see module doc).
-    `streams=False` leaves out the embedded font streams (each letter subsets its fonts)."""
+    `streams=False` leaves out the embedded font streams (each letter subsets its fonts);
+    `common_glyphs=False` embeds a letter's glyphs only (as fpdf2 does), not also the font's
+    printable ASCII."""
 
-    def __init__(self, *, streams: bool = True) -> None:
+    def __init__(self, *, streams: bool = True, common_glyphs: bool = True) -> None:
         self._faces: dict[Path, _Face] = {}
         self._streams = streams
+        self._common_glyphs = common_glyphs
 
     def _face(self, path: Path) -> _Face:
         face = self._faces.get(path)
         if face is None:
-            face = self._faces[path] = _Face(path, keep_streams=self._streams)
+            face = self._faces[path] = _Face(
+                path, keep_streams=self._streams, common_glyphs=self._common_glyphs
+            )
         return face
 
     def add_font(self, pdf: FPDF, family: str, style: str, path: Path) -> None:

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from fontTools.pens.recordingPen import DecomposingRecordingPen
 from fontTools.ttLib import TTFont
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer
@@ -42,6 +43,30 @@ def _fonts(pdf: bytes) -> list[tuple[str, str, int, bytes, bytes, bytes]]:
     return sorted(out)
 
 
+def _drawn(pdf: bytes) -> list[tuple[str, str, bytes, list[tuple[int, int, Any]]]]:
+    """Each embedded font: its name, its widths array, its ToUnicode map, and what each
+    character code draws (the glyph's advance and its outline, components decomposed)."""
+    out = []
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        for ref in page["/Resources"]["/Font"].values():
+            font: Any = ref.get_object()
+            cid = font["/DescendantFonts"][0].get_object()
+            tt = TTFont(io.BytesIO(cid["/FontDescriptor"]["/FontFile2"].get_object().get_data()))
+            glyphs, order, metrics = tt.getGlyphSet(), tt.getGlyphOrder(), tt["hmtx"].metrics
+            cid_to_gid = cid["/CIDToGIDMap"].get_object().get_data()
+            codes = []
+            for code in range(len(cid_to_gid) // 2):
+                gid = int.from_bytes(cid_to_gid[code * 2 : code * 2 + 2], "big")
+                if gid:
+                    pen = DecomposingRecordingPen(glyphs)
+                    glyphs[order[gid]].draw(pen)
+                    codes.append((code, metrics[order[gid]][0], pen.value))
+            out.append(
+                (str(font["/BaseFont"]), str(cid["/W"]), font["/ToUnicode"].get_object().get_data(), codes)
+            )
+    return sorted(out, key=lambda f: f[0])
+
+
 def _render(bundle: TemplatePublished, lang: str, bilingual: bool, fonts: FontCache | None) -> bytes:
     values = VALUES[TEMPLATE] | {"pupil_name": "Zeynep Yılmaz-Łukasiewicz"}
     return render_pdf(bundle, lang, values, HEAD, bilingual=bilingual, letter_date=LETTER_DATE, fonts=fonts)
@@ -58,7 +83,17 @@ def test_a_cached_letter_is_the_letter_without_the_cache(bundles: dict[str, Temp
             assert poppler_text(cached) == poppler_text(plain), (lang, bilingual)
             assert pdf_text(cached) == pdf_text(plain), (lang, bilingual)
             assert cached.count(b"/ActualText") == plain.count(b"/ActualText")
-            assert _fonts(cached) == _fonts(plain), (lang, bilingual)
+            assert _drawn(cached) == _drawn(plain), (lang, bilingual)
+
+
+def test_with_a_letters_own_glyphs_only_fonts_are_embedded_as_fpdf2_embeds_them(
+    bundles: dict[str, TemplatePublished],
+) -> None:
+    # The font objects are written by CachedFontsOutput, not by fpdf2: byte for byte the same.
+    cache = FontCache(common_glyphs=False)
+    for lang, bilingual in (("nl", False), ("pl", False), ("ar", True), ("bg", True), ("ar", True)):
+        plain = _render(bundles[TEMPLATE], lang, bilingual, None)
+        assert _fonts(_render(bundles[TEMPLATE], lang, bilingual, cache)) == _fonts(plain), (lang, bilingual)
 
 
 def test_without_cached_streams_the_letter_is_the_same(bundles: dict[str, TemplatePublished]) -> None:
@@ -99,7 +134,7 @@ def test_fpdf2_internals_the_cache_relies_on() -> None:
     assert list(inspect.signature(SubsetMap).parameters) == ["font"]
     # The PDF writer subsets the font it finds in `font.ttfont`, writes it, then closes the font;
     # it drops the tables the cached streams drop. (That the cached fonts are embedded as fpdf2
-    # embeds them, byte for byte, is the first test's `_fonts`.)
+    # embeds them, byte for byte, is tested above.)
     source = inspect.getsource(OutputProducer._add_fonts)
     assert "subsetter.subset(font.ttfont)" in source and "font.ttfont.save(output)" in source
     assert "font.close()" in source
