@@ -426,7 +426,7 @@ _RESERVED = ("lang", "file", "recipient")
 _JobsOpt = Annotated[
     int | None,
     typer.Option(
-        "--jobs", "-j", min=1, help="processes rendering letters (default: one per CPU, 30 rows or more each)"
+        "--jobs", "-j", min=1, help="processes rendering letters (default: 1 per CPU, 100 rows each at least)"
     ),
 ]
 

@@ -70,10 +70,11 @@ class BatchResult:
     failure: RowFailure | None = None
 
 
-# A worker takes about as long to start and fill its caches (one cold letter per language)
-# as a few dozen letters take once cached: fewer rows per worker than this and one process is
-# as quick.
-ROWS_PER_WORKER = 30
+# A worker takes about as long to start and fill its caches (a cold letter per language and
+# per new glyph set) as 40 to 100 letters take once cached (measured with `letter batch` on
+# 120 rows: one process was quicker than two); with fewer rows per worker than this, one
+# process is as quick.
+ROWS_PER_WORKER = 100
 
 
 def default_jobs(rows: int | None = None) -> int:
