@@ -423,6 +423,12 @@ def _render_cmd(
 
 
 _RESERVED = ("lang", "file", "recipient")
+_JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs", "-j", min=1, help="processes rendering letters (default: 1 per CPU, 100 rows each at least)"
+    ),
+]
 
 
 def _file_name(n: int, row: dict[str, str], default_lang: str) -> str:
@@ -447,10 +453,14 @@ def _batch_cmd(
     email: _EmailOpt = None,
     website: _WebOpt = None,
     letter_date: _DateOpt = None,
+    jobs: _JobsOpt = None,
 ) -> None:
     """Render one letter per CSV row. A row's `lang` column picks its language, its `file`
     column its file name (default: the row number), its `recipient` column the address (lines
-    separated by `|`); blank cells are values not given."""
+    separated by `|`); blank cells are values not given. Letters are rendered by `--jobs`
+    processes and written in row order."""
+    from connectors import metrics
+    from connectors.letters.batch import BatchRow, LetterBatch, default_jobs, render_batch
     from schemas.errors import InbeeldError
 
     cfg = _load_config(config)
@@ -475,37 +485,36 @@ def _batch_cmd(
     out.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[int, str, str]] = []
 
+    batch_rows = [
+        BatchRow(
+            (row.get("lang") or lang).strip(),
+            {k: (v if v and v.strip() else None) for k, v in row.items() if k not in (None, *_RESERVED)},
+            tuple(x.strip() for x in (row.get("recipient") or "").split("|") if x.strip()),
+        )
+        for row in rows
+    ]
+
     async def main(cat: TemplateCatalogue) -> int:
         written = 0
         with Progress(
             TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console
         ) as progress:
             task = progress.add_task("letters", total=len(rows))
-            for n, row in enumerate(rows, 1):
-                row_lang = (row.get("lang") or lang).strip()
-                name = names[n - 1]
-                address = tuple(x.strip() for x in (row.get("recipient") or "").split("|") if x.strip())
-                values = {
-                    k: (v if v and v.strip() else None)
-                    for k, v in row.items()
-                    if k is not None and k not in _RESERVED
-                }
-                try:
-                    rendered = await cat.render_letter(
-                        template,
-                        version=version,
-                        lang=row_lang,
-                        values=values,
-                        letterhead=head,
-                        fmt=kind,
-                        bilingual=bilingual,
-                        recipient=address,
-                        letter_date=when,
-                    )
-                except InbeeldError as exc:
-                    failures.append((n, exc.field or "", exc.message))
+            try:
+                bundle = await cat.bundle(template, version)
+            except InbeeldError as exc:  # every row would fail the same way
+                failures.extend((n, exc.field or "", exc.message) for n in range(1, len(rows) + 1))
+                progress.advance(task, len(rows))
+                return 0
+            batch = LetterBatch(bundle, head, kind, bilingual=bilingual, letter_date=when)
+            results = render_batch(batch, batch_rows, jobs=jobs or default_jobs(len(batch_rows)))
+            for n, result in enumerate(results, 1):
+                if result.failure is not None:
+                    failures.append((n, result.failure.field or "", result.failure.message))
                 else:
-                    (out / f"{name}.{kind}").write_bytes(rendered.content)
+                    assert result.content is not None
+                    (out / f"{names[n - 1]}.{kind}").write_bytes(result.content)
+                    metrics.letters_rendered.labels(format=kind).inc()
                     written += 1
                 progress.advance(task)
         return written

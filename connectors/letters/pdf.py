@@ -22,6 +22,7 @@ from fpdf.line_break import Fragment
 
 from connectors.letters.compose import Deadline, compose
 from connectors.letters.errors import InvalidValue, RenderLimitExceeded
+from connectors.letters.font_cache import CachedFontsOutput, FontCache
 from connectors.letters.fonts import FontSet, font_sets, fonts_for, printed_texts
 from connectors.letters.labels import DATE_LABEL, LANGUAGE_NAMES, format_date
 from connectors.letters.limits import DEFAULT_LIMITS, Limits
@@ -113,13 +114,16 @@ def _text(runs: Sequence[Run]) -> str:
     return "".join(out)
 
 
-def _setup(pdf: _LetterPDF, texts: Sequence[tuple[str, str]]) -> None:
+def _setup(pdf: _LetterPDF, texts: Sequence[tuple[str, str]], cache: FontCache | None) -> None:
     # fpdf2 subsets and embeds every added font, used or not (most of a letter's output time),
     # so a font joins only when the letter's text needs it.
     pdf.font_families = fonts_for(texts)
     for fs in pdf.font_families:
-        pdf.add_font(fs.family, "", fs.regular)
-        pdf.add_font(fs.family, "B", fs.bold)
+        for style, path in (("", fs.regular), ("B", fs.bold)):
+            if cache is None:
+                pdf.add_font(fs.family, style, path)
+            else:
+                cache.add_font(pdf, fs.family, style, path)
     pdf.set_margins(22, 18, 20)
     pdf.set_auto_page_break(True, margin=20)
 
@@ -289,8 +293,10 @@ def letter_pdf(
     recipient: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
     deadline: Deadline | None = None,
+    fonts: FontCache | None = None,
 ) -> bytes:
-    """Lay out an already composed letter; bilingual letters start each language on a page."""
+    """Lay out an already composed letter; bilingual letters start each language on a page.
+    `fonts` (one per thread) keeps parsed fonts and shaping results for the next letters."""
     deadline = deadline or Deadline(limits.seconds)
     head_lines = letterhead.lines
     check_lines(head_lines, "letterhead", limits)
@@ -301,7 +307,7 @@ def letter_pdf(
     pdf.set_subject(letter.ref)
     pdf.set_creator("Inbeeld")
     pdf.set_lang(letter.parts[0].lang)
-    _setup(pdf, printed_texts(letter, head_lines, recipient))
+    _setup(pdf, printed_texts(letter, head_lines, recipient), fonts)
     try:
         for n, part in enumerate(letter.parts):
             pdf.add_page()
@@ -310,7 +316,7 @@ def letter_pdf(
             _part(pdf, letter, part, deadline)
             if pdf.page > limits.pdf_pages:
                 raise RenderLimitExceeded(f"the PDF letter would be longer than {limits.pdf_pages} pages")
-        out = bytes(pdf.output())
+        out = bytes(pdf.output(output_producer_class=CachedFontsOutput))
     finally:
         for font in pdf.fonts.values():  # fontTools keeps the font files open otherwise
             close = getattr(font, "close", None)
@@ -332,8 +338,9 @@ def render_pdf(
     recipient: Sequence[str] = (),
     letter_date: date | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    fonts: FontCache | None = None,
 ) -> bytes:
-    """Render a letter as PDF (bilingual: Dutch, then `lang`)."""
+    """Render a letter as PDF (bilingual: Dutch, then `lang`); `fonts`: see `letter_pdf`."""
     deadline = Deadline(limits.seconds)
     letter = compose(
         bundle,
@@ -344,4 +351,4 @@ def render_pdf(
         limits=limits,
         deadline=deadline,
     )
-    return letter_pdf(letter, letterhead, recipient=recipient, limits=limits, deadline=deadline)
+    return letter_pdf(letter, letterhead, recipient=recipient, limits=limits, deadline=deadline, fonts=fonts)

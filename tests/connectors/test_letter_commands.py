@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,22 @@ def test_diff_shows_what_a_new_version_changed(config: Path, tmp_path: Path) -> 
     assert same.exit_code == 0 and "have the same text" in same.output
     missing = runner.invoke(app, ["templates", "diff", TEMPLATE, "--from", "0.9.0", "-c", str(config)])
     assert missing.exit_code == 1 and "0.9.0 is not in the catalogue" in missing.output
+
+
+def test_batch_in_processes_writes_the_good_rows_and_reports_the_rest(config: Path, tmp_path: Path) -> None:
+    rows = [
+        {**VALUES, "file": "een", "lang": "ar", "recipient": ""},
+        {**VALUES, "file": "twee", "lang": "xx", "recipient": ""},
+        {**VALUES, "file": "drie", "lang": "pl", "recipient": "Rodzina Nowak|Kerkstraat 1|3011 AB  ASSEN"},
+    ]
+    out = tmp_path / "out"
+    table = _csv(tmp_path / "r.csv", rows)
+    args = ["letter", "batch", "-c", str(config), "-t", TEMPLATE, "--csv", str(table)]
+    before = _letters_rendered()
+    result = runner.invoke(app, [*args, "--out", str(out), "--jobs", "2"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "wrote 2 letters" in result.output and "1 rows failed" in result.output
+    assert re.search(r"│ 2\s+│ lang\s+│", result.output) and "Traceback" not in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["drie.pdf", "een.pdf"]
+    assert _letters_rendered() - before == 2
+    assert "ASSEN" in poppler_text((out / "drie.pdf").read_bytes())
