@@ -114,7 +114,7 @@ def _text(runs: Sequence[Run]) -> str:
     return "".join(out)
 
 
-def _setup(pdf: _LetterPDF, texts: Sequence[tuple[str, str]], cache: FontCache | None) -> None:
+def _setup(pdf: _LetterPDF, texts: Sequence[tuple[str, str]], cache: FontCache | None = None) -> None:
     # fpdf2 subsets and embeds every added font, used or not (most of a letter's output time),
     # so a font joins only when the letter's text needs it.
     pdf.font_families = fonts_for(texts)
