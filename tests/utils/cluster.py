@@ -57,10 +57,16 @@ class Cluster:
     nodes: list[ClusterNode]
     events: list[str] = field(default_factory=list)  # what was done to the nodes, for messages
 
-    def amqp_url(self, user: str = USER, password: str = PASSWORD, vhost: str = "") -> str:
+    def hosts(self, first: int = 0) -> str:
+        """`127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`, starting with node `first` (clients go
+        to the first node that answers: a test puts the node it will stop first)."""
+        order = self.nodes[first:] + self.nodes[:first]
+        return ",".join(f"127.0.0.1:{n.amqp_port}" for n in order)
+
+    def amqp_url(self, user: str = USER, password: str = PASSWORD, vhost: str = "", first: int = 0) -> str:
         """Every node's address in one URL: `amqp://user:pass@h:p1,h:p2,h:p3/vhost`."""
-        hosts = ",".join(f"127.0.0.1:{n.amqp_port}" for n in self.nodes)
-        return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{hosts}/{quote(vhost, safe='')}"
+        creds = f"{quote(user, safe='')}:{quote(password, safe='')}"
+        return f"amqp://{creds}@{self.hosts(first)}/{quote(vhost, safe='')}"
 
     def index(self, node_name: str) -> int:
         return next(i for i, n in enumerate(self.nodes) if n.name == node_name)
