@@ -5,6 +5,7 @@ project's `hub.errors.Transient` (`broker_away`), so no caller matches aiormq's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -84,11 +85,15 @@ async def open_connection(
             connection = FailoverConnection(urls, start=k, **kwargs)
         else:
             connection = aio_pika.Connection(make_url(node_url), **kwargs)
+        last = k == len(urls) - 1
         try:
-            await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
+            # A node that does not answer is not the answer while another may: aiormq's own
+            # log line for it (with the URL) is muted; the last node's failure is reported.
+            with contextlib.nullcontext() if last else quiet_first_attempt():
+                await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
         except BaseException as exc:
             await connection.close()
-            if k == len(urls) - 1 or not _node_away(exc):
+            if last or not _node_away(exc):
                 raise
             continue
         return connection
