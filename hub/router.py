@@ -9,8 +9,9 @@ deliveries. The decision to ack, retry or dead-letter is made here and nowhere e
       -> publish to each inbox (pipelined) -> next batch, while this one's confirms come in
       -> every confirm in -> ack (a refused copy: recipient_busy to the sender)
     a copy nacked by an inbox that is not full (`CopyNotTaken`: on a cluster, its quorum
-    queue is electing a new leader) -> published again, backing off, for up to
-    COPY_PATIENCE seconds; then the batch goes back to the queue as for a broker failure
+    queue is electing a new leader) -> published again, backing off (on a new channel after
+    a few tries), for up to COPY_PATIENCE seconds; then the batch goes back to the queue as
+    for a broker failure
     refusal            -> hub.rejected to the sender, ack
     unparseable/orphan -> inbeeld.dlx with the reason in its headers, ack
     store unreachable  -> keep the message, back off, try again (never dead-letter for that)
@@ -24,6 +25,7 @@ it. Any other exception, a `RuntimeError` included, is a bug.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -86,6 +88,7 @@ class CopyNotTaken(Transient):
 # seconds; a quorum lost for longer hands the batch back to the queue, as a broker failure).
 COPY_PATIENCE = 60.0
 FULL_MEMORY = 1.0  # seconds an inbox found full is taken as full without looking again
+RENEW_EVERY = 10.0  # seconds between two renewals of the router's channel (`_renew_channel`)
 
 
 def _decide_span(sender: TenantInfo, event: CloudEvent) -> Span:
@@ -174,6 +177,7 @@ class Router:
         self._confirming: set[asyncio.Task[None]] = set()
         self._audit_head: str | None = None  # the audit chain's last hash, as this router wrote it
         self._full_until: dict[str, float] = {}  # tenant code -> until when its inbox counts as full
+        self._renewed_at = 0.0  # when `_renew_channel` last closed the channel
         self._metrics_server: WSGIServer | None = None
         self.metrics_port: int | None = None  # where this router serves its metrics, once started
         self.handled = 0
@@ -556,7 +560,23 @@ class Router:
                     raise  # the batch goes back to the queue (`_settle_confirmed`)
                 log.warning("router.copy_not_taken", recipient=code, error=exc.message, delay=delay)
                 await asyncio.sleep(delay)
+                if delay >= 1.0:
+                    await self._renew_channel()
                 delay = min(delay * 2, 5.0)
+
+    async def _renew_channel(self) -> None:
+        """After the node of a quorum queue's leader was killed, RabbitMQ 3.10 may go on nacking
+        what a channel publishes to that queue long after a new leader took over; a new channel
+        reaches the new leader. Closing the channel under the robust one makes aio-pika open
+        another (and `_consume_again` consume there); what was unacked on the old one is
+        redelivered, as after any channel failure. At most once per RENEW_EVERY seconds."""
+        now = time.monotonic()
+        if now < self._renewed_at + RENEW_EVERY or self._amqp is None or self._amqp.is_closed:
+            return
+        self._renewed_at = now
+        log.warning("router.channel_renewed")
+        with contextlib.suppress(*BROKER_AWAY, TimeoutError):
+            await self._amqp.close()
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Publish what time has made due in the workflows (reminders, expiries)."""
