@@ -78,6 +78,7 @@ from aiormq.exceptions import (
 from connectors import metrics
 from connectors.backoff import Backoff
 from schemas import tracing
+from schemas.amqp_addresses import node_urls, shown_addresses
 from schemas.envelope import CONTENT_TYPE, CloudEvent, parse_event, source_urn
 from schemas.errors import ContractError, CryptoError, Gone, InbeeldError, RoutingRefused
 from schemas.events import EVENTS, DeliveryFailed, Payload, Receipt, spec_for
@@ -135,6 +136,10 @@ class BrokerAccessRefused(ConnectorError):
     trying again helps only once the configuration or the hub's operator fixes it."""
 
     reason = "broker_access_refused"
+
+
+class _NodeAway(Exception):
+    """One node of a cluster did not answer; the next may (never leaves `_open`)."""
 
 
 class InboxUnavailable(ConnectorError):
@@ -298,6 +303,13 @@ class Connector:
         # What the broker's management UI shows for our connections (`client_properties`).
         self.connection_name = connection_name or f"inbeeld-connector {tenant}"
         self.amqp_url = amqp_url
+        # One URL per node of a cluster (or the one URL); `_node`: where the next attempt starts.
+        try:
+            urls = node_urls(amqp_url)
+        except ValueError as exc:
+            raise ConnectorError(f"amqp_url {shown_addresses(amqp_url)}: {exc}") from None
+        self._node_urls = urls if len(urls) > 1 else [amqp_url]
+        self._node = 0
         self.ssl_context = ssl_context  # for amqps://: CA bundle, client certificate (schemas.tls)
         self.inbox_name = inbox_name  # needed by inbox() only; a sender may leave it out
         self.standby = False  # another instance held the inbox when we started consuming
@@ -348,10 +360,25 @@ class Connector:
             await self._open()
 
     async def _open(self) -> None:
+        """Connect to the first node that answers, starting after the one we were last on
+        (a cluster's nodes in `amqp_url`, `schemas.amqp_addresses`): when our node goes
+        away, the next attempt goes to another. A refusal is the cluster's answer and is
+        raised at once; a node that does not answer passes the attempt to the next."""
+        urls = self._node_urls
+        for k in range(len(urls)):
+            i = (self._node + k) % len(urls)
+            try:
+                await self._open_node(urls[i], last=k == len(urls) - 1)
+            except _NodeAway:
+                continue
+            self._node = (i + 1) % len(urls) if len(urls) > 1 else 0
+            return
+
+    async def _open_node(self, url: str, *, last: bool) -> None:
         # Not aio_pika.connect: a connection that fails to open must be closed here, or its
         # __del__ later schedules close() on whatever loop the garbage collector runs under.
         connection = aio_pika.Connection(
-            make_url(self.amqp_url, heartbeat=self.heartbeat),
+            make_url(url, heartbeat=self.heartbeat),
             ssl_context=self.ssl_context,
             client_properties={"connection_name": self.connection_name},
         )
@@ -371,6 +398,8 @@ class Connector:
                 raise
             if self.amqp_url.startswith("amqps:") and (tls_why := self._tls_failure(exc)):
                 raise ConnectorError(tls_why) from None
+            if not last:
+                raise _NodeAway from None
             raise ConnectorError(
                 f"cannot reach the hub's broker at {self.broker_address} ({type(exc).__name__})"
             ) from None
@@ -389,9 +418,9 @@ class Connector:
 
     @property
     def broker_address(self) -> str:
-        """host:port of the broker, for messages (never the credentials)."""
-        parts = urlsplit(self.amqp_url)
-        return f"{parts.hostname}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+        """host:port of the broker (of every node of a cluster), for messages (never the
+        credentials)."""
+        return shown_addresses(self.amqp_url)
 
     async def _ensure(self) -> AbstractConnection:
         """The live connection, reconnecting with backoff until it is back (or we close). A

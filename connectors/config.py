@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.amqp_addresses import node_addresses
 from schemas.envelope import TENANT_CODE_RE, TenantCode, error_path
 from schemas.errors import InbeeldError, TooDeep
 from schemas.events import ContactPerson
@@ -77,7 +78,13 @@ def _env(name: str | None, field: str) -> str | None:
 
 
 class BrokerConfig(_Model):
-    url: Annotated[str, Field(description="amqp[s]://host:port/vhost, without credentials")]
+    url: Annotated[
+        str,
+        Field(
+            description="amqp[s]://host:port/vhost, without credentials; a cluster: every node, "
+            "amqp[s]://host1:port1,host2:port2,host3:port3/vhost"
+        ),
+    ]
     username: Annotated[str, Field(min_length=1, max_length=200)]
     password: str | None = None
     password_env: str | None = None
@@ -96,6 +103,7 @@ class BrokerConfig(_Model):
         parts = urlsplit(v)
         if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
             raise ValueError("must be an amqp:// or amqps:// URL with a host")
+        node_addresses(v)  # several nodes of a cluster: host1:port1,host2:port2 (each checked)
         if parts.username or parts.password:
             raise ValueError("put the credentials in username and password_env, not in the URL")
         return v
@@ -441,6 +449,9 @@ receipts = false             # send nl.leerplicht.receipt to the sender after pr
 
 [broker]                     # the hub's RabbitMQ; credentials from the hub operator
 url = "amqps://hub.example.nl:5671/inbeeld"
+# a cluster: every node, comma-separated; the connector uses the first that answers and
+# moves to another when its node goes away:
+# url = "amqps://rmq1.hub.example.nl:5671,rmq2.hub.example.nl:5671,rmq3.hub.example.nl:5671/inbeeld"
 username = "inbeeld.@TENANT@"
 password_env = "INBEELD_BROKER_PASSWORD"
 # inbox = "inbeeld.inbox.@TENANT@.<random>"  # your inbox queue, printed by `inbeeld tenant provision`;

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.amqp_addresses import node_addresses
 from schemas.tls import TlsFiles, client_context, server_context
 
 
@@ -19,7 +20,9 @@ class Settings(BaseSettings):
 
     amqp_url: str = Field(
         "amqp://guest:guest@127.0.0.1:5672/",
-        description="RabbitMQ server the hub uses (its own admin user); the vhost comes from INBEELD_VHOST.",
+        description="RabbitMQ server the hub uses (its own admin user); the vhost comes from INBEELD_VHOST. "
+        "A cluster: every node, comma-separated, amqp://user:password@host1:5672,host2:5672,host3:5672/ "
+        "(connections go to the first that answers and move to another when their node goes away).",
     )
     database_url: str = Field(
         "sqlite+aiosqlite:///./inbeeld.db",
@@ -151,6 +154,14 @@ class Settings(BaseSettings):
     api_tls_client_cert: Literal["none", "optional", "required"] = Field(
         "none", description="Ask API clients for a certificate issued by INBEELD_API_TLS_CLIENT_CA_FILE."
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_nodes(cls, v: str) -> str:
+        """One node or a cluster's: amqp[s]://user:password@host1:port1,host2:port2/ (see
+        schemas.amqp_addresses); a malformed list is named here, not deep in the AMQP client."""
+        node_addresses(v)
+        return v
 
     @field_validator("database_url")
     @classmethod

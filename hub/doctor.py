@@ -225,7 +225,11 @@ async def _replicas(mgmt: Management, settings: Settings) -> list[Check]:
 
 async def _capacity(mgmt: Management) -> list[Check]:
     """Every inbox holds file descriptors; when they run out the broker accepts no connection."""
-    checks = []
+    checks = [
+        Check(f"node {n.get('name')}", "warn", "not running: its queue members are offline")
+        for n in await mgmt.nodes()
+        if not n.get("running", True)
+    ]
     for node, room in await capacity.broker_room(mgmt):
         if room.exhausted:
             status: Status = "fail"

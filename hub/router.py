@@ -9,6 +9,10 @@ deliveries. The decision to ack, retry or dead-letter is made here and nowhere e
             transaction per batch
       -> publish to each inbox (pipelined) -> next batch, while this one's confirms come in
       -> every confirm in -> ack (a refused copy: recipient_busy to the sender)
+    a copy nacked by an inbox that is not full (`CopyNotTaken`: on a cluster, its quorum
+    queue is electing a new leader) -> published again, backing off (on a new channel after
+    a few tries), for up to COPY_PATIENCE seconds; then the batch goes back to the queue as
+    for a broker failure
     refusal            -> hub.rejected to the sender, ack
     unparseable/orphan -> inbeeld.dlx with the reason in its headers, ack
     store unreachable  -> keep the message, back off, try again (never dead-letter for that)
@@ -22,6 +26,7 @@ it. Any other exception, a `RuntimeError` included, is a bug.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -36,7 +41,7 @@ from aio_pika.exceptions import DeliveryError, PublishError
 from aiormq.abc import DeliveredMessage, FieldValue
 
 from hub import audit, dead_letters, ledger, metrics, publisher, retention
-from hub.broker.connection import broker_away, connect, connection_name
+from hub.broker.connection import BROKER_AWAY, broker_away, connect, connection_name
 from hub.broker.delivery import RouterMessage, channel_gone, settle
 from hub.broker.topology import DEAD, DELIVERY, DLX, ROUTER_QUEUE, declare_core
 from hub.config import Settings
@@ -72,6 +77,19 @@ class _Copies:
 
 class RecipientBusy(InbeeldError):
     reason = "recipient_busy"
+
+
+class CopyNotTaken(Transient):
+    """The broker nacked a copy although its inbox is not at its length limit: on a cluster,
+    the inbox's quorum queue lost its leader with a node and is electing another. The broker
+    nacks both cases alike; only a full inbox makes the recipient busy."""
+
+
+# How long a copy is published again while its inbox cannot take it (a leader election takes
+# seconds; a quorum lost for longer hands the batch back to the queue, as a broker failure).
+COPY_PATIENCE = 60.0
+FULL_MEMORY = 1.0  # seconds an inbox found full is taken as full without looking again
+RENEW_EVERY = 10.0  # seconds between two renewals of the router's channel (`_renew_channel`)
 
 
 def _decide_span(sender: TenantInfo, event: CloudEvent) -> Span:
@@ -175,6 +193,8 @@ class Router:
         self._serial = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._confirming: set[asyncio.Task[None]] = set()
+        self._full_until: dict[str, float] = {}  # tenant code -> until when its inbox counts as full
+        self._renewed_at = 0.0  # when `_renew_channel` last closed the channel
         self._metrics_server: WSGIServer | None = None
         self.metrics_port: int | None = None  # where this router serves its metrics, once started
         self.handled = 0
@@ -537,13 +557,40 @@ class Router:
 
     async def _publish_copy(self, d: Decision, c: retention.Copy) -> None:
         code = c.recipient
-        try:
-            await self._publish_bytes(c.body, c.event_id, c.event_type, code)
-        except RecipientBusy:
-            if d.rejection is not None:  # the sender's own inbox is full; the ledger keeps it
-                log.warning("router.rejection_undeliverable", event_id=d.original.id, sender=code)
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + COPY_PATIENCE, 0.25
+        while True:
+            try:
+                await self._publish_bytes(c.body, c.event_id, c.event_type, code)
                 return
-            d.busy.append(code)
+            except RecipientBusy:
+                if d.rejection is not None:  # the sender's own inbox is full; the ledger keeps it
+                    log.warning("router.rejection_undeliverable", event_id=d.original.id, sender=code)
+                    return
+                d.busy.append(code)
+                return
+            except CopyNotTaken as exc:
+                if loop.time() + delay > deadline or self._stopped.is_set():
+                    raise  # the batch goes back to the queue (`_settle_confirmed`)
+                log.warning("router.copy_not_taken", recipient=code, error=exc.message, delay=delay)
+                await asyncio.sleep(delay)
+                if delay >= 1.0:
+                    await self._renew_channel()
+                delay = min(delay * 2, 5.0)
+
+    async def _renew_channel(self) -> None:
+        """After the node of a quorum queue's leader was killed, RabbitMQ 3.10 may go on nacking
+        what a channel publishes to that queue long after a new leader took over; a new channel
+        reaches the new leader. Closing the channel under the robust one makes aio-pika open
+        another (and `_consume_again` consume there); what was unacked on the old one is
+        redelivered, as after any channel failure. At most once per RENEW_EVERY seconds."""
+        now = time.monotonic()
+        if now < self._renewed_at + RENEW_EVERY or self._amqp is None or self._amqp.is_closed:
+            return
+        self._renewed_at = now
+        log.warning("router.channel_renewed")
+        with contextlib.suppress(*BROKER_AWAY, TimeoutError):
+            await self._amqp.close()
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Publish what time has made due in the workflows (reminders, expiries)."""
@@ -644,8 +691,45 @@ class Router:
             except PublishError:
                 raise RecipientBusy(f"{recipient} has no inbox on this hub yet") from None
             except DeliveryError:
-                # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish).
-                raise RecipientBusy(f"the inbox of {recipient} refused the message") from None
+                # Basic.Nack: the inbox is at its length limit (x-overflow reject-publish) - or,
+                # on a cluster, its quorum queue could not take the copy while it elects a new
+                # leader after a node went away. Only the first makes the recipient busy.
+                pass
+            else:
+                return
+        if await self._inbox_full(recipient):
+            raise RecipientBusy(f"the inbox of {recipient} refused the message")
+        raise CopyNotTaken(f"the inbox of {recipient} did not take the copy and is not full")
+
+    async def _inbox_full(self, recipient: str) -> bool:
+        """Whether `recipient`'s inbox holds its limit of messages (a passive declare on a
+        channel of its own: an error there must not close the router's channel). True when
+        it cannot be told which inbox it is; False when the broker does not answer. A full
+        inbox is remembered for FULL_MEMORY seconds: a sender flooding it costs the broker
+        one look a second, not one per refused copy."""
+        now = time.monotonic()
+        if self._full_until.get(recipient, 0.0) > now:
+            return True
+        full = await self._look_full(recipient)
+        if full:
+            self._full_until[recipient] = now + FULL_MEMORY
+        return full
+
+    async def _look_full(self, recipient: str) -> bool:
+        tenant = await self._directory.tenant(recipient)
+        if tenant is None or tenant.inbox is None or self._connection is None:
+            return True
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout):
+                channel = await self._connection.channel(publisher_confirms=False)
+                try:
+                    queue = await channel.declare_queue(tenant.inbox, passive=True)
+                finally:
+                    await channel.close()
+        except (*BROKER_AWAY, TimeoutError):
+            return False
+        ready = queue.declaration_result.message_count or 0
+        return ready >= self.settings.inbox_max_length
 
     async def _dead_letter(
         self, message: RouterMessage, reason: str, detail: str, sender: str | None

@@ -56,7 +56,8 @@ def room(node: Mapping[str, Any], queues: int) -> Room:
 
 
 async def broker_room(mgmt: Management) -> list[tuple[str, Room]]:
-    """Each node's room; on a cluster every node is counted as if it held every queue."""
+    """Each running node's room; on a cluster every node is counted as if it held every
+    queue. A node of the cluster that is not running reports no figures (0 of 0): left out."""
     overview = await mgmt.overview()
     queues = int((overview.get("object_totals") or {}).get("queues") or 0)
-    return [(str(n.get("name")), room(n, queues)) for n in await mgmt.nodes()]
+    return [(str(n.get("name")), room(n, queues)) for n in await mgmt.nodes() if n.get("running", True)]

@@ -5,6 +5,7 @@ project's `hub.errors.Transient` (`broker_away`), so no caller matches aiormq's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -20,11 +21,15 @@ from aio_pika.connection import make_url
 from aiormq.exceptions import (
     AMQPConnectionError,
     AMQPError,
+    AuthenticationError,
     ChannelInvalidStateError,
+    ConnectionNotAllowed,
     ProbableAuthenticationError,
 )
 
+from hub.broker.failover_connection import FailoverConnection
 from hub.errors import BrokerUnavailable, Transient
+from schemas.amqp_addresses import node_urls, shown_addresses
 from schemas.errors import InbeeldError
 from schemas.tls import handshake_failure, presents_certificate
 
@@ -64,15 +69,42 @@ async def open_connection(
 ) -> AbstractConnection:
     """aio_pika.connect(_robust), except that a connection that fails to open is closed here.
     aio-pika leaves it to the object's __del__, which schedules close() on whatever loop runs
-    the garbage collector - and, outside a running loop, leaves an un-awaited coroutine."""
-    cls = aio_pika.RobustConnection if robust else aio_pika.Connection
-    connection = cls(make_url(url), **kwargs)
-    try:
-        await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
-    except BaseException:
-        await connection.close()
-        raise
-    return connection
+    the garbage collector - and, outside a running loop, leaves an un-awaited coroutine.
+
+    `url` may name several cluster nodes (`schemas.amqp_addresses`): the first that answers
+    (within `timeout` each) is used; a robust connection then fails over to the others
+    (`FailoverConnection`). A refusal (credentials, vhost) is the cluster's answer: it is
+    raised at once, not tried on the next node."""
+    urls = node_urls(url)
+    for k, node_url in enumerate(urls):
+        connection: AbstractConnection
+        if len(urls) == 1:
+            cls = aio_pika.RobustConnection if robust else aio_pika.Connection
+            connection = cls(make_url(url), **kwargs)
+        elif robust:
+            connection = FailoverConnection(urls, start=k, **kwargs)
+        else:
+            connection = aio_pika.Connection(make_url(node_url), **kwargs)
+        last = k == len(urls) - 1
+        try:
+            # A node that does not answer is not the answer while another may: aiormq's own
+            # log line for it (with the URL) is muted; the last node's failure is reported.
+            with contextlib.nullcontext() if last else quiet_first_attempt():
+                await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
+        except BaseException as exc:
+            await connection.close()
+            if last or not _node_away(exc):
+                raise
+            continue
+        return connection
+    raise AssertionError("unreachable: node_urls returns at least one URL")
+
+
+def _node_away(exc: BaseException) -> bool:
+    """This node did not answer (another may): not a refusal, not a cancellation."""
+    if isinstance(exc, (ProbableAuthenticationError, AuthenticationError, ConnectionNotAllowed)):
+        return False
+    return isinstance(exc, (TimeoutError, OSError, AMQPConnectionError))
 
 
 def connection_name(role: str) -> str:
@@ -105,7 +137,7 @@ async def connect(
     except (TimeoutError, OSError, AMQPConnectionError) as exc:
         parts = urlsplit(url)
         if parts.scheme == "amqps":
-            where = f"RabbitMQ at {parts.hostname}:{parts.port or 5671}"
+            where = f"RabbitMQ at {shown_addresses(url)}"
             names = ("INBEELD_AMQP_TLS_CA_FILE", "INBEELD_AMQP_TLS_CERT_FILE")
             why = handshake_failure(exc, where, client_cert=presents_certificate(ssl_context), settings=names)
             if why is not None:

@@ -61,6 +61,12 @@ def inbox_args(delivery_limit: int, max_length: int) -> dict[str, Any]:
 
 
 def _quorum_args(delivery_limit: int, max_length: int | None = None) -> dict[str, Any]:
+    # On a cluster, RabbitMQ (3.10) gives a new quorum queue `quorum_cluster_size` members
+    # (default 3) among its nodes: one node may go and a majority stays. No policy can set it
+    # (`initial-cluster-size` is for streams only), and `x-quorum-initial-group-size` would
+    # repeat the default while being compared on every re-declaration: existing queues would
+    # refuse ours with 406 PRECONDITION_FAILED. So none is set; `inbeeld doctor` reports the
+    # members and the docs say how to grow a queue declared before the cluster was complete.
     args: dict[str, Any] = {
         "x-queue-type": "quorum",
         "x-delivery-limit": delivery_limit,

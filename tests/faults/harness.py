@@ -152,11 +152,13 @@ class Connector:
         dep: FaultDeployment,
         code: str,
         folder: Path,
-        proxy: TcpProxy,
+        proxy: TcpProxy | None,
         *,
         webhook: Webhook | None = None,
         http_port: int | None = None,
+        broker_hosts: str | None = None,
     ) -> None:
+        """`broker_hosts` (host:port,host:port of a cluster's nodes) instead of the proxy."""
         self.code = code
         self.proxy = proxy
         self.http_port = http_port
@@ -167,7 +169,7 @@ class Connector:
             f'tenant = "{code}"',
             'system = "faults"',
             "[broker]",
-            f'url = "amqp://127.0.0.1:{proxy.port}/{vhost}"',
+            f'url = "amqp://{broker_hosts or f"127.0.0.1:{proxy.port}"}/{vhost}"',
             f"username = {json.dumps(creds.username)}",
             f"password = {json.dumps(creds.password)}",
             f"inbox = {json.dumps(creds.inbox)}",
@@ -242,6 +244,7 @@ class Stream:
     marker: str
     n: int
     concurrency: int = 8
+    rate: float = 0.0  # events per second over all clients, roughly (0: as fast as they go)
     accepted: set[str] = field(default_factory=set)
     attempts: int = 0
 
@@ -258,6 +261,8 @@ class Stream:
     async def _worker(self, http: httpx.AsyncClient, todo: asyncio.Queue[str]) -> None:
         while not todo.empty():
             event_id = todo.get_nowait()
+            if self.rate:  # a stream that lasts: a fault that takes seconds happens mid-stream
+                await asyncio.sleep(self.concurrency / self.rate)
             doc = {"type": PING, "recipients": [RECEIVER], "data": {"text": event_id}, "id": event_id}
             while True:
                 self.attempts += 1

@@ -61,23 +61,20 @@ def _as_rabbitmq(cmd: list[str], env: dict[str, str], timeout: float) -> str:
     return done.stdout
 
 
-@contextlib.contextmanager
-def start_node(folder: Path, config: str, *, node_port: int) -> Iterator[Node]:
-    """A node running `config` (rabbitmq.conf text, whose plain listener is on `node_port`)
-    with no plugins, in `folder` (made the rabbitmq user's: put the certificates there
-    before). Ready when yielded; stopped and `folder` removed after."""
-    if os.geteuid() != 0 or shutil.which("rabbitmq-server") is None or shutil.which("setpriv") is None:
-        pytest.skip("needs root, setpriv and rabbitmq-server to run a second RabbitMQ node")
+def node_env(
+    folder: Path, name: str, config: str, *, node_port: int, plugins: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Prepare `folder` (config, plugins, data and log folders, owned by the rabbitmq user) for
+    the node `name` and return the environment that starts it and lets rabbitmqctl reach it."""
     rabbitmq = pwd.getpwnam("rabbitmq")
-    name = f"inbeeld-tls-{uuid.uuid4().hex[:8]}@localhost"
     for sub in ("data", "log"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     (folder / "rabbitmq.conf").write_text(config, encoding="utf-8")
-    (folder / "enabled_plugins").write_text("[].\n", encoding="utf-8")
+    (folder / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n", encoding="utf-8")
     (folder / "rabbitmq-env.conf").write_text("", encoding="utf-8")  # not the system node's
     for path in [folder, *folder.rglob("*")]:
         os.chown(path, rabbitmq.pw_uid, rabbitmq.pw_gid)
-    env = {
+    return {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "HOME": rabbitmq.pw_dir,  # its ~/.erlang.cookie lets rabbitmqctl talk to the node
         "LANG": "C.UTF-8",
@@ -93,42 +90,74 @@ def start_node(folder: Path, config: str, *, node_port: int) -> Iterator[Node]:
         # Erlang distribution (rabbitmqctl's way in) on loopback only, as the system node's.
         "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
     }
-    node = Node(name, folder, env)
-    stdout = (folder / "stdout.log").open("wb")
-    server = subprocess.Popen(
-        [
-            "sh",
-            "-c",
-            "ulimit -n 20000 && exec setpriv --reuid rabbitmq --regid rabbitmq --init-groups rabbitmq-server",
-        ],
-        env=env,
-        stdout=stdout,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0 or shutil.which("rabbitmq-server") is None or shutil.which("setpriv") is None:
+        pytest.skip("needs root, setpriv and rabbitmq-server to run a second RabbitMQ node")
+
+
+def launch(node: Node) -> subprocess.Popen[bytes]:
+    """Start `node`'s server as the rabbitmq user (with 20,000 file descriptors: through `su`
+    a node gets only 1,024), its output appended to stdout.log."""
+    with (node.folder / "stdout.log").open("ab") as stdout:
+        return subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                "ulimit -n 20000 && exec setpriv --reuid rabbitmq --regid rabbitmq --init-groups "
+                "rabbitmq-server",
+            ],
+            env=node.env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_listening(node: Node, server: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
+    """Until the node started by `server` has opened its listeners."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"RabbitMQ node {node.name} exited ({server.returncode}):\n{node.log_tail()}")
+        try:
+            _as_rabbitmq(
+                ["rabbitmq-diagnostics", "-q", "-n", node.name, "check_port_connectivity"], node.env, 30
+            )
+            return
+        except (RuntimeError, subprocess.TimeoutExpired):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"RabbitMQ node {node.name} did not open its listeners in {timeout:.0f} s:\n"
+                    f"{node.log_tail()}"
+                ) from None
+            time.sleep(1)
+
+
+def stop_server(node: Node, server: subprocess.Popen[bytes]) -> None:
+    """Stop the node gracefully (`rabbitmqctl stop`); SIGKILL its session if it lingers."""
+    with contextlib.suppress(Exception):
+        node.ctl("stop", timeout=60)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"RabbitMQ node {name} exited ({server.returncode}):\n{node.log_tail()}")
-            try:
-                _as_rabbitmq(["rabbitmq-diagnostics", "-q", "-n", name, "check_port_connectivity"], env, 30)
-                break
-            except (RuntimeError, subprocess.TimeoutExpired):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"RabbitMQ node {name} did not open its listeners in {START_TIMEOUT:.0f} s:\n"
-                        f"{node.log_tail()}"
-                    ) from None
-                time.sleep(1)
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)  # the session we started, nothing else
+        server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def start_node(folder: Path, config: str, *, node_port: int) -> Iterator[Node]:
+    """A node running `config` (rabbitmq.conf text, whose plain listener is on `node_port`)
+    with no plugins, in `folder` (made the rabbitmq user's: put the certificates there
+    before). Ready when yielded; stopped and `folder` removed after."""
+    needs_root()
+    name = f"inbeeld-tls-{uuid.uuid4().hex[:8]}@localhost"
+    node = Node(name, folder, node_env(folder, name, config, node_port=node_port))
+    server = launch(node)
+    try:
+        wait_listening(node, server)
         yield node
     finally:
-        with contextlib.suppress(Exception):
-            node.ctl("stop", timeout=60)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)  # the session we started, nothing else
-            server.wait(timeout=10)
-        stdout.close()
+        stop_server(node, server)
         shutil.rmtree(folder, ignore_errors=True)
