@@ -44,9 +44,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.postgres, pyt
 # Events per scenario, paced so that the stream outlasts a node's stop (or its stop and start):
 # INBEELD_CLUSTER_EVENTS and INBEELD_CLUSTER_RATE change them. Every event is written to two
 # quorum queues of three members each (router queue, inbox): on a busy two-core machine the
-# cluster moves a few dozen a second, so the default keeps the module to minutes.
-N = int(os.environ.get("INBEELD_CLUSTER_EVENTS", "1000"))
-RATE = float(os.environ.get("INBEELD_CLUSTER_RATE", "40"))
+# cluster moves a few dozen to a hundred a second: 2,000 events at 80/s take about a minute
+# per scenario on a quiet one.
+N = int(os.environ.get("INBEELD_CLUSTER_EVENTS", "2000"))
+RATE = float(os.environ.get("INBEELD_CLUSTER_RATE", "80"))
 
 
 @dataclass
