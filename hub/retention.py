@@ -16,6 +16,7 @@ published again is the same message: the connector drops the ones it had already
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.config import Settings
 from hub.store.models import InboxSequence, RetainedCopy, utcnow
 from schemas.errors import Gone
+from schemas.events import EVENTS
+from schemas.redaction import bsn_in_data
 
 log = structlog.get_logger("inbeeld.retention")
 
@@ -61,6 +64,7 @@ def _insert_ignoring_duplicates(s: AsyncSession) -> Any:
 async def keep(s: AsyncSession, copies: Sequence[Copy]) -> None:
     """Retain `copies` in the caller's transaction: one statement (an executemany) whatever
     their number. A copy published again (a redelivered batch) keeps the first one's row."""
+    copies = [c for c in copies if _may_keep(c)]
     if not copies:
         return
     now = utcnow()
@@ -81,6 +85,25 @@ async def keep(s: AsyncSession, copies: Sequence[Copy]) -> None:
         ),
         rows,
     )
+
+
+def _may_keep(c: Copy) -> bool:
+    """Whether the hub may keep this copy. Sealed data is a JWE the hub never opens; the plain
+    data of other events is the sender's own text, which the hub reads in passing but must not
+    keep with a BSN in it for the retention period (the envelope rule's safety net,
+    `schemas.redaction`, applied to what is kept). Such a copy is delivered, not retained: a
+    resync leaves its sequence out, and its recipient counts it as a gap it cannot fill."""
+    spec = EVENTS.get(c.event_type)
+    if spec is not None and spec.protection == "sealed":
+        return True  # a JWE: nothing readable to look through
+    try:
+        data = json.loads(c.body).get("data")
+    except (ValueError, AttributeError):
+        return True  # not a JSON object: nothing readable to look through
+    if bsn_in_data(data):
+        log.warning("retention.not_kept", event_id=c.event_id, recipient=c.recipient, reason="bsn_in_data")
+        return False
+    return True
 
 
 async def sweep(s: AsyncSession, before: datetime) -> int:

@@ -95,6 +95,20 @@ def bsn_in_attributes(attributes: Mapping[str, str | list[str] | None]) -> str |
     return None
 
 
+def bsn_in_data(value: Any) -> bool:
+    """Whether readable event data (a JSON value: the plain `data` of an unsealed event) holds
+    a BSN in any of its strings (see `_has_bsn`). The same safety net as `bsn_in_attributes`,
+    for what the hub keeps of a body; sealed data is one opaque JWE string and never holds a
+    readable BSN, but it is not meant to be given here."""
+    if isinstance(value, str):
+        return _has_bsn(value)
+    if isinstance(value, Mapping):
+        return any(bsn_in_data(k) or bsn_in_data(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(bsn_in_data(v) for v in value)
+    return False
+
+
 def _mask_text(text: str) -> str:
     return _BSN_LIKE.sub(lambda m: REDACTED if passes_eleven_test(m.group(0)) else m.group(0), text)
 

@@ -305,3 +305,33 @@ async def test_the_router_keeps_a_batch_of_copies_with_one_statement(hub: Runnin
             select(func.count()).select_from(RetainedCopy).where(RetainedCopy.event_id.in_(ids))
         )
     assert copies and rows == copies  # every copy of every member kept
+
+
+async def test_a_readable_copy_with_a_bsn_is_delivered_but_not_kept(hub: RunningHub) -> None:
+    """The envelope rule's safety net, applied to what the hub keeps: a plain ping whose text
+    holds a BSN reaches its recipient, but its body is not retained (so not resynced either);
+    the ping beside it, without one, is kept as usual."""
+    bsn = "111222333"  # passes the 11-test
+    await hub.drain("GM0599")
+    sender = await hub.connector("GM0518")
+    with_bsn = await sender.send(PING, {"text": f"leerling {bsn}"}, ["GM0599"])
+    plain = await sender.send(PING, {"text": "geen persoonsgegevens"}, ["GM0599"])
+    got: list[AbstractIncomingMessage] = []
+    for _ in range(50):
+        got += [m for m in await _raw(hub, "GM0599", 0.2) if m.message_id in (with_bsn.id, plain.id)]
+        if len(got) == 2:
+            break
+    assert sorted(m.message_id for m in got) == sorted([with_bsn.id, plain.id])  # both delivered
+    async with hub.db.session() as s:
+        kept = {
+            r.event_id: bytes(r.body)
+            for r in (
+                await s.execute(
+                    select(RetainedCopy.event_id, RetainedCopy.body).where(
+                        RetainedCopy.event_id.in_([with_bsn.id, plain.id])
+                    )
+                )
+            ).all()
+        }
+    assert list(kept) == [plain.id]
+    assert bsn.encode() not in b"".join(kept.values())
