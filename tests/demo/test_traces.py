@@ -96,6 +96,19 @@ def _children(spans: list[ReadableSpan], name: str, parent: ReadableSpan) -> lis
     ]
 
 
+def _scanned(span: ReadableSpan) -> str:
+    """A span's JSON without what the exporter generates (trace and span ids, times): random hex
+    ids and timestamps hold four-digit runs such as a postcode's by chance, and are no data."""
+    data = json.loads(span.to_json(indent=None))
+    for key in ("context", "parent_id", "start_time", "end_time"):
+        data.pop(key, None)
+    for link in data.get("links", []):
+        link.pop("context", None)
+    for event in data.get("events", []):
+        event.pop("timestamp", None)
+    return json.dumps(data, ensure_ascii=False)
+
+
 async def test_each_transfer_event_is_one_connected_trace_without_personal_data(
     demo_run: tuple[Path, list[ReadableSpan]],
 ) -> None:
@@ -124,7 +137,7 @@ async def test_each_transfer_event_is_one_connected_trace_without_personal_data(
 
     # No exported span - names, attributes, events, statuses, resources - holds personal data.
     assert len(spans) > 50
-    leaked = {(s.name, value) for s in spans for value in personal_data() if value in s.to_json(indent=None)}
+    leaked = {(s.name, value) for s in spans for value in personal_data() if value in _scanned(s)}
     assert not leaked, leaked
 
 
@@ -173,7 +186,8 @@ async def test_processing_logs_of_sender_hub_and_receiver_join_on_the_trace_id(
             assert hub_record.processing_activity_id == sent.processing_activity_id
             assert hub_record.end_time is not None and hub_record.end_time >= hub_record.time
         # Only the offer carries a dossier: its data subject is kept at both ends, encrypted
-        # under a wrapped data key; the hub's record has no such field at all.
+        # under a wrapped data key, and the answers to it inherit it (so a pupil's access
+        # report lists every step); the hub's record has no such field at all.
         for code in stores:
             with sqlite3.connect(out / "connectors" / code / "store.db") as conn:
                 rows = dict(
@@ -182,9 +196,9 @@ async def test_processing_logs_of_sender_hub_and_receiver_join_on_the_trace_id(
                         ("nl.leerplicht.transfer.%",),
                     ).fetchall()
                 )
-            assert rows[events["offered"]] is not None
-            assert transfer_step.DOSSIER["pupil"]["bsn"].encode() not in rows[events["offered"]]
-            assert rows[events["accepted"]] is None and rows[events["completed"]] is None
+            for step in STEPS:
+                assert rows[events[step]] is not None, step
+                assert transfer_step.DOSSIER["pupil"]["bsn"].encode() not in rows[events[step]]
         assert "data_subject_id" not in AuditRecord.__table__.columns
         async with db.session() as s:
             assert (await audit.verify(s)).intact
