@@ -106,6 +106,7 @@ def _scanned(span: ReadableSpan) -> str:
         link.pop("context", None)
     for event in data.get("events", []):
         event.pop("timestamp", None)
+    data.get("resource", {}).get("attributes", {}).pop("service.instance.id", None)  # a UUID
     return json.dumps(data, ensure_ascii=False)
 
 
