@@ -355,8 +355,14 @@ async def test_a_notice_is_answered_from_the_neighbours_register_and_recorded_on
     assert desk is not None
     notice = await desk.get(notice_id)
     assert notice is not None and notice.role == "asked" and notice.found_by == [FINDER]
-    outcomes = [x for x in world.rotterdam_log_lines() if x.get("event") == "runtime.notice"]
-    assert any(x["notice_id"] == notice_id and x["outcome"] == "answered" for x in outcomes), outcomes
+    # Answered once, from the inbox or from the rescan the group key's arrival starts (the two
+    # race; the claim makes one of them answer and the other report "duplicate").
+    outcomes = [
+        x
+        for x in world.rotterdam_log_lines()
+        if x.get("event") in ("runtime.notice", "runtime.notice_rescan") and x.get("notice_id") == notice_id
+    ]
+    assert [x["outcome"] for x in outcomes].count("answered") == 1, outcomes
 
     # The notice itself reached Rotterdam's system; the group key reached no system at all.
     await until(
