@@ -16,7 +16,8 @@ from schemas.tls import TlsFiles, client_context, server_context
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INBEELD_", extra="ignore")
+    # Settings hold passwords (URLs, API passwords): an invalid one is never repeated in an error.
+    model_config = SettingsConfigDict(env_prefix="INBEELD_", extra="ignore", hide_input_in_errors=True)
 
     amqp_url: str = Field(
         "amqp://guest:guest@127.0.0.1:5672/",
@@ -29,7 +30,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: SQLite (embedded default) or postgresql+asyncpg://...",
     )
     rabbitmq_api_url: str = Field(
-        "http://127.0.0.1:15672", description="RabbitMQ management API, used to provision tenants."
+        "http://127.0.0.1:15672",
+        description="RabbitMQ management API, used to provision tenants. A cluster: several nodes' "
+        "APIs, comma-separated, http://host1:15672,http://host2:15672 (any node answers for the "
+        "cluster; a call moves to the next when its node cannot be reached).",
     )
     rabbitmq_api_user: str | None = Field(
         None, description="Management API user; defaults to the user in INBEELD_AMQP_URL."
@@ -161,6 +165,18 @@ class Settings(BaseSettings):
         """One node or a cluster's: amqp[s]://user:password@host1:port1,host2:port2/ (see
         schemas.amqp_addresses); a malformed list is named here, not deep in the AMQP client."""
         node_addresses(v)
+        return v
+
+    @field_validator("rabbitmq_api_url")
+    @classmethod
+    def _api_nodes(cls, v: str) -> str:
+        entries = [e.strip() for e in v.split(",")]
+        for i, entry in enumerate(entries, 1):
+            parts = urlsplit(entry)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                shown = repr(_hide_password(entry))
+                where = f"address {i} ({shown})" if len(entries) > 1 else shown
+                raise ValueError(f"{where} is not an http(s)://HOST:PORT address of a management API")
         return v
 
     @field_validator("database_url")

@@ -23,11 +23,21 @@ def _q(name: str) -> str:
 
 
 class Management:
+    """`base_url` names one node's API, or several comma-separated (a cluster: any node
+    answers for all of them). A call goes to the node that answered last and moves on to the
+    next when that one cannot be reached; only when none can is it ManagementUnavailable."""
+
     def __init__(self, base_url: str, user: str, password: str, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url + "/api", auth=(user, password), timeout=timeout
-        )
+        self.base_urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
+        if not self.base_urls:
+            raise ManagementError("no RabbitMQ management API address given (INBEELD_RABBITMQ_API_URL)")
+        self._current = 0
+        self._client = httpx.AsyncClient(auth=(user, password), timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        """The address in use: the one that answered last (the first until a call moved on)."""
+        return self.base_urls[self._current]
 
     async def __aenter__(self) -> Management:
         return self
@@ -40,11 +50,27 @@ class Management:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def _request(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        failures: list[tuple[str, str]] = []
+        for step in range(len(self.base_urls)):
+            at = (self._current + step) % len(self.base_urls)
+            try:
+                resp = await self._client.request(
+                    method, f"{self.base_urls[at]}/api{path}", json=json, headers=headers
+                )
+            except httpx.TransportError as exc:
+                failures.append((self.base_urls[at], type(exc).__name__))
+                continue
+            self._current = at
+            return resp
+        if len(failures) == 1:
+            raise ManagementUnavailable(*failures[0])
+        raise ManagementUnavailable(", ".join(self.base_urls), "; ".join(f"{u}: {e}" for u, e in failures))
+
     async def _call(self, method: str, path: str, json: Any = None) -> Any:
-        try:
-            resp = await self._client.request(method, path, json=json)
-        except httpx.TransportError as exc:
-            raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+        resp = await self._request(method, path, json=json)
         if resp.status_code == 401:
             raise ManagementError(
                 f"the RabbitMQ management API at {self.base_url} refused the hub's credentials "
@@ -147,12 +173,9 @@ class Management:
     async def drop_connections(self, user: str, reason: str) -> None:
         """Ask the broker to close every connection `user` has now, without waiting for it
         (the caller may not mind a client that reconnects at once)."""
-        try:
-            resp = await self._client.delete(
-                f"/connections/username/{_q(user)}", headers={"X-Reason": reason}
-            )
-        except httpx.TransportError as exc:
-            raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+        resp = await self._request(
+            "DELETE", f"/connections/username/{_q(user)}", headers={"X-Reason": reason}
+        )
         if resp.status_code >= 400 and resp.status_code != 404:
             raise ManagementError(f"closing the connections of {user} failed: {resp.status_code}")
 
@@ -169,12 +192,9 @@ class Management:
         deadline = loop.time() + timeout
         remaining = first
         while remaining:
-            try:
-                resp = await self._client.delete(
-                    f"/connections/username/{_q(user)}", headers={"X-Reason": reason}
-                )
-            except httpx.TransportError as exc:
-                raise ManagementUnavailable(self.base_url, type(exc).__name__) from None
+            resp = await self._request(
+                "DELETE", f"/connections/username/{_q(user)}", headers={"X-Reason": reason}
+            )
             if resp.status_code >= 400 and resp.status_code != 404:
                 raise ManagementError(f"closing the connections of {user} failed: {resp.status_code}")
             if loop.time() > deadline:

@@ -20,13 +20,13 @@ from tests.utils.cluster import Cluster
 pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.postgres, pytest.mark.slow]
 
 
-def run_doctor(settings: Settings, amqp_url: str) -> subprocess.CompletedProcess[str]:
+def run_doctor(settings: Settings, amqp_url: str, api_url: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "INBEELD_AMQP_URL": amqp_url,
         "INBEELD_DATABASE_URL": settings.database_url,
         "INBEELD_VHOST": settings.vhost,
-        "INBEELD_RABBITMQ_API_URL": settings.rabbitmq_api_url,
+        "INBEELD_RABBITMQ_API_URL": api_url,
         "INBEELD_LOG_LEVEL": "WARNING",
         "INBEELD_DELIVERY_LIMIT": str(settings.delivery_limit),
         "COLUMNS": "2000",  # one line per check: a wrapped cell would split the names asserted on
@@ -74,12 +74,14 @@ async def test_doctor_reports_the_members_and_a_node_that_is_away(
             assert f"offline: {away}" in checks[f"replicas {queue}"].detail
         assert checks["replicas tenant inboxes"].status == "warn"
         assert f"offline: {away}" in checks["replicas tenant inboxes"].detail
-        # The command itself, given the node that is down first: it connects to the next one,
-        # its isolation probe passes, and the warning is no failure (exit 0).
+        # The command itself, given the node that is down first (its AMQP port and its management
+        # API): it connects to the next one, its isolation probe passes, and the warning is no
+        # failure (exit 0).
+        api_urls = f"{cluster.nodes[2].api_url},{settings.rabbitmq_api_url}"
         # The management API's queue statistics come every few seconds and may still list the
         # member as online for one round: asked again, as the in-process checks above are.
         for _ in range(10):
-            done = await asyncio.to_thread(run_doctor, settings, cluster.amqp_url(first=2))
+            done = await asyncio.to_thread(run_doctor, settings, cluster.amqp_url(first=2), api_urls)
             if f"offline: {away}" in done.stdout:
                 break
             await asyncio.sleep(2.0)

@@ -414,7 +414,9 @@ def test_compose_cluster_hub_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         assert re.fullmatch(r"\$\{RABBITMQ_HUB_PASSWORD:\?[^}]+\}", password)
     # The whole DSN of the managed PostgreSQL comes from cluster.env.
     assert re.fullmatch(r"\$\{INBEELD_DATABASE_URL:\?[^}]+\}", env["INBEELD_DATABASE_URL"])
-    assert urlsplit(env["INBEELD_RABBITMQ_API_URL"]).hostname in NODES
+    # Every node's management API, in the nodes' order (any one answers for the cluster).
+    apis = [urlsplit(u) for u in env["INBEELD_RABBITMQ_API_URL"].split(",")]
+    assert [(a.scheme, a.hostname, a.port) for a in apis] == [("http", n, 15672) for n in NODES]
     # Everything else as in the single-host compose.yaml.
     single = compose_env("api")
     same = set(single) - {"INBEELD_AMQP_URL", "INBEELD_DATABASE_URL", "INBEELD_RABBITMQ_API_URL"}
