@@ -9,12 +9,15 @@ from typing import Any
 
 from rich.table import Table
 
+# Issue 18's rows ("Speed where the mission's data flows"); a target is raised, never lowered.
 TARGETS = {
-    "throughput": "hub ≥ 0.75 × plain relay, one router",
+    "throughput": "hub ping ≥ 0.9 × plain relay, one router",
+    "sealed": "sealed transfer.offered ≥ 0.5 × plain relay, one router",
     "routers": "sealed, 2 routers ≥ 1.6 × one router",
     "latency": "p99 < 25 ms at 500 events/s",
     "fanout": "fan-out to 400 < 2 s",
-    "memory": "RSS growth < 10 % from 100k to 500k events",
+    "national_day": "national day ≥ 1,000 ev/s",
+    "memory": "RSS growth < 5 % from 100k to 500k events",
     "observability": "one-router ping with metrics and tracing ≥ 0.95 × without",
 }
 
@@ -46,17 +49,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     results = _ok(results)
     out = []
     for row in results.get("throughput") or []:
-        if row["routers"] == 1 and row["kind"] == "ping":
+        if row["routers"] == 1 and row["kind"] in ("ping", "sealed"):
             r = ratio(results, row["msgs_per_s"])
             value = f"{r:.2f} ×" if r else "n/a"
-            out.append({"target": TARGETS["throughput"], "value": value, "met": bool(r and r >= 0.75)})
+            key, floor = ("throughput", 0.9) if row["kind"] == "ping" else ("sealed", 0.5)
+            out.append({"target": TARGETS[key], "value": value, "met": bool(r and r >= floor)})
         if row["routers"] == 2 and row["kind"] == "sealed" and (g := growth(results, row)):
             out.append({"target": TARGETS["routers"], "value": f"{g:.2f} ×", "met": g >= 1.6})
     for row in results.get("latency") or []:
         if row["offered_per_s"] == 500:
             out.append(
                 {
-                    "target": TARGETS["latency"],
+                    # Judged on the run's store; issue 18 sets it for PostgreSQL and asks for
+                    # SQLite's figure beside it.
+                    "target": f"{TARGETS['latency']} ({results['machine']['database']})",
                     "value": f"p99 {row['p99_ms']} ms",
                     "met": row["complete"] and row["p99_ms"] < 25,
                 }
@@ -70,6 +76,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": fan["worst_all_s"] < 2.0,
             }
         )
+    if nat := results.get("national_day"):
+        out.append(
+            {
+                "target": TARGETS["national_day"],
+                "value": f"{nat['events_per_s']:,.0f} ev/s",
+                "met": nat["events_per_s"] >= 1000,
+            }
+        )
     if mem := results.get("memory"):
         a, b = mem["checkpoints"][0], mem["checkpoints"][-1]
         scale = "" if (a, b) == (100_000, 500_000) else f" (here {a:,}→{b:,})"
@@ -77,7 +91,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "target": TARGETS["memory"] + scale,
                 "value": f"{mem['growth_pct']:+.1f} %",
-                "met": mem["growth_pct"] < 10,
+                "met": mem["growth_pct"] < 5,
             }
         )
     if obs := results.get("observability"):
