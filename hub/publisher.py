@@ -118,9 +118,13 @@ async def record(
             for code, body in bodies.items()
         )
     # Kept for a resync like the router's copies (the same bytes are published).
+    keepable = retention.may_keep(event)
     await retention.keep(
         s,
-        [retention.Copy(code, seq, event.id, event.type, bodies[code]) for code, seq in sequences.items()],
+        [
+            retention.Copy(code, seq, event.id, event.type, bodies[code], keepable)
+            for code, seq in sequences.items()
+        ],
     )
     return sequences
 

@@ -16,7 +16,6 @@ published again is the same message: the connector drops the ones it had already
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
 from hub.store.models import InboxSequence, RetainedCopy, utcnow
+from schemas.envelope import CloudEvent
 from schemas.errors import Gone
 from schemas.events import EVENTS
 from schemas.redaction import bsn_in_data
@@ -55,6 +55,7 @@ class Copy:
     event_id: str
     event_type: str
     body: bytes
+    keepable: bool = True  # False: delivered, not retained (see `may_keep`)
 
 
 def _insert_ignoring_duplicates(s: AsyncSession) -> Any:
@@ -64,7 +65,10 @@ def _insert_ignoring_duplicates(s: AsyncSession) -> Any:
 async def keep(s: AsyncSession, copies: Sequence[Copy]) -> None:
     """Retain `copies` in the caller's transaction: one statement (an executemany) whatever
     their number. A copy published again (a redelivered batch) keeps the first one's row."""
-    copies = [c for c in copies if _may_keep(c)]
+    left_out = [c for c in copies if not c.keepable]
+    for c in left_out:
+        log.warning("retention.not_kept", event_id=c.event_id, recipient=c.recipient, reason="bsn_in_data")
+    copies = [c for c in copies if c.keepable]
     if not copies:
         return
     now = utcnow()
@@ -87,23 +91,17 @@ async def keep(s: AsyncSession, copies: Sequence[Copy]) -> None:
     )
 
 
-def _may_keep(c: Copy) -> bool:
-    """Whether the hub may keep this copy. Sealed data is a JWE the hub never opens; the plain
-    data of other events is the sender's own text, which the hub reads in passing but must not
-    keep with a BSN in it for the retention period (the envelope rule's safety net,
+def may_keep(event: CloudEvent) -> bool:
+    """Whether the hub may keep this event's copies, decided once per event by whoever makes
+    them (the router, the hub-event publisher). Sealed data is a JWE the hub never opens; the
+    plain data of other events is the sender's own text, which the hub reads in passing but
+    must not keep with a BSN in it for the retention period (the envelope rule's safety net,
     `schemas.redaction`, applied to what is kept). Such a copy is delivered, not retained: a
     resync leaves its sequence out, and its recipient counts it as a gap it cannot fill."""
-    spec = EVENTS.get(c.event_type)
+    spec = EVENTS.get(event.type)
     if spec is not None and spec.protection == "sealed":
         return True  # a JWE: nothing readable to look through
-    try:
-        data = json.loads(c.body).get("data")
-    except (ValueError, AttributeError):
-        return True  # not a JSON object: nothing readable to look through
-    if bsn_in_data(data):
-        log.warning("retention.not_kept", event_id=c.event_id, recipient=c.recipient, reason="bsn_in_data")
-        return False
-    return True
+    return not bsn_in_data(event.data)
 
 
 async def sweep(s: AsyncSession, before: datetime) -> int:

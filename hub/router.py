@@ -137,9 +137,10 @@ def _copies_of(decisions: list[Decision]) -> list[tuple[Decision, retention.Copy
     order: the order the inboxes' sequences were handed out in."""
     copies = []
     for d in decisions:
+        keepable = retention.may_keep(d.outgoing) if d.seqs else True
         for code, seq in d.seqs.items():
             body = d.outgoing.with_sequence(seq).to_bytes()
-            copies.append((d, retention.Copy(code, seq, d.outgoing.id, d.outgoing.type, body)))
+            copies.append((d, retention.Copy(code, seq, d.outgoing.id, d.outgoing.type, body, keepable)))
     return copies
 
 
