@@ -2,7 +2,7 @@
 
     python -m bench [--quick | --tiny]
                     [--only relay throughput latency fanout national_day memory observability]
-                    [--postgres] [--profile] [--out bench/results]
+                    [--postgres] [--profile [ping|sealed]] [--out bench/results]
 
 Sections: the plain aio-pika relay (the baseline every hub figure is divided by), hub
 throughput with one, two and three routers, end-to-end latency at fixed rates, fan-out to a group of
@@ -124,7 +124,7 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
             for kind in ("ping", "sealed"):
                 # The smallest run skips the middle count: one router and the most routers.
                 for routers in (ROUTERS[0], ROUTERS[-1]) if args.tiny else ROUTERS:
-                    prof = profiler if (profiler and kind == "ping" and routers == 1) else None
+                    prof = profiler if (profiler and kind == args.profile and routers == 1) else None
                     rows.append(
                         await throughput.measure(
                             dep, kind, routers, sizes.throughput, SENDERS, RECEIVERS, prof
@@ -180,8 +180,10 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="a temporary PostgreSQL database, not SQLite")
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="py-spy on the router during the one-router ping throughput run",
+        nargs="?",
+        const="ping",
+        choices=("ping", "sealed"),
+        help="py-spy on the router during the one-router throughput run of this kind (ping)",
     )
     parser.add_argument("--national-events", type=int, help="events in the national-day run")
     parser.add_argument(

@@ -29,7 +29,7 @@ from hub.keys import KeyCache
 from hub.rate_limit import RateLimiter
 from hub.routing import Directory, check_source, resolve_recipients
 from hub.tenants import TenantInfo
-from hub.workflows import Workflow, workflow_for
+from hub.workflows import Prepares, Workflow, workflow_for
 from schemas.envelope import CloudEvent
 from schemas.errors import InbeeldError, NotAuthorised, PersonalDataInEnvelope
 from schemas.events import HubReceipt, HubRejected, Receipt, spec_for
@@ -135,6 +135,10 @@ class Decider:
         recorded = await ledger.record_many(
             s, [(e, t.code, n) for t, e, n, _ in admitted], status=ledger.ROUTED
         )
+        events = [e for _, e, _, _ in admitted]
+        for wf in self.workflows:
+            if isinstance(wf, Prepares):
+                await wf.prepare(s, events)
         decisions: list[Decision] = []
         ids = list(spans) if spans is not None else [None] * len(admitted)
         for (sender, event, _, redelivered), rec, span in zip(admitted, recorded, ids, strict=True):

@@ -13,6 +13,9 @@ A `Workflow` is consulted inside the router's transaction, after the generic aut
 - `record` persists the step (metadata only, never the dossier), idempotently by event id.
 - `sweep(now)` returns hub events that time has made due (reminders, expiries); the router
   calls it periodically and publishes what it returns.
+- optionally `prepare(s, events)` (`Prepares`): called once per router batch before any of its
+  events is checked, to read what the batch needs in one statement per table instead of one
+  per event (`TransferWorkflow` reads and locks the batch's transfers).
 
 The router is given its workflows (`Router(..., workflows=...)`); `default_workflows` builds
 the hub's own, each with the settings it needs. Add yours there.
@@ -20,8 +23,9 @@ the hub's own, each with the settings it needs. Add yours there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +52,11 @@ class Workflow(Protocol):
     ) -> None: ...
 
     async def sweep(self, s: AsyncSession, now: datetime) -> list[CloudEvent]: ...
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    async def prepare(self, s: AsyncSession, events: Sequence[CloudEvent]) -> None: ...
 
 
 def default_workflows(settings: Settings) -> list[Workflow]:

@@ -36,6 +36,7 @@ accepted again with the same recipients (the router's redelivery after a crash).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -114,6 +115,18 @@ class _Plan:
     row: Transfer | None = None  # the transfer as read (the session holds it only weakly)
 
 
+@dataclass
+class _Batch:
+    """What `prepare` read for one batch of the router, in one query per table: each transfer
+    the batch names (None: not there yet) and the steps already on their timelines that carry
+    one of the batch's event ids. `record` adds what it creates, so a later event of the same
+    batch (an offer and its answer) sees it; nothing is flushed per event."""
+
+    session: AsyncSession
+    transfers: dict[str, Transfer | None]
+    seen: dict[tuple[str, str], TransferStep]
+
+
 class TransferWorkflow:
     prefixes: tuple[str, ...] = ("transfer.",)
 
@@ -122,6 +135,39 @@ class TransferWorkflow:
         # The plan `check` made, for the `record` that follows it in the same transaction
         # (the router calls them back to back): saves reading the transfer twice.
         self._checked: tuple[AsyncSession, str, _Plan] | None = None
+        self._batch: _Batch | None = None
+
+    async def prepare(self, s: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        """Read, for the router's batch, the transfers its transfer events name (locked, in
+        id order, so that two routers lock the rows they share in the same order) and the
+        steps already recorded for its event ids: two statements per batch, not two per event."""
+        mine = [e for e in events if e.short_type.startswith(self.prefixes) and e.subject]
+        self._batch = None
+        if not mine:
+            return
+        ids = sorted({e.subject for e in mine if e.subject})
+        rows = await s.scalars(
+            select(Transfer)
+            .where(Transfer.transfer_id.in_(ids))
+            .order_by(Transfer.transfer_id)
+            .with_for_update()
+        )
+        transfers: dict[str, Transfer | None] = dict.fromkeys(ids)
+        transfers.update({t.transfer_id: t for t in rows})
+        known = [t for t in ids if transfers[t] is not None]
+        seen: dict[tuple[str, str], TransferStep] = {}
+        if known:
+            steps = await s.scalars(
+                select(TransferStep).where(
+                    TransferStep.transfer_id.in_(known), TransferStep.event_id.in_([e.id for e in mine])
+                )
+            )
+            seen = {(st.transfer_id, st.event_id): st for st in steps}
+        self._batch = _Batch(s, transfers, seen)
+
+    def _prepared(self, s: AsyncSession, transfer_id: str) -> _Batch | None:
+        batch = self._batch
+        return batch if batch is not None and batch.session is s and transfer_id in batch.transfers else None
 
     @property
     def deadlines(self) -> Deadlines:
@@ -134,15 +180,22 @@ class TransferWorkflow:
     ) -> _Plan:
         transfer_id = _subject(event)
         step = step_of(event.short_type)
-        transfer = await s.scalar(
-            select(Transfer).where(Transfer.transfer_id == transfer_id).with_for_update()
-        )
-        if transfer is not None:
-            seen = await s.scalar(
-                select(TransferStep).where(
-                    TransferStep.transfer_id == transfer_id, TransferStep.event_id == event.id
-                )
+        batch = self._prepared(s, transfer_id)
+        if batch is not None:
+            transfer = batch.transfers[transfer_id]
+        else:
+            transfer = await s.scalar(
+                select(Transfer).where(Transfer.transfer_id == transfer_id).with_for_update()
             )
+        if transfer is not None:
+            if batch is not None:
+                seen = batch.seen.get((transfer_id, event.id))
+            else:
+                seen = await s.scalar(
+                    select(TransferStep).where(
+                        TransferStep.transfer_id == transfer_id, TransferStep.event_id == event.id
+                    )
+                )
             if seen is not None and seen.actor == sender.code and seen.step == step:
                 counterparty = transfer.receiver if party_for(step) == "offerer" else transfer.offerer
                 return _Plan(transfer_id, step, None, transfer.state, counterparty, seen.acted_for, True)  # type: ignore[arg-type]
@@ -229,17 +282,21 @@ class TransferWorkflow:
             transfer.state, transfer.updated_at = plan.after, now
             if plan.after in FINAL:
                 transfer.closed_at = now
-        s.add(
-            TransferStep(
-                transfer_id=plan.transfer_id,
-                step=plan.step,
-                actor=sender.code,
-                acted_for=plan.acted_for,
-                at=now,
-                event_id=event.id,
-            )
+        step = TransferStep(
+            transfer_id=plan.transfer_id,
+            step=plan.step,
+            actor=sender.code,
+            acted_for=plan.acted_for,
+            at=now,
+            event_id=event.id,
         )
-        await s.flush()
+        s.add(step)
+        batch = self._prepared(s, plan.transfer_id)
+        if batch is not None:  # flushed with the batch's next statement, not one by one
+            batch.transfers[plan.transfer_id] = transfer
+            batch.seen[(plan.transfer_id, event.id)] = step
+        else:
+            await s.flush()
 
     async def mark_delivery_failed(
         self, s: AsyncSession, transfer_id: str, reporter: str, event_id: str

@@ -255,7 +255,7 @@ async def test_the_store_briefly_away_is_retried_and_the_event_routed_once(hub: 
     async with hub.db.session() as s:
         rows = list(await s.scalars(select(LedgerEvent).where(LedgerEvent.event_id == event.id)))
     assert [r.status for r in rows] == [ledger.ROUTED]
-    assert await _dead_letters_of(hub, "GM0518") == dead_before
+    assert (await _dead_letters_of(hub, "GM0518")).keys() == dead_before.keys()  # none new
 
 
 async def _dead_letters_of(hub: RunningHub, sender: str) -> dict[int, DeadLetter]:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -301,6 +302,66 @@ async def test_two_municipalities_offering_each_other_at_once(
     await routed(hub, await send(rd, "accepted", a, "GM0518"), "GM0518")
     await routed(hub, await send(dh, "rejected", b, "GM0599", reason="already_registered"), "GM0599")
     assert (await state_of(hub, a), await state_of(hub, b)) == ("accepted", "rejected")
+
+
+async def test_one_router_batch_reads_its_transfers_once_and_sees_its_own_steps(
+    hub: RunningHub, parties: dict[str, Party]
+) -> None:
+    """The router decides a batch in one transaction: the transfers workflow reads the batch's
+    transfers (and the steps with its event ids) in one statement each, not one per event, and
+    a later event of the batch sees what an earlier one did (an offer, then its answer, then a
+    second offer of the same id). Decided through the router's own decider in a transaction
+    that is rolled back, so the shared hub keeps no trace of it."""
+    dh, rd = parties["GM0518"], parties["GM0599"]
+    first, others = tid(), [tid() for _ in range(12)]
+
+    async def sealed(p: Party, step: str, transfer_id: str, to: str) -> CloudEvent:
+        data = {**DOSSIER, "transfer_id": transfer_id} if step == "offered" else {"transfer_id": transfer_id}
+        return await p.sealer.seal(p.connector.event(PREFIX + step, data, [to], subject=transfer_id))
+
+    batch = [
+        await sealed(dh, "offered", first, "GM0599"),
+        await sealed(rd, "accepted", first, "GM0518"),
+        await sealed(dh, "offered", first, "GM0599"),  # a new event offering a known id
+        *[await sealed(dh, "offered", t, "GM0599") for t in others],
+    ]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    engine = hub.db.engine.sync_engine
+    async with hub.db.session() as s:
+        tx = await s.begin()
+        try:
+            tenants = {c: await registry.get_tenant(s, c) for c in ("GM0518", "GM0599")}
+            senders = ["GM0518", "GM0599", *["GM0518"] * (len(batch) - 2)]
+            admitted = [
+                (tenants[c], e, len(e.to_bytes()), False) for c, e in zip(senders, batch, strict=True)
+            ]
+            sa_event.listen(engine, "before_cursor_execute", seen)
+            try:
+                decisions = await hub.router.decider.decide_batch(s, admitted)
+            finally:
+                sa_event.remove(engine, "before_cursor_execute", seen)
+            by_id = {d.original.id: d for d in decisions}
+            assert by_id[batch[0].id].rejection is None and list(by_id[batch[0].id].seqs) == ["GM0599"]
+            assert by_id[batch[1].id].rejection is None and list(by_id[batch[1].id].seqs) == ["GM0518"]
+            assert by_id[batch[2].id].reason == "invalid_transition"
+            assert all(by_id[e.id].rejection is None for e in batch[3:])
+            t = await s.get_one(Transfer, first)
+            assert t.state == "accepted"
+            assert [x.step for x in await s.run_sync(lambda _: t.steps)] == ["offered", "accepted"]
+            made = await s.scalars(select(Transfer).where(Transfer.transfer_id.in_(others)))
+            assert {x.transfer_id for x in made} == set(others)
+        finally:
+            await tx.rollback()
+    reads = [q for q in statements if q.startswith("select") and " from transfers " in f"{q} "]
+    assert len(reads) == 1, reads  # one read (and lock) of the batch's transfers
+    step_reads = [q for q in statements if q.startswith("select") and " from transfer_steps " in f"{q} "]
+    assert len(step_reads) <= 1, step_reads
+    async with hub.db.session() as s:
+        assert await s.get(Transfer, first) is None  # rolled back
 
 
 # -- time --------------------------------------------------------------------------------------------
