@@ -305,7 +305,7 @@ class TracingConfig(_Model):
 
 
 # The flows of schemas.processing_log.FLOWS.
-ActivityFlow = Literal["transfer", "notice", "register", "template", "group", "access"]
+ActivityFlow = Literal["transfer", "notice", "register", "template", "group", "access", "letter"]
 
 
 class ProcessingActivityConfig(_Model):
@@ -555,6 +555,10 @@ name = "Leerlingenregister"
 [processing_activities.access]
 id = "@TENANT@-VA-avg-inzage"
 name = "Inzageverzoeken (AVG artikel 15)"
+[processing_activities.letter]  # letters rendered about a pupil (`letter render --bsn-stdin`)
+id = "@TENANT@-VA-leerplicht-brieven"
+name = "Brieven aan leerlingen en ouders"
+# legal_basis = "..."
 
 # [workspace]                # `serve`: the officers' web workspace (accounts: `user add`)
 # host = "127.0.0.1"         # it shows decrypted dossiers: the municipality's own network only

@@ -167,6 +167,7 @@ def test_the_register_of_processing_activities_is_written_by_init_and_checked(tm
         "notice": "GM0599-VA-leerplicht-buren",
         "register": "GM0599-VA-leerplicht-register",
         "access": "GM0599-VA-avg-inzage",
+        "letter": "GM0599-VA-leerplicht-brieven",
     }
     assert config.processing_activities["access"].name == "Inzageverzoeken (AVG artikel 15)"
     bad = EXAMPLE.replace("[processing_activities.access]", "[processing_activities.letters]").replace(
