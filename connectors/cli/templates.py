@@ -440,6 +440,9 @@ def _render_cmd(
     cfg = _load_config(config)
     kind_of_addressee = _addressee(addressee)
     about = bsn_stdin or pupil
+    if kind_of_addressee is not None and not about:
+        _say(_err, "--addressee is for a letter about a pupil: name him with --bsn-stdin or --pupil")
+        raise typer.Exit(2)
     if about:
         _needs_keystore(cfg)
     try:

@@ -383,6 +383,9 @@ async def test_letters_rendered_about_a_pupil_are_in_her_access_report(
     assert code == 2 and "11-test" in out and "123456780" not in out and "Traceback" not in out, out
     code, out = await _cli(*render, "--lang", "nl", "-o", str(tmp_path / "x.pdf"), "--addressee", "buurman")
     assert code == 2 and "--addressee is one of" in out and "Traceback" not in out, out
+    code, out = await _cli(*render, "--lang", "nl", "-o", str(tmp_path / "x.pdf"), "--addressee", "parents")
+    assert code == 2 and "--addressee is for a letter about a pupil" in out and "Traceback" not in out, out
+    assert not (tmp_path / "x.pdf").exists()
 
     # A batch: Yasmin's row names her (a letter to her, in English), one row names no one, and
     # a row with a BSN that fails the 11-test fails on its own.
