@@ -83,9 +83,9 @@ DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
     "notice.pupil_missing": ("pseudonym",),
     "notice.pupil_found": ("school", "registration"),
     "notice.closed": ("notice_status",),
-    # A letter holds the pupil's name and what its template asks (a case number, a school);
-    # one printed with an address window holds the addressee's address as well.
-    "letter.rendered": ("identity", "letter_content"),
+    # A letter holds the pupil's name (not his BSN) and what its template asks (a case
+    # number, a school); one printed with an address window holds the address as well.
+    "letter.rendered": ("name", "letter_content"),
 }
 
 

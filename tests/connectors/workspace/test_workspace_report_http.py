@@ -424,7 +424,7 @@ async def test_letters_rendered_about_a_pupil_are_in_her_access_report(
     for part in (
         "Brief gemaakt (sjabloon we-zijn-je-kwijt, versie 1.0.0, taal nl)",
         "ouders of verzorgers",
-        "identiteit (naam, BSN, geboortedatum), inhoud van de brief",
+        "naam, inhoud van de brief",
         "adressen",
         "Leerplichtwet 1969, artikel 16a",
         "Brieven aan leerlingen en ouders (GM0599-VA-brieven)",
