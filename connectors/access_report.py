@@ -8,6 +8,10 @@ data its message carries (`schemas.processing_log.DATA_CATEGORIES`), the legal b
 the transfer's offer named, else the one the register of processing activities gives) and the
 processing activity (its id and name from that register, `[processing_activities]`).
 
+A letter rendered about the pupil (`connectors.processing_log.letter_rendered`) is a `Step` of
+the `letter` flow: no other party, its template, version, languages and kind of addressee in
+`details` (the record's non-personal attributes), the legal basis the register gives.
+
 The records are found by the data subject's keyed index (`LocalStore.subject_records`):
 nothing else in the log is decrypted. Records written before the log kept data subjects are
 about no one and are not in any report.
@@ -17,7 +21,7 @@ Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from connectors.store import LocalStore
 from schemas.processing_log import DATA_CATEGORIES, STATUS_ERROR, flow_of
@@ -50,6 +54,9 @@ class Step:
     activity_id: str
     activity_name: str | None  # None: not in the register (Inbeeld's URN only)
     failed: bool
+    # What else the record says, never personal data: a letter's template, version,
+    # languages, kind of addressee and whether an address was printed.
+    details: Mapping[str, str] = field(default_factory=dict)
 
 
 async def steps_about(
@@ -65,6 +72,10 @@ async def steps_about(
             continue  # what a person did in the workspace, not an exchange
         short = record.event_type.removeprefix(_TYPE_PREFIX)
         flow = flow_of(record.event_type)
+        details = dict(record.attributes or {})
+        categories = DATA_CATEGORIES.get(short, ())
+        if flow == "letter" and details.get("addressed") == "yes":
+            categories = (*categories, "address")
         activity = by_id.get(record.processing_activity_id)  # None: Inbeeld's URN, no entry
         basis_code, basis = record.legal_basis if record.legal_basis else (None, None)
         if basis is None:
@@ -78,12 +89,13 @@ async def steps_about(
                 sent=record.name.startswith("send "),
                 about=record.about,
                 counterpart=record.counterpart,
-                categories=DATA_CATEGORIES.get(short, ()),
+                categories=categories,
                 legal_basis=basis,
                 legal_basis_code=basis_code,
                 activity_id=record.processing_activity_id,
                 activity_name=activity.name if activity is not None else None,
                 failed=record.status == STATUS_ERROR,
+                details=details,
             )
         )
     return out

@@ -32,7 +32,7 @@ from schemas.amqp_addresses import node_addresses
 from schemas.envelope import TENANT_CODE_RE, TenantCode, error_path
 from schemas.errors import InbeeldError, TooDeep
 from schemas.events import ContactPerson
-from schemas.fields import Email, Phone, ShortText
+from schemas.fields import Email, Phone, ShortText, Slug
 from schemas.nesting import check_toml
 from schemas.tls import TlsError, TlsFiles, client_context
 
@@ -305,7 +305,7 @@ class TracingConfig(_Model):
 
 
 # The flows of schemas.processing_log.FLOWS.
-ActivityFlow = Literal["transfer", "notice", "register", "template", "group", "access"]
+ActivityFlow = Literal["transfer", "notice", "register", "template", "group", "access", "letter"]
 
 
 class ProcessingActivityConfig(_Model):
@@ -315,6 +315,21 @@ class ProcessingActivityConfig(_Model):
     id: Annotated[str, Field(pattern=r"^[!-~]{1,200}$", description="the register's id or URI, no spaces")]
     name: ShortText
     legal_basis: ShortText | None = None  # the article it rests on, where its messages name none
+    # A stable code for that article (e.g. `lpw-1969-art-18`): with `legal_basis`, the dossier
+    # of an offer made in the workspace names it (`legal_basis` of the transfer contract).
+    legal_basis_code: Slug | None = None
+
+    @model_validator(mode="after")
+    def _code_needs_citation(self) -> ProcessingActivityConfig:
+        if self.legal_basis_code is not None and self.legal_basis is None:
+            raise ValueError("legal_basis_code needs legal_basis: the article as people read it")
+        return self
+
+    def basis(self) -> dict[str, str] | None:
+        """The legal basis as a dossier names it ({code, citation}), if both are set."""
+        if self.legal_basis is None or self.legal_basis_code is None:
+            return None
+        return {"code": self.legal_basis_code, "citation": self.legal_basis}
 
 
 class WorkspaceConfig(_Model):
@@ -545,6 +560,8 @@ email = "leerplicht@example.nl"
 [processing_activities.transfer]
 id = "@TENANT@-VA-leerplicht-overdracht"
 name = "Overdracht leerplichtdossier bij verhuizing"
+legal_basis = "Leerplichtwet 1969, artikel 18"   # an offer from the workspace names it in its
+legal_basis_code = "lpw-1969-art-18"             # dossier (both needed); check it is yours
 [processing_activities.notice]
 id = "@TENANT@-VA-leerplicht-buren"
 name = "Buren vragen naar een vermiste leerling"
@@ -555,6 +572,10 @@ name = "Leerlingenregister"
 [processing_activities.access]
 id = "@TENANT@-VA-avg-inzage"
 name = "Inzageverzoeken (AVG artikel 15)"
+[processing_activities.letter]  # letters rendered about a pupil (`letter render --bsn-stdin`)
+id = "@TENANT@-VA-leerplicht-brieven"
+name = "Brieven aan leerlingen en ouders"
+# legal_basis = "..."
 
 # [workspace]                # `serve`: the officers' web workspace (accounts: `user add`)
 # host = "127.0.0.1"         # it shows decrypted dossiers: the municipality's own network only

@@ -5,6 +5,10 @@ person (`user_name`), the activity (the record's `name`) and what it was about (
 transfer id, a notice id or a register row id); never the pupil's data in the clear: the
 pupil it is about (its data subject) is kept encrypted with a keyed index by the store.
 
+A letter rendered about a pupil (`letter_rendered`) is a record of its own too, by the connector
+rather than a person: which template, version and languages, and to which kind of addressee
+(`ADDRESSEES`), under the letter processing activity; the pupil's access report lists it.
+
 Internal to the connector (behind `inbeeld-connector`), not SDK: see `connectors.__all__`."""
 
 from __future__ import annotations
@@ -17,12 +21,20 @@ from sqlalchemy import select
 
 from connectors.schema import processing_log
 from connectors.store import LocalStore
-from schemas.processing_log import STATUS_ERROR, STATUS_OK, ProcessingRecord, processing_activity_id
+from schemas.processing_log import (
+    ADDRESSEES,
+    LETTER_RENDERED,
+    STATUS_ERROR,
+    STATUS_OK,
+    ProcessingRecord,
+    processing_activity_id,
+)
 
 # The workspace handles transfers: its records belong to the transfer processing activity.
 ACTIVITY = processing_activity_id("nl.leerplicht.transfer")
+LETTER_ACTIVITY = processing_activity_id(LETTER_RENDERED)
 
-__all__ = ["Entry", "entries", "record"]
+__all__ = ["LETTER_ACTIVITY", "Entry", "entries", "letter_rendered", "record"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,51 @@ async def record(
         ),
         user_name=user_name,
     )
+
+
+async def letter_rendered(
+    store: LocalStore,
+    bsn: str,
+    *,
+    template_id: str,
+    version: str,
+    languages: tuple[str, ...],
+    addressee: str | None,
+    addressed: bool,
+) -> str:
+    """One letter rendered about the pupil with `bsn` (kept encrypted, found by its keyed
+    index): the template's id and version, the languages it is in, the kind of addressee
+    (`ADDRESSEES`, None: not said) and whether an address was printed, as non-personal
+    attributes. Returns the record's span id (its reference, in no way the pupil's)."""
+    if addressee is not None and addressee not in ADDRESSEES:
+        raise ValueError(f"addressee must be one of {', '.join(ADDRESSEES)}")
+    now = time.time()
+    span_id = secrets.token_hex(8)
+    attributes = {
+        "template": template_id,
+        "version": version,
+        "languages": "+".join(languages),
+        "addressed": "yes" if addressed else "no",
+    }
+    if addressee is not None:
+        attributes["addressee"] = addressee
+    await store.log_processing(
+        ProcessingRecord(
+            trace_id=secrets.token_hex(16),
+            span_id=span_id,
+            parent_span_id=None,
+            name="letter.rendered",
+            status=STATUS_OK,
+            start=now,
+            end=now,
+            processing_activity_id=LETTER_ACTIVITY,
+            event_id="",
+            event_type=LETTER_RENDERED,
+            data_subject_id=bsn,
+            attributes=attributes,
+        )
+    )
+    return span_id
 
 
 async def entries(store: LocalStore, subject: str | None = None, limit: int = 500) -> list[Entry]:

@@ -239,6 +239,8 @@ processing_log = Table(
     # records are found without decrypting every one (`LocalStore.subject_records`).
     Column("subject_index", String(64)),
     Column("legal_basis", String(300)),  # JSON [code, citation]: the article it rests on
+    # JSON {name: value}, never personal data: a rendered letter's template, version, languages
+    Column("attributes", String(1000)),
     Index("ix_processing_log_trace_id", "trace_id"),
     Index("ix_processing_log_subject_index", "subject_index"),
 )

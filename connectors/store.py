@@ -525,6 +525,7 @@ class LocalStore:
             "user_name": user_name,
             "subject": record.about,
             "legal_basis": json.dumps(list(record.legal_basis)) if record.legal_basis else None,
+            "attributes": json.dumps(dict(record.attributes), sort_keys=True) if record.attributes else None,
         }
         log_ = processing_log.c
         async with self.engine.begin() as conn:
@@ -614,6 +615,7 @@ class LocalStore:
             except InbeeldError:  # shredded: the subject is gone, the record stays
                 subject = None
         basis = json.loads(r["legal_basis"]) if r["legal_basis"] else None
+        attributes = json.loads(r["attributes"]) if r["attributes"] else None
         return ProcessingRecord(
             trace_id=r["trace_id"],
             span_id=r["span_id"],
@@ -629,6 +631,9 @@ class LocalStore:
             data_subject_id=subject,
             about=r["subject"],
             legal_basis=(str(basis[0]), str(basis[1])) if isinstance(basis, list) and basis else None,
+            attributes=(
+                {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else None
+            ),
         )
 
     def bsn_index(self, bsn: str) -> str:

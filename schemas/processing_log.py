@@ -20,6 +20,8 @@ the hub's audit chain and the connector's processing log both carry them.
                             steps of a transfer carry no BSN and take the offer's subject
     legal_basis             the article of law the operation rests on (a transfer's offer
                             names it; its later steps inherit it)
+    attributes              what else the operation was, never personal data: a rendered
+                            letter's template, version, languages and kind of addressee
 
 `DATA_CATEGORIES` names, per event type, the categories of personal data its payload carries:
 what an access request (AVG article 15) lists for each step.
@@ -33,8 +35,10 @@ from typing import Any
 
 __all__ = [
     "ACTIVITY_PREFIX",
+    "ADDRESSEES",
     "DATA_CATEGORIES",
     "FLOWS",
+    "LETTER_RENDERED",
     "STATUS_ERROR",
     "STATUS_OK",
     "STATUS_UNKNOWN",
@@ -52,8 +56,13 @@ _TYPE_PREFIX = "nl.leerplicht."
 
 
 # The flows a municipality's register of processing activities maps (`access`: answering a
-# data subject's access request, AVG article 15).
-FLOWS = ("transfer", "notice", "register", "template", "group", "access")
+# data subject's access request, AVG article 15; `letter`: a letter rendered about a pupil).
+FLOWS = ("transfer", "notice", "register", "template", "group", "access", "letter")
+
+# A letter rendered about a pupil is logged as this (no event travels: it is not an exchange).
+LETTER_RENDERED = "nl.leerplicht.letter.rendered"
+# Who a letter is addressed to, as the processing log keeps it: a kind, never a name.
+ADDRESSEES = ("parents", "pupil", "pupil_and_parents", "school", "other")
 
 # The categories of personal data each event type's payload carries (its schema), by flow step.
 DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -74,6 +83,9 @@ DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
     "notice.pupil_missing": ("pseudonym",),
     "notice.pupil_found": ("school", "registration"),
     "notice.closed": ("notice_status",),
+    # A letter holds the pupil's name (not his BSN) and what its template asks (a case
+    # number, a school); one printed with an address window holds the address as well.
+    "letter.rendered": ("name", "letter_content"),
 }
 
 
@@ -132,3 +144,4 @@ class ProcessingRecord:
     data_subject_id: str | None = None
     about: str | None = None  # the transfer or notice id
     legal_basis: tuple[str, str] | None = None  # (code, citation)
+    attributes: Mapping[str, str] | None = None  # non-personal: a letter's template, version, ...

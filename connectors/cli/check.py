@@ -111,7 +111,7 @@ def _activities_check(cfg: ConnectorConfig) -> Result:
     mapped = cfg.processing_activities
     if not mapped:
         return ("processing activities", True, "none configured: the processing log names Inbeeld's URNs")
-    unmapped = [f for f in ("transfer", "notice", "register", "access") if f not in mapped]
+    unmapped = [f for f in ("transfer", "notice", "register", "access", "letter") if f not in mapped]
     said = ", ".join(f"{flow} -> {a.id}" for flow, a in mapped.items())
     return (
         "processing activities",

@@ -6,7 +6,6 @@ Answers arrive through `inbeeld-connector run`: its inbox hands notice events to
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from connectors.cli.options import BsnStdinOpt, read_bsn
 from connectors.cli.options import ConfigOpt as _ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.verdict import DEFAULT_TIMEOUT
@@ -59,25 +59,6 @@ async def open_desk(cfg: ConnectorConfig, *, connect: bool = True) -> AsyncItera
         yield services.notice_desk()
 
 
-def _read_bsn(from_stdin: bool) -> str:
-    """The pupil's BSN, never from the command line (it would be in the shell's history and in
-    `ps`): the first line of standard input with --bsn-stdin, else a hidden prompt."""
-    from schemas.fields import passes_eleven_test
-
-    err = Console(stderr=True)
-    if from_stdin:
-        bsn = sys.stdin.readline().strip()
-    elif sys.stdin.isatty():
-        bsn = typer.prompt("BSN of the pupil (not shown)", hide_input=True, err=True).strip()
-    else:
-        err.print("no terminal to ask for the BSN: pipe it in with --bsn-stdin")
-        raise typer.Exit(2)
-    if not passes_eleven_test(bsn):  # the value itself is never repeated
-        err.print("the BSN given is not 9 digits passing the 11-test")
-        raise typer.Exit(2)
-    return bsn
-
-
 def _run(coro: Any) -> Any:
     import asyncio
 
@@ -94,13 +75,7 @@ def _run(coro: Any) -> Any:
 def _send_cmd(
     config: _ConfigOpt,
     group: Annotated[str, typer.Option(help="the group to ask, e.g. zuid-holland")],
-    bsn_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--bsn-stdin",
-            help="read the pupil's BSN from standard input (scripts); without it, a hidden prompt asks",
-        ),
-    ] = False,
+    bsn_stdin: BsnStdinOpt = False,
     department: Annotated[str | None, typer.Option(help="contact point: department [notices]")] = None,
     phone: Annotated[str | None, typer.Option(help="contact point: phone (default: [notices])")] = None,
     email: Annotated[str | None, typer.Option(help="contact point: e-mail (default: [notices])")] = None,
@@ -127,7 +102,7 @@ def _send_cmd(
         Console(stderr=True).print(f"give --{missing[0]} (or set it in the [notices] section)", markup=False)
         raise typer.Exit(2)
 
-    bsn = _read_bsn(bsn_stdin)
+    bsn = read_bsn(bsn_stdin)
     waiting = Waiting(wait, timeout)
 
     async def main() -> tuple[str, Verdict | None]:

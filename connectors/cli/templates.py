@@ -1,5 +1,10 @@
 """`inbeeld-connector templates ...` (publish, withdraw, follow, unfollow, following, import,
-list, diff) and `... letter ...` (render).
+list, diff) and `... letter ...` (render, batch).
+
+A letter about a pupil names him: `letter render --bsn-stdin` (or `--pupil`, a hidden prompt),
+or a `bsn` column in `letter batch`'s CSV; never a BSN on the command line. Each such letter
+is a record in the processing log (`connectors.processing_log.letter_rendered`), listed in the
+pupil's access report; a letter that names no pupil is in nobody's report.
 
 Received templates come in through `inbeeld-connector run`, from the publishers this tenant
 follows on the hub (`templates follow ingrado`) and its `[templates]` section accepts.
@@ -20,13 +25,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from connectors.cli.options import BsnStdinOpt, read_bsn
 from connectors.cli.options import ConfigOpt as _ConfigOpt
 from connectors.cli.verdicts import TimeoutOpt, Waiting, WaitOpt, report, verdict_for
 from connectors.verdict import DEFAULT_TIMEOUT
+from schemas.processing_log import ADDRESSEES
 
 if TYPE_CHECKING:
     from connectors.config import ConnectorConfig
     from connectors.letters import Letterhead
+    from connectors.store import LocalStore
     from connectors.templates import CatalogueEntry, Format, RenderedFile, TemplateCatalogue, TemplateOutcome
     from connectors.verdict import Verdict
     from schemas.envelope import CloudEvent
@@ -312,6 +320,42 @@ _RecipientOpt = Annotated[
 _DateOpt = Annotated[
     str | None, typer.Option("--date", help="the letter's date, YYYY-MM-DD (default: today)")
 ]
+_PupilOpt = Annotated[
+    bool,
+    typer.Option(
+        "--pupil", help="the letter is about a pupil: ask for the BSN (hidden); logged for the access report"
+    ),
+]
+_AddresseeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--addressee",
+        help="to whom the letter about the pupil is written: " + ", ".join(ADDRESSEES),
+    ),
+]
+
+
+def _addressee(given: str | None) -> str | None:
+    if given is not None and given not in ADDRESSEES:
+        _say(_err, f"--addressee is one of {', '.join(ADDRESSEES)}")
+        raise typer.Exit(2)
+    return given
+
+
+def _needs_keystore(cfg: ConnectorConfig) -> None:
+    """A letter about a pupil is logged with the pupil encrypted: the keystore must be there."""
+    if cfg.keystore is None:
+        _say(_err, "config error: a letter about a pupil is logged encrypted: configure [keystore]")
+        raise typer.Exit(2)
+
+
+async def _about_pupils(cfg: ConnectorConfig, call: Any) -> Any:
+    """`call(catalogue, store)` with the keystore unlocked: it logs letters about pupils."""
+    from connectors.services import open_services
+
+    async with open_services(cfg, keystore=True, store=True) as services:
+        assert services.store is not None
+        return await call(services.catalogue(), services.store)
 
 
 def _letter_date(given: str | None) -> date | None:
@@ -383,12 +427,24 @@ def _render_cmd(
     website: _WebOpt = None,
     recipient: _RecipientOpt = None,
     letter_date: _DateOpt = None,
+    bsn_stdin: BsnStdinOpt = False,
+    pupil: _PupilOpt = False,
+    addressee: _AddresseeOpt = None,
 ) -> None:
-    """Render one letter from the local catalogue."""
+    """Render one letter from the local catalogue. A letter about a pupil names him with
+    --bsn-stdin (or --pupil: a hidden prompt) and says to whom it is written (--addressee):
+    it is then in the processing log and the pupil's access report."""
     from schemas import nesting
     from schemas.errors import TooDeep
 
     cfg = _load_config(config)
+    kind_of_addressee = _addressee(addressee)
+    about = bsn_stdin or pupil
+    if kind_of_addressee is not None and not about:
+        _say(_err, "--addressee is for a letter about a pupil: name him with --bsn-stdin or --pupil")
+        raise typer.Exit(2)
+    if about:
+        _needs_keystore(cfg)
     try:
         values = nesting.loads(data.read_text("utf-8"), what=str(data))
     except (OSError, ValueError):
@@ -404,8 +460,11 @@ def _render_cmd(
     kind = _format_of(output, fmt)
     when = _letter_date(letter_date)
 
-    async def call(cat: TemplateCatalogue) -> RenderedFile:
-        return await cat.render_letter(
+    bsn = read_bsn(bsn_stdin) if about else None
+    lines = tuple(recipient or ())
+
+    async def render(cat: TemplateCatalogue) -> RenderedFile:
+        rendered = await cat.render_letter(
             template,
             version=version,
             lang=lang,
@@ -413,16 +472,41 @@ def _render_cmd(
             letterhead=head,
             fmt=kind,
             bilingual=bilingual,
-            recipient=tuple(recipient or ()),
+            recipient=lines,
             letter_date=when,
         )
+        output.write_bytes(rendered.content)
+        return rendered
 
-    rendered: RenderedFile = _run(_catalogue_call(cfg, call))
-    output.write_bytes(rendered.content)
-    _say(_console, f"wrote {output} ({rendered.ref}, {'+'.join(rendered.letter.languages)})")
+    async def render_about(cat: TemplateCatalogue, store: LocalStore) -> RenderedFile:
+        from connectors.processing_log import letter_rendered
+
+        assert bsn is not None
+        rendered = await render(cat)
+        bundle = rendered.letter
+        await letter_rendered(
+            store,
+            bsn,
+            template_id=bundle.template_id,
+            version=bundle.version,
+            languages=tuple(bundle.languages),
+            addressee=kind_of_addressee,
+            addressed=bool(lines),
+        )
+        return rendered
+
+    try:
+        rendered: RenderedFile = _run(
+            _about_pupils(cfg, render_about) if bsn is not None else _catalogue_call(cfg, render)
+        )
+    except OSError as exc:
+        _say(_err, f"cannot write {output}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
+    logged = "; logged for the pupil's access report" if bsn is not None else ""
+    _say(_console, f"wrote {output} ({rendered.ref}, {'+'.join(rendered.letter.languages)}){logged}")
 
 
-_RESERVED = ("lang", "file", "recipient")
+_RESERVED = ("lang", "file", "recipient", "bsn", "addressee")
 _JobsOpt = Annotated[
     int | None,
     typer.Option(
@@ -457,11 +541,15 @@ def _batch_cmd(
 ) -> None:
     """Render one letter per CSV row. A row's `lang` column picks its language, its `file`
     column its file name (default: the row number), its `recipient` column the address (lines
-    separated by `|`); blank cells are values not given. Letters are rendered by `--jobs`
-    processes and written in row order."""
+    separated by `|`); blank cells are values not given. A `bsn` column names the pupil a
+    row's letter is about (and an `addressee` column to whom it is written: parents, pupil,
+    pupil_and_parents, school or other): that letter is then in the processing log and the
+    pupil's access report. Letters are rendered by `--jobs` processes and written in row order."""
     from connectors import metrics
     from connectors.letters.batch import BatchRow, LetterBatch, default_jobs, render_batch
+    from connectors.processing_log import letter_rendered
     from schemas.errors import InbeeldError
+    from schemas.fields import passes_eleven_test
 
     cfg = _load_config(config)
     head = _letterhead(cfg, org, department, address, phone, email, website)
@@ -482,8 +570,24 @@ def _batch_cmd(
             + ", ".join(doubled),
         )
         raise typer.Exit(1)
-    out.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[int, str, str]] = []
+    # The pupil each row's letter is about (None: none named); a row whose BSN or addressee
+    # is not one fails on its own, its value never repeated.
+    pupils: list[str | None] = []
+    addressees: list[str | None] = []
+    for n, row in enumerate(rows, 1):
+        bsn = (row.get("bsn") or "").strip() or None
+        addressee = (row.get("addressee") or "").strip() or None
+        if bsn is not None and not passes_eleven_test(bsn):
+            failures.append((n, "bsn", "not 9 digits passing the 11-test"))
+        elif addressee is not None and addressee not in ADDRESSEES:
+            failures.append((n, "addressee", "one of " + ", ".join(ADDRESSEES)))
+        pupils.append(bsn)
+        addressees.append(addressee)
+    refused = {n for n, _, _ in failures}
+    if any(pupils):
+        _needs_keystore(cfg)
+    out.mkdir(parents=True, exist_ok=True)
 
     batch_rows = [
         BatchRow(
@@ -494,7 +598,7 @@ def _batch_cmd(
         for row in rows
     ]
 
-    async def main(cat: TemplateCatalogue) -> int:
+    async def main(cat: TemplateCatalogue, store: LocalStore | None = None) -> int:
         written = 0
         with Progress(
             TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console
@@ -503,23 +607,42 @@ def _batch_cmd(
             try:
                 bundle = await cat.bundle(template, version)
             except InbeeldError as exc:  # every row would fail the same way
-                failures.extend((n, exc.field or "", exc.message) for n in range(1, len(rows) + 1))
+                failures.extend(
+                    (n, exc.field or "", exc.message) for n in range(1, len(rows) + 1) if n not in refused
+                )
                 progress.advance(task, len(rows))
                 return 0
             batch = LetterBatch(bundle, head, kind, bilingual=bilingual, letter_date=when)
             results = render_batch(batch, batch_rows, jobs=jobs or default_jobs(len(batch_rows)))
             for n, result in enumerate(results, 1):
-                if result.failure is not None:
+                if n in refused:
+                    pass
+                elif result.failure is not None:
                     failures.append((n, result.failure.field or "", result.failure.message))
                 else:
                     assert result.content is not None
                     (out / f"{names[n - 1]}.{kind}").write_bytes(result.content)
                     metrics.letters_rendered.labels(format=kind).inc()
                     written += 1
+                    bsn = pupils[n - 1]
+                    if bsn is not None and store is not None:
+                        await letter_rendered(
+                            store,
+                            bsn,
+                            template_id=bundle.template_id,
+                            version=bundle.version,
+                            languages=result.languages,
+                            addressee=addressees[n - 1],
+                            addressed=bool(batch_rows[n - 1].recipient),
+                        )
                 progress.advance(task)
         return written
 
-    written = _run(_catalogue_call(cfg, main))
+    if any(pupils):
+        written = _run(_about_pupils(cfg, main))
+    else:
+        written = _run(_catalogue_call(cfg, main))
+    failures.sort()
     _say(_console, f"wrote {written} letters to {out}; {len(failures)} rows failed")
     if failures:
         table = RichTable("row", "field", "why", title="rows not rendered")

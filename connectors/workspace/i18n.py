@@ -129,6 +129,11 @@ CATALOGUE: Catalogue = {
         "dossier.language": "Voorkeurstaal",
         "dossier.school": "School",
         "dossier.no_school": "Niet ingeschreven.",
+        "dossier.legal_basis": "Grondslag",
+        "offer.no_legal_basis": (
+            "Geen grondslag ingesteld (legal_basis en legal_basis_code onder "
+            "[processing_activities.transfer]): het dossier noemt er geen."
+        ),
         "dossier.education": "Leerplicht",
         "dossier.status": "Status",
         "dossier.exemption": "Vrijstelling",
@@ -474,6 +479,11 @@ CATALOGUE: Catalogue = {
         "dossier.language": "Preferred language",
         "dossier.school": "School",
         "dossier.no_school": "Not enrolled.",
+        "dossier.legal_basis": "Legal basis",
+        "offer.no_legal_basis": (
+            "No legal basis configured (legal_basis and legal_basis_code under "
+            "[processing_activities.transfer]): the dossier names none."
+        ),
         "dossier.education": "Compulsory education",
         "dossier.status": "Status",
         "dossier.exemption": "Exemption",

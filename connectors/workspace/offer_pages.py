@@ -4,10 +4,12 @@ to another tenant, as `inbeeld-connector transfer offer` does.
 The pupil, the previous address and the school come from the register record; the form adds
 the receiving tenant (chosen from the hub's directory: the members of the groups this tenant
 sees), the new address if known, the moving date, a parent or guardian, the
-compulsory-education status and a note. The dossier is validated against the contract before
-anything is sent; a receiver the directory does not know, or that has no keys to seal to, is
-refused on the page. Each form carries a one-time form id: a second submit of the same form
-sends nothing again and says which transfer the first one offered.
+compulsory-education status and a note; the legal basis is the transfer processing activity's
+in the municipality's register (`[processing_activities.transfer]`: `legal_basis` and
+`legal_basis_code`), shown on the form and named in the dossier. The dossier is validated
+against the contract before anything is sent; a receiver the directory does not know, or that
+has no keys to seal to, is refused on the page. Each form carries a one-time form id: a second
+submit of the same form sends nothing again and says which transfer the first one offered.
 
 After sending, the page waits a few seconds for the hub's verdict (`connectors.verdict`): a
 refusal is shown on the form (the offer was not routed); routed or still undecided, the
@@ -27,6 +29,7 @@ from fastapi.responses import HTMLResponse, Response
 from connectors import processing_log, register, transfers
 from connectors.accounts import Account
 from connectors.client import ConnectorError
+from connectors.config import ConnectorConfig
 from connectors.directory import Directory
 from connectors.verdict import await_verdict
 from connectors.workspace import edge as ws
@@ -97,8 +100,21 @@ def _or_none(value: str) -> str | None:
     return value or None
 
 
-def dossier_from(pupil: dict[str, Any], values: dict[str, str], transfer_id: str) -> dict[str, Any]:
-    """The dossier the form describes, for `pupil` (a register record); not yet validated."""
+def legal_basis(config: ConnectorConfig) -> dict[str, str] | None:
+    """The legal basis an offer from the workspace names: the transfer processing activity's
+    in the register of processing activities (None: not configured, the dossier names none)."""
+    activity = config.processing_activities.get("transfer")
+    return activity.basis() if activity is not None else None
+
+
+def dossier_from(
+    pupil: dict[str, Any],
+    values: dict[str, str],
+    transfer_id: str,
+    basis: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The dossier the form describes, for `pupil` (a register record), naming `basis` (its
+    code and citation) as the legal basis; not yet validated."""
     new_address: dict[str, Any] | None = None
     if any(values[k] for k in ("street", "house_number", "house_letter", "postcode", "city")):
         number = values["house_number"]
@@ -144,6 +160,7 @@ def dossier_from(pupil: dict[str, Any], values: dict[str, str], transfer_id: str
             "exemption_reason": _or_none(values["exemption_reason"]),
         },
         "notes": _or_none(values["notes"]),
+        **({"legal_basis": dict(basis)} if basis is not None else {}),
     }
 
 
@@ -174,6 +191,7 @@ def add_offer_routes(app: FastAPI) -> None:
             exemptions=EXEMPTIONS,
             relations=RELATIONS,
             languages=LANGUAGES,
+            legal_basis=legal_basis(ws.services_of(request).config),
         )
 
     @app.get("/outgoing/new", response_class=HTMLResponse)
@@ -205,7 +223,8 @@ def add_offer_routes(app: FastAPI) -> None:
             return await refused("to", "not a tenant of the hub's directory that you can offer to")
         transfer_id = transfers.new_transfer_id(services.config.tenant)
         try:
-            dossier = transfers.validate_dossier(dossier_from(pupil, values, transfer_id))
+            basis = legal_basis(services.config)
+            dossier = transfers.validate_dossier(dossier_from(pupil, values, transfer_id, basis))
         except SchemaInvalid as exc:  # the contract's words, without its prefix
             field = exc.field or "dossier"
             why = exc.message.split(": ", 1)[-1].removeprefix(f"{field}: ")

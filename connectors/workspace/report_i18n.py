@@ -12,9 +12,9 @@ REPORT_MESSAGES: dict[str, dict[str, str]] = {
         "report.title": "Inzageoverzicht (AVG artikel 15)",
         "report.heading": "Inzageoverzicht van {name}",
         "report.intro": (
-            "Alles wat deze gemeente via Inbeeld over deze leerling uitwisselde, uit het "
-            "verwerkingenlog van de connector: wanneer, met wie, welke gegevens, op welke grondslag "
-            "en voor welke verwerkingsactiviteit."
+            "Alles wat deze gemeente via Inbeeld over deze leerling uitwisselde en de brieven die "
+            "zij over hem of haar maakte, uit het verwerkingenlog van de connector: wanneer, met "
+            "wie, welke gegevens, op welke grondslag en voor welke verwerkingsactiviteit."
         ),
         "report.logged": "Dit inzien is vastgelegd in het verwerkingenlog, met uw naam.",
         "report.made": "Opgesteld op {time} door {name}, {tenant}.",
@@ -58,6 +58,16 @@ REPORT_MESSAGES: dict[str, dict[str, str]] = {
         "report.cat.pseudonym": "versleutelde zoeksleutel (geen leesbare gegevens)",
         "report.cat.registration": "inschrijving",
         "report.cat.notice_status": "stand van de vraag",
+        "report.cat.name": "naam",
+        "report.cat.letter_content": "inhoud van de brief (wat het sjabloon vraagt, zoals een kenmerk)",
+        "report.step.letter.rendered": "Brief gemaakt",
+        "report.letter": "sjabloon {template}, versie {version}, taal {languages}",
+        "report.addressee.parents": "ouders of verzorgers",
+        "report.addressee.pupil": "de leerling",
+        "report.addressee.pupil_and_parents": "de leerling en ouders of verzorgers",
+        "report.addressee.school": "de school",
+        "report.addressee.other": "een andere geadresseerde",
+        "report.addressee.none": "geadresseerde niet vermeld",
     },
     "en": {
         "register.report": "Access report",
@@ -65,9 +75,9 @@ REPORT_MESSAGES: dict[str, dict[str, str]] = {
         "report.title": "Access report (GDPR article 15)",
         "report.heading": "Access report of {name}",
         "report.intro": (
-            "Everything this municipality exchanged about this pupil through Inbeeld, from the "
-            "connector's processing log: when, with whom, which data, on which legal basis and for "
-            "which processing activity."
+            "Everything this municipality exchanged about this pupil through Inbeeld and the "
+            "letters it made about him or her, from the connector's processing log: when, with "
+            "whom, which data, on which legal basis and for which processing activity."
         ),
         "report.logged": "This view is recorded in the processing log, with your name.",
         "report.made": "Made on {time} by {name}, {tenant}.",
@@ -111,5 +121,15 @@ REPORT_MESSAGES: dict[str, dict[str, str]] = {
         "report.cat.pseudonym": "encrypted search key (no readable data)",
         "report.cat.registration": "registration",
         "report.cat.notice_status": "state of the question",
+        "report.cat.name": "name",
+        "report.cat.letter_content": "the letter's content (what its template asks, such as a case number)",
+        "report.step.letter.rendered": "Letter made",
+        "report.letter": "template {template}, version {version}, language {languages}",
+        "report.addressee.parents": "parents or guardians",
+        "report.addressee.pupil": "the pupil",
+        "report.addressee.pupil_and_parents": "the pupil and parents or guardians",
+        "report.addressee.school": "the school",
+        "report.addressee.other": "another addressee",
+        "report.addressee.none": "addressee not stated",
     },
 }

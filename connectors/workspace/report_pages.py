@@ -45,6 +45,29 @@ def _label(t: Translate, key: str, fallback: str) -> str:
     return t(key) if key in CATALOGUE[i18n.DEFAULT] else fallback
 
 
+def _letter(t: Translate, step: Step) -> tuple[str, str]:
+    """A rendered letter's step and addressee, in words: its template, version and languages
+    (the record's attributes), and the kind of addressee it was written to."""
+    d = step.details
+    what = _label(t, "report.step." + step.step, step.step)
+    what += (
+        " ("
+        + t(
+            "report.letter",
+            template=d.get("template", "?"),
+            version=d.get("version", "?"),
+            languages=d.get("languages", "?"),
+        )
+        + ")"
+    )
+    if step.failed:
+        what += f" ({t('report.failed')})"
+    addressee = d.get("addressee")
+    if not addressee:
+        return what, t("report.addressee.none")
+    return what, _label(t, f"report.addressee.{addressee}", addressee)
+
+
 def describe(t: Translate, step: Step) -> dict[str, str]:
     """One step in words, per column (`_COLUMNS`)."""
     direction = t("report.sent") if step.sent else t("report.received")
@@ -54,7 +77,9 @@ def describe(t: Translate, step: Step) -> dict[str, str]:
     if step.about:
         what += f" · {step.about}"
     counterpart = step.counterpart
-    if counterpart is None:
+    if step.flow == "letter":
+        what, other = _letter(t, step)
+    elif counterpart is None:
         other = t("report.hub")
     elif counterpart.startswith("group:"):
         other = t("report.group", name=counterpart.removeprefix("group:"))

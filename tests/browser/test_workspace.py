@@ -40,6 +40,21 @@ HEADER = (
     "municipality,school_brin,school_name,school_level\n"
 )
 DOSSIER = json.loads((Path(__file__).parents[1] / "data" / "dossier.example.json").read_text("utf-8"))
+BASIS = "Leerplichtwet 1969, artikel 18 (lpw-1969-art-18)"
+
+
+def _register_of_activities(code: str) -> str:
+    """Den Haag's register of processing activities names the transfers' legal basis, which its
+    workspace's offers name in the dossier; Rotterdam's names none (it reads the dossier's)."""
+    if code != OFFERER:
+        return ""
+    return """
+[processing_activities.transfer]
+id = "GM0518-VA-overdracht"
+name = "Overdracht leerplichtdossier bij verhuizing"
+legal_basis = "Leerplichtwet 1969, artikel 18"
+legal_basis_code = "lpw-1969-art-18"
+"""
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +71,9 @@ async def world(
         served(create_app(hub.settings, hub.db)) as api_url,
     ):
         root = tmp_path_factory.mktemp("workspace")
-        async with running_connectors(hub, api_url, root, (OFFERER, RECEIVER), themes=THEMES) as towns:
+        async with running_connectors(
+            hub, api_url, root, (OFFERER, RECEIVER), themes=THEMES, extra_config=_register_of_activities
+        ) as towns:
             for town in towns.values():
                 assert town.started["keys_registered"], town.started
             yield towns
@@ -122,6 +139,9 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     code, out = await den_haag.cli("register", "import", str(csv_file))
     assert code == 0 and "imported 1 new" in out, out
     transfer_id = await _offer_from_the_register(page, den_haag)
+    # The dossier named the legal basis: Den Haag's access report shows it, with its code.
+    offered = await _report_row(page, "Overdracht aangeboden (verstuurd)", transfer_id)
+    assert BASIS in offered and "GM0518-VA-overdracht" in offered, offered
     await page.get_by_role("button", name="Uitloggen").click()
 
     dossier_file = tmp_path / "dossier.json"
@@ -175,6 +195,12 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     await expect(row).to_contain_text("Testkade 7")
     await expect(row).to_contain_text("Basisschool De Proeftuin")
     await _axe(page, "register with the accepted pupil")
+    # Rotterdam's register names no legal basis: its report shows the one the dossier named.
+    received = await _report_row(page, "Overdracht aangeboden (ontvangen)", transfer_id)
+    assert BASIS in received, received
+    # The offer made with `transfer offer` from a dossier file naming no article names none.
+    other = await _report_row(page, "Overdracht aangeboden (ontvangen)", second_id)
+    assert "niet vermeld" in other and "lpw-1969-art-18" not in other, other
     await page.get_by_role("link", name="Werkbak", exact=True).click()
 
     # The second offer is rejected with a reason.
@@ -228,6 +254,7 @@ async def _offer_from_the_register(page: Page, den_haag: Municipality) -> str:
     await page.get_by_role("link", name=f"{name} overdragen aan een andere gemeente").click()
     await expect(page.get_by_role("heading", name="Overdracht aanbieden")).to_be_visible()
     await _axe(page, "offer form")
+    await expect(page.get_by_text(BASIS)).to_be_visible()  # the register of processing activities'
     options = await page.get_by_label("Aan (gemeente of bureau)").locator("option").all_inner_texts()
     assert RECEIVER in options and OFFERER not in options, options
 
@@ -280,6 +307,26 @@ async def _offer_from_the_register(page: Page, den_haag: Municipality) -> str:
     finally:
         await store.close()
     return transfer_id
+
+
+async def _report_row(page: Page, step: str, transfer_id: str) -> str:
+    """The row of `step` of `transfer_id` in the access report of the dossier's pupil, reached
+    from the register."""
+    pupil = DOSSIER["pupil"]
+    name = f"{pupil['given_names']} {pupil['family_name_prefix']} {pupil['family_name']}"
+    await page.get_by_role("link", name="Register", exact=True).click()
+    await page.get_by_label("Naam, geboortedatum of BSN").fill(pupil["family_name"])
+    await page.get_by_role("button", name="Zoeken").click()
+    await page.get_by_role("link", name=f"Inzageoverzicht van {name}").click()
+    await expect(page.get_by_role("heading", name=f"Inzageoverzicht van {name}")).to_be_visible()
+    rows = (
+        page.get_by_role("table", name="Uitwisselingen")
+        .get_by_role("row")
+        .filter(has_text=step)
+        .filter(has_text=transfer_id)
+    )
+    await expect(rows).to_have_count(1)
+    return re.sub(r"\s+", " ", await rows.inner_text())
 
 
 async def _add_users(town: Municipality, *users: tuple[str, str]) -> None:

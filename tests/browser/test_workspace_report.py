@@ -5,8 +5,10 @@ asks the zuid-holland group about her, which Rotterdam's runtime answers from it
 At both municipalities the report reached from her register row lists every step with the
 other party, the legal basis the offer named (or the register of processing activities gives)
 and the processing activity; the PDF downloads and its text holds the same steps; a viewer is
-refused; every view and download is in the processing log with the person's name. axe-core on
-every page."""
+refused; every view and download is in the processing log with the person's name. Den Haag
+also renders a letter to Sanne's parents with `letter render --bsn-stdin`: its report lists it
+(template, language, addressee, the letter activity's legal basis), Rotterdam's does not, and
+neither the command's output nor any log file holds the BSN. axe-core on every page."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
+from connectors.letters import shared_bundle_dir
 from connectors.transfers import new_transfer_id
 from hub.api.app import create_app
 from tests.browser.test_workspace import _axe, _log_in, _reload_until
@@ -36,6 +39,8 @@ BSN = DOSSIER["pupil"]["bsn"]
 NAME = "Sanne Maria van der Voorbeeld"
 BASIS = {"code": "lpw-1969-art-18", "citation": "Leerplichtwet 1969, artikel 18"}
 NOTICE_BASIS = "Leerplichtwet 1969, artikel 16"
+LETTER_BASIS = "Leerplichtwet 1969, artikel 16a"
+LETTER = "we-zijn-je-kwijt"
 HEADER = (
     "bsn,given_names,family_name_prefix,family_name,birth_date,street,house_number,postcode,city,"
     "municipality\n"
@@ -61,6 +66,10 @@ legal_basis = "{NOTICE_BASIS}"
 [processing_activities.access]
 id = "{code}-VA-inzage"
 name = "Inzageverzoeken {code}"
+[processing_activities.letter]
+id = "{code}-VA-brieven"
+name = "Brieven {code}"
+legal_basis = "{LETTER_BASIS}"
 """
 
 
@@ -166,8 +175,42 @@ async def test_the_access_report_lists_every_exchange_about_a_pupil_at_both_muni
     await page.get_by_role("link", name="Buren vragen", exact=True).click()
     await _reload_until(page, f"gevonden bij {RECEIVER}", timeout=60)
 
-    # Den Haag's report: every step, with Rotterdam (or the group asked) as the other party.
+    # A letter to Sanne's parents, about her (the BSN on standard input); one about no one.
+    code, out = await den_haag.cli("templates", "import", str(shared_bundle_dir() / LETTER))
+    assert code == 0, out
+    values = tmp_path / "values.json"
+    values.write_text(
+        json.dumps(
+            {
+                "pupil_name": NAME,
+                "case_number": "2026-0417",
+                "officer_name": "Bas de Tester",
+                "officer_phone": "070 353 1234",
+                "contact_email": "leerplicht@gm0518.example",
+            }
+        ),
+        "utf-8",
+    )
+    render = ["letter", "render", "-t", LETTER, "--lang", "pl", "--data", str(values)]
+    code, out = await den_haag.cli(
+        *render, "-o", str(tmp_path / "letter.pdf"), "--bsn-stdin", "--addressee", "parents", stdin=BSN + "\n"
+    )
+    assert code == 0 and "logged for the pupil's access report" in out and BSN not in out, out
+    code, out = await den_haag.cli(*render, "-o", str(tmp_path / "anonymous.pdf"))
+    assert code == 0 and "logged" not in out, out
+
+    # Den Haag's report: every step, with Rotterdam (or the group asked) as the other party,
+    # and the letter last, to the parents.
     rows = await _report_rows(page, den_haag)
+    assert len(rows) == 6, rows
+    letter = rows.pop()
+    for part in (
+        f"Brief gemaakt (sjabloon {LETTER}, versie 1.0.0, taal pl)",
+        "ouders of verzorgers",
+        LETTER_BASIS,
+        f"Brieven {OFFERER} ({OFFERER}-VA-brieven)",
+    ):
+        assert part in letter, (part, letter)
     expected = [
         ("Overdracht aangeboden (verstuurd)", RECEIVER),
         ("Overdracht geaccepteerd (ontvangen)", RECEIVER),
@@ -182,6 +225,8 @@ async def test_the_access_report_lists_every_exchange_about_a_pupil_at_both_muni
         assert what in text, (what, text)
     assert transfer_id in text and notice_id in text and BASIS["citation"] in text and NAME in text
     assert text.count(f"Met: {RECEIVER}") == 4 and f"Met: groep {GROUP}" in text
+    assert f"Brief gemaakt (sjabloon {LETTER}, versie 1.0.0, taal pl)" in text, text
+    assert "Met: ouders of verzorgers" in text and LETTER_BASIS in text, text
     await page.get_by_role("button", name="Uitloggen").click()
 
     # Rotterdam's report: the same exchanges, seen from the other side.
@@ -195,6 +240,7 @@ async def test_the_access_report_lists_every_exchange_about_a_pupil_at_both_muni
         ("Gevonden gemeld (verstuurd)", OFFERER),
     ]
     _check(rows, expected, RECEIVER, transfer_id, notice_id)
+    assert not [row for row in rows if "Brief gemaakt" in row]  # the letter is Den Haag's
     text = await _pdf_text(page, tmp_path, rotterdam)
     for what, _ in expected:
         assert what in text, (what, text)

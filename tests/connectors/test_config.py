@@ -167,6 +167,7 @@ def test_the_register_of_processing_activities_is_written_by_init_and_checked(tm
         "notice": "GM0599-VA-leerplicht-buren",
         "register": "GM0599-VA-leerplicht-register",
         "access": "GM0599-VA-avg-inzage",
+        "letter": "GM0599-VA-leerplicht-brieven",
     }
     assert config.processing_activities["access"].name == "Inzageverzoeken (AVG artikel 15)"
     bad = EXAMPLE.replace("[processing_activities.access]", "[processing_activities.letters]").replace(
@@ -180,3 +181,19 @@ def test_the_register_of_processing_activities_is_written_by_init_and_checked(tm
         "config error: processing_activities.letters.[key]: Input should be 'transfer'"
     )
     assert lines[1].startswith("config error: processing_activities.notice.id: String should match pattern")
+
+
+def test_the_transfers_legal_basis_needs_its_citation_and_a_code_that_is_a_slug(tmp_path: Path) -> None:
+    path = tmp_path / "connector.toml"
+    assert runner.invoke(app, ["init", str(path), "--tenant", "GM0599"]).exit_code == 0
+    transfer = load_config(path).processing_activities["transfer"]
+    assert transfer.basis() == {"code": "lpw-1969-art-18", "citation": "Leerplichtwet 1969, artikel 18"}
+    text = path.read_text("utf-8")
+    no_citation = text.replace('legal_basis = "Leerplichtwet 1969, artikel 18"', "", 1)
+    path.write_text(no_citation, "utf-8")
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "legal_basis_code needs legal_basis" in result.output, result.output
+    path.write_text(text.replace('"lpw-1969-art-18"', '"Artikel 18!"'), "utf-8")
+    result = runner.invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2 and "processing_activities.transfer.legal_basis_code" in result.output

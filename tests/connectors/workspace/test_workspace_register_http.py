@@ -234,3 +234,63 @@ async def test_a_large_file_is_imported_in_the_background_with_a_progress_page(
     await web.post("/logout", data={"csrf": csrf})
     await _log_in(web, "bert")
     assert (await web.get(job_page)).status_code == 404
+
+
+async def test_a_record_without_its_optional_fields_is_shown_not_an_error(
+    web: httpx.AsyncClient, services: ConnectorServices
+) -> None:
+    """A register record whose address has no `house_letter` (nor the other optional keys: a
+    dossier accepted before its optional fields were written out, or entered as
+    `register.enter` takes it) is shown, not a server error; an addition is shown after the
+    number."""
+    assert services.store is not None
+    store = services.store
+    await register.enter(
+        store,
+        {
+            "bsn": "111222333",
+            "given_names": "Sanne",
+            "family_name": "Voorbeeld",
+            "birth_date": "2014-05-17",
+            "address": {
+                "street": "Proefstraat",
+                "house_number": 1,
+                "postcode": "3011AA",
+                "city": "Rotterdam",
+                "municipality": "GM0599",
+            },
+        },
+    )
+    await register.enter(
+        store,
+        {
+            "bsn": "123456782",
+            "given_names": "Yusuf",
+            "family_name": "Testmans",
+            "birth_date": "2013-01-02",
+            "address": {
+                "street": "Kade",
+                "house_number": 12,
+                "house_number_addition": "2",
+                "postcode": "3012BB",
+                "city": "Rotterdam",
+                "municipality": "GM0599",
+            },
+            "school": {"brin": "12AB", "name": "Basisschool De Proeftuin", "level": "po"},
+        },
+    )
+    await accounts.add(store, "anna", "officer", PASSWORD)
+    await accounts.add(store, "victor", "viewer", PASSWORD)
+    for user in ("anna", "victor"):
+        await _log_in(web, user)
+        page = await web.get("/register")
+        for query, shown in (
+            ("voorbeeld", ["Sanne Voorbeeld", "Proefstraat 1</bdi>, 3011AA"]),
+            ("testmans", ["Yusuf Testmans", "Kade 12-2</bdi>, 3012BB", "Basisschool De Proeftuin"]),
+            ("2014-05-17", ["Sanne Voorbeeld"]),
+        ):
+            r = await web.post("/register/search", data={"csrf": _csrf(page.text), "q": query})
+            assert r.status_code == 200, r.text
+            for text in shown:
+                assert text in r.text, (text, r.text)
+        await web.post("/logout", data={"csrf": _csrf(page.text)})

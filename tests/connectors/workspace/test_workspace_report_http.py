@@ -6,12 +6,22 @@ notice's records learn the subject from the desk) with the other party, the lega
 the processing activity of the municipality's register; another pupil's steps and records from
 before the subject was kept are not in it. The PDF's text says the same, an Arabic name
 included. A viewer is refused; every view and download is in the processing log with the
-person's name; no BSN in the connector's log lines."""
+person's name; no BSN in the connector's log lines.
+
+Letters: `inbeeld-connector letter render --bsn-stdin` and `letter batch` with a `bsn` column,
+run as a process on the same store and keystore, log each letter about a pupil; the report
+(page and PDF) lists it with its template, language, addressee, legal basis and processing
+activity. A letter rendered without naming a pupil is in nobody's report, and the BSN is in
+neither the command's output nor the log's plain columns."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +34,7 @@ from structlog.testing import capture_logs
 from connectors import accounts, register
 from connectors.config import parse_config
 from connectors.keystore import Keystore
+from connectors.letters import shared_bundle_dir
 from connectors.schema import processing_log
 from connectors.services import ConnectorServices
 from connectors.store import LocalStore
@@ -51,7 +62,13 @@ ACTIVITIES = {
         "legal_basis": "Leerplichtwet 1969, artikel 16",
     },
     "access": {"id": "GM0599-VA-inzage", "name": "Inzageverzoeken"},
+    "letter": {
+        "id": "GM0599-VA-brieven",
+        "name": "Brieven aan leerlingen en ouders",
+        "legal_basis": "Leerplichtwet 1969, artikel 16a",
+    },
 }
+KEYSTORE_PASSPHRASE = "workspace test"
 
 
 @pytest.fixture
@@ -65,7 +82,7 @@ async def services(tmp_path: Path) -> AsyncIterator[ConnectorServices]:
         },
         tmp_path,
     )
-    keystore = Keystore.create(tmp_path / "keystore.json", passphrase="workspace test", scrypt_n=2**14)
+    keystore = Keystore.create(tmp_path / "keystore.json", passphrase=KEYSTORE_PASSPHRASE, scrypt_n=2**14)
     store = await LocalStore.open(config.store.path, keystore)
     store.activities = config.activity_ids()  # as ConnectorServices.open does
     try:
@@ -263,3 +280,180 @@ async def test_a_viewer_gets_no_access_report(web: httpx.AsyncClient, services: 
         assert TRANSFER not in r.text
     names = [r.name for r, who in await store.subject_records(SANNE_BSN) if who is not None]
     assert "access_report_viewed" not in names and "access_report_downloaded" not in names
+
+
+LETTER_VALUES = {
+    "pupil_name": "Sanne van Voorbeeld",
+    "case_number": "2026-0417",
+    "officer_name": "Fatima El Amrani",
+    "officer_phone": "070 353 5454",
+    "contact_email": "leerplicht@rotterdam.example",
+}
+
+
+def _cli_config(tmp_path: Path) -> Path:
+    """The same connector for `inbeeld-connector`: its store, keystore and register of
+    processing activities (the workspace fixture's)."""
+    activities = "".join(
+        f"[processing_activities.{flow}]\n"
+        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in entry.items())
+        for flow, entry in ACTIVITIES.items()
+    )
+    path = tmp_path / "connector.toml"
+    path.write_text(
+        'tenant = "GM0599"\n'
+        '[broker]\nurl = "amqp://127.0.0.1:5672/nothing"\nusername = "nobody"\n'
+        '[keystore]\npath = "keystore.json"\npassphrase_env = "TEST_REPORT_PASSPHRASE"\ncreate = false\n'
+        '[store]\npath = "connector.db"\n' + activities,
+        "utf-8",
+    )
+    return path
+
+
+async def _cli(*args: str, stdin: str = "") -> tuple[int, str]:
+    """`inbeeld-connector ARGS` as a process of its own; its exit code and its output."""
+    env = {**os.environ, "TEST_REPORT_PASSPHRASE": KEYSTORE_PASSPHRASE, "COLUMNS": "200"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "connectors.cli",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode("utf-8", errors="replace")
+
+
+def _rows(html: str) -> list[str]:
+    table = html[html.index('id="steps"') :]
+    rows = re.findall(r'<tr class="utrecht-table__row">(.*?)</tr>', table, re.S)[1:]
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip() for row in rows]
+
+
+async def test_letters_rendered_about_a_pupil_are_in_her_access_report(
+    web: httpx.AsyncClient, services: ConnectorServices, tmp_path: Path
+) -> None:
+    assert services.store is not None
+    store = services.store
+    await accounts.add(store, "anna", "officer", PASSWORD)
+    assert (await register.import_data(store, (HEADER + ROWS).encode())).ok
+    sanne = await register.lookup(store, SANNE_BSN)
+    yasmin = await register.lookup(store, YASMIN_BSN)
+    assert sanne is not None and yasmin is not None
+    config = str(_cli_config(tmp_path))
+    code, out = await _cli("templates", "import", str(shared_bundle_dir() / "we-zijn-je-kwijt"), "-c", config)
+    assert code == 0, out
+    data = tmp_path / "values.json"
+    data.write_text(json.dumps(LETTER_VALUES), "utf-8")
+    render = ["letter", "render", "-c", config, "-t", "we-zijn-je-kwijt", "--data", str(data)]
+
+    # A letter to Sanne's parents, about her: the BSN read from standard input.
+    code, out = await _cli(
+        *render,
+        "--lang",
+        "nl",
+        "-o",
+        str(tmp_path / "sanne.pdf"),
+        "--bsn-stdin",
+        "--addressee",
+        "parents",
+        "--recipient",
+        "Aan de ouders/verzorgers van",
+        "--recipient",
+        "Sanne van Voorbeeld",
+        "--recipient",
+        "Proefstraat 1",
+        "--recipient",
+        "3011 AA  ROTTERDAM",
+        stdin=SANNE_BSN + "\n",
+    )
+    assert code == 0, out
+    assert "logged for the pupil's access report" in out and SANNE_BSN not in out, out
+    # The same letter naming no pupil: written, about no one.
+    code, out = await _cli(*render, "--lang", "nl", "-o", str(tmp_path / "nobody.pdf"))
+    assert code == 0 and "logged" not in out and (tmp_path / "nobody.pdf").stat().st_size > 0, out
+    # A bad BSN is refused without repeating it; an addressee not in the list too.
+    code, out = await _cli(
+        *render, "--lang", "nl", "-o", str(tmp_path / "x.pdf"), "--bsn-stdin", stdin="123456780\n"
+    )
+    assert code == 2 and "11-test" in out and "123456780" not in out and "Traceback" not in out, out
+    code, out = await _cli(*render, "--lang", "nl", "-o", str(tmp_path / "x.pdf"), "--addressee", "buurman")
+    assert code == 2 and "--addressee is one of" in out and "Traceback" not in out, out
+    code, out = await _cli(*render, "--lang", "nl", "-o", str(tmp_path / "x.pdf"), "--addressee", "parents")
+    assert code == 2 and "--addressee is for a letter about a pupil" in out and "Traceback" not in out, out
+    assert not (tmp_path / "x.pdf").exists()
+
+    # A batch: Yasmin's row names her (a letter to her, in English), one row names no one, and
+    # a row with a BSN that fails the 11-test fails on its own.
+    batch = tmp_path / "batch.csv"
+    fields = ",".join(LETTER_VALUES)
+    values = ",".join(LETTER_VALUES.values())
+    batch.write_text(
+        f"bsn,addressee,lang,file,{fields}\n"
+        f"{YASMIN_BSN},pupil,en,yasmin,{values}\n"
+        f",,nl,nobody,{values}\n"
+        f"123456780,parents,nl,bad,{values}\n",
+        "utf-8",
+    )
+    code, out = await _cli(
+        "letter",
+        "batch",
+        "-c",
+        config,
+        "-t",
+        "we-zijn-je-kwijt",
+        "--csv",
+        str(batch),
+        "--out",
+        str(tmp_path / "b"),
+    )
+    assert code == 1 and "wrote 2 letters" in out and "1 rows failed" in out, out
+    assert "not 9 digits passing the 11-test" in out and "123456780" not in out and YASMIN_BSN not in out, out
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["nobody.pdf", "yasmin.pdf"]
+
+    await _log_in(web, "anna")
+    r = await web.get(f"/register/{sanne['id']}/report")
+    assert r.status_code == 200, r.text
+    rows = _rows(r.text)
+    assert len(rows) == 1, rows
+    letter = rows[0]
+    for part in (
+        "Brief gemaakt (sjabloon we-zijn-je-kwijt, versie 1.0.0, taal nl)",
+        "ouders of verzorgers",
+        "naam, inhoud van de brief",
+        "adressen",
+        "Leerplichtwet 1969, artikel 16a",
+        "Brieven aan leerlingen en ouders (GM0599-VA-brieven)",
+    ):
+        assert part in letter, (part, letter)
+    english = await web.get(f"/register/{sanne['id']}/report?lang=en")
+    assert "Letter made (template we-zijn-je-kwijt, version 1.0.0, language nl)" in english.text
+    assert "parents or guardians" in english.text
+    await web.get(f"/register/{sanne['id']}/report?lang=nl")
+    pdf = await web.get(f"/register/{sanne['id']}/report.pdf")
+    assert pdf.status_code == 200
+    text = re.sub(r"\s+", " ", poppler_text(pdf.content))
+    assert "Brief gemaakt (sjabloon we-zijn-je-kwijt, versie 1.0.0, taal nl)" in text, text
+    assert "Met: ouders of verzorgers" in text and "GM0599-VA-brieven" in text, text
+    assert "Leerplichtwet 1969, artikel 16a" in text, text
+
+    r = await web.get(f"/register/{yasmin['id']}/report")
+    rows = _rows(r.text)
+    assert len(rows) == 1, rows
+    assert "taal en" in rows[0] and "de leerling" in rows[0] and "adressen" not in rows[0], rows
+
+    # Only the two letters about a pupil are in the log, each about her and no one else; no
+    # plain column holds a BSN.
+    async with store.engine.connect() as conn:
+        raw = (await conn.execute(select(processing_log))).mappings().all()
+    letters = [row for row in raw if row["event_type"] == "nl.leerplicht.letter.rendered"]
+    assert len(letters) == 2 and all(row["subject_index"] for row in letters), letters
+    for row in raw:
+        plain = " ".join(str(v) for k, v in row.items() if k not in ("data_subject_id",))
+        assert SANNE_BSN not in plain and YASMIN_BSN not in plain, row
+        assert SANNE_BSN.encode() not in (row["data_subject_id"] or b"")
+    assert {json.loads(row["attributes"])["template"] for row in letters} == {"we-zijn-je-kwijt"}
