@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,11 +20,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from connectors.letters import load_shared_bundle, sample_values, shared_bundle_dir
-from hub.api.app import create_app
-from tests.browser.test_workspace import _axe
-from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
-from tests.utils.api import served
-from tests.utils.workspaces import PASSWORD, Municipality, running_connectors
+from tests.browser.workspace_pages import axe, log_in
+from tests.utils.workspaces import PASSWORD, Municipality, workspace_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -38,35 +34,15 @@ NEW_SENTENCE = "نرحب بكم دائمًا في مكتبنا."
 async def world(
     tmp_session: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Municipality]]:
-    label = f"studio_{uuid.uuid4().hex[:6]}"
-    settings = base_settings(
-        vhost=f"inbeeld-test-{RUN_ID}-{label}",
-        database_url=await make_database_url("sqlite", label, tmp_session),
-    )
-    async with (
-        private_hub(settings, "sqlite", label) as hub,
-        served(create_app(hub.settings, hub.db)) as api_url,
-    ):
-        root = tmp_path_factory.mktemp("studio")
-        async with running_connectors(
-            hub,
-            api_url,
-            root,
-            (PUBLISHER, SUBSCRIBER),
-            serve=(PUBLISHER,),
-            env={"COLUMNS": "200"},  # `templates list` prints its table uncut
-        ) as parties:
-            for party in parties.values():
-                assert party.started["keys_registered"], party.started
-            yield parties
-
-
-async def _log_in(page: Page, party: Municipality, name: str) -> None:
-    await page.goto(party.url + "/login")
-    await page.get_by_label("Naam").fill(name)
-    await page.get_by_label("Wachtwoord").fill(PASSWORD)
-    await page.get_by_role("button", name="Inloggen").click()
-    await expect(page.get_by_role("heading", name="Werkbak")).to_be_visible()
+    async with workspace_world(
+        "studio",
+        tmp_session,
+        tmp_path_factory,
+        (PUBLISHER, SUBSCRIBER),
+        serve=(PUBLISHER,),
+        env={"COLUMNS": "200"},  # `templates list` prints its table uncut
+    ) as parties:
+        yield parties
 
 
 async def _until_listed(party: Municipality, text: str, timeout: float = 60) -> str:
@@ -96,20 +72,20 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     assert code == 0 and "following ingrado" in out, out
 
     # An officer has no studio: no menu item, and the page refuses.
-    await _log_in(page, ingrado, "olga")
+    await log_in(page, ingrado, "olga")
     await expect(page.get_by_role("link", name="Sjablonenstudio")).to_have_count(0)
     response = await page.goto(ingrado.url + "/studio")
     assert response is not None and response.status == 403
     await expect(page.get_by_text("Uw rol geeft geen toegang")).to_be_visible()
-    await _axe(page, "studio refused")
+    await axe(page, "studio refused")
     await page.get_by_role("button", name="Uitloggen").click()
 
     # The editor finds the template in the studio's list.
-    await _log_in(page, ingrado, "erik")
+    await log_in(page, ingrado, "erik")
     await page.get_by_role("link", name="Sjablonenstudio").click()
     await expect(page.get_by_role("heading", name="Sjablonenstudio")).to_be_visible()
     await expect(page.get_by_text("1.0.0 (in gebruik)")).to_be_visible()
-    await _axe(page, "studio list")
+    await axe(page, "studio list")
     await page.get_by_role("link", name=f"Sjabloon {TEMPLATE} bewerken").click()
     await expect(page.get_by_role("heading", name=f"Sjabloon {TEMPLATE} bewerken")).to_be_visible()
     arabic = page.get_by_label("Tekst (Arabisch)")
@@ -117,7 +93,7 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     await expect(arabic).to_have_attribute("lang", "ar")
     await expect(page.get_by_role("cell", name="((pupil_name))")).to_be_visible()
     await expect(page.get_by_label("Versie", exact=True)).to_have_value("1.1.0")
-    await _axe(page, "studio editor")
+    await axe(page, "studio editor")
 
     # Edit the Arabic text; an undeclared placeholder is flagged at its line.
     original = await arabic.input_value()
@@ -132,7 +108,7 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     await expect(problems).to_contain_text("regel 3: invulveld ((foo)) is niet gedeclareerd in het manifest")
     await expect(page.locator("#problems-nl-body li")).to_have_count(0)
     await expect(page.locator("#preview")).to_contain_text("Geen voorbeeld")
-    await _axe(page, "studio editor with a problem")
+    await axe(page, "studio editor with a problem")
 
     # Fixed: the problem goes, the preview shows the Arabic letter right-to-left.
     await arabic.fill("\n".join(edited))
@@ -144,7 +120,7 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     await page.get_by_label("Tweetalig (Nederlands en de gekozen taal)").check()
     await expect(page.locator("#preview section.letter[lang=nl]")).to_have_attribute("dir", "ltr")
     await expect(letter).to_have_attribute("dir", "rtl")
-    await _axe(page, "studio editor with the bilingual preview")
+    await axe(page, "studio editor with the bilingual preview")
 
     # Publish 1.1.0: signed, sent, and Rotterdam reached.
     await page.get_by_role("button", name="Controleren en publiceren").click()
@@ -156,7 +132,7 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     count = re.search(r"Verstuurd naar (\d+) abonnee", await reached.inner_text())
     assert count and int(count[1]) >= 1
     await expect(page.get_by_label("Versie", exact=True)).to_have_value("1.2.0")  # the next one
-    await _axe(page, "studio after publishing")
+    await axe(page, "studio after publishing")
 
     # Rotterdam's catalogue lists 1.1.0 and renders it.
     listed = await _until_listed(rotterdam, "1.1.0")
@@ -177,7 +153,7 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     await page.get_by_role("link", name=f"Wijzigingen in de nieuwste versie van {TEMPLATE}").click()
     await expect(page.get_by_text("Wat versie 1.1.0 veranderde tegenover versie 1.0.0")).to_be_visible()
     await expect(page.locator("pre.studio-diff ins").filter(has_text=NEW_SENTENCE)).to_have_count(1)
-    await _axe(page, "studio diff")
+    await axe(page, "studio diff")
     await page.get_by_role("link", name="Terug naar de sjablonen").click()
     await page.get_by_role("link", name=f"Sjabloon {TEMPLATE} bewerken").click()
 
@@ -185,7 +161,7 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     # and the page says so.
     await page.get_by_role("button", name="Versie 1.0.0 intrekken").click()
     await expect(page.get_by_text("De hub weigerde dit")).to_be_visible(timeout=60_000)
-    await _axe(page, "studio after a refused withdrawal")
+    await axe(page, "studio after a refused withdrawal")
     # 1.1.0 is withdrawn: the studio and Rotterdam show it withdrawn, and the next version
     # proposed stays above it.
     await page.get_by_label("Reden om 1.1.0 in te trekken").fill("tekst wordt herzien")
@@ -197,7 +173,7 @@ async def test_an_editor_edits_checks_previews_and_publishes_a_new_version(
     await page.get_by_role("link", name="Terug naar de sjablonen").click()
     await expect(page.get_by_text("1.1.0 (ingetrokken)")).to_be_visible()
     await expect(page.get_by_text("1.0.0 (in gebruik)")).to_be_visible()
-    await _axe(page, "studio list after withdrawing")
+    await axe(page, "studio list after withdrawing")
     await _until_listed(rotterdam, "retired: tekst wordt herzien")
     for party in (ingrado, rotterdam):
         for proc in party.processes:

@@ -13,10 +13,8 @@ accepted one. axe-core on every page."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,11 +23,8 @@ from playwright.async_api import Page, expect
 
 from connectors import processing_log, register
 from connectors.transfers import new_transfer_id
-from hub.api.app import create_app
-from tests.browser.conftest import axe_violations
-from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
-from tests.utils.api import served
-from tests.utils.workspaces import PASSWORD, Municipality, running_connectors
+from tests.browser.workspace_pages import DOSSIER, axe, log_in, reload_until
+from tests.utils.workspaces import PASSWORD, Municipality, workspace_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -39,7 +34,6 @@ HEADER = (
     "bsn,given_names,family_name_prefix,family_name,birth_date,street,house_number,postcode,city,"
     "municipality,school_brin,school_name,school_level\n"
 )
-DOSSIER = json.loads((Path(__file__).parents[1] / "data" / "dossier.example.json").read_text("utf-8"))
 BASIS = "Leerplichtwet 1969, artikel 18 (lpw-1969-art-18)"
 
 
@@ -61,46 +55,15 @@ legal_basis_code = "lpw-1969-art-18"
 async def world(
     tmp_session: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Municipality]]:
-    label = f"workspace_{uuid.uuid4().hex[:6]}"
-    settings = base_settings(
-        vhost=f"inbeeld-test-{RUN_ID}-{label}",
-        database_url=await make_database_url("sqlite", label, tmp_session),
-    )
-    async with (
-        private_hub(settings, "sqlite", label) as hub,
-        served(create_app(hub.settings, hub.db)) as api_url,
-    ):
-        root = tmp_path_factory.mktemp("workspace")
-        async with running_connectors(
-            hub, api_url, root, (OFFERER, RECEIVER), themes=THEMES, extra_config=_register_of_activities
-        ) as towns:
-            for town in towns.values():
-                assert town.started["keys_registered"], town.started
-            yield towns
-
-
-async def _axe(page: Page, what: str) -> None:
-    found = await axe_violations(page)
-    assert found == [], (what, found)
-
-
-async def _log_in(page: Page, town: Municipality, name: str) -> None:
-    await page.goto(town.url + "/")
-    await expect(page.get_by_role("heading", name="Inloggen")).to_be_visible()
-    await _axe(page, "login")
-    await page.get_by_label("Naam").fill(name)
-    await page.get_by_label("Wachtwoord").fill(PASSWORD)
-    await page.get_by_role("button", name="Inloggen").click()
-    await expect(page.get_by_role("heading", name="Werkbak")).to_be_visible()
-
-
-async def _reload_until(page: Page, text: str | re.Pattern[str], timeout: float = 45) -> None:
-    end = asyncio.get_running_loop().time() + timeout
-    while await page.get_by_text(text).count() == 0:
-        if asyncio.get_running_loop().time() > end:
-            raise AssertionError(f"never showed {text!r}: {await page.content()}")
-        await asyncio.sleep(0.5)
-        await page.reload()
+    async with workspace_world(
+        "workspace",
+        tmp_session,
+        tmp_path_factory,
+        (OFFERER, RECEIVER),
+        themes=THEMES,
+        extra_config=_register_of_activities,
+    ) as towns:
+        yield towns
 
 
 async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
@@ -151,14 +114,14 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     assert code == 0, out
 
     # The viewer sees the offer in the werkbak, but cannot open its dossier nor accept it.
-    await _log_in(page, rotterdam, "victor")
-    await _reload_until(page, transfer_id)
+    await log_in(page, rotterdam, "victor")
+    await reload_until(page, transfer_id)
     await expect(page.get_by_role("link", name=f"Dossier {transfer_id} openen")).to_have_count(0)
-    await _axe(page, "werkbak (viewer)")
+    await axe(page, "werkbak (viewer)")
     await page.goto(f"{rotterdam.url}/offers/{transfer_id}")
     await expect(page.get_by_text("Uw rol geeft geen toegang")).to_be_visible()
     assert await page.get_by_text(pupil["family_name"]).count() == 0
-    await _axe(page, "refused dossier")
+    await axe(page, "refused dossier")
     csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
     refused = await page.request.post(
         f"{rotterdam.url}/offers/{transfer_id}/accept", form={"csrf": csrf or ""}, max_redirects=0
@@ -168,7 +131,7 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     await expect(page.get_by_text("U bent uitgelogd.")).to_be_visible()
 
     # The officer opens the decrypted dossier and accepts.
-    await _log_in(page, rotterdam, "anna")
+    await log_in(page, rotterdam, "anna")
     await page.get_by_role("link", name=f"Dossier {transfer_id} openen").click()
     await expect(page.get_by_role("heading", name=f"Dossier van overdracht {transfer_id}")).to_be_visible()
     await expect(page.get_by_text(pupil["bsn"])).to_be_visible()
@@ -176,11 +139,11 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
         page.get_by_text(f"{pupil['given_names']} {pupil['family_name_prefix']} {pupil['family_name']}")
     ).to_be_visible()
     await expect(page.get_by_text(DOSSIER["guardians"][0]["email"])).to_be_visible()
-    await _axe(page, "dossier")
+    await axe(page, "dossier")
     csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
     await page.get_by_role("button", name="Accepteren").click()
     await expect(page.get_by_text(f"Overdracht {transfer_id} is geaccepteerd")).to_be_visible()
-    await _axe(page, "werkbak after accepting")
+    await axe(page, "werkbak after accepting")
     again = await page.request.post(
         f"{rotterdam.url}/offers/{transfer_id}/accept", form={"csrf": csrf or ""}, max_redirects=0
     )
@@ -194,7 +157,7 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
     row = page.get_by_role("row").filter(has_text=pupil["bsn"])
     await expect(row).to_contain_text("Testkade 7")
     await expect(row).to_contain_text("Basisschool De Proeftuin")
-    await _axe(page, "register with the accepted pupil")
+    await axe(page, "register with the accepted pupil")
     # Rotterdam's register names no legal basis: its report shows the one the dossier named.
     received = await _report_row(page, "Overdracht aangeboden (ontvangen)", transfer_id)
     assert BASIS in received, received
@@ -229,14 +192,14 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
 
     # Den Haag sees the acceptance and completes.
     await page.get_by_role("button", name="Uitloggen").click()
-    await _log_in(page, den_haag, "bas")
-    await _reload_until(page, "geaccepteerd")
-    await _reload_until(page, "afgewezen")
-    await _axe(page, "werkbak (offerer)")
+    await log_in(page, den_haag, "bas")
+    await reload_until(page, "geaccepteerd")
+    await reload_until(page, "afgewezen")
+    await axe(page, "werkbak (offerer)")
     await page.get_by_role("button", name=f"Overdracht {transfer_id} afronden").click()
     await expect(page.get_by_text(f"Overdracht {transfer_id} is afgerond")).to_be_visible()
-    await _reload_until(page, "afgerond")
-    await _axe(page, "werkbak after completing")
+    await reload_until(page, "afgerond")
+    await axe(page, "werkbak after completing")
     for town in (den_haag, rotterdam):
         for proc in town.processes:
             assert proc.returncode is None, f"a process of {town.code} stopped"
@@ -247,13 +210,13 @@ async def _offer_from_the_register(page: Page, den_haag: Municipality) -> str:
     input is refused on the page with nothing sent. The offered transfer's id."""
     pupil = DOSSIER["pupil"]
     name = f"{pupil['given_names']} {pupil['family_name_prefix']} {pupil['family_name']}"
-    await _log_in(page, den_haag, "bas")
+    await log_in(page, den_haag, "bas")
     await page.get_by_role("link", name="Register", exact=True).click()
     await page.get_by_label("Naam, geboortedatum of BSN").fill(pupil["family_name"])
     await page.get_by_role("button", name="Zoeken").click()
     await page.get_by_role("link", name=f"{name} overdragen aan een andere gemeente").click()
     await expect(page.get_by_role("heading", name="Overdracht aanbieden")).to_be_visible()
-    await _axe(page, "offer form")
+    await axe(page, "offer form")
     await expect(page.get_by_text(BASIS)).to_be_visible()  # the register of processing activities'
     options = await page.get_by_label("Aan (gemeente of bureau)").locator("option").all_inner_texts()
     assert RECEIVER in options and OFFERER not in options, options
@@ -264,7 +227,7 @@ async def _offer_from_the_register(page: Page, den_haag: Municipality) -> str:
     alert = page.get_by_role("alert")
     await expect(alert).to_contain_text("Niet verstuurd: to: not a tenant of the hub's directory")
     await expect(alert).to_contain_text("Er is niets verstuurd")
-    await _axe(page, "offer form refused")
+    await axe(page, "offer form refused")
 
     # A dossier that fails the contract: a moving date in the future.
     await page.get_by_label("Aan (gemeente of bureau)").select_option(RECEIVER)
@@ -293,11 +256,11 @@ async def _offer_from_the_register(page: Page, den_haag: Municipality) -> str:
     match = re.search(r"Overdracht (tr-GM0518-[0-9a-f]+) is aangeboden", await done.inner_text())
     assert match is not None
     transfer_id = match.group(1)
-    await _axe(page, "werkbak after offering")
+    await axe(page, "werkbak after offering")
     again = await page.request.post(f"{den_haag.url}/outgoing/new", form=fields)
     assert again.ok
     assert f"Dit formulier was al verstuurd (overdracht {transfer_id})" in await again.text()
-    await _reload_until(page, transfer_id)
+    await reload_until(page, transfer_id)
     assert await page.get_by_role("row").filter(has_text="tr-GM0518-").count() == 1  # offered once
 
     store = await den_haag.store()
@@ -367,11 +330,11 @@ async def test_every_workspace_page_passes_axe_under_both_themes(
         async def check(what: str, *, town: Municipality = town, theme: str = theme) -> None:
             classes = (await page.get_attribute("html", "class") or "").split()
             assert f"{theme}-theme" in classes, (town.code, what, classes)
-            await _axe(page, f"{town.code} ({theme}): {what}")
+            await axe(page, f"{town.code} ({theme}): {what}")
 
-        await _log_in(page, town, "olga")  # the login page is checked there
+        await log_in(page, town, "olga")  # the login page is checked there
         await check("werkbak")
-        await _reload_until(page, received[code])
+        await reload_until(page, received[code])
         await check("werkbak with an offer")
         await page.get_by_role("link", name=f"Dossier {received[code]} openen").click()
         await expect(
@@ -408,7 +371,7 @@ async def test_every_workspace_page_passes_axe_under_both_themes(
         await check("werkbak in English")
         await page.goto(f"{town.url}/?lang=nl")
         await page.get_by_role("button", name="Uitloggen").click()
-        await _log_in(page, town, "eddy")
+        await log_in(page, town, "eddy")
         await page.get_by_role("link", name="Sjablonenstudio").click()
         await check("template studio")
         await page.goto(f"{town.url}/offers/{received[code]}")
@@ -458,11 +421,11 @@ async def test_the_werkbak_journey_by_keyboard_alone(
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Werkbak")).to_be_visible()
-    await _reload_until(page, transfer_id)
+    await reload_until(page, transfer_id)
     await _tab_until(page, f"a[href$='/offers/{transfer_id}']")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name=f"Dossier van overdracht {transfer_id}")).to_be_visible()
     await _tab_until(page, "form[action$='/accept'] button")
     await page.keyboard.press("Space")
     await expect(page.get_by_text(f"Overdracht {transfer_id} is geaccepteerd")).to_be_visible()
-    await _axe(page, "werkbak after accepting by keyboard")
+    await axe(page, "werkbak after accepting by keyboard")

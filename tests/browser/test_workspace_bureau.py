@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,13 +20,11 @@ from playwright.async_api import Page, expect
 from connectors import processing_log
 from connectors.transfers import new_transfer_id
 from hub import provisioning, registry
-from hub.api.app import create_app
 from hub.services import amqp_channel, management
 from hub.workflows.transfers import bureau_group
-from tests.browser.test_workspace import DOSSIER, _axe, _log_in, _reload_until
-from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
-from tests.utils.api import served
-from tests.utils.workspaces import PASSWORD, Municipality, running_connectors
+from tests.browser.workspace_pages import DOSSIER, axe, log_in, reload_until
+from tests.utils.hubs import RunningHub
+from tests.utils.workspaces import PASSWORD, Municipality, workspace_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -38,15 +35,7 @@ OFFERER, MEMBER, BUREAU = "GM0518", "GM0599", "rblzuid"
 async def towns(
     tmp_session: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Municipality]]:
-    label = f"bureau_{uuid.uuid4().hex[:6]}"
-    settings = base_settings(
-        vhost=f"inbeeld-test-{RUN_ID}-{label}",
-        database_url=await make_database_url("sqlite", label, tmp_session),
-    )
-    async with (
-        private_hub(settings, "sqlite", label) as hub,
-        served(create_app(hub.settings, hub.db)) as api_url,
-    ):
+    async def bureau(hub: RunningHub) -> None:
         async with management(hub.settings) as mgmt, amqp_channel(hub.settings) as channel:
             async with hub.db.session() as s, s.begin():
                 await registry.add_tenant(s, BUREAU, "Regionaal Bureau Leerplicht Zuid", "regional_bureau")
@@ -54,12 +43,12 @@ async def towns(
                 hub.creds[BUREAU] = await provisioning.provision_tenant(
                     s, mgmt, channel, hub.settings, BUREAU
                 )
-        root = tmp_path_factory.mktemp("bureau")
-        codes = (OFFERER, MEMBER, BUREAU)
-        async with running_connectors(hub, api_url, root, codes, serve=(BUREAU,)) as found:
-            for town in found.values():
-                assert town.started["keys_registered"], town.started
-            yield found
+
+    codes = (OFFERER, MEMBER, BUREAU)
+    async with workspace_world(
+        "bureau", tmp_session, tmp_path_factory, codes, before=bureau, serve=(BUREAU,)
+    ) as found:
+        yield found
 
 
 async def _offer(town: Municipality, to: str, tmp_path: Path) -> str:
@@ -85,17 +74,17 @@ async def test_a_bureau_sees_and_answers_its_members_transfers_without_reading_t
     pupil = DOSSIER["pupil"]
 
     # A plain officer of the bureau sees the member's offer, sealed, and cannot answer it.
-    await _log_in(page, bureau, "otto")
-    await _reload_until(page, to_member)
+    await log_in(page, bureau, "otto")
+    await reload_until(page, to_member)
     await expect(page.get_by_role("heading", name="Overdrachten aan aangesloten gemeenten")).to_be_visible()
-    await _reload_until(page, f"{OFFERER} (namens {MEMBER})")
+    await reload_until(page, f"{OFFERER} (namens {MEMBER})")
     await expect(page.get_by_role("button", name=f"Overdracht {from_member} afronden")).to_have_count(0)
-    await _axe(page, "bureau werkbak (officer)")
+    await axe(page, "bureau werkbak (officer)")
     await page.get_by_role("link", name=f"Overdracht {to_member} voor {MEMBER} openen").click()
     await expect(page.get_by_text(f"Dit dossier is versleuteld voor {MEMBER}")).to_be_visible()
     await expect(page.get_by_text("kan alleen met de rol bureau-ambtenaar")).to_be_visible()
     await expect(page.get_by_role("button", name=f"Accepteren namens {MEMBER}")).to_have_count(0)
-    await _axe(page, "sealed dossier (officer)")
+    await axe(page, "sealed dossier (officer)")
     csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
     refused = await page.request.post(
         f"{bureau.url}/offers/{to_member}/accept", form={"csrf": csrf or ""}, max_redirects=0
@@ -104,7 +93,7 @@ async def test_a_bureau_sees_and_answers_its_members_transfers_without_reading_t
     await page.get_by_role("button", name="Uitloggen").click()
 
     # The bureau officer accepts for Rotterdam, without ever seeing the dossier.
-    await _log_in(page, bureau, "bea")
+    await log_in(page, bureau, "bea")
     await page.get_by_role("link", name=f"Overdracht {to_member} voor {MEMBER} openen").click()
     await expect(page.get_by_role("heading", name=f"Dossier van overdracht {to_member}")).to_be_visible()
     await expect(page.get_by_role("status")).to_contain_text(
@@ -112,7 +101,7 @@ async def test_a_bureau_sees_and_answers_its_members_transfers_without_reading_t
     )
     for secret in (pupil["bsn"], pupil["family_name"], DOSSIER["guardians"][0]["email"]):
         assert secret not in await page.content()
-    await _axe(page, "sealed dossier (bureau officer)")
+    await axe(page, "sealed dossier (bureau officer)")
     csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
     await page.get_by_role("button", name=f"Accepteren namens {MEMBER}").click()
     await expect(
@@ -124,10 +113,10 @@ async def test_a_bureau_sees_and_answers_its_members_transfers_without_reading_t
     assert again.status == 409 and "al beantwoord" in await again.text()
 
     # ... and completes Rotterdam's own offer, which Den Haag accepted.
-    await _reload_until(page, re.compile("geaccepteerd"))
+    await reload_until(page, re.compile("geaccepteerd"))
     await page.get_by_role("button", name=f"Overdracht {from_member} afronden").click()
     await expect(page.get_by_text(f"Overdracht {from_member} is afgerond")).to_be_visible()
-    await _axe(page, "bureau werkbak after acting")
+    await axe(page, "bureau werkbak after acting")
 
     for transfer_id, state in ((to_member, "accepted"), (from_member, "completed")):
         code, out = await den_haag.cli("transfer", "show", transfer_id)

@@ -11,7 +11,6 @@ axe-core on every page."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,12 +19,9 @@ from playwright.async_api import Page, expect
 
 from connectors import processing_log, register
 from connectors.schema import local_notices
-from hub.api.app import create_app
 from schemas.fields import passes_eleven_test
-from tests.browser.test_workspace import _axe, _log_in, _reload_until
-from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
-from tests.utils.api import served
-from tests.utils.workspaces import PASSWORD, Municipality, running_connectors
+from tests.browser.workspace_pages import axe, log_in, reload_until
+from tests.utils.workspaces import PASSWORD, Municipality, workspace_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -58,21 +54,13 @@ check_seconds = 1
 async def towns(
     tmp_session: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Municipality]]:
-    label = f"notices_{uuid.uuid4().hex[:6]}"
-    settings = base_settings(
-        vhost=f"inbeeld-test-{RUN_ID}-{label}",
-        database_url=await make_database_url("sqlite", label, tmp_session),
-    )
-    async with (
-        private_hub(settings, "sqlite", label) as hub,
-        served(create_app(hub.settings, hub.db)) as api_url,
-    ):
-        root = tmp_path_factory.mktemp("notices")
-        async with running_connectors(hub, api_url, root, (ASKER, FINDER), extra_config=_notices) as found:
-            for town in found.values():
-                mode = "record" if town.code == FINDER else "answer"
-                assert town.started["keys_registered"] and town.started["notices"] == mode, town.started
-            yield found
+    async with workspace_world(
+        "notices", tmp_session, tmp_path_factory, (ASKER, FINDER), extra_config=_notices
+    ) as found:
+        for town in found.values():
+            mode = "record" if town.code == FINDER else "answer"
+            assert town.started["notices"] == mode, town.started
+        yield found
 
 
 async def _tab_to(page: Page, selector: str, presses: int = 40) -> None:
@@ -100,10 +88,10 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     assert code == 0 and "imported 1 new" in out, out
 
     # Den Haag's register: a CSV upload with a malformed row.
-    await _log_in(page, den_haag, "bas")
+    await log_in(page, den_haag, "bas")
     await page.get_by_role("link", name="Register", exact=True).click()
     await expect(page.get_by_role("heading", name="Leerlingenregister")).to_be_visible()
-    await _axe(page, "register")
+    await axe(page, "register")
     upload = tmp_path / "den-haag.csv"
     upload.write_text(HEADER + SANNE + BAD + YUSUF, "utf-8")
     await page.get_by_label("CSV-bestand").set_input_files(str(upload))
@@ -113,7 +101,7 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     await expect(errors.get_by_role("row")).to_have_count(2)  # the header and the one bad row
     await expect(errors.get_by_role("row").nth(1)).to_contain_text(re.compile(r"3\s*bsn\s*.*11-test"))
     assert BAD_BSN not in await page.content()
-    await _axe(page, "register after an import with a bad row")
+    await axe(page, "register after an import with a bad row")
 
     # A large file is imported in the background: a progress bar, then the report (htmx).
     many = [f"{i:09d}" for i in range(200_000_000, 200_050_000) if passes_eleven_test(f"{i:09d}")][:3500]
@@ -131,7 +119,7 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     await page.get_by_role("button", name="Importeren").click()
     await expect(page).to_have_url(re.compile(r"/register/import/[A-Za-z0-9_-]+$"))
     if await page.locator("#import-bar").count():
-        await _axe(page, "import progress")
+        await axe(page, "import progress")
     await expect(page.get_by_text("3500 nieuw, 0 vervangen, 0 rij(en) geweigerd.")).to_be_visible(
         timeout=120_000
     )
@@ -145,7 +133,7 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     await expect(results.get_by_role("row")).to_have_count(2)
     await expect(results).to_contain_text("Sanne van Voorbeeld")
     await expect(results).to_contain_text(BSN)
-    await _axe(page, "register search results")
+    await axe(page, "register search results")
 
     # Ask the neighbours about her.
     await page.get_by_role("link", name="Buren vragen naar Sanne van Voorbeeld").click()
@@ -153,7 +141,7 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     await expect(page.get_by_label("Groep")).to_have_value(GROUP)
     await expect(page.get_by_label("Afdeling")).to_have_value(f"Leerplicht {ASKER}")
     assert BSN not in await page.content()  # only the name and birth date on the form
-    await _axe(page, "new notice")
+    await axe(page, "new notice")
     await _tab_to(page, "#group")
     await page.keyboard.press("Tab")
     await expect(page.locator("#department")).to_be_focused()
@@ -165,7 +153,7 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     sent = page.get_by_text(re.compile(r"Vraag nt-[0-9a-f]+ is verstuurd\."))
     await expect(sent).to_be_visible()
     notice_id = re.findall(r"nt-[0-9a-f]+", await sent.inner_text())[0]
-    await _axe(page, "notices after sending")
+    await axe(page, "notices after sending")
     # The same form submitted again (a double click, a reload) sends nothing again.
     again = await page.request.post(f"{den_haag.url}/notices", form=form, max_redirects=0)
     assert again.status == 303 and f"done=already_sent&id={notice_id}" in again.headers["location"]
@@ -175,13 +163,13 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
 
     # Rotterdam's runtime finds her in its register; its officer confirms, and "found" is sent.
     await page.get_by_role("button", name="Uitloggen").click()
-    await _log_in(page, rotterdam, "anna")
+    await log_in(page, rotterdam, "anna")
     await page.get_by_role("link", name="Buren vragen", exact=True).click()
-    await _reload_until(page, "Wacht op uw bevestiging", timeout=60)
+    await reload_until(page, "Wacht op uw bevestiging", timeout=60)
     waiting = page.get_by_role("table", name="Wacht op uw bevestiging")
     await expect(waiting).to_contain_text(notice_id)
     await expect(waiting).to_contain_text("Sanne van Voorbeeld (2014-05-17)")
-    await _axe(page, "notices awaiting confirmation")
+    await axe(page, "notices awaiting confirmation")
     await page.get_by_role("button", name=f"Vraag {notice_id} van {ASKER}: gevonden melden").click()
     await expect(page.get_by_text(f"Vraag {notice_id}: gevonden is gemeld")).to_be_visible()
     await expect(page.get_by_role("table", name="Wacht op uw bevestiging")).to_have_count(0)
@@ -189,9 +177,9 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     await page.get_by_role("button", name="Uitloggen").click()
 
     # Den Haag's list shows the answer.
-    await _log_in(page, den_haag, "bas")
+    await log_in(page, den_haag, "bas")
     await page.get_by_role("link", name="Buren vragen", exact=True).click()
-    await _reload_until(page, f"gevonden bij {FINDER}", timeout=60)
+    await reload_until(page, f"gevonden bij {FINDER}", timeout=60)
     row = page.get_by_role("row").filter(has_text=notice_id)
     await expect(row).to_contain_text("open")
     await expect(page.get_by_label("Reden")).to_have_value("found")
@@ -200,12 +188,12 @@ async def test_an_officer_asks_the_neighbours_about_a_register_pupil_and_closes_
     await expect(row.get_by_role("link", name=f"leerplicht@{FINDER.lower()}.example")).to_have_attribute(
         "href", f"mailto:leerplicht@{FINDER.lower()}.example"
     )
-    await _axe(page, "notices with a found answer")
+    await axe(page, "notices with a found answer")
     await page.get_by_role("button", name=f"Vraag {notice_id} sluiten").click()
     await expect(page.get_by_text(f"Vraag {notice_id} is gesloten")).to_be_visible()
     await expect(page.get_by_role("row").filter(has_text=notice_id)).to_contain_text("gesloten")
     await expect(page.get_by_role("button", name=f"Vraag {notice_id} sluiten")).to_have_count(0)
-    await _axe(page, "notices after closing")
+    await axe(page, "notices after closing")
 
     store = await den_haag.store()
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,12 +22,9 @@ from playwright.async_api import Page, expect
 
 from connectors.letters import shared_bundle_dir
 from connectors.transfers import new_transfer_id
-from hub.api.app import create_app
-from tests.browser.test_workspace import _axe, _log_in, _reload_until
-from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
+from tests.browser.workspace_pages import axe, log_in, reload_until
 from tests.connectors.letters.conftest import poppler_text
-from tests.utils.api import served
-from tests.utils.workspaces import PASSWORD, Municipality, running_connectors
+from tests.utils.workspaces import PASSWORD, Municipality, workspace_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
@@ -77,20 +73,10 @@ legal_basis = "{LETTER_BASIS}"
 async def towns(
     tmp_session: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Municipality]]:
-    label = f"report_{uuid.uuid4().hex[:6]}"
-    settings = base_settings(
-        vhost=f"inbeeld-test-{RUN_ID}-{label}",
-        database_url=await make_database_url("sqlite", label, tmp_session),
-    )
-    async with (
-        private_hub(settings, "sqlite", label) as hub,
-        served(create_app(hub.settings, hub.db)) as api_url,
-    ):
-        root = tmp_path_factory.mktemp("report")
-        async with running_connectors(hub, api_url, root, (OFFERER, RECEIVER), extra_config=_extra) as found:
-            for town in found.values():
-                assert town.started["keys_registered"], town.started
-            yield found
+    async with workspace_world(
+        "report", tmp_session, tmp_path_factory, (OFFERER, RECEIVER), extra_config=_extra
+    ) as found:
+        yield found
 
 
 async def _report_rows(page: Page, town: Municipality) -> list[str]:
@@ -100,7 +86,7 @@ async def _report_rows(page: Page, town: Municipality) -> list[str]:
     await page.get_by_role("button", name="Zoeken").click()
     await page.get_by_role("link", name=f"Inzageoverzicht van {NAME}").click()
     await expect(page.get_by_role("heading", name=f"Inzageoverzicht van {NAME}")).to_be_visible()
-    await _axe(page, f"access report at {town.code}")
+    await axe(page, f"access report at {town.code}")
     steps = page.get_by_role("table", name="Uitwisselingen").get_by_role("row")
     return [re.sub(r"\s+", " ", t) for t in (await steps.all_inner_texts())[1:]]
 
@@ -157,14 +143,14 @@ async def test_the_access_report_lists_every_exchange_about_a_pupil_at_both_muni
     )
     code, out = await den_haag.cli("transfer", "offer", "--to", RECEIVER, "--file", str(dossier_file))
     assert code == 0, out
-    await _log_in(page, rotterdam, "anna")
-    await _reload_until(page, transfer_id)
+    await log_in(page, rotterdam, "anna")
+    await reload_until(page, transfer_id)
     await page.get_by_role("link", name=f"Dossier {transfer_id} openen").click()
     await page.get_by_role("button", name="Accepteren").click()
     await expect(page.get_by_text(f"Overdracht {transfer_id} is geaccepteerd")).to_be_visible()
     await page.get_by_role("button", name="Uitloggen").click()
-    await _log_in(page, den_haag, "bas")
-    await _reload_until(page, "geaccepteerd")
+    await log_in(page, den_haag, "bas")
+    await reload_until(page, "geaccepteerd")
     await page.get_by_role("button", name=f"Overdracht {transfer_id} afronden").click()
     await expect(page.get_by_text(f"Overdracht {transfer_id} is afgerond")).to_be_visible()
 
@@ -173,7 +159,7 @@ async def test_the_access_report_lists_every_exchange_about_a_pupil_at_both_muni
     assert code == 0, out
     notice_id = re.findall(r"nt-[0-9a-f]+", out)[0]
     await page.get_by_role("link", name="Buren vragen", exact=True).click()
-    await _reload_until(page, f"gevonden bij {RECEIVER}", timeout=60)
+    await reload_until(page, f"gevonden bij {RECEIVER}", timeout=60)
 
     # A letter to Sanne's parents, about her (the BSN on standard input); one about no one.
     code, out = await den_haag.cli("templates", "import", str(shared_bundle_dir() / LETTER))
@@ -230,7 +216,7 @@ async def test_the_access_report_lists_every_exchange_about_a_pupil_at_both_muni
     await page.get_by_role("button", name="Uitloggen").click()
 
     # Rotterdam's report: the same exchanges, seen from the other side.
-    await _log_in(page, rotterdam, "anna")
+    await log_in(page, rotterdam, "anna")
     rows = await _report_rows(page, rotterdam)
     expected = [
         ("Overdracht aangeboden (ontvangen)", OFFERER),
@@ -249,11 +235,11 @@ async def test_the_access_report_lists_every_exchange_about_a_pupil_at_both_muni
     await page.get_by_role("button", name="Uitloggen").click()
 
     # A viewer is refused the report, page and PDF.
-    await _log_in(page, rotterdam, "victor")
+    await log_in(page, rotterdam, "victor")
     await page.goto(report_url)
     await expect(page.get_by_text("Uw rol geeft geen toegang")).to_be_visible()
     assert await page.get_by_text(transfer_id).count() == 0
-    await _axe(page, "refused access report")
+    await axe(page, "refused access report")
     refused = await page.request.get(report_url + ".pdf")
     assert refused.status == 403
 

@@ -9,7 +9,8 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -188,3 +189,40 @@ async def running_connectors(
                         await proc.wait()
             for handle in town.logs:
                 handle.close()
+
+
+@contextlib.asynccontextmanager
+async def workspace_world(
+    name: str,
+    tmp_session: Path,
+    tmp_path_factory: Any,
+    codes: Sequence[str],
+    *,
+    before: Callable[[RunningHub], Awaitable[None]] | None = None,
+    **connectors: Any,
+) -> AsyncIterator[dict[str, Municipality]]:
+    """What a browser test module of the workspace runs against: a hub of its own (vhost and
+    SQLite database named after `name`), its API served on a local port, `before(hub)` (e.g.
+    a bureau registered), and the connectors of `codes` with their workspaces
+    (`running_connectors`, given `connectors`), each having registered its keys."""
+    # Imported here: tests.conftest itself imports from tests.utils.
+    from hub.api.app import create_app
+    from tests.conftest import RUN_ID, base_settings, make_database_url, private_hub
+    from tests.utils.api import served
+
+    label = f"{name}_{uuid.uuid4().hex[:6]}"
+    settings = base_settings(
+        vhost=f"inbeeld-test-{RUN_ID}-{label}",
+        database_url=await make_database_url("sqlite", label, tmp_session),
+    )
+    async with (
+        private_hub(settings, "sqlite", label) as hub,
+        served(create_app(hub.settings, hub.db)) as api_url,
+    ):
+        if before is not None:
+            await before(hub)
+        root = tmp_path_factory.mktemp(name)
+        async with running_connectors(hub, api_url, root, codes, **connectors) as towns:
+            for town in towns.values():
+                assert town.started["keys_registered"], town.started
+            yield towns
