@@ -74,6 +74,8 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
     only = set(args.only or SECTIONS)
     if "throughput" in only:
         only.add("relay")  # a ratio needs its baseline from the same run
+    if "latency" in only:
+        only.add("latency_relay")  # and so does a latency
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir: Path = args.out
@@ -134,6 +136,7 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
 
         await section("relay", relays)
         await section("throughput", throughputs)
+        await section("latency_relay", lambda: latency.relay_baseline(dep, sizes.rates, sizes.latency_s))
         await section(
             "latency", lambda: latency.measure(dep, sizes.rates, sizes.latency_s, SENDERS, RECEIVERS)
         )

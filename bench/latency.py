@@ -5,6 +5,10 @@ asyncio (every event is published on its schedule, not after the previous confir
 receiver connectors subtract on arrival. Sender and receivers share one clock (this process).
 When the hub cannot keep up with the offered rate, latency grows with the run's length: the
 row is then marked saturated and the achieved delivery rate says by how much.
+
+The baseline (`relay_baseline`, same rates, same run): the plain aio-pika relay of
+`bench.relay` between two quorum queues, the two broker hops a hub event takes without the
+hub, so what the hub adds to the latency is the difference.
 """
 
 from __future__ import annotations
@@ -13,13 +17,19 @@ import asyncio
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from bench import relay
 from bench.deployment import Deployment
 from bench.payloads import stamp_of, stamped_ping
 from bench.traffic import Arrivals, ConnectorReceivers, close_connectors, open_connectors
 from connectors import Connector, InboxMessage
+
+PING_BYTES = 509  # a stamped ping's body through the hub, so both paths carry the same size
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -36,16 +46,90 @@ def _latency(message: InboxMessage) -> float | None:
 
 
 async def _paced(senders: list[Connector], receivers: Sequence[str], rate: float, n: int) -> float:
+    count = iter(range(n))
+
+    async def send_one() -> None:
+        i = next(count)
+        c = senders[i % len(senders)]
+        await c.publish(stamped_ping(c.tenant, receivers[i % len(receivers)]))
+
+    return await _paced_calls(send_one, rate, n, asyncio.get_running_loop())
+
+
+def _row(rate: int, offered: float, n: int, arrivals: Arrivals, complete: bool) -> dict[str, Any]:
+    lat = arrivals.latencies_ms
+    delivered = arrivals.rate()
+    return {
+        "offered_per_s": rate,
+        "sent_per_s": round(offered, 1),
+        "delivered_per_s": round(delivered, 1),
+        "events": n,
+        "received": len(lat),
+        "complete": complete,
+        "saturated": delivered < 0.95 * rate,
+        "p50_ms": round(percentile(lat, 50), 2),
+        "p95_ms": round(percentile(lat, 95), 2),
+        "p99_ms": round(percentile(lat, 99), 2),
+        "max_ms": round(max(lat), 2) if lat else None,
+        "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
+    }
+
+
+async def relay_baseline(dep: Deployment, rates: Sequence[int], seconds: float) -> list[dict[str, Any]]:
+    """The same offered rates through the plain aio-pika relay (bench.relay): a publisher with
+    confirms into a quorum queue, the relay process republishing with confirms into a second
+    one, a consumer reading it - the two broker hops every hub event takes, without the hub.
+    A message carries its send time; the consumer subtracts on arrival (one clock)."""
+    conn = await dep.admin()
+    channel = await conn.channel(publisher_confirms=True)
+    await relay.declare(channel)
+    reader = await conn.channel()
+    await reader.set_qos(prefetch_count=256)
+    arrivals = Arrivals(0)
+
+    async def on_out(message: AbstractIncomingMessage) -> None:
+        sent = int(message.body.split(b";", 1)[0])
+        arrivals.add(latency_ms=(time.time_ns() - sent) / 1e6)
+
+    await (await reader.get_queue(relay.DST)).consume(on_out, no_ack=True)
+    proc = relay.start(dep)
     loop = asyncio.get_running_loop()
+
+    async def publish_one() -> None:
+        body = f"{time.time_ns()};".encode().ljust(PING_BYTES, b"x")
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await channel.default_exchange.publish(message, routing_key=relay.SRC)
+
+    rows = []
+    try:
+        arrivals.reset(50)
+        await _paced_calls(publish_one, 100, 50, loop)
+        await arrivals.wait(30)
+        for rate in rates:
+            n = max(int(rate * seconds), 20)
+            arrivals.reset(n)
+            offered = await _paced_calls(publish_one, rate, n, loop)
+            complete = await arrivals.wait(timeout=60 + n / 100)
+            rows.append(_row(rate, offered, n, arrivals, complete))
+    finally:
+        proc.terminate()
+        proc.join(10)
+        await reader.close()
+        await channel.close()
+    return rows
+
+
+async def _paced_calls(
+    call: Callable[[], Awaitable[None]], rate: float, n: int, loop: asyncio.AbstractEventLoop
+) -> float:
+    """`call` n times on a schedule of `rate` per second, each not waiting for the previous."""
     start = loop.time()
-    tasks: set[asyncio.Task[Any]] = set()
+    tasks: set[asyncio.Task[None]] = set()
     sent = 0
     while sent < n:
         due = min(n, int((loop.time() - start) * rate) + 1)
         while sent < due:
-            c = senders[sent % len(senders)]
-            ev = stamped_ping(c.tenant, receivers[sent % len(receivers)])
-            task = asyncio.create_task(c.publish(ev))
+            task = asyncio.create_task(call())
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             sent += 1
@@ -76,24 +160,7 @@ async def measure(
             arrivals.reset(n)
             offered = await _paced(list(send.values()), receivers, rate, n)
             complete = await arrivals.wait(timeout=60 + n / 100)
-            lat = arrivals.latencies_ms
-            delivered = arrivals.rate()
-            rows.append(
-                {
-                    "offered_per_s": rate,
-                    "sent_per_s": round(offered, 1),
-                    "delivered_per_s": round(delivered, 1),
-                    "events": n,
-                    "received": len(lat),
-                    "complete": complete,
-                    "saturated": delivered < 0.95 * rate,
-                    "p50_ms": round(percentile(lat, 50), 2),
-                    "p95_ms": round(percentile(lat, 95), 2),
-                    "p99_ms": round(percentile(lat, 99), 2),
-                    "max_ms": round(max(lat), 2) if lat else None,
-                    "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
-                }
-            )
+            rows.append(_row(rate, offered, n, arrivals, complete))
     finally:
         await readers.stop()
         await close_connectors(send)

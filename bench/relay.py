@@ -55,13 +55,26 @@ def _relay_main(url: str, serial: bool) -> None:
     asyncio.run(_relay(url, serial))
 
 
+async def declare(channel: aio_pika.abc.AbstractChannel) -> None:
+    """The relay's two quorum queues, empty."""
+    for name in (SRC, DST):
+        queue = await channel.declare_queue(name, durable=True, arguments=QUORUM)
+        await queue.purge()
+
+
+def start(dep: Deployment, *, serial: bool = False) -> multiprocessing.process.BaseProcess:
+    """The relay process, consuming SRC and republishing to DST until terminated."""
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_relay_main, args=(dep.settings.amqp_url_for(), serial), daemon=True
+    )
+    proc.start()
+    return proc
+
+
 async def measure(dep: Deployment, n: int, *, serial: bool = False, size: int = 1024) -> dict[str, Any]:
     conn = await dep.admin()
     channel = await conn.channel(publisher_confirms=True)
-    src = await channel.declare_queue(SRC, durable=True, arguments=QUORUM)
-    dst = await channel.declare_queue(DST, durable=True, arguments=QUORUM)
-    await src.purge()
-    await dst.purge()
+    await declare(channel)
     body = raw_body(size)
     for i in range(0, n, 256):
         await asyncio.gather(
@@ -81,10 +94,7 @@ async def measure(dep: Deployment, n: int, *, serial: bool = False, size: int = 
         arrivals.add()
 
     await out.consume(on_out, no_ack=True)
-    proc = multiprocessing.get_context("spawn").Process(
-        target=_relay_main, args=(dep.settings.amqp_url_for(), serial), daemon=True
-    )
-    proc.start()
+    proc = start(dep, serial=serial)
     try:
         complete = await arrivals.wait(timeout=60 + n / 100)
     finally:

@@ -141,13 +141,16 @@ def table(results: dict[str, Any]) -> Table:
             f"{row['msgs_per_s']:,.0f} ev/s{flag}",
             note,
         )
+    base = {r["offered_per_s"]: r for r in results.get("latency_relay") or []}
     for row in results.get("latency") or []:
-        note = "saturated" if row["saturated"] else ""
+        notes = ["saturated"] if row["saturated"] else []
+        if relay_row := base.get(row["offered_per_s"]):
+            notes.append(f"relay p50 {relay_row['p50_ms']} · p99 {relay_row['p99_ms']} ms")
         t.add_row(
             "latency",
             f"{row['offered_per_s']}/s offered ({row['delivered_per_s']:,.0f}/s delivered)",
             f"p50 {row['p50_ms']} · p95 {row['p95_ms']} · p99 {row['p99_ms']} ms",
-            note,
+            " · ".join(notes),
         )
     if fan := results.get("fanout"):
         t.add_row(
@@ -235,6 +238,15 @@ def write_png(results: dict[str, Any], path: Path) -> None:
         xs = [r["offered_per_s"] for r in rows]
         for p in ("p50_ms", "p95_ms", "p99_ms"):
             ax.plot(xs, [r[p] for r in rows], marker="o", label=p[:3])
+        if base := results.get("latency_relay") or []:
+            ax.plot(
+                [r["offered_per_s"] for r in base],
+                [r["p99_ms"] for r in base],
+                color="grey",
+                linestyle="--",
+                marker="x",
+                label="relay p99",
+            )
         ax.axhline(25, color="red", linestyle=":", label="target p99 @500/s")
         ax.set_yscale("log")
         ax.set_xlabel("offered events/s")

@@ -32,6 +32,10 @@ def test_tiny_run_writes_every_section(tmp_path: Path) -> None:
     assert data["machine"]["rabbitmq"] and data["machine"]["cores"]
     assert data["throughput"][0]["complete"] and data["throughput"][0]["msgs_per_s"] > 0
     assert data["national_day"]["rejected"] == 0
+    # Latency has its baseline from the same run: the plain relay at the same offered rates.
+    rates = [r["offered_per_s"] for r in data["latency"]]
+    assert [r["offered_per_s"] for r in data["latency_relay"]] == rates
+    assert all(r["complete"] and r["p99_ms"] > 0 for r in data["latency_relay"])
     spans = data["observability"]["span_us_per_event"]
     assert spans["on"] > spans["off"] > 0  # recording costs something, and it is measured
     assert {t["target"] for t in data["targets"]}  # every target was judged
