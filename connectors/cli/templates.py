@@ -582,6 +582,8 @@ def _batch_cmd(
             failures.append((n, "bsn", "not 9 digits passing the 11-test"))
         elif addressee is not None and addressee not in ADDRESSEES:
             failures.append((n, "addressee", "one of " + ", ".join(ADDRESSEES)))
+        elif addressee is not None and bsn is None:
+            failures.append((n, "addressee", "is for a letter about a pupil: name him in the row's bsn"))
         pupils.append(bsn)
         addressees.append(addressee)
     refused = {n for n, _, _ in failures}
@@ -613,11 +615,12 @@ def _batch_cmd(
                 progress.advance(task, len(rows))
                 return 0
             batch = LetterBatch(bundle, head, kind, bilingual=bilingual, letter_date=when)
-            results = render_batch(batch, batch_rows, jobs=jobs or default_jobs(len(batch_rows)))
-            for n, result in enumerate(results, 1):
-                if n in refused:
-                    pass
-                elif result.failure is not None:
+            progress.advance(task, len(refused))  # refused rows are not rendered at all
+            todo = [n for n in range(1, len(rows) + 1) if n not in refused]
+            wanted = [batch_rows[n - 1] for n in todo]
+            results = render_batch(batch, wanted, jobs=jobs or default_jobs(len(wanted)))
+            for n, result in zip(todo, results, strict=True):
+                if result.failure is not None:
                     failures.append((n, result.failure.field or "", result.failure.message))
                 else:
                     assert result.content is not None

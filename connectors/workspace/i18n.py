@@ -130,6 +130,7 @@ CATALOGUE: Catalogue = {
         "dossier.school": "School",
         "dossier.no_school": "Niet ingeschreven.",
         "dossier.legal_basis": "Grondslag",
+        "dossier.legal_basis_none": "Niet vermeld in het dossier",
         "offer.no_legal_basis": (
             "Geen grondslag ingesteld (legal_basis en legal_basis_code onder "
             "[processing_activities.transfer]): het dossier noemt er geen."
@@ -480,6 +481,7 @@ CATALOGUE: Catalogue = {
         "dossier.school": "School",
         "dossier.no_school": "Not enrolled.",
         "dossier.legal_basis": "Legal basis",
+        "dossier.legal_basis_none": "Not stated in the dossier",
         "offer.no_legal_basis": (
             "No legal basis configured (legal_basis and legal_basis_code under "
             "[processing_activities.transfer]): the dossier names none."

@@ -139,6 +139,7 @@ async def test_an_offer_is_seen_opened_accepted_and_completed_in_the_workspaces(
         page.get_by_text(f"{pupil['given_names']} {pupil['family_name_prefix']} {pupil['family_name']}")
     ).to_be_visible()
     await expect(page.get_by_text(DOSSIER["guardians"][0]["email"])).to_be_visible()
+    await expect(page.get_by_text(BASIS)).to_be_visible()  # the legal basis the offer named
     await axe(page, "dossier")
     csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
     await page.get_by_role("button", name="Accepteren").click()
@@ -283,7 +284,7 @@ async def _report_row(page: Page, step: str, transfer_id: str) -> str:
     await page.get_by_role("link", name=f"Inzageoverzicht van {name}").click()
     await expect(page.get_by_role("heading", name=f"Inzageoverzicht van {name}")).to_be_visible()
     rows = (
-        page.get_by_role("table", name="Uitwisselingen")
+        page.get_by_role("table", name="Uitwisselingen en brieven")
         .get_by_role("row")
         .filter(has_text=step)
         .filter(has_text=transfer_id)

@@ -87,7 +87,7 @@ async def _report_rows(page: Page, town: Municipality) -> list[str]:
     await page.get_by_role("link", name=f"Inzageoverzicht van {NAME}").click()
     await expect(page.get_by_role("heading", name=f"Inzageoverzicht van {NAME}")).to_be_visible()
     await axe(page, f"access report at {town.code}")
-    steps = page.get_by_role("table", name="Uitwisselingen").get_by_role("row")
+    steps = page.get_by_role("table", name="Uitwisselingen en brieven").get_by_role("row")
     return [re.sub(r"\s+", " ", t) for t in (await steps.all_inner_texts())[1:]]
 
 

@@ -235,7 +235,7 @@ async def test_an_officer_sees_and_downloads_a_pupils_access_report(
         assert r.status_code == 200
         arabic = BIDI_MARKS.sub("", poppler_text(r.content))
         assert "ياسمين" in arabic and "الحسيني" in arabic
-        assert "Over deze leerling is geen uitwisseling vastgelegd." in arabic
+        assert "Over deze leerling is geen uitwisseling of brief vastgelegd." in arabic
 
         r = await web.get("/register/no-such-pupil/report")
         assert r.status_code == 404 and "Deze pagina bestaat niet." in r.text
@@ -388,7 +388,8 @@ async def test_letters_rendered_about_a_pupil_are_in_her_access_report(
     assert not (tmp_path / "x.pdf").exists()
 
     # A batch: Yasmin's row names her (a letter to her, in English), one row names no one, and
-    # a row with a BSN that fails the 11-test fails on its own.
+    # a row with a BSN that fails the 11-test and one with an addressee but no pupil fail on
+    # their own (and are not rendered).
     batch = tmp_path / "batch.csv"
     fields = ",".join(LETTER_VALUES)
     values = ",".join(LETTER_VALUES.values())
@@ -396,7 +397,8 @@ async def test_letters_rendered_about_a_pupil_are_in_her_access_report(
         f"bsn,addressee,lang,file,{fields}\n"
         f"{YASMIN_BSN},pupil,en,yasmin,{values}\n"
         f",,nl,nobody,{values}\n"
-        f"123456780,parents,nl,bad,{values}\n",
+        f"123456780,parents,nl,bad,{values}\n"
+        f",parents,nl,nameless,{values}\n",
         "utf-8",
     )
     code, out = await _cli(
@@ -411,8 +413,10 @@ async def test_letters_rendered_about_a_pupil_are_in_her_access_report(
         "--out",
         str(tmp_path / "b"),
     )
-    assert code == 1 and "wrote 2 letters" in out and "1 rows failed" in out, out
+    assert code == 1 and "wrote 2 letters" in out and "2 rows failed" in out, out
     assert "not 9 digits passing the 11-test" in out and "123456780" not in out and YASMIN_BSN not in out, out
+    # An addressee names to whom a letter about a pupil is written: without the pupil, the row fails.
+    assert "is for a letter about a pupil" in out, out
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["nobody.pdf", "yasmin.pdf"]
 
     await _log_in(web, "anna")
