@@ -1,8 +1,8 @@
-"""Where the router's time goes: py-spy attached to a router process during a run.
+"""Where a process's time goes: py-spy attached to a router (or connector) process during a run.
 
-Two samplers run side by side: a flame graph of on-CPU time (`router.svg`) and collapsed
-stacks of wall time including idle waits (`router.txt`), summarised here by package and by
-function so the report can say what costs most.
+Two samplers run side by side: a flame graph of on-CPU time (`<name>.svg`, `router.svg` for
+the router) and collapsed stacks of wall time including idle waits (`<name>.txt`), summarised
+here by package and by function so the report can say what costs most.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 _FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+):?(?P<line>\d*)\)$")
 _PACKAGES = (
     ("hub/", "hub"),
+    ("connectors/", "connectors"),
     ("schemas/", "schemas"),
     ("sqlalchemy", "sqlalchemy"),
     ("aiosqlite", "aiosqlite"),
@@ -30,6 +31,13 @@ _PACKAGES = (
     ("joserfc", "joserfc"),
     ("cryptography", "cryptography"),
     ("pydantic", "pydantic"),
+    ("httpx", "httpx"),
+    ("httpcore", "httpcore"),
+    ("h11", "h11"),
+    ("uvicorn", "uvicorn"),
+    ("starlette", "starlette"),
+    ("fastapi", "fastapi"),
+    ("opentelemetry", "opentelemetry"),
     ("asyncio", "asyncio"),
     ("json", "json"),
     ("logging", "logging"),
@@ -38,15 +46,17 @@ _PACKAGES = (
 
 # Leaf frames that mean "waiting": the event loop in epoll (for the broker or for the store's
 # worker thread) and aiosqlite's worker thread waiting for its next statement.
+_OURS = re.compile(r"(hub|connectors|schemas)/[^/].*$")
 _IDLE = ("EpollSelector.select", "_connection_worker_thread (aiosqlite/core.py:59)")
 
 
 class Profiler:
-    def __init__(self, out_dir: Path, rate: int = 100) -> None:
+    def __init__(self, out_dir: Path, rate: int = 100, name: str = "router") -> None:
         self.out_dir = out_dir
         self.rate = rate
-        self.svg = out_dir / "router.svg"
-        self.raw = out_dir / "router.txt"
+        self.name = name
+        self.svg = out_dir / f"{name}.svg"
+        self.raw = out_dir / f"{name}.txt"
         self._procs: list[subprocess.Popen[bytes]] = []
         self.error: str | None = None
 
@@ -100,6 +110,12 @@ def _package(file: str) -> str:
     return "other"
 
 
+def _ours(file: str) -> str:
+    """A file of the project by its path from the checkout's root (hub/router.py)."""
+    m = _OURS.search(file)
+    return m.group(0) if m else file
+
+
 def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
     """Idle share (of all threads' samples), busy share by package (leaf frame), and the
     costliest functions of ours (inclusive: the share of busy samples passing through them)."""
@@ -125,8 +141,8 @@ def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
             if not fm:
                 continue
             file = fm.group("file")
-            if "hub/" in file or "schemas/" in file:
-                key = f"{fm.group('func')} ({file.split('/main/')[-1]})"
+            if "hub/" in file or "schemas/" in file or "connectors/" in file:
+                key = f"{fm.group('func')} ({_ours(file)})"
                 if key not in seen:
                     seen.add(key)
                     inclusive[key] += count
