@@ -150,8 +150,12 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
 
         async def pipelines() -> list[dict[str, Any]]:
             prof = out_dir if args.profile else None
+            # One document per POST (as the fault suite sends), then arrays of BATCH.
             return [
-                await pipeline.measure(dep, sizes.pipeline, SENDERS[0], RECEIVERS[0], profile_dir=prof),
+                await pipeline.measure(
+                    dep, sizes.pipeline, SENDERS[0], RECEIVERS[0], batch=batch, profile_dir=prof
+                )
+                for batch in (1, pipeline.BATCH)
             ]
 
         await section("pipeline", pipelines)

@@ -6,7 +6,8 @@
 The sender and receiver are `inbeeld-connector run` processes with an HTTP source and a
 webhook sink (configured as the fault suite's harness configures them), the router is an
 `inbeeld router` process. The bench posts N ping events (200-character text) to the sender's
-HTTP source with a few concurrent clients, and times from the first POST to the last webhook
+HTTP source with a few concurrent clients (one document per POST, then arrays of BATCH), and
+times from the first POST to the last webhook
 delivery; `lost` is what never reached the webhook, `duplicated` what reached it more than
 once. The relay baseline (bench/relay.py) of the same run stands beside it.
 
@@ -35,6 +36,7 @@ from connectors.sinks import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 SECRET = "bench-pipeline-webhook-secret"
 CLIENTS = 8  # concurrent HTTP clients posting to the sender's source
+BATCH = 100  # events per POST in the batch run
 
 
 @dataclass
@@ -209,7 +211,8 @@ async def measure(
         )
         if profile_dir is not None:
             for name, proc in (("sender", send), ("receiver", recv)):
-                p = Profiler(profile_dir, name=f"pipeline-{name}")
+                mode = "single" if batch == 1 else f"batch{batch}"
+                p = Profiler(profile_dir, name=f"pipeline-{mode}-{name}")
                 assert proc.pid is not None
                 p.attach(proc.pid)
                 profilers.append(p)
