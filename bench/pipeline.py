@@ -11,7 +11,41 @@ times from the first POST to the last webhook
 delivery; `lost` is what never reached the webhook, `duplicated` what reached it more than
 once. The relay baseline (bench/relay.py) of the same run stands beside it.
 
-Where the time goes is written down below ("Where the time goes").
+Where the time goes
+-------------------
+Measured 2026-12-01 on the 2-core bench machine (shared), `--quick` (2,000 events), SQLite
+hub store, before any change to the connectors (`python -m bench --quick --only pipeline`):
+
+    one document per POST   105 ev/s   (accepted by the sender at 185 ev/s)   relay 1,996 msg/s
+    arrays of 100           137 ev/s   (accepted at 457 ev/s)                  (0.05 × and 0.07 ×)
+    PostgreSQL hub store, one document per POST: 118 ev/s, relay 2,792 msg/s (0.04 ×)
+
+CPU over the run: receiver connector 0.5–0.8 cores, sender 0.1–0.2, router 0.1–0.2, broker
+0.1–0.2: no process is saturated; the path is a chain of waits. `--profile` (py-spy at 100 Hz
+on both connectors, all threads, idle included; it slows the run to 58–66 ev/s), shares of
+wall time (a share above 100 % means several threads at once):
+
+* Sender, one document per POST: the event loop runs 13 % and waits in epoll 80 %; within
+  the 13 %, the request handler 3.8 %, of which publishing 3.4 % and writing the processing
+  log record 2.9 %; validation (`prepare`) 0.3 %. SQLite's worker threads execute statements
+  111 % of the time while the process uses 0.14 cores: each publish commits its own
+  processing-log record on one of the pool's connections, and concurrent requests wait for
+  SQLite's write lock (its busy handler sleeps). That commit per event is the sender's limit.
+  Arrays of 100 publish concurrently and make it worse per event (SQLite threads 287 %, 0.09
+  cores): the batch is accepted 2.5 × faster, but the records still commit one by one.
+* Receiver: the event loop runs 35–43 % and waits 44–52 %; SQLite's threads execute 46–55 %.
+  Two loops each wait on SQLite in turn: the inbox consumer (per event a duplicate-check
+  SELECT, a processing-log commit, the accept commit — event and outbox row — then the ack;
+  9–10 % of wall inclusive) and the outbox worker (per item the webhook POST, 7–11 %, then a
+  `mark_delivered` commit; 11–17 % inclusive). Sampled during a run, the inbox's backlog grew
+  to 1,170 messages while the outbox held about 200 pending: the consumer is the first limit,
+  the webhook worker the next.
+* Router and broker: 0.05–0.16 cores each, mostly idle: not the limit here.
+
+So the target needs fewer commits per event on both sides: the sender writing a batch's
+processing-log records in one transaction; the receiver accepting, storing and acknowledging
+several messages in one transaction (multiple-ack) and its outbox worker delivering several
+items at once (per-subject order kept) and marking them delivered together.
 """
 
 from __future__ import annotations
