@@ -284,7 +284,8 @@ def _pipeline_panels(results: dict[str, Any], rate_ax: Any, cpu_ax: Any) -> None
         values.append(row["events_per_s"])
         colours.append("tab:orange")
     if values:
-        rate_ax.bar(labels, values, color=colours)
+        bars = rate_ax.bar(labels, values, color=colours)
+        rate_ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7)
         rate_ax.axhline(500, color="red", linestyle=":", label="target 500 ev/s")
         rate_ax.legend(fontsize=7)
         rate_ax.tick_params(axis="x", labelsize=7)
