@@ -1,13 +1,15 @@
 """The hub benchmark against the local RabbitMQ, on a fresh vhost and database.
 
     python -m bench [--quick | --tiny]
-                    [--only relay throughput latency fanout national_day memory observability]
+                    [--only relay throughput pipeline latency fanout national_day memory observability]
                     [--postgres] [--profile [ping|sealed]] [--out bench/results]
 
 Sections: the plain aio-pika relay (the baseline every hub figure is divided by), hub
-throughput with one, two and three routers, end-to-end latency at fixed rates, fan-out to a group of
-400, a national day's mixed stream, the router's memory over a long run, and what metrics and
-tracing cost the one-router throughput (observability). Prints a table
+throughput with one, two and three routers, the pipeline through connector processes (HTTP
+source → sender connector → hub → receiver connector → webhook), end-to-end latency at
+fixed rates, fan-out to a group of 400, a national day's mixed stream, the router's memory over
+a long run, and what metrics and tracing cost the one-router throughput (observability). Prints
+a table
 with the targets met or missed and writes `bench-<time>.json` and `.png` under --out.
 `python -m bench.crypto` and `python -m bench.letters` are separate micro-benchmarks.
 """
@@ -28,11 +30,21 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import fanout, latency, memory, national_day, observability, relay, report, throughput
+from bench import (
+    fanout,
+    latency,
+    memory,
+    national_day,
+    observability,
+    pipeline,
+    relay,
+    report,
+    throughput,
+)
 from bench.deployment import BrokerTooSmall, Deployment, machine
 from bench.profile import Profiler
 
-SECTIONS = ("relay", "throughput", "latency", "fanout", "national_day", "memory", "observability")
+SECTIONS = ("relay", "throughput", "pipeline", "latency", "fanout", "national_day", "memory", "observability")
 RESULTS = Path(__file__).resolve().parent / "results"
 PUBLISHER = "ingrado"
 FANOUT_GROUP = "bench-fanout"
@@ -50,11 +62,12 @@ class Sizes:
     fanout_reps: int
     national: int
     memory: tuple[int, int]
+    pipeline: int  # events through the connector processes
 
 
-FULL = Sizes(20_000, 10_000, 10.0, (200, 500, 1000), 400, 342, 5, 20_000, (100_000, 500_000))
-QUICK = Sizes(3_000, 2_000, 3.0, (200, 500, 1000), 400, 342, 3, 3_000, (2_000, 10_000))
-TINY = Sizes(300, 100, 0.25, (200, 500, 1000), 24, 20, 1, 100, (200, 800))
+FULL = Sizes(20_000, 10_000, 10.0, (200, 500, 1000), 400, 342, 5, 20_000, (100_000, 500_000), 6_000)
+QUICK = Sizes(3_000, 2_000, 3.0, (200, 500, 1000), 400, 342, 3, 3_000, (2_000, 10_000), 2_000)
+TINY = Sizes(300, 100, 0.25, (200, 500, 1000), 24, 20, 1, 100, (200, 800), 100)
 
 SENDERS = ("GM0001", "GM0002", "GM0003", "GM0004")
 RECEIVERS = ("GM0005", "GM0006", "GM0007", "GM0008")
@@ -72,7 +85,7 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
     if args.memory_events:
         sizes = Sizes(**{**sizes.__dict__, "memory": tuple(args.memory_events)})
     only = set(args.only or SECTIONS)
-    if "throughput" in only:
+    if only & {"throughput", "pipeline"}:
         only.add("relay")  # a ratio needs its baseline from the same run
     if "latency" in only:
         only.add("latency_relay")  # and so does a latency
@@ -136,6 +149,18 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
 
         await section("relay", relays)
         await section("throughput", throughputs)
+
+        async def pipelines() -> list[dict[str, Any]]:
+            prof = out_dir if args.profile else None
+            # One document per POST (as the fault suite sends), then arrays of BATCH.
+            return [
+                await pipeline.measure(
+                    dep, sizes.pipeline, SENDERS[0], RECEIVERS[0], batch=batch, profile_dir=prof
+                )
+                for batch in (1, pipeline.BATCH)
+            ]
+
+        await section("pipeline", pipelines)
         await section("latency_relay", lambda: latency.relay_baseline(dep, sizes.rates, sizes.latency_s))
         await section(
             "latency", lambda: latency.measure(dep, sizes.rates, sizes.latency_s, SENDERS, RECEIVERS)
@@ -153,7 +178,7 @@ async def run(args: argparse.Namespace, console: Console) -> tuple[dict[str, Any
         await section(
             "observability", lambda: observability.measure(dep, sizes.throughput, SENDERS, RECEIVERS)
         )
-        if profiler is not None:
+        if profiler is not None and "throughput" in only:  # the router's profile
             results["profile"] = profiler.summary()
     finally:
         await dep.close()
@@ -186,7 +211,8 @@ def main() -> None:
         nargs="?",
         const="ping",
         choices=("ping", "sealed"),
-        help="py-spy on the router during the one-router throughput run of this kind (ping)",
+        help="py-spy on the router during the one-router throughput run of this kind (ping), and "
+        "on the sender and receiver connectors during the pipeline run",
     )
     parser.add_argument("--national-events", type=int, help="events in the national-day run")
     parser.add_argument(

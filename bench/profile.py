@@ -1,8 +1,8 @@
-"""Where the router's time goes: py-spy attached to a router process during a run.
+"""Where a process's time goes: py-spy attached to a router (or connector) process during a run.
 
-Two samplers run side by side: a flame graph of on-CPU time (`router.svg`) and collapsed
-stacks of wall time including idle waits (`router.txt`), summarised here by package and by
-function so the report can say what costs most.
+Two samplers run side by side: a flame graph of on-CPU time (`<name>.svg`, `router.svg` for
+the router) and collapsed stacks of wall time including idle waits (`<name>.txt`), summarised
+here by package and by function so the report can say what costs most.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ _PACKAGES = (
     ("hub/", "hub"),
     ("schemas/", "schemas"),
     ("sqlalchemy", "sqlalchemy"),
+    ("connectors/", "connectors"),
     ("aiosqlite", "aiosqlite"),
     ("asyncpg", "asyncpg"),
     ("aio_pika", "aio-pika"),
@@ -30,6 +32,13 @@ _PACKAGES = (
     ("joserfc", "joserfc"),
     ("cryptography", "cryptography"),
     ("pydantic", "pydantic"),
+    ("httpx", "httpx"),
+    ("httpcore", "httpcore"),
+    ("h11", "h11"),
+    ("uvicorn", "uvicorn"),
+    ("starlette", "starlette"),
+    ("fastapi", "fastapi"),
+    ("opentelemetry", "opentelemetry"),
     ("asyncio", "asyncio"),
     ("json", "json"),
     ("logging", "logging"),
@@ -38,17 +47,22 @@ _PACKAGES = (
 
 # Leaf frames that mean "waiting": the event loop in epoll (for the broker or for the store's
 # worker thread) and aiosqlite's worker thread waiting for its next statement.
+_ROOT = str(Path(__file__).resolve().parents[1]) + "/"
+_OURS = re.compile(r"^(hub|connectors|schemas)/")
 _IDLE = ("EpollSelector.select", "_connection_worker_thread (aiosqlite/core.py:59)")
 
 
 class Profiler:
-    def __init__(self, out_dir: Path, rate: int = 100) -> None:
+    def __init__(self, out_dir: Path, rate: int = 100, name: str = "router") -> None:
         self.out_dir = out_dir
         self.rate = rate
-        self.svg = out_dir / "router.svg"
-        self.raw = out_dir / "router.txt"
+        self.name = name
+        self.svg = out_dir / f"{name}.svg"
+        self.raw = out_dir / f"{name}.txt"
         self._procs: list[subprocess.Popen[bytes]] = []
         self.error: str | None = None
+        self._attached = 0.0
+        self.seconds = 0.0  # how long it sampled
 
     @staticmethod
     def executable() -> str | None:
@@ -61,6 +75,7 @@ class Profiler:
             self.error = "py-spy is not installed (pip install inbeeld[bench])"
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._attached = time.perf_counter()
         common = [exe, "record", "--pid", str(pid), "--rate", str(self.rate), "--nonblocking"]
         self._procs = [
             subprocess.Popen(
@@ -74,6 +89,8 @@ class Profiler:
         ]
 
     def detach(self) -> None:
+        if self._procs:
+            self.seconds = time.perf_counter() - self._attached
         for p in self._procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -90,7 +107,11 @@ class Profiler:
     def summary(self, top: int = 12) -> dict[str, Any]:
         if self.error or not self.raw.exists():
             return {"error": self.error or "no profile written"}
-        return summarise(self.raw.read_text(errors="replace"), top)
+        collapsed = self.raw.read_text(errors="replace")
+        out = summarise(collapsed, top)
+        if self.name != "router":  # a connector: where its wall time goes, thread by thread
+            out["by_thread"] = by_thread(collapsed, self.rate, self.seconds)
+        return out
 
 
 def _package(file: str) -> str:
@@ -98,6 +119,12 @@ def _package(file: str) -> str:
         if needle in file:
             return name
     return "other"
+
+
+def _ours(file: str) -> str:
+    """A file by its path from the checkout's root (hub/router.py) when it is the project's;
+    py-spy names files relative to their sys.path entry, or absolute."""
+    return file.removeprefix(_ROOT)
 
 
 def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
@@ -125,8 +152,8 @@ def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
             if not fm:
                 continue
             file = fm.group("file")
-            if "hub/" in file or "schemas/" in file:
-                key = f"{fm.group('func')} ({file.split('/main/')[-1]})"
+            if _OURS.match(_ours(file)):
+                key = f"{fm.group('func')} ({_ours(file)})"
                 if key not in seen:
                     seen.add(key)
                     inclusive[key] += count
@@ -136,4 +163,43 @@ def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
         "idle_share": round(idle / max(total, 1), 3),
         "busy_by_package": {k: round(v / busy, 3) for k, v in leaf_pkg.most_common()},
         "hub_functions_inclusive": {k: round(v / busy, 3) for k, v in inclusive.most_common(top)},
+    }
+
+
+def by_thread(collapsed: str, rate: int, seconds: float, top: int = 8) -> dict[str, Any]:
+    """Wall time of a connector process by thread, as shares of the run's `seconds`: the
+    event loop (waiting in epoll, or running code: the project's functions inclusive), the
+    SQLite worker threads (aiosqlite: executing a statement, commit included, or waiting for
+    the next) and the rest. Samples of all threads at `rate` per second, idle included."""
+    wall = max(seconds * rate, 1.0)
+    shares: Counter[str] = Counter()
+    loop_functions: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack or not count_s.isdigit():
+            continue
+        count = int(count_s)
+        frames = stack.split(";")
+        leaf = frames[-1]
+        if "_connection_worker_thread" in stack:
+            waiting = "_connection_worker_thread (aiosqlite/core.py:59)" in leaf
+            shares["sqlite threads waiting" if waiting else "sqlite threads executing"] += count
+        elif "Thread._bootstrap" in frames[0]:
+            shares["other threads"] += count
+        elif "EpollSelector.select" in leaf:
+            shares["event loop waiting (epoll)"] += count
+        else:
+            shares["event loop running"] += count
+            seen: set[str] = set()
+            for frame in frames:
+                fm = _FRAME.match(frame.strip())
+                if fm and _OURS.match(_ours(fm.group("file"))):
+                    key = f"{fm.group('func')} ({_ours(fm.group('file'))})"
+                    if key not in seen and "cli/" not in key and "supervised" not in key:
+                        seen.add(key)
+                        loop_functions[key] += count
+    return {
+        "seconds": round(seconds, 1),
+        "thread_share_of_wall": {k: round(v / wall, 3) for k, v in shares.most_common()},
+        "loop_functions_share_of_wall": {k: round(v / wall, 3) for k, v in loop_functions.most_common(top)},
     }

@@ -14,6 +14,7 @@ TARGETS = {
     "throughput": "hub ping ≥ 0.9 × plain relay, one router",
     "sealed": "sealed transfer.offered ≥ 0.5 × plain relay, one router",
     "routers": "sealed, 2 routers ≥ 1.6 × one router",
+    "pipeline": "pipeline ≥ 500 ev/s (HTTP source → connectors → hub → webhook), lost 0, duplicated 0",
     "latency": "p99 < 25 ms at 500 events/s",
     "fanout": "fan-out to 400 < 2 s",
     "national_day": "national day ≥ 1,000 ev/s",
@@ -56,6 +57,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"target": TARGETS[key], "value": value, "met": bool(r and r >= floor)})
         if row["routers"] == 2 and row["kind"] == "sealed" and (g := growth(results, row)):
             out.append({"target": TARGETS["routers"], "value": f"{g:.2f} ×", "met": g >= 1.6})
+    if rows := results.get("pipeline"):
+        best = max(rows, key=lambda r: r["events_per_s"])
+        clean = all(r["lost"] == 0 and r["duplicated"] == 0 for r in rows)
+        r = ratio(results, best["events_per_s"])
+        out.append(
+            {
+                "target": TARGETS["pipeline"],
+                "value": f"{best['events_per_s']:,.0f} ev/s ({best['post']}"
+                + (f", {r:.2f} × relay" if r else "")
+                + ")"
+                + ("" if clean else ", events lost or doubled"),
+                "met": clean and best["events_per_s"] >= 500,
+            }
+        )
     for row in results.get("latency") or []:
         if row["offered_per_s"] == 500:
             out.append(
@@ -141,6 +156,14 @@ def table(results: dict[str, Any]) -> Table:
             f"{row['msgs_per_s']:,.0f} ev/s{flag}",
             note,
         )
+    for row in results.get("pipeline") or []:
+        r = ratio(results, row["events_per_s"])
+        t.add_row(
+            "pipeline",
+            f"{row['event']}, {row['events']:,} posted ({row['post']}), HTTP source → webhook",
+            f"{row['events_per_s']:,.0f} ev/s",
+            (f"{r:.2f} × · " if r else "") + f"lost {row['lost']} · duplicated {row['duplicated']}",
+        )
     base = {r["offered_per_s"]: r for r in results.get("latency_relay") or []}
     for row in results.get("latency") or []:
         notes = ["saturated"] if row["saturated"] else []
@@ -217,7 +240,7 @@ def write_png(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     results = _ok(results)
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    fig, axes = plt.subplots(3, 2, figsize=(12, 12))
     m = results["machine"]
     fig.suptitle(f"Inbeeld hub benchmark · {m['date']} · {m['cores']} cores · RabbitMQ {m['rabbitmq']}")
     ax = axes[0][0]
@@ -266,7 +289,39 @@ def write_png(results: dict[str, Any], path: Path) -> None:
         ax.plot([s[0] for s in mem["samples"]], [s[1] for s in mem["samples"]], color="tab:purple")
         ax.set_xlabel("events routed")
     ax.set_title("router RSS (MiB)")
+    _pipeline_panels(results, axes[2][0], axes[2][1])
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _pipeline_panels(results: dict[str, Any], rate_ax: Any, cpu_ax: Any) -> None:
+    """The pipeline's ev/s beside the relay baseline of the same run, with its target; and the
+    CPU each process of the pipeline used while it ran."""
+    rows = results.get("pipeline") or []
+    labels, values, colours = [], [], []
+    if base := (results.get("relay") or {}).get("concurrent"):
+        labels.append("relay\nconcurrent")
+        values.append(base["msgs_per_s"])
+        colours.append("grey")
+    for row in rows:
+        labels.append(f"pipeline\n{row['post']}")
+        values.append(row["events_per_s"])
+        colours.append("tab:orange")
+    if values:
+        bars = rate_ax.bar(labels, values, color=colours)
+        rate_ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7)
+        rate_ax.axhline(500, color="red", linestyle=":", label="target 500 ev/s")
+        rate_ax.legend(fontsize=7)
+        rate_ax.tick_params(axis="x", labelsize=7)
+    rate_ax.set_title("pipeline: HTTP source → connectors → hub → webhook (ev/s)")
+    for i, row in enumerate(rows):
+        bottom = 0.0
+        for j, (name, cores) in enumerate(sorted((row.get("cpu_cores") or {}).items())):
+            cpu_ax.bar(i, cores, bottom=bottom, color=f"C{j}", label=name if i == 0 else None)
+            bottom += cores
+    if rows:
+        cpu_ax.set_xticks(range(len(rows)), [r["post"] for r in rows], fontsize=7)
+        cpu_ax.legend(fontsize=7)
+    cpu_ax.set_title("pipeline: CPU per process (cores)")

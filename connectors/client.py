@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -186,6 +187,13 @@ class ProcessingLog(Protocol):
     `connectors.store.LocalStore` keeps it, the data subject encrypted at rest."""
 
     async def log_processing(self, record: ProcessingRecord) -> None: ...
+
+
+# Inside `Connector.publish_many`: the processing-log records of its publishes, written
+# together in one transaction once they have all settled (None: each is written at once).
+_batch_records: contextvars.ContextVar[list[ProcessingRecord] | None] = contextvars.ContextVar(
+    "inbeeld_batch_records", default=None
+)
 
 
 class MemoryInboxState:
@@ -530,6 +538,37 @@ class Connector:
             span.end()
             await self._log(span, f"send {event.short_type}", status, started, event, subject, None, basis)
 
+    async def publish_many(self, events: Sequence[CloudEvent], *, in_flight: int = 64) -> list[CloudEvent]:
+        """Publish several events with their confirms outstanding together (at most
+        `in_flight` at a time) rather than one after the other. Events of the same `subject`
+        go one after the other, in the order given; the others concurrently. Returns what was
+        sent, in the order given; raises the first failure once every publish has settled
+        (the events before it in its subject's order, and those of other subjects, may have
+        been sent). Their processing-log records are written together, in one transaction
+        where the log can (`log_processing_many`), once every publish has settled."""
+        gate = asyncio.Semaphore(in_flight)
+        sent: list[CloudEvent | None] = [None] * len(events)
+        lanes: dict[str | int, list[int]] = {}
+        for i, event in enumerate(events):
+            lanes.setdefault(event.subject if event.subject is not None else i, []).append(i)
+
+        async def lane(indexes: list[int]) -> None:
+            for i in indexes:
+                async with gate:
+                    sent[i] = await self.publish(events[i])
+
+        records: list[ProcessingRecord] = []
+        token = _batch_records.set(records)  # the lanes' tasks copy this context: same list
+        try:
+            results = await asyncio.gather(*(lane(ix) for ix in lanes.values()), return_exceptions=True)
+        finally:
+            _batch_records.reset(token)
+            await self._write_records(records)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [e for e in sent if e is not None]
+
     async def _log(
         self,
         span: tracing.Span,
@@ -566,10 +605,36 @@ class Connector:
             about=event.subject,
             legal_basis=legal_basis,
         )
+        batch = _batch_records.get()
+        if batch is not None:  # publish_many writes them together
+            batch.append(record)
+            return
         try:
             await self.processing_log.log_processing(record)
         except Exception as exc:  # the log must not lose the event; say so loudly
             log.error("connector.processing_log_failed", event_id=event.id, error=type(exc).__name__)
+
+    async def _write_records(self, records: list[ProcessingRecord]) -> None:
+        if not records or self.processing_log is None:
+            return
+        many = getattr(self.processing_log, "log_processing_many", None)
+        try:
+            if many is not None:
+                await many(records)
+                return
+        except Exception as exc:  # the log must not lose the events; say so loudly
+            log.error(
+                "connector.processing_log_failed",
+                event_ids=[r.event_id for r in records],
+                error=type(exc).__name__,
+            )
+            return
+        for record in records:
+            try:
+                await self.processing_log.log_processing(record)
+            except Exception as exc:
+                error = type(exc).__name__
+                log.error("connector.processing_log_failed", event_id=record.event_id, error=error)
 
     async def _deliver(self, event: CloudEvent) -> CloudEvent:
         if self._closed or self._ingress is None:

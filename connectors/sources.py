@@ -21,6 +21,15 @@ an error names exactly one field (`data.pupil.bsn`, `recipients.0`) and why, nev
   event.
 * `http` — `POST /events` on a local port answers 202 `{"id": ...}`, 422
   `{"field", "error"}` or 503 (broker unreachable: try again); optional bearer token.
+  The body may also be a JSON array of such documents (a batch: at most `MAX_BATCH_EVENTS`
+  = 500 of them, at most 4 MiB; a single document stays at most 1 MiB). Every element is
+  validated before anything is sent; a bad one refuses the whole batch with 422 naming its
+  index first (`{"field": "3.data.pupil.bsn", "error": "3.data.pupil.bsn: ..."}`), an empty
+  or too long array names `(body)`. A good batch is published with its broker confirms
+  outstanding together (events of the same `subject` one after the other, in the array's
+  order) and answers 202 `{"ids": [...]}` in the array's order. A 503 means part of the batch
+  may have been sent: post it again with the same `id`s, and what arrives twice is a
+  duplicate the hub and the recipient drop.
 """
 
 from __future__ import annotations
@@ -58,6 +67,8 @@ log = structlog.get_logger("inbeeld.connector.sources")
 
 _SOURCE_NS = uuid.UUID("3e0d6a5c-52f4-4f5e-8a3b-7c1d9e2f4a10")
 MAX_FILE_BYTES = 1_048_576
+MAX_BATCH_EVENTS = 500  # events in one `POST /events` array
+MAX_BATCH_BYTES = 4 * MAX_FILE_BYTES  # the body of such an array
 _REMEMBERED = 10_000  # sent files whose event id a folder source remembers for a refusal
 _ID = r"^[A-Za-z0-9._:-]+$"
 
@@ -225,6 +236,29 @@ class FolderSource:
         return target
 
 
+def _read_body(body: bytes) -> Any:
+    """The POSTed JSON: one document (at most 1 MiB) or an array of them (at most 4 MiB)."""
+    batch = body.lstrip()[:1] == b"["
+    if len(body) > (MAX_BATCH_BYTES if batch else MAX_FILE_BYTES):
+        limit = "4 MiB (an array of events)" if batch else "1 MiB"
+        raise TooLarge(f"the body exceeds {limit}", field="(body)")
+    try:
+        return nesting.loads(body, what="(body): the JSON", field="(body)")  # or TooDeep
+    except ValueError:  # UnicodeDecodeError included
+        raise SchemaInvalid("(body): not valid JSON", field="(body)") from None
+
+
+def _at_index(exc: ContractError, index: int) -> ContractError:
+    """The same refusal, its field and message prefixed with the element's index."""
+    field = f"{index}.{exc.field}" if exc.field else str(index)
+    message = exc.message
+    if exc.field and message.startswith(f"{exc.field}:"):
+        message = message[len(exc.field) + 1 :]
+    else:
+        message = " " + message
+    return type(exc)(f"{field}:{message}", field=field)
+
+
 def _move(path: Path, directory: Path) -> Path:
     target = directory / path.name
     if target.exists():
@@ -272,22 +306,40 @@ class HttpSource:
                     return JSONResponse({"error": "unauthorised"}, status_code=401)
             body = await request.body()
             try:
-                if len(body) > MAX_FILE_BYTES:
-                    raise TooLarge("the body exceeds 1 MiB", field="(body)")
-                try:
-                    doc = nesting.loads(body, what="(body): the JSON", field="(body)")  # or TooDeep
-                except ValueError:  # UnicodeDecodeError included
-                    raise SchemaInvalid("(body): not valid JSON", field="(body)") from None
-                event = prepare(self.connector, doc)
+                doc = _read_body(body)
+                if isinstance(doc, list):
+                    events = self._prepare_batch(doc)
+                else:
+                    events = [prepare(self.connector, doc)]
             except ContractError as exc:
                 return JSONResponse({"field": exc.field, "error": exc.message}, status_code=422)
             try:
-                await self.connector.publish(event)
+                if isinstance(doc, list):
+                    sent = await self.connector.publish_many(events)
+                    return JSONResponse({"ids": [e.id for e in sent]}, status_code=202)
+                await self.connector.publish(events[0])
             except ConnectorError as exc:
                 return JSONResponse({"error": exc.message}, status_code=503)
-            return JSONResponse({"id": event.id}, status_code=202)
+            return JSONResponse({"id": events[0].id}, status_code=202)
 
         return app
+
+    def _prepare_batch(self, docs: list[Any]) -> list[CloudEvent]:
+        """Every element validated before anything is sent; the first bad one is named by
+        its index (`3.data.pupil.bsn`)."""
+        if not docs:
+            raise SchemaInvalid("(body): an empty array; send at least one event", field="(body)")
+        if len(docs) > MAX_BATCH_EVENTS:
+            raise TooLarge(
+                f"(body): {len(docs)} events; a batch holds at most {MAX_BATCH_EVENTS}", field="(body)"
+            )
+        events = []
+        for i, doc in enumerate(docs):
+            try:
+                events.append(prepare(self.connector, doc))
+            except ContractError as exc:
+                raise _at_index(exc, i) from None
+        return events
 
     async def run(self) -> None:
         await self.server.serve()

@@ -509,6 +509,16 @@ class LocalStore:
         A record without a data subject that is `about` a transfer or notice takes the subject
         (and the legal basis) of the first record of that transfer or notice under the same
         processing activity: the answers to an offer carry no BSN, the offer does."""
+        async with self.engine.begin() as conn:
+            await self._log_one(conn, record, user_name)
+
+    async def log_processing_many(self, records: Sequence[ProcessingRecord]) -> None:
+        """Keep several processing-log records (as `log_processing` each) in one transaction."""
+        async with self.engine.begin() as conn:
+            for record in records:
+                await self._log_one(conn, record, None)
+
+    async def _log_one(self, conn: AsyncConnection, record: ProcessingRecord, user_name: str | None) -> None:
         activity = self.activity_id(record.processing_activity_id)
         row: dict[str, Any] = {
             "trace_id": record.trace_id,
@@ -528,31 +538,30 @@ class LocalStore:
             "attributes": json.dumps(dict(record.attributes), sort_keys=True) if record.attributes else None,
         }
         log_ = processing_log.c
-        async with self.engine.begin() as conn:
-            bsn = record.data_subject_id
-            if bsn is None and record.about is not None and self.keystore is not None:
-                first = (
-                    (
-                        await conn.execute(
-                            select(processing_log)
-                            .where(
-                                log_.subject == record.about,
-                                log_.processing_activity_id == activity,
-                                log_.subject_index.is_not(None),
-                            )
-                            .order_by(log_.id)
-                            .limit(1)
+        bsn = record.data_subject_id
+        if bsn is None and record.about is not None and self.keystore is not None:
+            first = (
+                (
+                    await conn.execute(
+                        select(processing_log)
+                        .where(
+                            log_.subject == record.about,
+                            log_.processing_activity_id == activity,
+                            log_.subject_index.is_not(None),
                         )
+                        .order_by(log_.id)
+                        .limit(1)
                     )
-                    .mappings()
-                    .first()
                 )
-                if first is not None:
-                    bsn = self._record(first).data_subject_id
-                    row["legal_basis"] = row["legal_basis"] or first["legal_basis"]
-            if bsn is not None and self.keystore is not None:
-                row.update(self._subject_columns(record.span_id, bsn))
-            await conn.execute(processing_log.insert().values(**row))
+                .mappings()
+                .first()
+            )
+            if first is not None:
+                bsn = self._record(first).data_subject_id
+                row["legal_basis"] = row["legal_basis"] or first["legal_basis"]
+        if bsn is not None and self.keystore is not None:
+            row.update(self._subject_columns(record.span_id, bsn))
+        await conn.execute(processing_log.insert().values(**row))
 
     async def attach_subject(self, activity: str, about: str, bsn: str) -> int:
         """Name the data subject of the records `about` a transfer or notice (under the

@@ -36,6 +36,9 @@ def test_tiny_run_writes_every_section(tmp_path: Path) -> None:
     rates = [r["offered_per_s"] for r in data["latency"]]
     assert [r["offered_per_s"] for r in data["latency_relay"]] == rates
     assert all(r["complete"] and r["p99_ms"] > 0 for r in data["latency_relay"])
+    # Through the connector processes, one document per POST and arrays: all delivered, once.
+    assert [r["batch"] for r in data["pipeline"]] == [1, 100]
+    assert all(r["complete"] and r["lost"] == 0 and r["duplicated"] == 0 for r in data["pipeline"])
     spans = data["observability"]["span_us_per_event"]
     assert spans["on"] > spans["off"] > 0  # recording costs something, and it is measured
     assert {t["target"] for t in data["targets"]}  # every target was judged

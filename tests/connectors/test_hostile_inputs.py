@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from connectors.cli import app
-from connectors.client import Connector
+from connectors.client import Connector, ConnectorError
 from connectors.config import FolderSourceConfig, HttpSourceConfig
 from connectors.keystore import Keystore
 from connectors.register import count, import_csv
-from connectors.sources import MAX_FILE_BYTES, FolderSource, HttpSource
+from connectors.sources import MAX_BATCH_EVENTS, MAX_FILE_BYTES, FolderSource, HttpSource
 from connectors.store import LocalStore
 from schemas.envelope import CloudEvent
 from tests.connectors.test_register import HEADER, bsn
@@ -205,6 +205,8 @@ async def test_http_source_answers_hostile_bodies_with_422() -> None:
         for name, (raw, field, why) in FILES.items():
             if name == "huge.json":
                 field = "(body)"
+            if name == "top-level-array.json":  # over HTTP an array is a batch: element 0 is no document
+                field = "0.document"
             response = await client.post("/events", content=raw, headers={"content-type": "application/json"})
             assert response.status_code == 422, (name, response.status_code, response.text)
             body = response.json()
@@ -224,6 +226,81 @@ async def test_http_source_never_answers_5xx(raw: bytes) -> None:
         response = await client.post("/events", content=raw)
     assert response.status_code in (202, 422), (response.status_code, response.text)
     assert len(connector.published) == (response.status_code == 202)
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": PING, "recipients": ["GM0599"], "data": {"text": text}, **extra}
+
+
+async def test_http_source_takes_an_array_and_answers_the_ids_in_order() -> None:
+    client, connector = _http_client()
+    docs = [_doc(f"b{i}", id=f"batch-{i}") for i in range(5)] + [_doc("no id")]
+    async with client:
+        response = await client.post("/events", json=docs)
+    assert response.status_code == 202, response.text
+    ids = response.json()["ids"]
+    assert ids[:5] == [f"batch-{i}" for i in range(5)] and len(ids) == 6 and ids[5]
+    assert [e.id for e in connector.published] == ids  # one subject each: sent in order here
+
+
+async def test_http_source_keeps_a_subjects_order_within_a_batch() -> None:
+    client, connector = _http_client()
+    docs = [_doc(f"s{i}", id=f"ordered-{i}", subject=f"case-{i % 2}") for i in range(8)]
+    async with client:
+        response = await client.post("/events", json=docs)
+    assert response.status_code == 202, response.text
+    for subject in ("case-0", "case-1"):
+        mine = [e.id for e in connector.published if e.subject == subject]
+        assert mine == [d["id"] for d in docs if d["subject"] == subject]
+
+
+@pytest.mark.parametrize(
+    ("docs", "field", "why"),
+    [
+        ([_doc("ok"), _doc("x" * 201), _doc("ok")], "1.data.text", "1.data.text: "),
+        ([_doc("ok"), _doc("ok"), {"type": PING}], "2.recipients", "2.recipients: "),
+        ([_doc("ok"), 7], "1.document", "1.document: "),
+        ([_doc("ok", bogus=1)], "0.bogus", "0.bogus: "),
+        ([], "(body)", "an empty array"),
+        ([_doc("ok")] * (MAX_BATCH_EVENTS + 1), "(body)", f"at most {MAX_BATCH_EVENTS}"),
+    ],
+    ids=["bad-payload", "missing-field", "not-an-object", "unknown-field", "empty", "too-many"],
+)
+async def test_http_source_refuses_a_bad_batch_whole(docs: list[Any], field: str, why: str) -> None:
+    client, connector = _http_client()
+    async with client:
+        response = await client.post("/events", json=docs)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["field"] == field and why in body["error"], body
+    assert set(body) == {"field", "error"}
+    assert not connector.published  # nothing of the batch was sent
+
+
+async def test_http_source_limits_the_body_of_a_batch() -> None:
+    client, connector = _http_client()
+    raw = b"[" + b",".join([json.dumps(_doc("x" * 200)).encode()] * 20_000) + b"]"
+    assert len(raw) > 4 * MAX_FILE_BYTES
+    async with client:
+        response = await client.post("/events", content=raw)
+    assert response.status_code == 422
+    assert response.json() == {"field": "(body)", "error": "the body exceeds 4 MiB (an array of events)"}
+    assert not connector.published
+
+
+class UnreachableConnector(RecordingConnector):
+    async def publish(self, event: CloudEvent) -> CloudEvent:
+        raise ConnectorError("cannot reach the hub's broker at 127.0.0.1:1 (ConnectionRefusedError)")
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+async def test_http_source_answers_503_while_the_broker_is_away(batch: bool) -> None:
+    source = HttpSource(HttpSourceConfig(kind="http", port=0), UnreachableConnector(), token=None)
+    transport = httpx.ASGITransport(app=source.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://src") as client:
+        response = await client.post("/events", json=[_doc("a"), _doc("b")] if batch else _doc("a"))
+    assert response.status_code == 503
+    assert "cannot reach the hub's broker" in response.json()["error"]
 
 
 # -- CSV imports into the pupil register -----------------------------------------------------

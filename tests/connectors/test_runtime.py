@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from connectors import Connector
@@ -146,6 +147,38 @@ async def test_folder_source_to_webhook_once(hub: RunningHub, tmp_path: Path, we
         assert len(body["sequence"]) == 20 and int(body["sequence"]) >= 1  # the wire's zero-padded form
         assert (outgoing / "sent" / "drop.json").exists() and not (outgoing / "drop.json").exists()
         assert sender.folder_sources[0].sent == 1
+
+
+async def test_http_source_batch_to_webhook_once_in_order(
+    hub: RunningHub, tmp_path: Path, webhook: Webhook
+) -> None:
+    """An array POSTed to the HTTP source: every event reaches the recipient's webhook once,
+    and a subject's events in the order of the array."""
+    marker = f"batch-{uuid.uuid4().hex[:8]}"
+    den_haag = make_config(
+        tmp_path / "denhaag", hub, "GM0518", sources=[{"kind": "http", "host": "127.0.0.1", "port": 0}]
+    )
+    rotterdam = make_config(tmp_path / "rotterdam", hub, "GM0599", sinks=[webhook_sink(webhook)])
+    docs = [
+        {
+            "type": PING,
+            "recipients": ["GM0599"],
+            "data": {"text": f"{marker}-{i}"},
+            "subject": f"{marker}-case",
+            "id": f"{marker}-{i}",
+        }
+        for i in range(12)
+    ]
+    async with Running(den_haag) as sender, Running(rotterdam):
+        port = sender.http_sources[0].port
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.post(f"http://127.0.0.1:{port}/events", json=docs)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"ids": [d["id"] for d in docs]}
+        await until(lambda: len(webhook.accepted_where(marked(marker))) >= 12, what="12 deliveries")
+        await asyncio.sleep(0.5)  # anything doubled would have arrived by now
+        got = [d.body["data"]["text"] for d in webhook.accepted_where(marked(marker))]
+        assert got == [d["data"]["text"] for d in docs]
 
 
 async def test_malformed_source_file_is_refused_and_nothing_sent(hub: RunningHub, tmp_path: Path) -> None:

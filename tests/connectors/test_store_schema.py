@@ -313,3 +313,50 @@ async def test_processing_log_records_from_before_0008_keep_their_rows_and_name_
     finally:
         await store.close()
     assert schema_diff(path) == []
+
+
+async def test_concurrent_writes_of_one_store_all_land(tmp_path: Path) -> None:
+    """Many tasks of one connector writing at once (HTTP requests logging what they sent, one
+    by one and as a batch, the consumer accepting, the outbox worker marking delivered): every
+    write lands."""
+    from schemas.envelope import CloudEvent
+    from schemas.processing_log import ProcessingRecord
+
+    store = await LocalStore.open(tmp_path / "connector.db")
+    try:
+
+        def record(i: int) -> ProcessingRecord:
+            return ProcessingRecord(
+                f"{i:032x}",
+                f"{i:016x}",
+                None,
+                "send ping",
+                1,
+                0.0,
+                1.0,
+                "urn:x",
+                f"ev-{i}",
+                "nl.leerplicht.ping",
+            )
+
+        def ping(i: int) -> CloudEvent:
+            return CloudEvent(
+                source="urn:nld:cbs:GM0518:systeem:t",
+                type="nl.leerplicht.ping",
+                recipients=["GM0599"],
+                data={"text": "x"},
+                id=f"in-{i}",
+            )
+
+        await asyncio.gather(
+            *(store.log_processing(record(i)) for i in range(60)),
+            store.log_processing_many([record(i) for i in range(60, 120)]),
+            *(store.accept(ping(i), [("case-system", b"{}")]) for i in range(60)),
+        )
+        items = await store.due("case-system", limit=100)
+        await asyncio.gather(*(store.mark_delivered(item.id) for item in items))
+        assert len(await store.processing_records()) == 120
+        assert await store.received_count() == 60
+        assert (await store.outbox_counts("case-system")).get("delivered") == 60
+    finally:
+        await store.close()

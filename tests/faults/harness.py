@@ -12,36 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
+from bench.connector_processes import BIN, Proc, base_env, connector_proc, connector_toml
+from bench.connector_processes import free_port as free_port  # the fault tests import it from here
 from tests.utils.hubs import RunningHub
 from tests.utils.proxy import TcpProxy
 from tests.utils.webhook import Webhook
 
-BIN = Path(sys.executable).parent
 PING = "nl.leerplicht.ping"
 SECRET = "faults-webhook-secret"
 SENDER, RECEIVER = "GM0518", "GM0599"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -50,59 +39,6 @@ async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > end:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-@dataclass
-class Proc:
-    """One OS process of the deployment; `kill()` is SIGKILL, `start()` starts it again."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    def start(self) -> None:
-        assert self.popen is None or self.popen.poll() is not None, f"{self.name} is running"
-        out = self.log.open("ab")
-        out.write(f"\n--- start {self.starts + 1} ---\n".encode())
-        out.flush()
-        self.popen = subprocess.Popen(
-            self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        out.close()
-        self.starts += 1
-
-    @property
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def kill(self) -> None:
-        assert self.popen is not None and self.alive, f"{self.name} is not running:\n{self.tail()}"
-        self.popen.send_signal(signal.SIGKILL)
-        self.popen.wait(10)
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
-
-
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INBEELD_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 @dataclass
@@ -164,51 +100,22 @@ class Connector:
         self.http_port = http_port
         creds = dep.hub.creds[code]
         folder.mkdir(parents=True, exist_ok=True)
-        vhost = quote(dep.hub.settings.vhost, safe="")
-        lines = [
-            f'tenant = "{code}"',
-            'system = "faults"',
-            "[broker]",
-            f'url = "amqp://{broker_hosts or f"127.0.0.1:{proxy.port}"}/{vhost}"',
-            f"username = {json.dumps(creds.username)}",
-            f"password = {json.dumps(creds.password)}",
-            f"inbox = {json.dumps(creds.inbox)}",
-            "heartbeat = 5",
-            "prefetch = 64",
-            "publish_timeout = 5",
-            "[store]",
-            'path = "connector.db"',
-        ]
-        if webhook is not None:
-            lines += [
-                "[[sinks]]",
-                'kind = "webhook"',
-                'name = "case-system"',
-                f'url = "{webhook.url}"',
-                f'secret = "{SECRET}"',
-                "timeout_seconds = 5",
-                "initial_backoff_seconds = 0.05",
-                "max_backoff_seconds = 0.5",
-            ]
-        if http_port is not None:
-            lines += ["[[sources]]", 'kind = "http"', 'host = "127.0.0.1"', f"port = {http_port}"]
         config = folder / "connector.toml"
-        config.write_text("\n".join(lines) + "\n")
-        self.proc = Proc(
-            f"connector-{code}",
-            [
-                str(BIN / "inbeeld-connector"),
-                "run",
-                "--config",
-                str(config),
-                "--log-format",
-                "json",
-                "--log-level",
-                "WARNING",
-            ],
-            base_env(),
-            folder / "connector.log",
+        config.write_text(
+            connector_toml(
+                tenant=code,
+                system="faults",
+                broker_hosts=broker_hosts or f"127.0.0.1:{proxy.port}",
+                vhost=dep.hub.settings.vhost,
+                username=creds.username,
+                password=creds.password,
+                inbox=creds.inbox,
+                webhook_url=webhook.url if webhook is not None else None,
+                webhook_secret=SECRET,
+                http_port=http_port,
+            )
         )
+        self.proc = connector_proc(f"connector-{code}", config)
 
     async def ready(self, timeout: float = 30.0) -> None:
         """Started; for a sender, its HTTP source answers."""
