@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,18 +128,33 @@ def _ours(file: str) -> str:
     return file.removeprefix(_ROOT)
 
 
+def _stacks(collapsed: str) -> Iterator[tuple[list[str], int]]:
+    """py-spy's collapsed stacks: each line's frames (outermost first) and its sample count."""
+    for line in collapsed.splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if stack and count_s.isdigit():
+            yield stack.split(";"), int(count_s)
+
+
+def _our_functions(frames: list[str]) -> list[str]:
+    """The project's functions on a stack, each once: `func (path)`."""
+    keys: list[str] = []
+    for frame in frames:
+        fm = _FRAME.match(frame.strip())
+        if fm and _OURS.match(_ours(fm.group("file"))):
+            key = f"{fm.group('func')} ({_ours(fm.group('file'))})"
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
 def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
     """Idle share (of all threads' samples), busy share by package (leaf frame), and the
     costliest functions of ours (inclusive: the share of busy samples passing through them)."""
     total = idle = 0
     leaf_pkg: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    for line in collapsed.splitlines():
-        stack, _, count_s = line.rpartition(" ")
-        if not stack or not count_s.isdigit():
-            continue
-        count = int(count_s)
-        frames = stack.split(";")
+    for frames, count in _stacks(collapsed):
         total += count
         leaf = frames[-1]
         if any(w in leaf for w in _IDLE):
@@ -146,17 +162,8 @@ def summarise(collapsed: str, top: int = 12) -> dict[str, Any]:
             continue
         m = _FRAME.match(leaf.strip())
         leaf_pkg[_package(m.group("file")) if m else "other"] += count
-        seen: set[str] = set()
-        for frame in frames:
-            fm = _FRAME.match(frame.strip())
-            if not fm:
-                continue
-            file = fm.group("file")
-            if _OURS.match(_ours(file)):
-                key = f"{fm.group('func')} ({_ours(file)})"
-                if key not in seen:
-                    seen.add(key)
-                    inclusive[key] += count
+        for key in _our_functions(frames):
+            inclusive[key] += count
     busy = max(total - idle, 1)
     return {
         "samples": total,
@@ -174,14 +181,9 @@ def by_thread(collapsed: str, rate: int, seconds: float, top: int = 8) -> dict[s
     wall = max(seconds * rate, 1.0)
     shares: Counter[str] = Counter()
     loop_functions: Counter[str] = Counter()
-    for line in collapsed.splitlines():
-        stack, _, count_s = line.rpartition(" ")
-        if not stack or not count_s.isdigit():
-            continue
-        count = int(count_s)
-        frames = stack.split(";")
+    for frames, count in _stacks(collapsed):
         leaf = frames[-1]
-        if "_connection_worker_thread" in stack:
+        if any("_connection_worker_thread" in f for f in frames):
             waiting = "_connection_worker_thread (aiosqlite/core.py:59)" in leaf
             shares["sqlite threads waiting" if waiting else "sqlite threads executing"] += count
         elif "Thread._bootstrap" in frames[0]:
@@ -190,14 +192,9 @@ def by_thread(collapsed: str, rate: int, seconds: float, top: int = 8) -> dict[s
             shares["event loop waiting (epoll)"] += count
         else:
             shares["event loop running"] += count
-            seen: set[str] = set()
-            for frame in frames:
-                fm = _FRAME.match(frame.strip())
-                if fm and _OURS.match(_ours(fm.group("file"))):
-                    key = f"{fm.group('func')} ({_ours(fm.group('file'))})"
-                    if key not in seen and "cli/" not in key and "supervised" not in key:
-                        seen.add(key)
-                        loop_functions[key] += count
+            for key in _our_functions(frames):
+                if "cli/" not in key and "supervised" not in key:
+                    loop_functions[key] += count
     return {
         "seconds": round(seconds, 1),
         "thread_share_of_wall": {k: round(v / wall, 3) for k, v in shares.most_common()},
