@@ -277,14 +277,15 @@ class OutboxWorker:
                     tracing.fail(span, f"http_{exc.status}" if exc.status else "unreachable")
                     span.end()
                     self.failures += 1
+                    if exc.permanent and item.refusals + 1 >= self.config.park_after:
+                        consecutive = 0
+                        await self._park(item, exc)  # reports this failure with the item parked
+                        if item.subject is not None:
+                            parked_now.add(item.subject)
+                        continue
                     await self._health(failed=True, status=exc.status)
                     if exc.permanent:
                         consecutive = 0  # the receiver is up; it refuses this one
-                        if item.refusals + 1 >= self.config.park_after:
-                            await self._park(item, exc)
-                            if item.subject is not None:
-                                parked_now.add(item.subject)
-                            continue
                         delay = self._backoff(item.refusals + 1)
                     else:
                         consecutive += 1
@@ -306,7 +307,9 @@ class OutboxWorker:
         reason = f"{exc.message}, {item.refusals + 1} times"
         held = await self.store.park(item.id, exc.status, reason)
         self.parked += 1
-        await self._health()
+        # Reported after the item is parked, so the hub hears of the failure and the parked
+        # item at once (one alert naming both), not of a failing webhook and then of a parking.
+        await self._health(failed=True, status=exc.status)
         # The alert: metadata only (never the body, so never personal data).
         log.warning(
             "outbox.parked",
